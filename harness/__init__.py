@@ -1,0 +1,18 @@
+"""cnnbench: a benchmarking and profiling harness for convolutional neural networks."""
+
+from __future__ import annotations
+
+from harness.cases import Case, sweep
+from harness.models import get_entry, get_model, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Case",
+    "__version__",
+    "get_entry",
+    "get_model",
+    "list_models",
+    "register_model",
+    "sweep",
+]

@@ -1,0 +1,174 @@
+"""Case: one point of a benchmark grid, frozen and hashable; sweep() expands a grid of them."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from harness.errors import InvalidInputError
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
+DTYPE_METHODS = ("autocast", "cast")
+MEMORY_FORMATS = ("contiguous", "channels_last")
+MODES = ("inference", "training")
+
+# The columns that identify a case across runs and machines (compare joins on these).
+CASE_KEY = (
+    "model",
+    "input_shape",
+    "batch_size",
+    "dtype",
+    "memory_format",
+    "mode",
+    "compiled",
+)
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    """``"float16"``, ``"fp16"``, ``"half"`` or a torch.dtype -> torch.dtype; else a clear error."""
+    if isinstance(name, torch.dtype):
+        if name in DTYPES.values():
+            return name
+        raise InvalidInputError(f"unsupported dtype {name}; use one of {', '.join(DTYPES)}")
+    aliases = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16",
+               "bf16": "bfloat16", "fp64": "float64", "double": "float64"}
+    key = aliases.get(str(name).lower(), str(name).lower().removeprefix("torch."))
+    if key not in DTYPES:
+        raise InvalidInputError(f"unknown dtype {name!r}; use one of {', '.join(DTYPES)}")
+    return DTYPES[key]
+
+
+def dtype_name(dtype: str | torch.dtype) -> str:
+    return str(parse_dtype(dtype)).removeprefix("torch.")
+
+
+def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
+    """``"3x224x224"`` (or ``"3,224,224"``, or a sequence) -> (3, 224, 224), without batch."""
+    if isinstance(text, str):
+        parts = text.lower().replace(",", "x").replace("*", "x").split("x")
+        try:
+            shape = tuple(int(p) for p in parts if p.strip())
+        except ValueError:
+            raise InvalidInputError(
+                f"cannot read input shape {text!r}: write it as CxHxW (3x224x224) or CxL (1x5000)"
+            ) from None
+    else:
+        shape = tuple(int(d) for d in text)
+    if len(shape) not in (2, 3) or any(d < 1 for d in shape):
+        raise InvalidInputError(
+            f"input shape {shape} is not valid: give CxHxW (3x224x224) or CxL (1x5000) with "
+            "positive sizes, without the batch dimension"
+        )
+    return shape
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+@dataclass(frozen=True)
+class Case:
+    """What to run: a model at one input size, batch size, precision, layout and mode.
+
+    ``dtype_method`` says how a reduced precision is applied: ``autocast`` (weights stay
+    float32, ops run in ``dtype`` where torch's autocast lists allow) or ``cast`` (weights and
+    input converted). It is ignored for float32.
+    """
+
+    model: str
+    input_shape: tuple[int, ...]
+    batch_size: int = 1
+    dtype: str = "float32"
+    memory_format: str = "contiguous"
+    mode: str = "inference"
+    compile: bool = False
+    device: str = "cpu"
+    dtype_method: str = "autocast"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", parse_shape(self.input_shape))
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise InvalidInputError(f"batch size must be an integer, got {self.batch_size!r}")
+        if self.batch_size < 1:
+            raise InvalidInputError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise InvalidInputError(
+                f"unknown memory format {self.memory_format!r}; use one of "
+                f"{', '.join(MEMORY_FORMATS)}"
+            )
+        if self.memory_format == "channels_last" and len(self.input_shape) != 3:
+            raise InvalidInputError("channels_last needs a CxHxW input (4-D tensors)")
+        if self.mode not in MODES:
+            raise InvalidInputError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.dtype_method not in DTYPE_METHODS:
+            raise InvalidInputError(
+                f"unknown dtype method {self.dtype_method!r}; use one of {', '.join(DTYPE_METHODS)}"
+            )
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def full_input_shape(self) -> tuple[int, ...]:
+        return (self.batch_size, *self.input_shape)
+
+    @property
+    def case_id(self) -> str:
+        """A readable, stable id: also the pytest id of the case."""
+        parts = [self.model, shape_str(self.input_shape), f"b{self.batch_size}", self.dtype]
+        if self.dtype != "float32":
+            parts.append(self.dtype_method)
+        parts += [self.memory_format, self.mode, "compiled" if self.compile else "eager",
+                  self.device]
+        return "-".join(parts)
+
+    def __str__(self) -> str:
+        return self.case_id
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_shape"] = shape_str(self.input_shape)
+        d["compiled"] = d.pop("compile")
+        return d
+
+
+def sweep(
+    models: Iterable[str],
+    *,
+    input_shapes: Iterable[Sequence[int] | str] | None = None,
+    batch_sizes: Iterable[int] = (1,),
+    dtypes: Iterable[str] = ("float32",),
+    memory_formats: Iterable[str] = ("contiguous",),
+    modes: Iterable[str] = ("inference",),
+    compile: Iterable[bool] = (False,),
+    device: str = "cpu",
+    dtype_method: str = "autocast",
+) -> list[Case]:
+    """Every combination of the given values; a model without ``input_shapes`` runs at its own
+    default input (from the registry). channels_last is skipped for 1D models."""
+    from harness.models import get_entry
+
+    cases: list[Case] = []
+    for model in models:
+        shapes = (
+            [parse_shape(s) for s in input_shapes]
+            if input_shapes is not None
+            else [get_entry(model).input_shape]
+        )
+        for shape, bs, dt, mf, mode, comp in itertools.product(
+            shapes, batch_sizes, dtypes, memory_formats, modes, compile
+        ):
+            if mf == "channels_last" and len(shape) != 3:
+                continue
+            cases.append(Case(model, shape, bs, dt, mf, mode, comp, device, dtype_method))
+    return cases

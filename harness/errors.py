@@ -1,0 +1,38 @@
+"""The harness's typed errors: each says what was wrong and how to fix it.
+
+The CLI prints any `HarnessError` as one line and exits 2; the runner turns one raised inside a
+case into a row with status ``error``.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+
+class UnknownModelError(HarnessError, KeyError):
+    """A model name that no registry, package or module resolves."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateModelError(HarnessError, ValueError):
+    """A second registration under a name already taken."""
+
+
+class MissingDependencyError(HarnessError, ImportError):
+    """An optional package (torchvision, timm, playwright...) is needed but not installed."""
+
+
+class InvalidInputError(HarnessError, ValueError):
+    """A case's input is wrong: channels, rank, batch size, dtype, memory format, mode."""
+
+
+class InputTooSmallError(InvalidInputError):
+    """A spatial input so small that some layer's output would be empty."""
+
+
+class ResultFileError(HarnessError, ValueError):
+    """A file given as results that is missing, corrupt, or not a harness result file."""
