@@ -1,0 +1,150 @@
+"""Turn a suite's grid spec plus the user's settings into the list of Cases to run.
+
+Configuration flows one way (as in pytest-benchmark): built-in defaults -> the suite's marker
+(its ``quick`` or ``full`` block for the chosen scale) -> ini file -> command line. A user's
+model pattern filters the suite's models; any other setting replaces the suite's value.
+This module knows nothing about pytest: the plugin passes plain dicts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.cases import Case, sweep
+from harness.errors import InvalidInputError
+from harness.models import list_models
+
+SCALES = ("quick", "full")
+GRID_KEYS = (
+    "models",
+    "input_shapes",
+    "batch_sizes",
+    "dtypes",
+    "memory_formats",
+    "modes",
+    "compile",
+    "dtype_method",
+)
+DEFAULT_GRID: dict[str, Any] = {
+    "input_shapes": None,
+    "batch_sizes": (1,),
+    "dtypes": ("float32",),
+    "memory_formats": ("contiguous",),
+    "modes": ("inference",),
+    "compile": (False,),
+    "dtype_method": "autocast",
+}
+COMPILE_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """The user's overrides (None: keep the suite's value)."""
+
+    scale: str = "quick"
+    models: tuple[str, ...] | None = None  # shell patterns that filter the suite's models
+    batch_sizes: tuple[int, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    memory_formats: tuple[str, ...] | None = None
+    modes: tuple[str, ...] | None = None
+    compile: str | None = None  # off | on | both
+    dtype_method: str | None = None
+
+
+def split_list(text: str | Sequence[Any] | None) -> tuple[str, ...] | None:
+    """``"1,8, 32"`` -> ("1", "8", "32"); None or "" -> None."""
+    if text is None:
+        return None
+    items = text.replace(";", ",").split(",") if isinstance(text, str) else text
+    out = tuple(str(i).strip() for i in items if str(i).strip())
+    return out or None
+
+
+def parse_batch_sizes(text: str | Sequence[Any] | None) -> tuple[int, ...] | None:
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        sizes = tuple(int(i) for i in items)
+    except ValueError:
+        raise InvalidInputError(
+            f"batch sizes must be integers separated by commas (1,8,32), got {text!r}"
+        ) from None
+    if any(b < 1 for b in sizes):
+        raise InvalidInputError(f"batch sizes must be at least 1, got {text!r}")
+    return sizes
+
+
+def expand_models(patterns: Iterable[str]) -> list[str]:
+    """Registered names for shell patterns (``vgg*``); non-pattern names pass through as is
+    (so ``torchvision:resnet50`` or ``pkg.mod:factory`` work), unknown patterns raise."""
+    names: list[str] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            matched = list_models(pattern)
+            if not matched:
+                raise InvalidInputError(
+                    f"no registered model matches {pattern!r}; run `cnnbench models`"
+                )
+            names += [m for m in matched if m not in names]
+        elif pattern not in names:
+            names.append(pattern)
+    return names
+
+
+def resolve_spec(marker_kwargs: Mapping[str, Any], scale: str) -> dict[str, Any]:
+    """Merge built-in defaults, the marker's top-level keys and its block for ``scale``."""
+    if scale not in SCALES:
+        raise InvalidInputError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
+    unknown = set(marker_kwargs) - set(GRID_KEYS) - set(SCALES)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown cnnbench marker key(s) {sorted(unknown)}; known: {', '.join(GRID_KEYS)}, "
+            "quick={...}, full={...}"
+        )
+    spec = dict(DEFAULT_GRID)
+    spec.update({k: v for k, v in marker_kwargs.items() if k in GRID_KEYS})
+    block = marker_kwargs.get(scale) or {}
+    bad = set(block) - set(GRID_KEYS)
+    if bad:
+        raise InvalidInputError(f"unknown key(s) {sorted(bad)} in the marker's {scale} block")
+    spec.update(block)
+    if not spec.get("models"):
+        raise InvalidInputError("a cnnbench marker needs models=[...] (names or patterns)")
+    return spec
+
+
+def build_cases(
+    marker_kwargs: Mapping[str, Any], settings: GridSettings, device: str
+) -> list[Case]:
+    """The cases a suite function runs under the user's settings on ``device``.
+
+    A marker whose block for the scale is ``None`` (``full=None``) runs nothing at that scale.
+    """
+    if settings.scale in marker_kwargs and marker_kwargs[settings.scale] is None:
+        return []
+    spec = resolve_spec(marker_kwargs, settings.scale)
+    models = expand_models(spec["models"])
+    if settings.models:
+        models = [m for m in models if any(fnmatch.fnmatchcase(m, p) for p in settings.models)]
+    compile_values = spec["compile"]
+    if settings.compile is not None:
+        if settings.compile not in COMPILE_CHOICES:
+            raise InvalidInputError(
+                f"--cnn-compile must be one of {', '.join(COMPILE_CHOICES)}, got {settings.compile!r}"
+            )
+        compile_values = COMPILE_CHOICES[settings.compile]
+    return sweep(
+        models,
+        input_shapes=spec["input_shapes"],
+        batch_sizes=settings.batch_sizes or spec["batch_sizes"],
+        dtypes=settings.dtypes or spec["dtypes"],
+        memory_formats=settings.memory_formats or spec["memory_formats"],
+        modes=settings.modes or spec["modes"],
+        compile=compile_values,
+        device=device,
+        dtype_method=settings.dtype_method or spec["dtype_method"],
+    )

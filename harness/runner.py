@@ -1,0 +1,312 @@
+"""Run one Case end to end (build, validate, profile, warm up, measure) and return its row.
+
+The runner knows nothing about pytest: the plugin hands it a Case and, optionally, a
+``rounds_runner`` that times the rounds through pytest-benchmark. Whatever goes wrong inside a
+case becomes the row's ``status`` (``oom``, ``error``, ``skipped``) and ``error``; only
+KeyboardInterrupt escapes, so a sweep always goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from harness.cases import Case
+from harness.errors import HarnessError
+from harness.measure.env import collect_environment
+from harness.measure.memory import measure_peak_memory
+from harness.measure.power import PowerReading, make_power_monitor
+from harness.measure.timing import fixed_threads, measure_latency
+from harness.models import get_model
+from harness.profile import profile, validate_input
+
+RoundsRunner = Callable[[Callable[[], object], int], Sequence[float]]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a case is measured. Times in seconds."""
+
+    warmup_rounds: int = 3
+    warmup_time_s: float = 0.05
+    min_rounds: int = 5
+    min_time_s: float = 0.5
+    max_time_s: float | None = 30.0
+    threads: int | None = None
+    power: str = "auto"
+    power_sample_hz: float = 100.0
+    idle_power_s: float = 0.0
+    cudnn_benchmark: bool = True
+
+
+@dataclass
+class CaseResult:
+    """One case's row (schema CASES columns) and its side tables."""
+
+    case: Case
+    row: dict[str, Any]
+    layers: pd.DataFrame | None = None
+    power: pd.DataFrame | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return device
+
+
+def _unavailable_reason(device: torch.device) -> str | None:
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine (no GPU or no driver); use --cnn-device=cpu"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"{device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible"
+    elif device.type != "cpu":
+        return f"device type {device.type!r} is not supported by the harness yet"
+    return None
+
+
+def _loss(output: Any) -> torch.Tensor:
+    """A loss for a training step: cross entropy on random labels for (N, classes) logits."""
+    out = output[0] if isinstance(output, (tuple, list)) else output
+    if hasattr(out, "logits"):  # torchvision's GoogLeNetOutputs / InceptionOutputs
+        out = out.logits
+    if out.ndim == 2:
+        target = torch.zeros(out.shape[0], dtype=torch.long, device=out.device)
+        return nn.functional.cross_entropy(out.float(), target)
+    return out.float().square().mean()
+
+
+@dataclass
+class _Prepared:
+    model: nn.Module
+    inputs: torch.Tensor
+    step: Callable[[], object]
+    contexts: Callable[[], contextlib.AbstractContextManager]
+    tensors: list[torch.Tensor]
+
+
+def _prepare(case: Case, device: torch.device) -> _Prepared:
+    """Build the model and input on the device and the step that one round runs."""
+    torch.manual_seed(0)
+    reduced = case.dtype != "float32"
+    cast = reduced and case.dtype_method == "cast"
+    with device:
+        model = get_model(case.model)
+    model = model.to(device)
+    if cast:
+        model = model.to(case.torch_dtype)
+    input_dtype = case.torch_dtype if cast else torch.float32
+    inputs = torch.randn(case.full_input_shape, device=device, dtype=input_dtype)
+    if case.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    training = case.mode == "training"
+    model.train(training)
+    runnable: Callable[..., Any] = torch.compile(model) if case.compile else model
+    use_autocast = reduced and not cast
+
+    def contexts() -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        if not training:
+            stack.enter_context(torch.inference_mode())
+            if use_autocast:
+                stack.enter_context(torch.autocast(device.type, dtype=case.torch_dtype))
+        return stack
+
+    if not training:
+        # The step is the bare call: contexts are entered once around all rounds, so nothing
+        # but the forward pass sits in the timed region.
+        step: Callable[[], object] = partial(runnable, inputs)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        scaler = torch.amp.GradScaler(device.type, enabled=use_autocast and case.dtype == "float16")
+
+        def step() -> object:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=case.torch_dtype, enabled=use_autocast):
+                loss = _loss(runnable(inputs))
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            return loss
+
+    tensors = [*model.parameters(), *model.buffers(), inputs]
+    return _Prepared(model, inputs, step, contexts, tensors)
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(device: torch.device, enabled: bool) -> Iterator[bool | None]:
+    if device.type != "cuda":
+        yield None
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield enabled
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def base_row(case: Case, environment: dict[str, Any]) -> dict[str, Any]:
+    """The identifying and environment columns every row of a case has, whatever happens."""
+    row = {**environment, **case.to_dict(), "case_id": case.case_id}
+    return row
+
+
+def run_case(
+    case: Case,
+    options: RunOptions | None = None,
+    *,
+    environment: dict[str, Any] | None = None,
+    rounds_runner: RoundsRunner | None = None,
+) -> CaseResult:
+    """Measure ``case`` and return its row; failures become the row's status, never a raise.
+
+    ``environment`` is ``collect_environment(...)``'s dict (collected here when None; a sweep
+    collects it once). ``rounds_runner`` times the rounds (default: the harness's own loop).
+    """
+    options = options or RunOptions()
+    device = resolve_device(case.device)
+    env = dict(environment) if environment is not None else collect_environment(device)
+    result = CaseResult(case, base_row(case, env))
+    row = result.row
+    prepared: _Prepared | None = None
+    try:
+        with fixed_threads(options.threads) as threads:
+            row["cpu_threads"] = threads
+            # Static part: validation and the profile need no device and no real memory.
+            validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
+            prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
+            row.update(prof.totals())
+            result.layers = prof.to_frame()
+            if prof.unhandled_ops:
+                result.extra["unhandled_ops"] = dict(prof.unhandled_ops)
+
+            reason = _unavailable_reason(device)
+            if reason:
+                row.update(status="skipped", error=reason)
+                return result
+
+            with _cudnn_benchmark(device, options.cudnn_benchmark) as cudnn_state:
+                row["cudnn_benchmark"] = cudnn_state
+                prepared = _prepare(case, device)
+                row["param_bytes"] = sum(
+                    p.numel() * p.element_size() for p in prepared.model.parameters()
+                )
+                _measure(prepared, case, device, options, rounds_runner, result)
+            row["status"] = "ok"
+    except torch.OutOfMemoryError as exc:
+        row.update(status="oom", error=f"out of memory: {str(exc).splitlines()[0]}")
+    except HarnessError as exc:
+        row.update(status="error", error=str(exc))
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        row.update(status="error", error=f"{type(exc).__name__}: {first_line}"[:2000])
+    finally:
+        prepared = None
+        _release(device)
+        row["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return result
+
+
+def _measure(
+    prepared: _Prepared,
+    case: Case,
+    device: torch.device,
+    options: RunOptions,
+    rounds_runner: RoundsRunner | None,
+    result: CaseResult,
+) -> None:
+    row = result.row
+    monitor = make_power_monitor(device, mode=options.power, sample_hz=options.power_sample_hz)
+    idle_w = monitor.measure_idle(options.idle_power_s) if options.idle_power_s > 0 else None
+    readings: list[PowerReading] = []
+    inner = rounds_runner
+
+    def powered_rounds(step: Callable[[], object], rounds: int) -> Sequence[float]:
+        monitor.start()
+        try:
+            if inner is None:
+                from harness.measure.timing import run_rounds
+
+                return run_rounds(step, rounds)
+            return inner(step, rounds)
+        finally:
+            readings.append(monitor.stop())
+
+    min_time_s = max(options.min_time_s, monitor.min_window_s)
+    max_time_s = options.max_time_s
+    if max_time_s is not None:
+        max_time_s = max(max_time_s, min_time_s)
+    with prepared.contexts():
+        timing = measure_latency(
+            prepared.step,
+            device=device,
+            warmup_rounds=options.warmup_rounds,
+            warmup_time_s=options.warmup_time_s,
+            min_rounds=options.min_rounds,
+            min_time_s=min_time_s,
+            max_time_s=max_time_s,
+            rounds_runner=powered_rounds,
+        )
+        memory = measure_peak_memory(prepared.step, device, baseline_tensors=prepared.tensors)
+    columns = timing.to_columns()
+    row.update(columns)
+    row["throughput_per_s"] = case.batch_size / columns["latency_s_median"]
+    row.update(memory.to_columns())
+    if readings:
+        reading = readings[-1]
+        row.update(reading.to_columns(int(columns["rounds"]) * case.batch_size))
+        result.power = reading.trace_frame()
+    if idle_w is not None:
+        row["power_w_idle"] = idle_w
+
+
+def run_cases(
+    cases: Sequence[Case],
+    options: RunOptions | None = None,
+    *,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Run several cases in order, collecting the environment once; ``on_result`` sees each."""
+    results: list[CaseResult] = []
+    environments: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        key = str(resolve_device(case.device))
+        if key not in environments:
+            environments[key] = collect_environment(resolve_device(case.device))
+        started = time.perf_counter()
+        res = run_case(case, options, environment=environments[key])
+        res.extra["wall_s"] = time.perf_counter() - started
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
+    return results

@@ -1,0 +1,80 @@
+"""Grid resolution: defaults -> marker -> scale block -> user settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cases import Case, sweep
+from harness.errors import InvalidInputError
+from harness.grid import GridSettings, build_cases, parse_batch_sizes, resolve_spec, split_list
+
+
+def test_split_and_parse_lists():
+    assert split_list("1, 8,32") == ("1", "8", "32")
+    assert split_list("") is None
+    assert parse_batch_sizes("1,8") == (1, 8)
+    with pytest.raises(InvalidInputError, match="integers"):
+        parse_batch_sizes("1,x")
+    with pytest.raises(InvalidInputError, match="at least 1"):
+        parse_batch_sizes("0")
+
+
+def test_scale_block_overrides_marker_and_settings_override_both():
+    marker = {"models": ["a:b"], "input_shapes": ["3x8x8"], "batch_sizes": [1],
+              "full": {"batch_sizes": [1, 2, 4]}}
+    quick = build_cases(marker, GridSettings(scale="quick"), "cpu")
+    assert [c.batch_size for c in quick] == [1]
+    full = build_cases(marker, GridSettings(scale="full"), "cpu")
+    assert [c.batch_size for c in full] == [1, 2, 4]
+    user = build_cases(marker, GridSettings(scale="full", batch_sizes=(16,), modes=("training",)),
+                       "cpu")
+    assert [(c.batch_size, c.mode) for c in user] == [(16, "training")]
+
+
+def test_model_patterns_expand_and_filter():
+    marker = {"models": ["resnet*"]}
+    names = [c.model for c in build_cases(marker, GridSettings(), "cpu")]
+    assert "resnet18" in names and "resnet50" in names
+    only = build_cases(marker, GridSettings(models=("resnet18",)), "cpu")
+    assert [c.model for c in only] == ["resnet18"]
+    assert only[0].input_shape == (3, 224, 224)  # the registry's default input
+
+
+def test_none_block_means_not_at_this_scale():
+    assert build_cases({"models": ["lenet5"], "full": None}, GridSettings(scale="full"), "cpu") == []
+
+
+def test_bad_marker_keys_and_values_are_clear_errors():
+    with pytest.raises(InvalidInputError, match="unknown cnnbench marker key"):
+        resolve_spec({"models": ["x"], "batchsizes": [1]}, "quick")
+    with pytest.raises(InvalidInputError, match="needs models"):
+        resolve_spec({}, "quick")
+    with pytest.raises(InvalidInputError, match="no registered model matches"):
+        build_cases({"models": ["nosuch*"]}, GridSettings(), "cpu")
+    with pytest.raises(InvalidInputError, match="--cnn-compile"):
+        build_cases({"models": ["lenet5"]}, GridSettings(compile="maybe"), "cpu")
+
+
+def test_compile_both_doubles_cases_and_ids_are_distinct():
+    cases = build_cases({"models": ["lenet5"]}, GridSettings(compile="both"), "cpu")
+    assert [c.compile for c in cases] == [False, True]
+    assert len({c.case_id for c in cases}) == 2
+
+
+def test_sweep_skips_channels_last_for_1d_inputs():
+    cases = sweep(["x:y"], input_shapes=["1x100", "3x8x8"],
+                  memory_formats=["contiguous", "channels_last"])
+    assert [(c.input_shape, c.memory_format) for c in cases] == [
+        ((1, 100), "contiguous"), ((3, 8, 8), "contiguous"), ((3, 8, 8), "channels_last")]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"batch_size": 0}, "at least 1"), ({"dtype": "float8"}, "unknown dtype"),
+     ({"memory_format": "nhwc"}, "memory format"), ({"mode": "eval"}, "unknown mode"),
+     ({"input_shape": "3x0x4"}, "not valid")],
+)
+def test_case_rejects_bad_values(kwargs, match):
+    base = {"model": "lenet5", "input_shape": (1, 32, 32)}
+    with pytest.raises(InvalidInputError, match=match):
+        Case(**{**base, **kwargs})

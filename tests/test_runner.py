@@ -1,0 +1,72 @@
+"""run_case end to end on this CPU: rows, statuses, and the measured numbers' ground truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cases import Case
+from harness.results.schema import column_names
+from harness.runner import RunOptions, run_case
+
+FAST = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01,
+                  power="off")
+M = "tests.models_for_tests:"
+
+
+def test_ok_row_has_every_key_metric_and_only_schema_columns():
+    res = run_case(Case(M + "tiny_cnn", (3, 16, 16), batch_size=2), FAST)
+    row = res.row
+    assert row["status"] == "ok", row.get("error")
+    assert set(row) <= set(column_names("cases"))
+    # parameters from the formula: conv 3*4*3*3+4, linear 4*2+2
+    assert row["params"] == 3 * 4 * 9 + 4 + 4 * 2 + 2
+    # MACs from the formula: conv N*Cout*Hout*Wout*Cin*k*k + linear N*in*out
+    assert row["macs"] == 2 * 4 * 14 * 14 * 3 * 9 + 2 * 4 * 2
+    assert row["flops"] == 2 * row["macs"]
+    assert row["rounds"] >= 3 and len(row["latency_s_samples"]) == row["rounds"]
+    assert row["throughput_per_s"] == pytest.approx(2 / row["latency_s_median"])
+    assert row["peak_memory_bytes"] >= row["memory_baseline_bytes"] > 0
+    assert row["power_w_mean"] is None and row["power_source"].startswith("off")
+    assert row["cpu_threads"] >= 1 and row["device"] == "cpu"
+    assert list(res.layers["layer_type"]) == ["Conv2d", "ReLU", "AdaptiveAvgPool2d", "Flatten",
+                                              "Linear"]
+
+
+def test_sleeping_model_is_measured_within_a_few_percent():
+    res = run_case(Case(M + "sleeper_10ms", (1, 2, 2)),
+                   RunOptions(warmup_rounds=1, min_rounds=20, min_time_s=0.2, power="off"))
+    median = res.row["latency_s_median"]
+    assert 0.0098 <= median <= 0.0108, median  # time.sleep overshoots by tens of microseconds
+
+
+def test_training_step_runs_and_needs_more_memory_than_inference():
+    inf = run_case(Case(M + "tiny_cnn", (3, 16, 16), batch_size=8), FAST).row
+    train = run_case(Case(M + "tiny_cnn", (3, 16, 16), batch_size=8, mode="training"), FAST).row
+    assert train["status"] == "ok", train.get("error")
+    assert train["peak_memory_bytes"] > inf["peak_memory_bytes"]
+
+
+def test_channels_last_and_bfloat16_autocast_run_on_cpu():
+    case = Case(M + "tiny_cnn", (3, 16, 16), dtype="bfloat16", memory_format="channels_last")
+    row = run_case(case, FAST).row
+    assert row["status"] == "ok", row.get("error")
+    assert row["dtype"] == "bfloat16" and row["dtype_method"] == "autocast"
+
+
+@pytest.mark.parametrize(
+    "case, status, message",
+    [
+        (Case("alexnet", (3, 32, 32)), "error", "too small"),
+        (Case("no_such_net", (3, 32, 32)), "error", "unknown model"),
+        (Case(M + "failing_above_batch_1", (1, 2, 2), batch_size=2), "error",
+         "ValueError: this model refuses batch 2"),
+        (Case(M + "oom_from_batch_4", (1, 2, 2), batch_size=4), "oom", "out of memory"),
+        (Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), "skipped", "CUDA is not available"),
+    ],
+)
+def test_failures_become_rows_with_status_and_reason(case, status, message):
+    row = run_case(case, FAST).row
+    assert row["status"] == status
+    assert message in row["error"]
+    assert row["model"] == case.model and row["case_id"] == case.case_id
+    assert row.get("latency_s_median") is None  # nothing timed, nothing invented
