@@ -1,0 +1,20 @@
+"""The classic architectures, one module per family; importing this package registers them all.
+
+Modules written in parallel by others (Inception-v4, Inception-ResNet, 1D ResNets) are imported
+only when present, so the package imports while they are being written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from harness.zoo import alexnet, googlenet, lenet, resnet, vgg
+
+_OPTIONAL = ("inception_v4", "inception_resnet", "resnet1d")
+
+for _name in _OPTIONAL:
+    if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
+        importlib.import_module(f"{__name__}.{_name}")
+
+__all__ = ["alexnet", "googlenet", "lenet", "resnet", "vgg"]
