@@ -1,0 +1,352 @@
+"""Synchronised step timing: first call apart, uncounted warm-up, calibrated rounds, raw samples.
+
+Every duration is in seconds, taken with ``time.perf_counter``. On CUDA each timed step ends in
+``torch.cuda.synchronize(device)`` (and the device is synchronised once before the first timed
+round), so a step that only *launches* kernels is timed until they have finished. On the CPU the
+step is timed as given, with nothing wrapped around it, so the per-round overhead is one
+``perf_counter`` call and a list store (well under a microsecond).
+
+The statistics are derived from the raw samples, which are kept (``latency_s_samples``);
+percentiles use numpy's ``"linear"`` method (Hyndman & Fan type 7, numpy's default), and a p99
+from fewer than 100 samples is flagged ``p99_reliable = False``.
+
+This module knows nothing of pytest: a caller that wants pytest-benchmark to run the rounds passes
+a ``rounds_runner`` (see ``measure_latency``).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harness.errors import InvalidInputError
+
+PERCENTILE_METHOD = "linear"
+P99_MIN_SAMPLES = 100
+
+Step = Callable[[], object]
+RoundsRunner = Callable[[Step, int], Sequence[float]]
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def summarize(samples_s: Sequence[float]) -> dict[str, float | int | bool | str | None]:
+    """Statistics of step durations in seconds, keyed by their result-schema column names.
+
+    ``latency_s_stddev`` is the sample standard deviation (ddof=1) and is None for a single
+    sample (it is undefined there, not 0). Percentiles (p25/p75 for the IQR, p90, p99) use
+    numpy's ``"linear"`` method; ``p99_reliable`` is False below 100 samples.
+    """
+    a = np.asarray(samples_s, dtype=np.float64)
+    if a.ndim != 1 or a.size == 0:
+        raise InvalidInputError(
+            f"summarize needs a flat, non-empty sequence of durations in seconds; got shape "
+            f"{a.shape}: measure at least one round"
+        )
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+        raise InvalidInputError(
+            "durations must be finite and >= 0 seconds; got "
+            f"{a[~np.isfinite(a) | (a < 0)][:5].tolist()}: check the timer that produced them"
+        )
+    p25, p75, p90, p99 = np.percentile(a, [25, 75, 90, 99], method=PERCENTILE_METHOD)
+    return {
+        "latency_s_median": float(np.median(a)),
+        "latency_s_mean": float(a.mean()),
+        "latency_s_stddev": float(a.std(ddof=1)) if a.size > 1 else None,
+        "latency_s_min": float(a.min()),
+        "latency_s_max": float(a.max()),
+        "latency_s_iqr": float(p75 - p25),
+        "latency_s_p90": float(p90),
+        "latency_s_p99": float(p99),
+        "p99_reliable": bool(a.size >= P99_MIN_SAMPLES),
+        "rounds": int(a.size),
+        "percentile_method": PERCENTILE_METHOD,
+    }
+
+
+@dataclass
+class TimingResult:
+    """What one timed measurement produced: every sample kept, statistics derived on demand.
+
+    ``samples_s``: one duration per measured round, in order (s). ``first_call_s``: the very first
+    call, cold, timed on its own (s). ``warmup_rounds``: uncounted calls between the two.
+    ``method``: how rounds were timed. ``calibrated_rounds``: the rounds calibration asked for.
+    ``cudnn_benchmark``: ``torch.backends.cudnn.benchmark`` during the rounds (None off CUDA).
+    """
+
+    samples_s: np.ndarray
+    first_call_s: float
+    warmup_rounds: int
+    method: str
+    calibrated_rounds: int
+    cudnn_benchmark: bool | None = field(default=None)
+
+    def summary(self) -> dict[str, float | int | bool | str | None]:
+        return summarize(self.samples_s)
+
+    def to_columns(self) -> dict[str, object]:
+        """Result-schema columns: the statistics, the first call, warm-up, method, raw samples."""
+        return {
+            **self.summary(),
+            "latency_s_first": float(self.first_call_s),
+            "warmup_rounds": int(self.warmup_rounds),
+            "timing_method": self.method,
+            "latency_s_samples": [float(s) for s in self.samples_s],
+            "cudnn_benchmark": self.cudnn_benchmark,
+        }
+
+
+# --- devices and threads ---------------------------------------------------------------------
+
+
+def _as_device(device: torch.device | str) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InvalidInputError(
+            f"{device!r} is not a torch device: use 'cpu', 'cuda' or 'cuda:N'"
+        ) from e
+
+
+def _cuda_sync(device: torch.device) -> Callable[[], None]:
+    """``torch.cuda.synchronize`` bound to ``device``; a typed error where CUDA is unusable."""
+    if not torch.cuda.is_available():
+        raise InvalidInputError(
+            f"device {str(device)!r} asked for, but CUDA is not available here "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}): "
+            "run on device 'cpu', or install a CUDA build of torch and the NVIDIA driver"
+        )
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise InvalidInputError(
+            f"device {str(device)!r} asked for, but only {count} CUDA device(s) are visible: "
+            f"use an index below {count} (or check CUDA_VISIBLE_DEVICES)"
+        )
+
+    def sync() -> None:
+        torch.cuda.synchronize(device)
+
+    return sync
+
+
+def _noop() -> None:
+    return None
+
+
+def cuda_sync_fn(device: torch.device | str) -> Callable[[], None]:
+    """A callable that waits for all work queued on ``device``: a no-op on CPU.
+
+    Raises InvalidInputError for a CUDA device when CUDA is not available (or the index does not
+    exist), and for device types the harness does not time (anything but cpu, cuda, mps).
+    """
+    dev = _as_device(device)
+    if dev.type == "cpu":
+        return _noop
+    if dev.type == "cuda":
+        return _cuda_sync(dev)
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InvalidInputError("device 'mps' asked for, but MPS is not available here")
+        return torch.mps.synchronize
+    raise InvalidInputError(
+        f"device type {dev.type!r} is not supported for timing: use 'cpu', 'cuda[:N]' or 'mps'"
+    )
+
+
+def timing_method(device: torch.device | str) -> str:
+    """How rounds on ``device`` are timed, as recorded in the ``timing_method`` column."""
+    dev = _as_device(device)
+    return "perf_counter" if dev.type == "cpu" else f"perf_counter+{dev.type}.synchronize"
+
+
+def cudnn_benchmark_state() -> bool | None:
+    """``torch.backends.cudnn.benchmark`` where cuDNN is usable, else None (nothing to record)."""
+    if not (torch.cuda.is_available() and torch.backends.cudnn.is_available()):
+        return None
+    return bool(torch.backends.cudnn.benchmark)
+
+
+@contextmanager
+def fixed_threads(n: int | None) -> Iterator[int]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count after.
+
+    ``n=None`` leaves the count alone. Yields the intra-op thread count in force (the
+    ``cpu_threads`` column).
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise InvalidInputError(f"thread count must be a positive integer or None; got {n!r}")
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+# --- timing ----------------------------------------------------------------------------------
+
+
+def run_rounds(step: Step, rounds: int) -> list[float]:
+    """Call ``step`` ``rounds`` times; one ``perf_counter`` duration (s) per call, nothing else
+    inside the timed region."""
+    timer = time.perf_counter
+    out = [0.0] * rounds
+    for i in range(rounds):
+        t0 = timer()
+        step()
+        out[i] = timer() - t0
+    return out
+
+
+def _synced(step: Step, sync: Callable[[], None]) -> Step:
+    """The step followed by ``sync``; the step itself, unwrapped, when there is nothing to wait
+    for (CPU), so no extra Python call is timed."""
+    if sync is _noop:
+        return step
+
+    def synced_step() -> object:
+        out = step()
+        sync()
+        return out
+
+    return synced_step
+
+
+def _check_positive(name: str, value: float | None, *, integer: bool, allow_zero: bool) -> None:
+    if value is None:
+        return
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    low_ok = value >= 0 if allow_zero else value > 0
+    if isinstance(value, bool) or not ok_type or not low_ok or not math.isfinite(value):
+        kind = "integer" if integer else "number of seconds"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidInputError(f"{name} must be a finite {kind} {bound}; got {value!r}")
+
+
+def plan_rounds(
+    per_call_s: float,
+    *,
+    min_rounds: int,
+    min_time_s: float,
+    max_rounds: int | None,
+    max_time_s: float | None,
+) -> int:
+    """Rounds to measure: ``max(min_rounds, ceil(min_time_s / per_call_s))``, then capped by
+    ``max_rounds`` and by ``floor(max_time_s / per_call_s)``; never fewer than one.
+
+    ``max_time_s`` bounds slow cases and may cut below ``min_rounds`` (the result then says how
+    few rounds it has, and p99 is flagged).
+    """
+    per_call_s = max(per_call_s, 1e-9)
+    rounds = max(min_rounds, math.ceil(min_time_s / per_call_s))
+    if max_rounds is not None:
+        rounds = min(rounds, max_rounds)
+    if max_time_s is not None:
+        rounds = min(rounds, math.floor(max_time_s / per_call_s))
+    return max(1, rounds)
+
+
+def measure_latency(
+    step: Step,
+    *,
+    device: torch.device | str,
+    warmup_rounds: int = 3,
+    warmup_time_s: float = 0.0,
+    min_rounds: int = 5,
+    min_time_s: float = 0.5,
+    max_rounds: int | None = None,
+    max_time_s: float | None = None,
+    rounds_runner: RoundsRunner | None = None,
+) -> TimingResult:
+    """Time ``step`` (a callable doing one forward, or one training step) on ``device``.
+
+    1. The first call is timed on its own (synchronised before and after): ``first_call_s``.
+    2. Warm-up: at least ``warmup_rounds`` calls and at least ``warmup_time_s`` seconds, not
+       counted; their median duration is the per-call estimate (the first call's when there is
+       no warm-up).
+    3. Calibration: ``plan_rounds`` (at least ``min_rounds`` and ``min_time_s``, capped by
+       ``max_rounds`` / ``max_time_s``).
+    4. The rounds: ``rounds_runner(timed_step, rounds)`` (default ``run_rounds``) returns one
+       duration per round in seconds. ``timed_step`` is ``step`` itself on the CPU and ``step``
+       followed by a device synchronisation elsewhere; the device is synchronised once before the
+       first round. The garbage collector is collected before and paused during the rounds (as
+       ``timeit`` does), so a collection of unrelated objects is not billed to one step.
+
+    Inputs must already be on the device and the model in the wanted mode (the caller's job).
+    """
+    if not callable(step):
+        raise InvalidInputError(f"step must be a callable taking no arguments; got {step!r}")
+    _check_positive("warmup_rounds", warmup_rounds, integer=True, allow_zero=True)
+    _check_positive("warmup_time_s", warmup_time_s, integer=False, allow_zero=True)
+    _check_positive("min_rounds", min_rounds, integer=True, allow_zero=False)
+    _check_positive("min_time_s", min_time_s, integer=False, allow_zero=True)
+    _check_positive("max_rounds", max_rounds, integer=True, allow_zero=False)
+    _check_positive("max_time_s", max_time_s, integer=False, allow_zero=False)
+    if max_rounds is not None and max_rounds < min_rounds:
+        raise InvalidInputError(
+            f"max_rounds ({max_rounds}) is below min_rounds ({min_rounds}): raise max_rounds or "
+            "lower min_rounds"
+        )
+    sync = cuda_sync_fn(device)
+    timed_step = _synced(step, sync)
+    timer = time.perf_counter
+
+    sync()
+    t0 = timer()
+    step()
+    sync()
+    first_call_s = timer() - t0
+
+    warm: list[float] = []
+    warm_start = timer()
+    while len(warm) < warmup_rounds or timer() - warm_start < warmup_time_s:
+        t0 = timer()
+        timed_step()
+        warm.append(timer() - t0)
+    estimate = float(np.median(warm)) if warm else first_call_s
+
+    rounds = plan_rounds(
+        estimate,
+        min_rounds=min_rounds,
+        min_time_s=min_time_s,
+        max_rounds=max_rounds,
+        max_time_s=max_time_s,
+    )
+    cudnn_state = cudnn_benchmark_state() if _as_device(device).type == "cuda" else None
+    runner = rounds_runner if rounds_runner is not None else run_rounds
+
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        sync()
+        samples = runner(timed_step, rounds)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    arr = np.asarray(list(samples), dtype=np.float64)
+    if arr.ndim != 1 or arr.size != rounds:
+        raise InvalidInputError(
+            f"rounds_runner returned {arr.size} durations for {rounds} rounds: it must return one "
+            "duration in seconds per round"
+        )
+    summarize(arr)  # validates: finite, non-negative
+    return TimingResult(
+        samples_s=arr,
+        first_call_s=first_call_s,
+        warmup_rounds=len(warm),
+        method=timing_method(device),
+        calibrated_rounds=rounds,
+        cudnn_benchmark=cudnn_state,
+    )
