@@ -11,6 +11,7 @@ Ground truth:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -255,3 +256,140 @@ def test_multiscale_block_concat_and_sum() -> None:
 def test_bad_arguments_raise_typed_errors(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):
         meta_model("resnet1d_multiscale", **kwargs)
+
+
+# --- the profiler and input validation on 1D models ------------------------------------------
+
+
+def resnet1d18_convs(length: int) -> dict[str, tuple[int, int, int, int]]:
+    """Every Conv1d of resnet1d18: name -> (Cin, Cout, k, output length), by formula."""
+    convs = {"conv1": (1, 64, 7, out(length, 7, 2, 3))}
+    lin, cin = out(convs["conv1"][3], 3, 2, 1), 64
+    for i, (width, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2)), start=1):
+        lout = out(lin, 3, stride, 1)
+        convs[f"layer{i}.0.conv1"] = (cin, width, 3, lout)
+        convs[f"layer{i}.0.conv2"] = (width, width, 3, lout)
+        if stride != 1 or cin != width:
+            convs[f"layer{i}.0.downsample.0"] = (cin, width, 1, out(lin, 1, stride))
+        convs[f"layer{i}.1.conv1"] = (width, width, 3, lout)
+        convs[f"layer{i}.1.conv2"] = (width, width, 3, lout)
+        lin, cin = lout, width
+    return convs
+
+
+def multiscale_convs(length: int, kernel_sizes: Sequence[int]) -> dict[str, tuple]:
+    """Every Conv1d of resnet1d_multiscale (default widths, concat): name -> (Cin, Cout, k, L)."""
+    convs = {"conv1": (1, 64, 7, out(length, 7, 2, 3))}
+    lin, cin = out(convs["conv1"][3], 3, 2, 1), 64
+    for i, width in enumerate((64, 128, 256), start=1):
+        lout = out(lin, 3, 2, 1)
+        for b, k in enumerate(kernel_sizes):
+            convs[f"layer{i}.0.branches.{b}.0"] = (cin, width, k, out(lin, k, 2, k // 2))
+            convs[f"layer{i}.0.branches.{b}.3"] = (width, width, k, lout)
+        convs[f"layer{i}.0.fuse.0"] = (len(kernel_sizes) * width, width, 1, lout)
+        convs[f"layer{i}.0.downsample.0"] = (cin, width, 1, out(lin, 1, 2))
+        lin, cin = lout, width
+    return convs
+
+
+@pytest.fixture(scope="module")
+def profile_fn():
+    from harness.profile import profile  # imported here so only these tests need it
+
+    return profile
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "expected_convs", "features"),
+    [
+        ("resnet1d18", {}, lambda n: resnet1d18_convs(n), 512),
+        ("resnet1d_multiscale", {}, lambda n: multiscale_convs(n, (3, 5, 7)), 256),
+    ],
+)
+@pytest.mark.parametrize(("length", "batch"), [(5000, 2), (1, 3)])
+def test_profile_1d_layers_follow_the_formulas(
+    profile_fn, name, kwargs, expected_convs, features, length: int, batch: int
+) -> None:
+    """Conv1d MACs = N * Cout * Lout * Cin / groups * k; output lengths by the formula."""
+    prof = profile_fn(name, input_shape=(1, length), batch_size=batch)
+    convs = {s.name: s for s in prof.layers if s.type == "Conv1d"}
+    expected = expected_convs(length)
+    assert set(convs) == set(expected)
+    for layer, (cin, cout, k, lout) in expected.items():
+        stat = convs[layer]
+        assert stat.output_shape == (batch, cout, lout), layer
+        assert stat.macs == batch * cout * lout * cin * k, layer
+        assert stat.params == cin * cout * k, layer
+        assert stat.activation_bytes == batch * cout * lout * 4, layer  # float32
+    # each BatchNorm1d keeps the shape of the conv it follows
+    rows = prof.layers
+    for prev, stat in itertools.pairwise(rows):
+        if stat.type == "BatchNorm1d":
+            assert prev.type == "Conv1d" and stat.output_shape == prev.output_shape
+            assert stat.params == 2 * prev.output_shape[1]
+    pools = {s.type: s.output_shape for s in rows if "Pool" in s.type}
+    stem = out(out(length, 7, 2, 3), 3, 2, 1)
+    assert pools == {"MaxPool1d": (batch, 64, stem), "AdaptiveAvgPool1d": (batch, features, 1)}
+    (fc,) = [s for s in rows if s.type == "Linear"]
+    assert fc.output_shape == (batch, 5) and fc.macs == batch * features * 5
+    conv_macs = sum(batch * cout * lout * cin * k for cin, cout, k, lout in expected.values())
+    assert prof.macs == conv_macs + fc.macs and prof.flops == 2 * prof.macs
+    assert prof.params == n_params(get_model(name, **kwargs))
+    assert prof.unhandled_ops == {}
+    frame = prof.to_frame()
+    assert frame.loc[frame.layer_name == "conv1", "output_shape"].item() == (
+        f"{batch}x64x{out(length, 7, 2, 3)}"
+    )
+
+
+def test_profile_1d_activation_bytes_follow_dtype(profile_fn) -> None:
+    prof = profile_fn("resnet1d18", input_shape="1x5000", batch_size=1, dtype="float16")
+    conv1 = next(s for s in prof.layers if s.name == "conv1")
+    assert conv1.activation_bytes == 64 * 2500 * 2
+
+
+@pytest.fixture(scope="module")
+def validate_fns():
+    from harness.profile import smallest_input, validate_input
+
+    return validate_input, smallest_input
+
+
+def unpadded_1d_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv1d(1, 4, 7),
+        nn.ReLU(),
+        nn.MaxPool1d(4),
+        nn.Conv1d(4, 8, 5, stride=2),
+        nn.AdaptiveAvgPool1d(1),
+    )
+
+
+def test_validate_input_too_short_1d(validate_fns) -> None:
+    from harness.errors import InputTooSmallError
+
+    validate_input, smallest_input = validate_fns
+    lengths = {
+        n: [out(n, 7), out(out(n, 7), 4, 4), out(out(out(n, 7), 4, 4), 5, 2)] for n in range(1, 100)
+    }
+    n_min = min(n for n, sizes in lengths.items() if min(sizes) >= 1)
+    assert n_min == 26
+    model = unpadded_1d_net()
+    validate_input(model, (1, n_min))
+    with pytest.raises(InputTooSmallError, match=r"layer 3 \(Conv1d\)"):
+        validate_input(model, (1, n_min - 1))
+    with pytest.raises(InputTooSmallError, match=r"layer 0 \(Conv1d\)"):
+        validate_input(model, (1, 6))
+    assert smallest_input(model, channels=1, rank=1) == (1, n_min)
+
+
+@pytest.mark.parametrize("name", ["resnet1d18", "resnet1d_multiscale"])
+def test_validate_input_on_1d_zoo(validate_fns, name: str) -> None:
+    validate_input, smallest_input = validate_fns
+    validate_input(name, "1x1")
+    validate_input(name, "1x5000", batch_size=4)
+    assert smallest_input(name) == get_entry(name).min_input_shape
+    with pytest.raises(InvalidInputError, match="1 input channel"):
+        validate_input(name, "3x5000")
+    with pytest.raises(InvalidInputError, match="CxL"):
+        validate_input(name, "1x224x224")

@@ -347,3 +347,42 @@ def test_min_input_shape(models: dict[str, nn.Module], name: str) -> None:
     for shape in ((n - 1, n - 1), (n, n - 1), (n - 1, n)):
         with pytest.raises(RuntimeError):
             model(torch.empty(1, 3, *shape, device="meta"))
+
+
+# --- the profiler and input validation ---------------------------------------------------------
+
+# timm's model cards (huggingface.co/timm/inception_v4.tf_in1k and
+# huggingface.co/timm/inception_resnet_v2.tf_in1k) give "GMACs: 12.3" and "GMACs: 13.2" at
+# 299x299, one multiply-add counted once, to one decimal.
+TIMM_CARD_GMACS = {"inception_v4": 12.3, "inception_resnet_v2": 13.2}
+
+
+@pytest.fixture(scope="module")
+def profiler():
+    from harness.profile import profile, validate_input  # imported here so only these tests need it
+
+    return profile, validate_input
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_CARD_GMACS))
+def test_macs_match_timm_model_cards(profiler, name: str) -> None:
+    profile, _ = profiler
+    prof = profile(name, batch_size=1)
+    assert (
+        prof.params
+        == {"inception_v4": INCEPTION_V4_PARAMS, "inception_resnet_v2": INCEPTION_RESNET_V2_PARAMS}[
+            name
+        ]
+    )
+    assert round(prof.macs / 1e9, 1) == TIMM_CARD_GMACS[name]
+    assert prof.unhandled_ops == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validate_input_names_the_minimum(profiler, name: str) -> None:
+    from harness.errors import InputTooSmallError
+
+    _, validate_input = profiler
+    validate_input(name, "3x75x75")
+    with pytest.raises(InputTooSmallError, match="3x75x75"):
+        validate_input(name, "3x75x74")
