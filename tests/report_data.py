@@ -1,0 +1,237 @@
+"""Result tables for the report tests, built with the schema's column names.
+
+The numbers here are display inputs, not measurements: the report tests check that what is in
+a table reaches the page (and that what is missing shows as missing), so any consistent values
+do. The VGG-16 layer table is the exception: it is derived from the architecture by formula
+(3x3 convolutions with padding 1, 2x2/2 pooling, torchvision's classifier), so the shares the
+report prints can be checked against numbers computed independently in the test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from harness.results.schema import column_names
+
+HOSTILE_IMG = "<img src=x onerror=alert(1)>"
+HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
+HOSTILE_HOST = "lab\"host'<b>"
+GPU_NAME = "NVIDIA H100 80GB HBM3"
+CPU_NAME = "Intel(R) Xeon(R) Test CPU"
+NVML_MISSING = "unavailable: NVML library not found"
+
+# VGG-16 (configuration D): channels per conv layer, "M" for 2x2/2 max pooling.
+VGG16_CFG: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
+
+
+def case_row(**values: Any) -> dict[str, Any]:
+    """One cases-table row: every schema column, None unless given."""
+    row: dict[str, Any] = dict.fromkeys(column_names("cases"))
+    row.update(
+        schema_version=1,
+        run_id="run-a",
+        run_complete=True,
+        input_shape="3x224x224",
+        dtype="float32",
+        dtype_method=None,
+        memory_format="contiguous",
+        mode="inference",
+        compiled=False,
+        status="ok",
+    )
+    row.update(values)
+    if row.get("case_id") is None:
+        row["case_id"] = f"{row['model']}-bs{row['batch_size']}-{row['device']}"
+    return row
+
+
+def _measured(
+    model: str, bs: int, base_s: float, *, gflops: float, params: int, **extra: Any
+) -> dict[str, Any]:
+    median = base_s * (0.6 + 0.4 * bs)
+    return case_row(
+        model=model,
+        batch_size=bs,
+        latency_s_median=median,
+        latency_s_mean=median * 1.01,
+        latency_s_p90=median * 1.05,
+        latency_s_p99=median * 1.12,
+        throughput_per_s=bs / median,
+        params=params,
+        param_bytes=4 * params,
+        macs=int(gflops * 1e9 * bs),
+        flops=int(2 * gflops * 1e9 * bs),
+        activation_bytes=int(2e6 * bs * gflops),
+        peak_memory_bytes=int(4 * params + 3e6 * bs * gflops),
+        **extra,
+    )
+
+
+def gpu_env(**extra: Any) -> dict[str, Any]:
+    return dict(
+        run_id="run-gpu",
+        host="gpu-box",
+        device="cuda:0",
+        device_name=GPU_NAME,
+        timestamp_utc="2026-11-23T10:00:00Z",
+        torch_version="2.13.0",
+        cuda_version="12.8",
+        memory_source="cuda_allocator",
+        **extra,
+    )
+
+
+def cpu_env(**extra: Any) -> dict[str, Any]:
+    return dict(
+        run_id="run-cpu",
+        host=HOSTILE_HOST,
+        device="cpu",
+        device_name=CPU_NAME,
+        timestamp_utc="2026-11-23T11:00:00Z",
+        torch_version="2.13.0",
+        memory_source="cpu_tensor_tracker",
+        power_source=NVML_MISSING,
+        **extra,
+    )
+
+
+def make_cases(*, hostile: bool = True, two_devices: bool = True) -> pd.DataFrame:
+    """A cases table: resnet18 and (optionally hostile-named) models on a GPU and a CPU, with
+    an out-of-memory case, a failed case, and power measured on the GPU only."""
+    models = [("resnet18", 1.82, 11_689_512), ("vgg16", 15.5, 138_357_544)]
+    if hostile:
+        models += [(HOSTILE_IMG, 0.5, 1_000_000), (HOSTILE_SCRIPT, 0.3, 500_000)]
+    rows = []
+    for model, gflops, params in models:
+        for bs in (1, 2, 4, 8):
+            lat = 1e-4 * gflops
+            power = 300.0 + 10 * bs
+            rows.append(
+                _measured(
+                    model,
+                    bs,
+                    lat,
+                    gflops=gflops,
+                    params=params,
+                    power_w_mean=power,
+                    power_w_max=power * 1.1,
+                    energy_j_per_sample=power * lat * (0.6 + 0.4 * bs) / bs,
+                    power_source="nvml_energy_counter",
+                    **gpu_env(),
+                )
+            )
+            if two_devices:
+                rows.append(
+                    _measured(model, bs, 40 * lat, gflops=gflops, params=params, **cpu_env())
+                )
+    rows.append(
+        case_row(
+            model="vgg16",
+            batch_size=4096,
+            status="oom",
+            error="CUDA out of memory. Tried to allocate 12.00 GiB",
+            params=138_357_544,
+            **gpu_env(),
+        )
+    )
+    rows.append(
+        case_row(
+            model=HOSTILE_IMG if hostile else "resnet18",
+            batch_size=16,
+            status="error",
+            error=f"RuntimeError: {HOSTILE_SCRIPT}",
+            **gpu_env(),
+        )
+    )
+    return pd.DataFrame(rows, columns=column_names("cases"))
+
+
+def vgg16_layers(
+    batch_size: int = 1,
+    *,
+    model: str = "vgg16",
+    run_id: str = "run-gpu",
+    case_id: str = "vgg16-bs1-cuda:0",
+) -> pd.DataFrame:
+    """The leaf layers of torchvision's VGG-16 at 3x224x224, float32, from the configuration."""
+    rows: list[dict[str, Any]] = []
+    c, hw = 3, 224
+
+    def add(name: str, kind: str, shape: tuple[int, ...], params: int, macs: int) -> None:
+        numel = batch_size
+        for d in shape:
+            numel *= d
+        rows.append(
+            dict(
+                schema_version=1,
+                run_id=run_id,
+                case_id=case_id,
+                model=model,
+                input_shape="3x224x224",
+                batch_size=batch_size,
+                dtype="float32",
+                layer_index=len(rows),
+                layer_name=name,
+                layer_type=kind,
+                output_shape="x".join(str(d) for d in (batch_size, *shape)),
+                params=params,
+                macs=macs * batch_size,
+                connections=None,
+                activation_bytes=4 * numel,
+            )
+        )
+
+    i = 0
+    for v in VGG16_CFG:
+        if v == "M":
+            hw //= 2
+            add(f"features.{i}", "MaxPool2d", (c, hw, hw), 0, 0)
+            i += 1
+            continue
+        out = int(v)
+        add(f"features.{i}", "Conv2d", (out, hw, hw), 9 * c * out + out, 9 * c * out * hw * hw)
+        add(f"features.{i + 1}", "ReLU", (out, hw, hw), 0, 0)
+        c, i = out, i + 2
+    add("avgpool", "AdaptiveAvgPool2d", (512, 7, 7), 0, 0)
+    add("flatten", "Flatten", (25088,), 0, 0)
+    dims = [(25088, 4096), (4096, 4096), (4096, 1000)]
+    for j, (n_in, n_out) in enumerate(dims):
+        add(f"classifier.{3 * j}", "Linear", (n_out,), n_in * n_out + n_out, n_in * n_out)
+        if j < 2:
+            add(f"classifier.{3 * j + 1}", "ReLU", (n_out,), 0, 0)
+            add(f"classifier.{3 * j + 2}", "Dropout", (n_out,), 0, 0)
+    return pd.DataFrame(rows, columns=column_names("layers"))
+
+
+def power_trace(
+    run_id: str = "run-gpu",
+    case_id: str = "resnet18-bs8-cuda:0",
+    n: int = 50,
+    rate_hz: float = 50.0,
+) -> pd.DataFrame:
+    """A power trace table (run_id, case_id, t_s, power_w) with one missing sample."""
+    t = [i / rate_hz for i in range(n)]
+    w: list[float | None] = [250.0 + 100.0 * min(1.0, i / 10) for i in range(n)]
+    w[n // 2] = None
+    return pd.DataFrame({"run_id": run_id, "case_id": case_id, "t_s": t, "power_w": w})
