@@ -208,3 +208,26 @@ def test_cuda_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     r = measure_peak_memory(step, "cuda:0")
     assert events == ["sync", "reset", "allocated", "step", "sync", "max"]
     assert r == MemoryResult(5_000, 1_000, "cuda_allocator")
+
+
+def test_tensors_built_from_python_data_count() -> None:
+    def step() -> None:
+        a = torch.tensor([1.0, 2.0, 3.0])  # 3 float32
+        b = torch.tensor([[1, 2], [3, 4]])  # 4 int64
+        del a, b
+
+    assert measure_peak_memory(step, "cpu").peak_memory_bytes == 3 * F32 + 4 * 8
+
+
+def test_sparse_outputs_do_not_break_the_tracker() -> None:
+    i = torch.tensor([[0, 1], [1, 0]])
+    v = torch.tensor([3.0, 4.0])
+
+    def step() -> torch.Tensor:
+        sp = torch.sparse_coo_tensor(i, v, (2, 2), check_invariants=False)  # no storage of its own
+        return sp.to_dense()  # 4 float32
+
+    r = measure_peak_memory(step, "cpu", baseline_tensors=[i, v])
+    assert r.memory_baseline_bytes == 4 * 8 + 2 * F32
+    assert r.peak_memory_bytes is not None
+    assert extra(r) >= 4 * F32

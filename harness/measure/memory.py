@@ -16,7 +16,9 @@ part, so the step's own peak is ``peak_memory_bytes - memory_baseline_bytes``.
   (``UntypedStorage.nbytes``). It sees tensors only: scratch buffers a kernel allocates and frees
   inside one op (oneDNN workspaces, im2col) and the Python heap are not included. The baseline
   is the distinct storages of ``baseline_tensors`` (pass the model's parameters and buffers and
-  the input).
+  the input). A ``torch.compile``d model runs its eager ops while a dispatch mode is active
+  (checked with torch 2.13), so for compiled CPU cases the figure is the eager allocation pattern,
+  not the fused one.
 
 This module knows nothing of pytest.
 """
@@ -57,6 +59,24 @@ class MemoryResult:
 
 def _storage_key(storage: torch.UntypedStorage) -> int:
     return int(storage._cdata)  # the StorageImpl's address: stable while alive, even on resize
+
+
+def _cpu_storages(values: Any) -> list[torch.UntypedStorage]:
+    """Storages of the strided CPU tensors in a nested structure (sparse and other layouts have
+    none to count)."""
+    out = []
+    for t in tree_flatten(values)[0]:
+        if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.layout == torch.strided:
+            try:
+                out.append(t.untyped_storage())
+            except (RuntimeError, NotImplementedError):
+                continue  # a tensor subclass without a real storage
+    return out
+
+
+# torch.tensor(data) builds its tensor below the dispatcher, then passes it through lift_fresh:
+# the first time the tracker sees it is as that op's input and output at once.
+_LIFT_OPS = frozenset({torch.ops.aten.lift_fresh.default})
 
 
 class CpuTensorTracker(TorchDispatchMode):
@@ -105,9 +125,8 @@ class CpuTensorTracker(TorchDispatchMode):
         """Count the storages of pre-existing CPU ``tensors`` (each storage once); returns the
         bytes newly counted."""
         before = self.live_bytes
-        for t in tensors:
-            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
-                self._count(t.untyped_storage())
+        for storage in _cpu_storages(list(tensors)):
+            self._count(storage)
         return self.live_bytes - before
 
     def __torch_dispatch__(
@@ -118,21 +137,15 @@ class CpuTensorTracker(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         out = func(*args, **(kwargs or {}))
-        outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        cpu_outputs = [t for t in outputs if t.device.type == "cpu"]
-        if not cpu_outputs:
+        outputs = _cpu_storages(out)
+        if not outputs:
             return out
-        input_keys = {
-            _storage_key(t.untyped_storage())
-            for t in tree_flatten((args, kwargs))[0]
-            if isinstance(t, torch.Tensor) and t.device.type == "cpu"
-        }
-        for t in cpu_outputs:
-            storage = t.untyped_storage()
+        input_keys = {_storage_key(s) for s in _cpu_storages((args, kwargs))}
+        for storage in outputs:
             key = _storage_key(storage)
             # A view or in-place result of an input is not a new allocation, unless the input is
-            # tracked and was resized in place.
-            if key in self._sizes or key not in input_keys:
+            # tracked and was resized in place, or is the fresh tensor torch.tensor(data) lifts.
+            if key in self._sizes or key not in input_keys or func in _LIFT_OPS:
                 self._count(storage)
         return out
 
