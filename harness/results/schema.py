@@ -7,12 +7,16 @@ Units live in column names and never change (``_s`` seconds, ``_bytes``, ``_w`` 
 Tables, each its own parquet file beside the others in a results directory:
   * ``cases``  ``<run_id>.parquet``: one row per case (CASES)
   * ``layers`` ``<run_id>.layers.parquet``: one row per leaf layer per measured case (LAYERS)
+  * ``power``  ``<run_id>.power.parquet``: the power trace of each case's timed window (POWER)
 
 Every file carries the key-value metadata ``cnnbench.table`` and ``cnnbench.schema_version``;
 a parquet file without them is not a result file.
 
 Version history:
   1: the first schema.
+  2: power columns (power_w_idle, energy_j_total, samples_per_j, energy_window_s,
+     power_samples, power_sample_hz, power_polls, power_reason; clocks, temperature, power limit
+     and clock-event reasons at the start and end of the window) and the ``power`` table.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_TABLE = b"cnnbench.table"
 META_VERSION = b"cnnbench.schema_version"
 STATUSES = ("ok", "oom", "error", "skipped")
@@ -107,11 +111,28 @@ CASES: tuple[Column, ...] = (
     _c("peak_memory_bytes", I, "bytes", "peak memory during one measured step"),
     _c("memory_baseline_bytes", I, "bytes", "weights and input resident before the step"),
     _c("memory_source", S, "", "cuda_allocator, cpu_tensor_tracker, or why unmeasured"),
-    # power (filled by harness.measure.power)
-    _c("power_w_mean", F, "W", "mean power over the timed window"),
+    # power (filled by harness.measure.power; docs/POWER.md says what each reading is)
+    _c("power_w_mean", F, "W", "mean power over the timed window (energy / window if counted)"),
     _c("power_w_max", F, "W", "highest power sample"),
+    _c("power_w_idle", F, "W", "mean power of an idle baseline taken before the case"),
+    _c("energy_j_total", F, "J", "energy of the whole window, from the energy counter"),
     _c("energy_j_per_sample", F, "J", "energy of the window / samples processed"),
+    _c("samples_per_j", F, "samples/J", "samples processed / energy of the window"),
+    _c("energy_window_s", F, "s", "length of the measured window"),
+    _c("power_samples", I, "count", "distinct power readings in the window's trace"),
+    _c("power_sample_hz", F, "Hz", "rate the power sampler was asked to poll at"),
+    _c("power_polls", I, "count", "power reads made (power_polls / energy_window_s: rate reached)"),
     _c("power_source", S, "", "where power came from, or why it was not measured"),
+    _c("power_reason", S, "", "why a power column is null (window too short, counter still)"),
+    _c("sm_clock_mhz_start", I, "MHz", "GPU SM clock when the window started"),
+    _c("sm_clock_mhz_end", I, "MHz", "GPU SM clock when the window ended"),
+    _c("mem_clock_mhz_start", I, "MHz", "GPU memory clock when the window started"),
+    _c("mem_clock_mhz_end", I, "MHz", "GPU memory clock when the window ended"),
+    _c("temperature_c_start", I, "C", "GPU temperature when the window started"),
+    _c("temperature_c_end", I, "C", "GPU temperature when the window ended"),
+    _c("power_limit_w", F, "W", "enforced GPU power limit"),
+    _c("throttle_reasons_start", S, "", "clock-event (throttle) reasons at start, comma-separated"),
+    _c("throttle_reasons_end", S, "", "clock-event (throttle) reasons at end, comma-separated"),
     # outcome
     _c("status", S, "", "ok, oom, error or skipped"),
     _c("error", S, "", "the reason when status is not ok"),
@@ -135,8 +156,20 @@ LAYERS: tuple[Column, ...] = (
     _c("activation_bytes", I, "bytes", "bytes of this layer's output"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"cases": CASES, "layers": LAYERS}
-FILE_SUFFIX: dict[str, str] = {"cases": ".parquet", "layers": ".layers.parquet"}
+POWER: tuple[Column, ...] = (
+    _c("schema_version", I, "", "version of this schema"),
+    _c("run_id", S, "", "run the trace belongs to"),
+    _c("case_id", S, "", "case whose timed window was traced"),
+    _c("t_s", F, "s", "time of the reading since the window started"),
+    _c("power_w", F, "W", "power reading (instant, averaged or from a counter: power_source)"),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {"cases": CASES, "layers": LAYERS, "power": POWER}
+FILE_SUFFIX: dict[str, str] = {
+    "cases": ".parquet",
+    "layers": ".layers.parquet",
+    "power": ".power.parquet",
+}
 
 
 def arrow_schema(table: str) -> pa.Schema:

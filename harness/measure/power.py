@@ -1,0 +1,269 @@
+"""Power and energy over a case's timed window: NVML on CUDA GPUs, RAPL on CPUs, else null.
+
+The runner wraps its timed rounds::
+
+    monitor = make_power_monitor(device, mode="auto", sample_hz=100.0)
+    # lengthen the rounds so that the window lasts at least monitor.min_window_s
+    monitor.start(); ...timed rounds...; reading = monitor.stop()
+    row.update(reading.to_columns(rounds * batch_size))
+
+Energy comes from a hardware counter read at start and stop (NVML's total-energy counter,
+RAPL's package counters); a background thread samples power at ``sample_hz`` for the trace
+and the maximum. A window shorter than ``min_window_s``, or a counter that did not move, gives
+null energy with the reason, never 0 J. Nothing here raises because power cannot be measured:
+the monitor is then a ``NullPowerMonitor`` whose readings say why (``power_source``).
+
+Units: NVML gives mW and mJ, RAPL uJ; they are converted here, once, into W and J.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import InvalidInputError
+from harness.measure import nvml, rapl
+from harness.measure.monitor import Clock, NullPowerMonitor, PowerMonitor, SampledMonitor
+from harness.measure.power_reading import (
+    MW_PER_W,
+    DeviceState,
+    PowerReading,
+    hold_integral,
+    hold_mean,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+_MJ_PER_J = 1000.0
+_UJ_PER_J = 1_000_000.0
+MAX_SAMPLE_HZ = 1000.0
+DEFAULT_MIN_WINDOW_S = 1.0
+# The records (power_reading.py) and the monitor base classes (monitor.py) are re-exported.
+__all__ = [
+    "Clock",
+    "DeviceState",
+    "NullPowerMonitor",
+    "NvmlPowerMonitor",
+    "PowerMonitor",
+    "PowerReading",
+    "RaplPowerMonitor",
+    "make_power_monitor",
+]
+
+
+class NvmlPowerMonitor(SampledMonitor):
+    """An NVIDIA GPU through NVML: energy counter, instant (or averaged) power, state."""
+
+    def __init__(
+        self,
+        device: nvml.NvmlDevice,
+        *,
+        sample_hz: float = 100.0,
+        clock: Clock = time.perf_counter,
+        min_window_s: float = DEFAULT_MIN_WINDOW_S,
+    ) -> None:
+        super().__init__(sample_hz=sample_hz, clock=clock, min_window_s=min_window_s)
+        self.device = device
+        self._instant = _supported(device.instant_power_mw)
+        if not self._instant and not _supported(device.power_usage_mw):
+            raise nvml.NvmlUnavailable(
+                f"{device.name} reports no power: neither the instant power field nor "
+                "nvmlDeviceGetPowerUsage is supported by this GPU or driver"
+            )
+        self._counter = _supported(device.total_energy_mj)
+        energy = "energy_counter" if self._counter else "trace_integral"
+        self.source = f"nvml:{energy}+{'instant_field' if self._instant else 'power_usage'}"
+        self._state0 = self._state1 = DeviceState()
+        self._e0 = self._e1 = 0
+        self._last: int | None = None
+        self.dropped = 0  # reads of 0 mW or sporadic NOT_SUPPORTED, left out of the trace
+
+    def _begin(self) -> None:
+        self._last, self.dropped = None, 0
+        self._state0 = DeviceState.from_nvml(self.device.state())
+        if self._counter:
+            self._e0 = self.device.total_energy_mj()
+
+    def _poll(self, now: float) -> None:
+        try:
+            if self._instant:
+                mw, stamp = self.device.instant_power_mw()
+            else:
+                # no timestamp here: a repeated value is taken as the same sensor update
+                mw = stamp = self.device.power_usage_mw()
+        except nvml.NvmlUnavailable as err:
+            if not err.unsupported:
+                raise
+            self.dropped += 1  # NVML polled fast sometimes answers NOT_SUPPORTED once
+            return
+        self._polls += 1
+        if stamp == self._last:
+            return
+        self._last = stamp
+        if mw <= 0:  # no real GPU draws 0 W: an invalid read
+            self.dropped += 1
+            return
+        self._t.append(now - self._t0)
+        self._p.append(mw / MW_PER_W)
+
+    def _end(self) -> None:
+        if self._counter:
+            self._e1 = self.device.total_energy_mj()
+        self._state1 = DeviceState.from_nvml(self.device.state())
+
+    def _finish(self, window_s: float, reading: PowerReading) -> PowerReading:
+        reading.start, reading.end = self._state0, self._state1
+        counter = "NVML energy counter" if self._counter else "NVML power trace"
+        reason = self._window_reason(window_s, counter)
+        if reason is None and self._counter:
+            delta_mj = self._e1 - self._e0
+            if delta_mj > 0:
+                reading.energy_j = delta_mj / _MJ_PER_J
+            else:
+                reason = f"the NVML energy counter did not move over the {window_s:.3f} s window"
+        elif reason is None and len(self._t):
+            reading.energy_j = hold_integral(self._t, self._p, window_s)
+        if reading.energy_j is not None and self._counter:
+            reading.power_w_mean = reading.energy_j / window_s
+        else:
+            reading.power_w_mean = hold_mean(self._t, self._p, window_s)
+        if len(self._p):
+            reading.power_w_max = max(self._p)
+        elif reason is None:
+            reason = "no valid power reading in the window"
+        reading.reason = reason
+        return reading
+
+
+class RaplPowerMonitor(SampledMonitor):
+    """CPU package energy from RAPL counters (summed over packages)."""
+
+    def __init__(
+        self,
+        zones: list[rapl.RaplZone],
+        *,
+        sample_hz: float = 100.0,
+        clock: Clock = time.perf_counter,
+        min_window_s: float = DEFAULT_MIN_WINDOW_S,
+    ) -> None:
+        super().__init__(sample_hz=sample_hz, clock=clock, min_window_s=min_window_s)
+        self.zones = zones
+        n = len(zones)
+        self.source = f"rapl:package_counter({n} package{'s' if n != 1 else ''})"
+        self._last: list[int] | None = None
+        self._last_t = 0.0
+        self._acc_uj = 0
+
+    def _begin(self) -> None:
+        self._last, self._acc_uj = None, 0
+
+    def _poll(self, now: float) -> None:
+        try:
+            values = [zone.read_uj() for zone in self.zones]
+        except PermissionError as err:
+            raise rapl.RaplUnavailable(f"RAPL counter became unreadable: {err}") from err
+        except (OSError, ValueError):
+            return  # a torn read: the next poll covers the interval
+        self._polls += 1
+        if self._last is None:
+            self._last, self._last_t = values, now
+            return
+        delta = sum(
+            rapl.counter_delta_uj(b, a, z.max_energy_range_uj)
+            for b, a, z in zip(self._last, values, self.zones, strict=True)
+        )
+        if delta == 0:
+            return  # the counters have not moved since the last poll: keep the interval open
+        self._acc_uj += delta
+        if now > self._last_t:
+            self._t.append(now - self._t0)
+            self._p.append(delta / _UJ_PER_J / (now - self._last_t))
+        self._last, self._last_t = values, now
+
+    def _finish(self, window_s: float, reading: PowerReading) -> PowerReading:
+        reason = self._window_reason(window_s, "RAPL energy counters")
+        if reason is None and self._acc_uj > 0:
+            reading.energy_j = self._acc_uj / _UJ_PER_J
+            reading.power_w_mean = reading.energy_j / window_s
+        elif reason is None:
+            reason = f"the RAPL counters did not move over the {window_s:.3f} s window"
+        if len(self._p):
+            reading.power_w_max = max(self._p)
+        reading.reason = reason
+        return reading
+
+
+def _supported(read: Callable[[], object]) -> bool:
+    try:
+        read()
+    except nvml.NvmlUnavailable as err:
+        if err.unsupported:
+            return False
+        raise
+    return True
+
+
+def _parse_device(device: torch.device | str) -> tuple[str, int | None]:
+    text = str(device).strip().lower()
+    kind, _, index = text.partition(":")
+    if not kind.isalpha() or (index and not index.isdigit()):
+        raise InvalidInputError(f"device {device!r} is not a device like 'cpu' or 'cuda:0'")
+    return kind, int(index) if index else None
+
+
+def _current_cuda_index() -> int:
+    import torch
+
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
+
+
+def make_power_monitor(
+    device: torch.device | str,
+    *,
+    mode: str = "auto",
+    sample_hz: float = 100.0,
+    min_window_s: float = DEFAULT_MIN_WINDOW_S,
+    nvml_library: str | Path | None = None,
+    powercap_root: str | Path | None = None,
+    cuda_identity: Callable[[int], nvml.CudaIdentity | None] = nvml.torch_cuda_identity,
+    clock: Clock = time.perf_counter,
+) -> PowerMonitor:
+    """The monitor for ``device``: NVML on CUDA, RAPL on CPU, else one that says why not.
+
+    ``mode`` is ``auto`` or ``off``; ``sample_hz`` the trace rate in Hz (0 < hz <= 1000);
+    ``min_window_s`` the shortest window whose energy is reported, in s. ``nvml_library``
+    (default ``$CNNBENCH_NVML_LIBRARY``, else the driver's), ``powercap_root``,
+    ``cuda_identity`` and ``clock`` exist for tests.
+    """
+    if mode not in ("auto", "off"):
+        raise InvalidInputError(f"power mode must be 'auto' or 'off', got {mode!r}")
+    ok_hz = isinstance(sample_hz, (int, float)) and 0 < sample_hz <= MAX_SAMPLE_HZ
+    if not ok_hz:
+        raise InvalidInputError(
+            f"power sample rate must be in (0, {MAX_SAMPLE_HZ:g}] Hz, got {sample_hz!r}"
+        )
+    if not (isinstance(min_window_s, (int, float)) and 0 <= min_window_s < math.inf):
+        raise InvalidInputError(f"min_window_s must be >= 0 seconds, got {min_window_s!r}")
+    kind, index = _parse_device(device)
+    if mode == "off":
+        return NullPowerMonitor("disabled by --cnn-power=off", kind="off")
+    options = {"sample_hz": float(sample_hz), "clock": clock, "min_window_s": float(min_window_s)}
+    if kind == "cuda":
+        try:
+            nvml.init_nvml(nvml_library)
+            cuda_index = _current_cuda_index() if index is None else index
+            found = nvml.match_device(cuda_index, cuda_identity(cuda_index))
+            return NvmlPowerMonitor(found, **options)
+        except nvml.NvmlUnavailable as err:
+            return NullPowerMonitor(err.reason)
+    if kind == "cpu":
+        root = rapl.POWERCAP_ROOT if powercap_root is None else Path(powercap_root)
+        try:
+            return RaplPowerMonitor(rapl.find_package_zones(root), **options)
+        except rapl.RaplUnavailable as err:
+            return NullPowerMonitor(err.reason)
+    return NullPowerMonitor(f"no power source for {kind} devices (NVML covers cuda, RAPL cpu)")

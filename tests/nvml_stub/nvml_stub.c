@@ -1,0 +1,485 @@
+/*
+ * A stand-in for libnvidia-ml.so.1, for testing the harness through the real nvidia-ml-py
+ * bindings on machines without an NVIDIA driver.
+ *
+ * It implements only the entry points pynvml reaches when harness/measure/nvml.py and
+ * harness/measure/power.py run, with the argument types and struct layouts pynvml.py uses
+ * (nvmlPciInfo_t for nvmlDeviceGetPciInfo_v3, c_nvmlFieldValue_t for nvmlDeviceGetFieldValues).
+ * It is built with the SONAME libnvidia-ml.so.1, so once a process has loaded it by path,
+ * pynvml's CDLL("libnvidia-ml.so.1") resolves to it (the dynamic loader matches the SONAME of
+ * already loaded objects).
+ *
+ * What it serves comes from a key=value file named by NVML_STUB_CONFIG, read at every first
+ * nvmlInit (after a full nvmlShutdown it is read again):
+ *
+ *   clock=real|manual          real: time since nvmlInit (CLOCK_MONOTONIC, the clock behind
+ *                              Python's time.perf_counter); manual: set by nvml_stub_set_time_us
+ *   devices=N                  number of GPUs NVML sees (at most 8)
+ *   energy_update_us=100000    the energy counter and the averaged power move in steps of this
+ *   power_update_us=20000      the instant power field (and its timestamp) moves in steps of this
+ *   dev<i>.uuid=GPU-...  dev<i>.name=...  dev<i>.pci=00000000:17:00.0  dev<i>.mig=0|1
+ *   dev<i>.power=T:V,...       power in mW as a step function of time (seconds since init)
+ *   dev<i>.energy0_mj=N        energy counter at time 0, in mJ
+ *   dev<i>.sm_clock, .mem_clock (MHz), .temp (C), .limit_mw (mW), .reasons (bit mask):
+ *                              each a constant or a T:V,... step function
+ *   ret.<entry>=CODE           make an entry point return an NVML error code: init, count,
+ *                              field_call, field_instant (the per-field return), power_usage,
+ *                              energy, clock, temperature, limit, reasons, mig, uuid, pci
+ *   lost_after_us=T            from time T on, every device call returns NVML_ERROR_GPU_IS_LOST
+ *
+ * Energy is the exact integral of the power step function, in nanojoules, so a test can
+ * compute the expected counter by hand: 250000 mW for 1.2 s is 300000 mJ.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef int nvmlReturn_t;
+#define NVML_SUCCESS 0
+#define NVML_ERROR_UNINITIALIZED 1
+#define NVML_ERROR_INVALID_ARGUMENT 2
+#define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NOT_FOUND 6
+#define NVML_ERROR_INSUFFICIENT_SIZE 7
+#define NVML_ERROR_GPU_IS_LOST 15
+
+#define NVML_FI_DEV_POWER_AVERAGE 185
+#define NVML_FI_DEV_POWER_INSTANT 186
+#define NVML_VALUE_TYPE_UNSIGNED_INT 1
+#define NVML_CLOCK_SM 1
+#define NVML_CLOCK_MEM 2
+
+#define MAX_DEVICES 8
+#define MAX_POINTS 32
+
+typedef struct {
+    int n;
+    int64_t t_us[MAX_POINTS];
+    int64_t v[MAX_POINTS];
+} timeline_t;
+
+typedef struct {
+    char uuid[96];
+    char name[96];
+    char pci[32];
+    unsigned domain, bus, device;
+    int mig;
+    timeline_t power, sm_clock, mem_clock, temp, limit, reasons;
+    int64_t energy0_mj;
+} device_t;
+
+/* Layouts as in pynvml.py: nvmlPciInfo_t (v3) and c_nvmlFieldValue_t. */
+typedef struct {
+    char busIdLegacy[16];
+    unsigned int domain;
+    unsigned int bus;
+    unsigned int device;
+    unsigned int pciDeviceId;
+    unsigned int pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+
+typedef union {
+    double dVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    long long sllVal;
+    int siVal;
+    unsigned short usVal;
+} nvmlValue_t;
+
+typedef struct {
+    unsigned int fieldId;
+    unsigned int scopeId;
+    long long timestamp;
+    long long latencyUsec;
+    unsigned int valueType;
+    nvmlReturn_t nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+
+static int g_refcount = 0;
+static int g_manual_clock = 0;
+static int64_t g_manual_us = 0;
+static int64_t g_init_ns = 0;
+static int64_t g_init_epoch_us = 0;
+static int64_t g_energy_update_us = 100000;
+static int64_t g_power_update_us = 20000;
+static int64_t g_lost_after_us = -1;
+static int g_count = 0;
+static device_t g_dev[MAX_DEVICES];
+
+enum { R_INIT, R_COUNT, R_FIELD_CALL, R_FIELD_INSTANT, R_POWER_USAGE, R_ENERGY, R_CLOCK,
+       R_TEMPERATURE, R_LIMIT, R_REASONS, R_MIG, R_UUID, R_PCI, R_N };
+static const char *g_ret_names[R_N] = {"init", "count", "field_call", "field_instant",
+                                       "power_usage", "energy", "clock", "temperature",
+                                       "limit", "reasons", "mig", "uuid", "pci"};
+static int g_ret[R_N];
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t now_us(void) {
+    if (g_manual_clock) return g_manual_us;
+    return (mono_ns() - g_init_ns) / 1000;
+}
+
+/* Exported for tests: the stub's clock, in microseconds since nvmlInit. */
+void nvml_stub_set_time_us(long long t_us) { g_manual_us = t_us; }
+long long nvml_stub_time_us(void) { return now_us(); }
+
+static void parse_timeline(timeline_t *tl, const char *text) {
+    tl->n = 0;
+    if (strchr(text, ':') == NULL) { /* a constant */
+        tl->t_us[0] = 0;
+        tl->v[0] = strtoll(text, NULL, 0);
+        tl->n = 1;
+        return;
+    }
+    const char *p = text;
+    while (*p && tl->n < MAX_POINTS) {
+        char *end;
+        double t_s = strtod(p, &end);
+        if (*end != ':') break;
+        int64_t v = strtoll(end + 1, &end, 0);
+        tl->t_us[tl->n] = (int64_t)(t_s * 1e6 + 0.5);
+        tl->v[tl->n] = v;
+        tl->n++;
+        if (*end != ',') break;
+        p = end + 1;
+    }
+}
+
+static int64_t tl_at(const timeline_t *tl, int64_t t_us) {
+    int64_t v = 0;
+    for (int i = 0; i < tl->n; i++) {
+        if (tl->t_us[i] <= t_us) v = tl->v[i];
+    }
+    return v;
+}
+
+/* Integral of the power step function from 0 to t_us, in nJ (1 mW for 1 us is 1 nJ). */
+static int64_t energy_nj(const timeline_t *tl, int64_t t_us) {
+    int64_t total = 0;
+    for (int i = 0; i < tl->n; i++) {
+        int64_t a = tl->t_us[i];
+        int64_t b = (i + 1 < tl->n) ? tl->t_us[i + 1] : t_us;
+        if (a < 0) a = 0;
+        if (b > t_us) b = t_us;
+        if (b > a) total += tl->v[i] * (b - a); /* mW * us = nJ */
+    }
+    return total;
+}
+
+static void parse_pci(device_t *d) {
+    unsigned dom = 0, bus = 0, dev = 0, fn = 0;
+    if (sscanf(d->pci, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) == 4) {
+        d->domain = dom;
+        d->bus = bus;
+        d->device = dev;
+    }
+}
+
+static void set_defaults(void) {
+    g_manual_clock = 0;
+    g_manual_us = 0;
+    g_energy_update_us = 100000;
+    g_power_update_us = 20000;
+    g_lost_after_us = -1;
+    g_count = 1;
+    memset(g_ret, 0, sizeof g_ret);
+    memset(g_dev, 0, sizeof g_dev);
+    for (int i = 0; i < MAX_DEVICES; i++) {
+        device_t *d = &g_dev[i];
+        snprintf(d->uuid, sizeof d->uuid, "GPU-00000000-0000-0000-0000-00000000000%d", i);
+        snprintf(d->name, sizeof d->name, "NVML Stub GPU %d", i);
+        snprintf(d->pci, sizeof d->pci, "00000000:%02X:00.0", 0x10 + i);
+        parse_pci(d);
+        parse_timeline(&d->power, "100000");
+        parse_timeline(&d->sm_clock, "1410");
+        parse_timeline(&d->mem_clock, "1215");
+        parse_timeline(&d->temp, "40");
+        parse_timeline(&d->limit, "300000");
+        parse_timeline(&d->reasons, "0");
+    }
+}
+
+static void load_config(void) {
+    set_defaults();
+    const char *path = getenv("NVML_STUB_CONFIG");
+    if (path == NULL) return;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || eq == NULL) continue;
+        *eq = 0;
+        const char *key = line, *val = eq + 1;
+        if (strcmp(key, "clock") == 0) g_manual_clock = strcmp(val, "manual") == 0;
+        else if (strcmp(key, "devices") == 0) {
+            g_count = atoi(val);
+            if (g_count > MAX_DEVICES) g_count = MAX_DEVICES;
+        } else if (strcmp(key, "energy_update_us") == 0) g_energy_update_us = strtoll(val, NULL, 0);
+        else if (strcmp(key, "power_update_us") == 0) g_power_update_us = strtoll(val, NULL, 0);
+        else if (strcmp(key, "lost_after_us") == 0) g_lost_after_us = strtoll(val, NULL, 0);
+        else if (strncmp(key, "ret.", 4) == 0) {
+            for (int r = 0; r < R_N; r++)
+                if (strcmp(key + 4, g_ret_names[r]) == 0) g_ret[r] = atoi(val);
+        } else if (strncmp(key, "dev", 3) == 0) {
+            char *dot;
+            long i = strtol(key + 3, &dot, 10);
+            if (*dot != '.' || i < 0 || i >= MAX_DEVICES) continue;
+            device_t *d = &g_dev[i];
+            const char *k = dot + 1;
+            if (strcmp(k, "uuid") == 0) snprintf(d->uuid, sizeof d->uuid, "%s", val);
+            else if (strcmp(k, "name") == 0) snprintf(d->name, sizeof d->name, "%s", val);
+            else if (strcmp(k, "pci") == 0) {
+                snprintf(d->pci, sizeof d->pci, "%s", val);
+                parse_pci(d);
+            } else if (strcmp(k, "mig") == 0) d->mig = atoi(val);
+            else if (strcmp(k, "power") == 0) parse_timeline(&d->power, val);
+            else if (strcmp(k, "energy0_mj") == 0) d->energy0_mj = strtoll(val, NULL, 0);
+            else if (strcmp(k, "sm_clock") == 0) parse_timeline(&d->sm_clock, val);
+            else if (strcmp(k, "mem_clock") == 0) parse_timeline(&d->mem_clock, val);
+            else if (strcmp(k, "temp") == 0) parse_timeline(&d->temp, val);
+            else if (strcmp(k, "limit_mw") == 0) parse_timeline(&d->limit, val);
+            else if (strcmp(k, "reasons") == 0) parse_timeline(&d->reasons, val);
+        }
+    }
+    fclose(f);
+}
+
+/* Common checks of every device call: initialised, a known handle, the GPU not lost. */
+static nvmlReturn_t check(device_t *d) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (d < g_dev || d >= g_dev + g_count) return NVML_ERROR_INVALID_ARGUMENT;
+    if (g_lost_after_us >= 0 && now_us() >= g_lost_after_us) return NVML_ERROR_GPU_IS_LOST;
+    return NVML_SUCCESS;
+}
+
+#define CHECK(d, entry)                             \
+    do {                                            \
+        nvmlReturn_t r_ = check(d);                 \
+        if (r_ != NVML_SUCCESS) return r_;          \
+        if (g_ret[entry] != 0) return g_ret[entry]; \
+    } while (0)
+
+static int64_t quantize(int64_t t_us, int64_t step_us) {
+    return step_us > 0 ? (t_us / step_us) * step_us : t_us;
+}
+
+nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
+    (void)flags;
+    if (g_refcount == 0) {
+        load_config();
+        if (g_ret[R_INIT] != 0) return g_ret[R_INIT];
+        g_init_ns = mono_ns();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        g_init_epoch_us = (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+    }
+    g_refcount++;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlInit_v2(void) { return nvmlInitWithFlags(0); }
+nvmlReturn_t nvmlInit(void) { return nvmlInitWithFlags(0); }
+
+nvmlReturn_t nvmlShutdown(void) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    g_refcount--;
+    return NVML_SUCCESS;
+}
+
+const char *nvmlErrorString(nvmlReturn_t result) {
+    switch (result) {
+        case 0: return "Success";
+        case 1: return "Uninitialized";
+        case 2: return "Invalid Argument";
+        case 3: return "Not Supported";
+        case 4: return "Insufficient Permissions";
+        case 9: return "Driver Not Loaded";
+        case 15: return "GPU is lost";
+        default: return "Unknown Error";
+    }
+}
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (length < 9) return NVML_ERROR_INSUFFICIENT_SIZE;
+    snprintf(version, length, "stub-1.0");
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (g_ret[R_COUNT] != 0) return g_ret[R_COUNT];
+    *count = (unsigned int)g_count;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetCount(unsigned int *count) { return nvmlDeviceGetCount_v2(count); }
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, device_t **device) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (index >= (unsigned int)g_count) return NVML_ERROR_INVALID_ARGUMENT;
+    *device = &g_dev[index];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, device_t **device) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (uuid == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    for (int i = 0; i < g_count; i++) {
+        if (strcmp(g_dev[i].uuid, uuid) == 0) {
+            *device = &g_dev[i];
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_NOT_FOUND;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *bus_id, device_t **device) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    unsigned dom = 0, bus = 0, dev = 0, fn = 0;
+    if (bus_id == NULL || sscanf(bus_id, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    for (int i = 0; i < g_count; i++) {
+        device_t *d = &g_dev[i];
+        if (d->domain == dom && d->bus == bus && d->device == dev) {
+            *device = d;
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_NOT_FOUND;
+}
+
+nvmlReturn_t nvmlDeviceGetName(device_t *d, char *name, unsigned int length) {
+    nvmlReturn_t r = check(d);
+    if (r != NVML_SUCCESS) return r;
+    if (strlen(d->name) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+    snprintf(name, length, "%s", d->name);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(device_t *d, char *uuid, unsigned int length) {
+    CHECK(d, R_UUID);
+    if (strlen(d->uuid) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+    snprintf(uuid, length, "%s", d->uuid);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(device_t *d, nvmlPciInfo_t *pci) {
+    CHECK(d, R_PCI);
+    memset(pci, 0, sizeof *pci);
+    snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.0", d->domain, d->bus,
+             d->device);
+    snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.0", d->domain, d->bus, d->device);
+    pci->domain = d->domain;
+    pci->bus = d->bus;
+    pci->device = d->device;
+    pci->pciDeviceId = 0x233010DE;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(device_t *d, unsigned int *current, unsigned int *pending) {
+    CHECK(d, R_MIG);
+    *current = (unsigned int)d->mig;
+    *pending = (unsigned int)d->mig;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(device_t *d, unsigned long long *energy_mj) {
+    CHECK(d, R_ENERGY);
+    int64_t t = quantize(now_us(), g_energy_update_us);
+    *energy_mj = (unsigned long long)(d->energy0_mj + energy_nj(&d->power, t) / 1000000);
+    return NVML_SUCCESS;
+}
+
+/* Like recent GPUs: the power averaged over the last second, updated every energy step. */
+static unsigned int average_power_mw(device_t *d) {
+    int64_t t = quantize(now_us(), g_energy_update_us);
+    int64_t a = t > 1000000 ? t - 1000000 : 0;
+    if (t <= a) return (unsigned int)tl_at(&d->power, t);
+    return (unsigned int)((energy_nj(&d->power, t) - energy_nj(&d->power, a)) / (t - a));
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(device_t *d, unsigned int *power_mw) {
+    CHECK(d, R_POWER_USAGE);
+    *power_mw = average_power_mw(d);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetFieldValues(device_t *d, int count, nvmlFieldValue_t *values) {
+    CHECK(d, R_FIELD_CALL);
+    int64_t t = now_us();
+    for (int i = 0; i < count; i++) {
+        nvmlFieldValue_t *v = &values[i];
+        v->latencyUsec = 0;
+        v->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+        if (v->fieldId == NVML_FI_DEV_POWER_INSTANT) {
+            int64_t tq = quantize(t, g_power_update_us);
+            v->nvmlReturn = g_ret[R_FIELD_INSTANT];
+            v->timestamp = g_init_epoch_us + tq;
+            v->value.uiVal = (unsigned int)tl_at(&d->power, tq);
+        } else if (v->fieldId == NVML_FI_DEV_POWER_AVERAGE) {
+            v->nvmlReturn = NVML_SUCCESS;
+            v->timestamp = g_init_epoch_us + quantize(t, g_energy_update_us);
+            v->value.uiVal = average_power_mw(d);
+        } else {
+            v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        }
+    }
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(device_t *d, unsigned int type, unsigned int *mhz) {
+    CHECK(d, R_CLOCK);
+    if (type == NVML_CLOCK_SM) *mhz = (unsigned int)tl_at(&d->sm_clock, now_us());
+    else if (type == NVML_CLOCK_MEM) *mhz = (unsigned int)tl_at(&d->mem_clock, now_us());
+    else return NVML_ERROR_NOT_SUPPORTED;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(device_t *d, unsigned int sensor, unsigned int *temp_c) {
+    CHECK(d, R_TEMPERATURE);
+    if (sensor != 0) return NVML_ERROR_INVALID_ARGUMENT;
+    *temp_c = (unsigned int)tl_at(&d->temp, now_us());
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(device_t *d, unsigned int *limit_mw) {
+    CHECK(d, R_LIMIT);
+    *limit_mw = (unsigned int)tl_at(&d->limit, now_us());
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerManagementLimit(device_t *d, unsigned int *limit_mw) {
+    return nvmlDeviceGetEnforcedPowerLimit(d, limit_mw);
+}
+
+static nvmlReturn_t reasons(device_t *d, unsigned long long *mask) {
+    CHECK(d, R_REASONS);
+    *mask = (unsigned long long)tl_at(&d->reasons, now_us());
+    return NVML_SUCCESS;
+}
+
+#ifndef STUB_OLD_DRIVER
+/* Newer drivers (R535+) name them clock-event reasons; the old name stays as an alias. */
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(device_t *d, unsigned long long *mask) {
+    return reasons(d, mask);
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(device_t *d, unsigned long long *mask) {
+    return reasons(d, mask);
+}

@@ -1,0 +1,110 @@
+"""What the power tests run in a fresh worker process with the stub NVML library loaded.
+
+The worker is a spawned process: loading the stub as libnvidia-ml.so.1 is process-wide (pynvml
+keeps the library, the dynamic loader keeps the SONAME), so the pytest process never loads it
+and other tests still see this machine as it is. Functions here take and return plain data.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pynvml
+
+from harness.measure import nvml
+from harness.measure.power import NvmlPowerMonitor, make_power_monitor
+
+
+@contextmanager
+def _environment(config: str, env: Mapping[str, str | None]) -> Iterator[None]:
+    changes = {"NVML_STUB_CONFIG": config, **env}
+    saved = {k: os.environ.get(k) for k in changes}
+    try:
+        for key, value in changes.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        nvml.shutdown_nvml()  # the next init starts NVML afresh: the stub re-reads its config
+        yield
+    finally:
+        nvml.shutdown_nvml()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _stub(lib: str) -> ctypes.CDLL:
+    stub = ctypes.CDLL(lib)
+    stub.nvml_stub_time_us.restype = ctypes.c_longlong
+    stub.nvml_stub_set_time_us.argtypes = [ctypes.c_longlong]
+    return stub
+
+
+def run_monitor(
+    lib: str,
+    config: str,
+    env: Mapping[str, str | None] | None = None,
+    *,
+    device: str = "cuda:0",
+    identity: tuple[str | None, str | None] | None = None,
+    steps_us: list[int] | None = None,
+    real_window_s: float | None = None,
+    idle_s: float | None = None,
+    sample_hz: float = 100.0,
+    min_window_s: float = 1.0,
+    samples: int = 320,
+) -> dict[str, Any]:
+    """Build a monitor for ``device`` on the stub and measure one window.
+
+    ``steps_us``: manual stub clock; start at the first time, sample at the middle ones, stop at
+    the last. ``real_window_s``: real clock; sleep that long between start and stop.
+    """
+    stub = _stub(lib)
+    clock = (lambda: stub.nvml_stub_time_us() / 1e6) if steps_us else time.perf_counter
+    ident = None if identity is None else nvml.CudaIdentity(*identity)
+    with _environment(config, env or {}):
+        monitor = make_power_monitor(
+            device,
+            sample_hz=sample_hz,
+            min_window_s=min_window_s,
+            nvml_library=lib,
+            cuda_identity=lambda _index: ident,
+            clock=clock,
+        )
+        out: dict[str, Any] = {"monitor": type(monitor).__name__, "source": monitor.source}
+        out["min_window_s"] = monitor.min_window_s
+        if isinstance(monitor, NvmlPowerMonitor):
+            dev = monitor.device
+            out["device"] = dataclasses.asdict(dataclasses.replace(dev, handle=None))
+            out["driver_version"] = pynvml.nvmlSystemGetDriverVersion()
+            out["same_library"] = pynvml.nvmlLib._handle == stub._handle
+        if idle_s is not None:
+            out["idle_w"] = monitor.measure_idle(idle_s)
+        if steps_us:
+            stub.nvml_stub_set_time_us(steps_us[0])
+            monitor.start()
+            for t_us in steps_us[1:-1]:
+                stub.nvml_stub_set_time_us(t_us)
+                monitor.sample()
+            stub.nvml_stub_set_time_us(steps_us[-1])
+            reading = monitor.stop()
+        elif real_window_s is not None:
+            out["stub_time_at_start_s"] = stub.nvml_stub_time_us() / 1e6
+            with monitor:
+                time.sleep(real_window_s)
+            reading = monitor.reading
+        else:
+            return out
+        out["reading"] = reading
+        out["columns"] = reading.to_columns(samples)
+        out["dropped"] = getattr(monitor, "dropped", None)
+        return out
