@@ -1,0 +1,345 @@
+"""Result files: ResultWriter (every finished case on disk at once) and load_results (many files).
+
+Files of one run sit side by side in a results directory, one per table (schema.FILE_SUFFIX):
+``<run_id>.parquet`` (cases), ``<run_id>.layers.parquet``, ... Each carries the key-value
+metadata ``cnnbench.table`` and ``cnnbench.schema_version``.
+
+Writing: after every ``add_case`` each table's file is rewritten whole and atomically
+(``<name>.tmp`` in the same directory, fsync, ``os.replace``, fsync of the directory), side
+tables before the cases file, so a run killed at any moment leaves readable files that hold
+every finished case, and every case in the cases file has its side rows. NaN in a float column
+is stored as null (a metric that could not be measured is null, never a number).
+
+Loading: files and directories (a directory contributes the files directly inside it, not its
+sub-directories, chosen by their ``cnnbench.table`` metadata, never by name alone). Columns come
+back in schema order with every current column (those a file of an older schema version lacks
+are null), unknown extra columns kept at the end. Dtypes are pandas ``ArrowDtype`` for every
+column (``int64[pyarrow]``, ``string[pyarrow]``, ``list<double>[pyarrow]``...), so a null stays
+``pd.NA`` and is never turned into 0 or NaN.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import secrets
+import socket
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.errors import InvalidInputError, ResultFileError
+from harness.results import schema
+
+PathLike = str | os.PathLike
+
+
+def new_run_id() -> str:
+    """``20261123T162233Z-<host>-<6 hex>``: sortable by start time, unique, safe as a file name."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    host = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-")[:40] or "host"
+    return f"{stamp}-{host}-{secrets.token_hex(3)}"
+
+
+def _columns_to_table(table: str, columns: Mapping[str, Any], n_rows: int, what: str) -> pa.Table:
+    """Build a table of schema ``table`` from column -> values (length ``n_rows``)."""
+    known = {c.name: c for c in schema.TABLES[table]}
+    unknown = [k for k in columns if k not in known]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = " or ".join(map(repr, difflib.get_close_matches(k, known, n=2)))
+            hints.append(f"{k!r}" + (f" (did you mean {close}?)" if close else ""))
+        raise InvalidInputError(
+            f"{what} has column(s) that the {table!r} table does not define: {', '.join(hints)}; "
+            f"add them to harness/results/schema.py (and bump SCHEMA_VERSION) or rename them"
+        )
+    arrays = []
+    for col in schema.TABLES[table]:
+        if col.name not in columns:
+            arrays.append(pa.nulls(n_rows, type=col.type))
+            continue
+        values = columns[col.name]
+        try:
+            if isinstance(values, pd.Series):
+                arr = pa.Array.from_pandas(values, type=col.type)
+            else:
+                arr = pa.array(values, type=col.type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"{what}: column {col.name!r} must hold {col.type} values "
+                f"({col.doc}), got {_preview(values)}: {exc}"
+            ) from None
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(table))
+
+
+def _preview(values: Any) -> str:
+    text = repr(list(values)[:3] if not isinstance(values, (str, bytes)) else values)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _is_float(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or (pa.types.is_list(t) and pa.types.is_floating(t.value_type))
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` so that a reader sees the old file or the new one, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    # No dictionary encoding of floats: on the raw samples it would make the rewrite after
+    # every case several times slower, for no gain (timings rarely repeat exactly).
+    dictionary = [f.name for f in table.schema if not _is_float(f.type)]
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh, use_dictionary=dictionary)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the renames in ``directory`` durable (POSIX; a no-op elsewhere)."""
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class ResultWriter:
+    """Writes a run's tables to ``<results_dir>/<run_id><suffix>``, rewritten after each case.
+
+    Use as a context manager: leaving the block normally marks the run complete; an exception
+    (KeyboardInterrupt included) keeps every row written and marks the run incomplete.
+    """
+
+    def __init__(self, results_dir: PathLike, run_id: str | None = None) -> None:
+        self.results_dir = Path(results_dir)
+        self.run_id = run_id or new_run_id()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.run_id):
+            raise InvalidInputError(
+                f"run id {self.run_id!r} cannot be a file name: use letters, digits, '.', '_', '-'"
+            )
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        taken = [self._path(t) for t in schema.TABLES if self._path(t).exists()]
+        if taken:
+            raise InvalidInputError(
+                f"{taken[0]} already exists: pick another run id (or none, for a fresh one) so "
+                "that an earlier run's results are not overwritten"
+            )
+        self._chunks: dict[str, list[pa.Table]] = {t: [] for t in schema.TABLES}
+        self._complete = False
+        self._finished = False
+
+    def _path(self, table: str) -> Path:
+        return self.results_dir / f"{self.run_id}{schema.FILE_SUFFIX[table]}"
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Table name -> file written, for the tables that have rows."""
+        return {t: self._path(t) for t, chunks in self._chunks.items() if chunks}
+
+    def add_case(self, row: Mapping[str, Any], **tables: pd.DataFrame | None) -> None:
+        """Append one case (schema CASES columns) and its side tables, then rewrite the files.
+
+        Missing columns are null; an unknown column or table name is an error. The writer fills
+        ``schema_version``, ``run_id`` and ``run_complete`` (and, in side tables, ``case_id``).
+        """
+        if self._finished:
+            raise RuntimeError("ResultWriter.add_case after finish(): open a new writer")
+        bad = [t for t in tables if t not in schema.TABLES or t == "cases"]
+        if bad:
+            raise InvalidInputError(
+                f"unknown result table(s) {', '.join(map(repr, bad))}; the schema defines "
+                f"{', '.join(t for t in schema.TABLES if t != 'cases')}"
+            )
+        filled = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "run_complete": False,
+        }
+        values = {**row, **filled}
+        case_row = _columns_to_table("cases", {k: [v] for k, v in values.items()}, 1, "result row")
+        side: dict[str, pa.Table] = {}
+        for name, frame in tables.items():
+            if frame is None or len(frame) == 0:
+                continue
+            if row.get("case_id") is None:
+                raise InvalidInputError(
+                    f"the row has no case_id, so its {name!r} rows could not be joined to it"
+                )
+            n = len(frame)
+            cols: dict[str, Any] = {c: frame[c] for c in frame.columns}
+            cols.update(
+                {
+                    "schema_version": [schema.SCHEMA_VERSION] * n,
+                    "run_id": [self.run_id] * n,
+                    "case_id": [row["case_id"]] * n,
+                }
+            )
+            side[name] = _columns_to_table(name, cols, n, f"{name!r} table of {row['case_id']}")
+        for name, t in side.items():
+            self._chunks[name].append(t)
+        self._chunks["cases"].append(case_row)
+        self._flush()
+
+    def _table(self, name: str) -> pa.Table:
+        chunks = self._chunks[name]
+        table = pa.concat_tables(chunks).combine_chunks()
+        self._chunks[name] = [table]  # keep one chunk: the next concat is cheap
+        if name == "cases":
+            idx = table.schema.get_field_index("run_complete")
+            table = table.set_column(
+                idx, table.schema.field(idx), pa.array([self._complete] * len(table), pa.bool_())
+            )
+        return table
+
+    def _flush(self) -> None:
+        # Side tables first: every case in the cases file then has its side rows on disk.
+        for name in sorted(self._chunks, key=lambda t: t == "cases"):
+            if self._chunks[name]:
+                _write_atomic(self._table(name), self._path(name))
+        _sync_directory(self.results_dir)
+
+    def finish(self, complete: bool = True) -> None:
+        """Rewrite every file with ``run_complete = complete`` (False after an interruption)."""
+        self._complete = bool(complete)
+        self._finished = True
+        if any(self._chunks.values()):
+            self._flush()
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(complete=exc_type is None)
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def _file_meta(path: Path) -> tuple[str, int]:
+    """(table, schema_version) of a result file, or a ResultFileError saying what it is not."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultFileError(
+            f"{path} is not a readable parquet file ({exc}); it may be corrupt or truncated: "
+            "pass result files written by cnnbench"
+        ) from None
+    if schema.META_TABLE not in meta:
+        raise ResultFileError(
+            f"{path} is not a cnnbench result file (no cnnbench.table metadata); pass the "
+            "files cnnbench writes into its results directory (<run_id>.parquet)"
+        )
+    table = meta[schema.META_TABLE].decode()
+    raw = meta.get(schema.META_VERSION, b"").decode()
+    if not raw.isdigit():
+        raise ResultFileError(f"{path} has no valid cnnbench.schema_version metadata ({raw!r})")
+    version = int(raw)
+    if version > schema.SCHEMA_VERSION:
+        raise ResultFileError(
+            f"{path} was written with result schema version {version}, newer than this "
+            f"cnnbench knows ({schema.SCHEMA_VERSION}): upgrade cnnbench to read it"
+        )
+    if table not in schema.TABLES:
+        raise ResultFileError(
+            f"{path} holds a cnnbench table {table!r} that this version does not know: "
+            "upgrade cnnbench to read it"
+        )
+    return table, version
+
+
+def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> list[Path]:
+    """The result files of ``table`` that ``paths`` name, in order, each once.
+
+    A directory gives every ``*.parquet`` file directly in it whose metadata says ``table``
+    (sub-directories such as fixtures are not searched). A file of another table of the same
+    run (``run.layers.parquet`` when asking for cases) stands for its sibling file of ``table``,
+    if that exists. Raises ResultFileError for a missing, corrupt or foreign file, or no files.
+    """
+    if table not in schema.TABLES:
+        raise InvalidInputError(f"unknown table {table!r}; use one of {', '.join(schema.TABLES)}")
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: dict[Path, None] = {}
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            for f in sorted(path.glob("*.parquet")):
+                if f.is_file() and _file_meta(f)[0] == table:
+                    found[f] = None
+        elif path.is_file():
+            kind, _ = _file_meta(path)
+            if kind == table:
+                found[path] = None
+                continue
+            stem = path.name.removesuffix(schema.FILE_SUFFIX[kind])
+            sibling = path.with_name(stem + schema.FILE_SUFFIX[table])
+            if sibling.is_file() and _file_meta(sibling)[0] == table:
+                found[sibling] = None
+        else:
+            raise ResultFileError(f"{path} does not exist: pass result files or directories")
+    if not found:
+        shown = ", ".join(str(p) for p in items) or "(nothing)"
+        raise ResultFileError(
+            f"no cnnbench {table!r} result files in {shown}: run `pytest suites/ "
+            "--benchmark-only` to write some, or pass the results directory"
+        )
+    return list(found)
+
+
+def _conform(t: pa.Table, target: pa.Schema, path: Path) -> pa.Table:
+    arrays = []
+    for field in target:
+        if field.name not in t.column_names:
+            arrays.append(pa.nulls(len(t), type=field.type))
+            continue
+        col = t.column(field.name)
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ResultFileError(
+                    f"{path}: column {field.name!r} holds {col.type}, which cannot be read as "
+                    f"{field.type} ({exc})"
+                ) from None
+        arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def load_results(paths: PathLike | Iterable[PathLike], table: str = "cases") -> pd.DataFrame:
+    """One DataFrame of ``table`` from result files and directories (see ``result_files``).
+
+    Every current schema column, in schema order, then unknown extra columns; ArrowDtype
+    columns (nulls stay ``pd.NA``). Files of an older schema version give nulls for the
+    columns they lack; a newer version, a foreign or corrupt file is a ResultFileError.
+    """
+    files = result_files(paths, table)
+    tables: list[tuple[Path, pa.Table]] = []
+    for f in files:
+        try:
+            tables.append((f, pq.read_table(f)))
+        except (pa.ArrowException, OSError) as exc:
+            raise ResultFileError(f"{f} could not be read ({exc}); it may be corrupt") from None
+    fields = list(schema.arrow_schema(table))
+    names = {f.name for f in fields}
+    for _, t in tables:
+        for field in t.schema:
+            if field.name not in names:
+                fields.append(field.remove_metadata())
+                names.add(field.name)
+    target = pa.schema(fields)
+    combined = pa.concat_tables([_conform(t, target, f) for f, t in tables])
+    return combined.to_pandas(types_mapper=pd.ArrowDtype)

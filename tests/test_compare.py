@@ -1,0 +1,464 @@
+"""harness.results.compare and `cnnbench compare`: real files, known factors, exit codes.
+
+"Other hardware" is stood for by files written through ResultWriter whose latency samples are
+drawn from seeded log-normal distributions with known medians (median * exp(0.05 * N(0, 1)),
+whose median is exactly ``median``): the expected ratios and verdicts follow from those
+medians, not from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from harness.cli import main
+from harness.errors import InvalidInputError
+from harness.results import ResultWriter, compare, schema
+from harness.results.bootstrap import bootstrap_medians
+from harness.results.compare import compare_runs
+
+V1_FIXTURE = Path(__file__).parent / "fixtures" / "results_v1.parquet"
+N_SAMPLES = 301
+
+
+def samples(median: float, seed: int, sigma: float = 0.05, n: int = N_SAMPLES) -> np.ndarray:
+    return median * np.exp(sigma * np.random.default_rng(seed).standard_normal(n))
+
+
+def row(model: str, batch: int, lat: np.ndarray | None, device: str, **over: object) -> dict:
+    """A row as the runner writes it, with the statistics computed from the given samples."""
+    r: dict = {
+        "timestamp_utc": "2026-01-02T00:00:00+00:00",
+        "case_id": f"{model}-3x224x224-b{batch}",
+        "model": model,
+        "input_shape": "3x224x224",
+        "batch_size": batch,
+        "dtype": "float32",
+        "dtype_method": "autocast",
+        "memory_format": "contiguous",
+        "mode": "inference",
+        "compiled": False,
+        "device": "cuda:0",
+        "device_name": device,
+        "driver_version": "550.54" if device.endswith("A") else "560.35",
+        "torch_version": "2.3.0",
+        "cpu_threads": 8,
+        "params": {"resnet18": 11689512, "vgg16": 138357544}.get(model, 1000),
+        "peak_memory_bytes": 2**30,
+        "energy_j_per_sample": 1.0 if device.endswith("A") else 1.5,
+        "status": "ok",
+    }
+    if lat is not None:
+        med = float(np.median(lat))
+        r.update(latency_s_samples=lat, latency_s_median=med, throughput_per_s=batch / med)
+    r.update(over)
+    return r
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Directories A (baseline GPU), B (2x slower GPU), C (like B, another device name)."""
+    root = tmp_path_factory.mktemp("runs")
+    with ResultWriter(root / "A", run_id="a-early") as w:  # superseded by the later run
+        w.add_case(
+            row(
+                "resnet18",
+                1,
+                samples(0.050, 99),
+                "GPU A",
+                timestamp_utc="2026-01-01T00:00:00+00:00",
+            )
+        )
+    with ResultWriter(root / "A", run_id="a-late") as w:
+        w.add_case(row("resnet18", 1, samples(0.010, 1), "GPU A"))
+        w.add_case(row("resnet18", 8, samples(0.040, 2), "GPU A"))
+        w.add_case(row("vgg16", 1, samples(0.020, 3), "GPU A"))
+        w.add_case(row("lenet5", 1, samples(0.0001, 4), "GPU A", energy_j_per_sample=None))
+        w.add_case(row("resnet34", 1, samples(0.015, 5), "GPU A"))
+        w.add_case(row("alexnet", 1, samples(0.005, 6), "GPU A"))
+    for name, device in (("B", "GPU B"), ("C", "GPU C")):
+        with ResultWriter(root / name, run_id=f"{name.lower()}-run") as w:
+            w.add_case(row("resnet18", 1, samples(0.020, 11), device))  # 2x slower
+            w.add_case(row("resnet18", 8, samples(0.080, 12), device))  # 2x slower
+            w.add_case(row("vgg16", 1, samples(0.020, 13), device, params=138357545))  # same
+            w.add_case(row("lenet5", 1, samples(0.00005, 14), device))  # 2x faster
+            w.add_case(
+                row(
+                    "resnet34",
+                    1,
+                    None,
+                    device,
+                    status="oom",
+                    error="out of memory",
+                    peak_memory_bytes=None,
+                    energy_j_per_sample=None,
+                )
+            )
+            w.add_case(row("googlenet", 1, samples(0.007, 15), device))
+    return {"A": root / "A", "B": root / "B", "C": root / "C", "root": root}
+
+
+def cell(df: pd.DataFrame, model: str, metric: str, batch: int = 1, **pair: str) -> pd.Series:
+    sel = df[(df["model"] == model) & (df["metric"] == metric) & (df["batch_size"] == batch)]
+    for k, v in pair.items():
+        sel = sel[sel[k] == v]
+    assert len(sel) == 1, sel
+    return sel.iloc[0]
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_median_matches_the_exact_distribution_for_odd_n() -> None:
+    """For odd n the bootstrap median is x_(j) or less iff at least k=(n+1)/2 draws are among
+    the j smallest: P = P(Binomial(n, j/n) >= k), a formula independent of the code."""
+    n, k = 25, 13
+    x = np.arange(1.0, n + 1)
+    draws = bootstrap_medians(x, 200_000, np.random.default_rng(7))
+    for j in range(1, n + 1):
+        p = j / n
+        exact = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+        assert abs(np.mean(draws <= j) - exact) < 0.004, j
+
+
+def test_bootstrap_median_matches_brute_force_resampling_for_even_n() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(0, 0.3, 40)
+    fast = bootstrap_medians(x, 50_000, np.random.default_rng(1))
+    brute = np.median(rng.choice(x, size=(50_000, len(x)), replace=True), axis=1)
+    grid = np.unique(np.concatenate([fast, brute]))
+    ks = np.max(
+        np.abs(
+            np.searchsorted(np.sort(fast), grid, side="right") / 50_000
+            - np.searchsorted(np.sort(brute), grid, side="right") / 50_000
+        )
+    )
+    assert ks < 0.015
+
+
+# --------------------------------------------------------------------------- python API
+
+
+def test_known_factors_give_exact_verdicts_and_ratios_within_the_interval(runs: dict) -> None:
+    df = compare(runs["A"], runs["B"])
+    expected = {  # model, batch, metric -> (true ratio, verdict)
+        ("resnet18", 1, "latency"): (2.0, "slower"),
+        ("resnet18", 8, "latency"): (2.0, "slower"),
+        ("resnet18", 1, "throughput"): (0.5, "slower"),
+        ("vgg16", 1, "latency"): (1.0, "same"),
+        ("vgg16", 1, "throughput"): (1.0, "same"),
+        ("lenet5", 1, "latency"): (0.5, "faster"),
+        ("lenet5", 1, "throughput"): (2.0, "faster"),
+        ("resnet18", 1, "energy"): (1.5, "higher"),
+        ("resnet18", 1, "memory"): (1.0, "same"),
+    }
+    for (model, batch, metric), (true, verdict) in expected.items():
+        r = cell(df, model, metric, batch)
+        assert r["verdict"] == verdict, (model, batch, metric)
+        assert r["ratio"] == pytest.approx(true, rel=0.03)
+        if metric in ("latency", "throughput"):
+            assert r["ci_low"] <= true <= r["ci_high"], (model, metric)
+            assert r["ci_high"] / r["ci_low"] < 1.05  # 301 samples, 5% spread: a tight interval
+        else:
+            assert math.isnan(r["ci_low"]) and math.isnan(r["ci_high"])  # no raw samples
+    # the throughput interval is the inverse of the latency one
+    lat, thr = cell(df, "resnet18", "latency"), cell(df, "resnet18", "throughput")
+    assert thr["ci_low"] == pytest.approx(1 / lat["ci_high"])
+    # unmeasured on one side (lenet5 energy in A) and a failed case: n/a, never a ratio of 0
+    assert cell(df, "lenet5", "energy")["verdict"] == "n/a"
+    oom = cell(df, "resnet34", "latency")
+    assert (oom["verdict"], oom["candidate_status"]) == ("n/a", "oom")
+    assert math.isnan(oom["ratio"])
+
+
+def test_duplicates_one_sided_cases_environment_and_static_changes(runs: dict) -> None:
+    c = compare_runs(runs["A"], runs["B"])
+    info = c.inputs.set_index("label")
+    assert info.loc[str(runs["A"]), "duplicates_dropped"] == 1  # the earlier resnet18 b1 row
+    assert info.loc[str(runs["A"]), "rows"] == 7
+    # the later row (median 10 ms, not 50 ms) is the one compared
+    assert cell(c.cases, "resnet18", "latency")["baseline_value"] == pytest.approx(0.010, rel=0.02)
+    only = {(r.side, r.model) for r in c.only.itertuples()}
+    assert only == {("baseline", "alexnet"), ("candidate", "googlenet")}
+    env = {r.field: (r.baseline_value, r.candidate_value) for r in c.environment.itertuples()}
+    assert env == {"device_name": ("GPU A", "GPU B"), "driver_version": ("550.54", "560.35")}
+    assert c.static[["model", "column", "baseline_value", "candidate_value"]].values.tolist() == [
+        ["vgg16", "params", 138357544, 138357545]
+    ]
+    latency = c.summary.set_index("metric").loc["latency"]
+    # geometric mean over resnet18 b1, b8 (x2), vgg16 (x1), lenet5 (x0.5): 2^(1/4)
+    assert latency["cases"] == 4
+    assert latency["geomean_ratio"] == pytest.approx(2**0.25, rel=0.02)
+    assert latency["ci_low"] <= 2**0.25 <= latency["ci_high"]
+    assert (latency["slower"], latency["faster"], latency["same"], latency["n/a"]) == (2, 1, 1, 1)
+
+
+def test_more_candidates_are_each_compared_with_the_baseline(runs: dict) -> None:
+    c = compare_runs(runs["A"], runs["B"], runs["C"], labels=["a100", "h100", "l4"])
+    assert list(dict.fromkeys(zip(c.cases["baseline"], c.cases["candidate"], strict=True))) == [
+        ("a100", "h100"),
+        ("a100", "l4"),
+    ]
+    assert len(c.summary[c.summary["metric"] == "latency"]) == 2
+    assert cell(c.cases, "resnet18", "latency", candidate="l4")["verdict"] == "slower"
+
+
+def test_failures_need_the_threshold_and_the_interval(runs: dict) -> None:
+    c = compare_runs(runs["A"], runs["B"], metrics=["latency", "throughput", "energy"])
+    fails = c.failures({"latency_s_median": 0.05})
+    assert sorted(zip(fails["model"], fails["batch_size"], strict=True)) == [
+        ("resnet18", 1),
+        ("resnet18", 8),
+        ("resnet34", 1),
+    ]
+    assert "status ok -> oom" in fails[fails["model"] == "resnet34"]["reason"].iloc[0]
+    assert set(c.failures({"latency_s_median": 1.5})["model"]) == {"resnet34"}  # +100% < 150%
+    assert set(c.failures({"throughput_per_s": 0.4})["model"]) == {"resnet18", "resnet34"}
+    assert set(c.failures({"energy_j_per_sample": 0.6})["model"]) == {"resnet34"}
+
+
+def test_a_change_inside_the_noise_does_not_fail(tmp_path: Path) -> None:
+    with ResultWriter(tmp_path / "a") as a, ResultWriter(tmp_path / "b") as b:
+        a.add_case(row("noisy", 1, samples(0.010, 21, sigma=0.6, n=15), "GPU A"))
+        b.add_case(row("noisy", 1, samples(0.010, 22, sigma=0.6, n=15), "GPU B"))
+    c = compare_runs(tmp_path / "a", tmp_path / "b", metrics=["latency"])
+    r = c.cases.iloc[0]
+    # precondition of this seeded draw: more than 5% slower by the point estimate, but noisy
+    assert r["ratio"] > 1.05 and r["ci_low"] < 1 < r["ci_high"]
+    assert r["verdict"] == "same"
+    assert c.failures({"latency_s_median": 0.05}).empty
+
+
+def test_min_effect_makes_a_tiny_real_change_the_same(tmp_path: Path) -> None:
+    with ResultWriter(tmp_path / "a") as a, ResultWriter(tmp_path / "b") as b:
+        a.add_case(row("tiny", 1, samples(0.010, 31, sigma=0.001), "GPU A"))
+        b.add_case(row("tiny", 1, samples(0.0101, 32, sigma=0.001), "GPU B"))  # +1%
+    r = compare(tmp_path / "a", tmp_path / "b", metrics=["latency"]).iloc[0]
+    assert r["ci_low"] > 1  # the interval says "real"...
+    assert r["verdict"] == "same"  # ...but 1% is inside the 2% minimum effect
+    r = compare(tmp_path / "a", tmp_path / "b", metrics=["latency"], min_effect=0.005).iloc[0]
+    assert r["verdict"] == "slower"
+
+
+def test_mixed_schema_versions_compare(tmp_path: Path) -> None:
+    v1 = pq.read_table(V1_FIXTURE).to_pylist()[0]
+    with ResultWriter(tmp_path) as w:
+        keep = {
+            k: v1[k]
+            for k in (
+                "model",
+                "input_shape",
+                "batch_size",
+                "dtype",
+                "memory_format",
+                "mode",
+                "compiled",
+                "case_id",
+            )
+        }
+        lat = [s / 2 for s in v1["latency_s_samples"]]
+        w.add_case(
+            {
+                **keep,
+                "latency_s_samples": lat,
+                "latency_s_median": float(np.median(lat)),
+                "status": "ok",
+            }
+        )
+    r = cell(compare(V1_FIXTURE, tmp_path, metrics=["latency"]), "lenet5", "latency")
+    assert r["ratio"] == pytest.approx(0.5)
+    assert r["ci_low"] <= 0.5 <= r["ci_high"]
+
+
+def test_no_common_case_is_a_clear_error(runs: dict) -> None:
+    with pytest.raises(InvalidInputError, match="no common cases matching --model nomatch"):
+        compare(runs["A"], runs["B"], models=["nomatch*"])
+
+
+def test_a_real_run_on_this_cpu_against_itself_and_a_slower_copy(tmp_path: Path) -> None:
+    runner = pytest.importorskip("harness.runner")
+    from harness.cases import Case
+
+    options = runner.RunOptions(
+        warmup_rounds=1,
+        warmup_time_s=0.0,
+        min_rounds=60,
+        min_time_s=0.02,
+        max_time_s=0.5,
+        power="off",
+        threads=1,
+    )
+    result = runner.run_case(Case("lenet5", (1, 32, 32)), options)
+    assert result.status == "ok", result.row.get("error")
+    names = set(schema.column_names("cases"))
+    real = {k: v for k, v in result.row.items() if k in names}  # see the report: extra keys
+    layers = result.layers[[c for c in result.layers.columns if c in schema.column_names("layers")]]
+    with ResultWriter(tmp_path / "real") as w:
+        w.add_case(real, layers=layers)
+    lat = np.asarray(real["latency_s_samples"]) * 3  # the same machine, three times slower
+    slow = {
+        **real,
+        "device_name": "three times slower",
+        "latency_s_samples": lat,
+        "latency_s_median": float(np.median(lat)),
+        "throughput_per_s": real["batch_size"] / float(np.median(lat)),
+    }
+    with ResultWriter(tmp_path / "slow") as w:
+        w.add_case(slow)
+    same = compare(tmp_path / "real", tmp_path / "real", labels=["run", "again"])
+    assert set(same["verdict"]) <= {"same", "n/a"}
+    assert cell(same, "lenet5", "latency", input_shape="1x32x32")["ratio"] == 1.0
+    df = compare(tmp_path / "real", tmp_path / "slow", metrics=["latency", "throughput"])
+    lat_row = cell(df, "lenet5", "latency")
+    assert lat_row["ratio"] == pytest.approx(3.0)
+    assert lat_row["ci_low"] <= 3.0 <= lat_row["ci_high"]
+    # a shared CPU can be noisy enough for the interval to reach 1; the rule decides
+    assert lat_row["verdict"] == ("slower" if lat_row["ci_low"] > 1.02 else "same")
+    assert cell(df, "lenet5", "throughput")["ratio"] == pytest.approx(1 / 3)
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str | Path) -> tuple[int, str, str]:
+    code = main(["compare", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_table_sections_and_exit_0(runs: dict, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run_cli(capsys, runs["A"], runs["B"])
+    assert code == 0 and err == ""
+    for text in (
+        "metric",
+        "95% CI",
+        "geometric mean of the ratios",
+        "environment differences",
+        "model definition changed",
+        "only in the baseline (1 case(s))",
+        "only in the candidate (1 case(s))",
+        "1 duplicate case row(s) dropped",
+        "latest timestamp_utc wins",
+        "1 GiB",
+    ):
+        assert text in out, text
+    line = next(x for x in out.splitlines() if x.startswith("resnet18") and " latency " in x)
+    assert line.split()[-1] == "slower"
+
+
+def test_cli_formats_filters_and_sort(runs: dict, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(
+        capsys, runs["A"], runs["B"], "--format", "csv", "--model", "resnet*", "--metric", "latency"
+    )
+    csv = pd.read_csv(StringIO(out))
+    assert code == 0
+    assert set(csv["model"]) == {"resnet18", "resnet34"} and set(csv["metric"]) == {"latency"}
+    code, out, _ = run_cli(capsys, runs["A"], runs["B"], "--format", "json", "--sort", "ratio")
+    doc = json.loads(out)
+    assert set(doc) >= {"method", "inputs", "cases", "summary", "environment", "only"}
+    ratios = [r["ratio"] for r in doc["cases"] if r["metric"] == "latency"]
+    assert ratios[:-1] == sorted(ratios[:-1]) and ratios[-1] is None  # n/a sorts last
+    code, out, _ = run_cli(
+        capsys, runs["A"], runs["B"], "--format", "markdown", "--changed", "--metric", "latency"
+    )
+    assert out.startswith("|") and "\n### " in out
+    cells = [[c.strip() for c in x.split("|")] for x in out.splitlines() if x.startswith("|")]
+    latency_rows = [c[1] for c in cells if c[1] != "latency" and "latency" in c]
+    assert latency_rows == ["resnet18", "resnet18", "lenet5", "resnet34"]  # vgg16's is the same
+
+
+R18 = {"resnet18 b1", "resnet18 b8"}
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "failing"),
+    [
+        ("latency_s_median:5%", R18),
+        ("latency:150%", set()),
+        ("throughput_per_s:40", R18),
+        ("energy:60%", set()),
+        ("energy:40%", {*R18, "vgg16 b1"}),
+    ],
+)
+def test_cli_fail_on_exit_codes(
+    runs: dict, capsys: pytest.CaptureFixture, fail_on: str, failing: set[str]
+) -> None:
+    # 2x slower resnet18, same vgg16, 2x faster lenet5; energy x1.5 (lenet5's unmeasured in A)
+    got, _, err = run_cli(
+        capsys,
+        runs["A"],
+        runs["B"],
+        "--model",
+        "resnet18",
+        "--model",
+        "vgg16",
+        "--model",
+        "lenet5",
+        "--fail-on",
+        fail_on,
+    )
+    assert got == (1 if failing else 0)
+    listed = {" ".join(x.split()[2:5:2]) for x in err.splitlines() if x.startswith("  FAIL ")}
+    assert listed == failing
+    if failing:
+        assert f"{len(failing)} regression(s) over the --fail-on thresholds" in err
+
+
+def test_cli_bad_inputs_exit_2_with_one_line(
+    runs: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    foreign = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({"a": [1]}), foreign)
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"not parquet")
+    cases = {
+        "not a cnnbench result file": [foreign, runs["B"]],
+        "not a readable parquet file": [runs["A"], corrupt],
+        "no common cases": [runs["A"], runs["B"], "--model", "nomatch*"],
+        "does not exist": [runs["A"], tmp_path / "missing"],
+        "write METRIC:PERCENT": [runs["A"], runs["B"], "--fail-on", "latency"],
+        "unknown metric 'speed'": [runs["A"], runs["B"], "--metric", "speed"],
+    }
+    for message, argv in cases.items():
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2, message
+        assert err.startswith("cnnbench compare: error: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_in_a_subprocess(runs: dict) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "compare",
+            str(runs["A"]),
+            str(runs["B"]),
+            "--format",
+            "json",
+            "--fail-on",
+            "latency:5%",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert {(f["model"], f["batch_size"]) for f in doc["failures"]} == {
+        ("resnet18", 1),
+        ("resnet18", 8),
+        ("resnet34", 1),
+    }
+    assert "FAIL latency_s_median resnet18" in proc.stderr
