@@ -349,7 +349,7 @@ def test_cli_table_sections_and_exit_0(runs: dict, capsys: pytest.CaptureFixture
         "only in the candidate (1 case(s))",
         "1 duplicate case row(s) dropped",
         "latest timestamp_utc wins",
-        "1 GiB",
+        "1.0 GiB",
     ):
         assert text in out, text
     line = next(x for x in out.splitlines() if x.startswith("resnet18") and " latency " in x)

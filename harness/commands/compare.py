@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from harness import units
 from harness.cases import CASE_KEY
 from harness.errors import InvalidInputError
 from harness.results import schema
@@ -165,25 +166,21 @@ def _select(cases: pd.DataFrame, shown: list[str], args: argparse.Namespace) -> 
 
 
 def human(value: Any, unit: str) -> str:
-    """A value in its schema unit, readable: 0.0123 s -> '12.3 ms', 2**30 bytes -> '1 GiB'."""
+    """A value in its schema unit, readable: 0.0123 s -> '12.3 ms', 2**30 bytes -> '1.0 GiB'."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     v = float(value)
-    if unit == "bytes":
-        for prefix in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if abs(v) < 1024 or prefix == "TiB":
-                return f"{v:.0f} B" if prefix == "B" else f"{v:.3g} {prefix}"
-            v /= 1024
-    if unit in ("s", "J", "W"):
-        for scale, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n")):
-            if abs(v) >= scale or scale == 1e-9:
-                return f"{v / scale:.3g} {prefix}{unit}"
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")):
-        if abs(v) >= scale or scale == 1.0:
-            text = f"{v / scale:.3g}{prefix}"
-            unit = {"samples/s": "/s", "count": ""}.get(unit, unit)
-            return f"{text}{unit}" if unit.startswith("/") else f"{text} {unit}".rstrip()
-    return str(value)  # pragma: no cover
+    formatter = {"s": units.seconds, "bytes": units.nbytes, "MACs": units.macs,
+                 "FLOPs": units.flops, "count": units.count}.get(unit)  # fmt: skip
+    if formatter is not None:
+        return formatter(v)
+    unit = "/s" if unit == "samples/s" else unit
+    scale, prefix = next(
+        ((sc, p) for sc, p in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"))
+         if abs(v) >= sc), (1e-6, "u") if v else (1.0, ""),
+    )  # fmt: skip
+    text = f"{v / scale:.3g}"
+    return f"{text}{prefix}{unit}" if unit.startswith("/") else f"{text} {prefix}{unit}".strip()
 
 
 def _ratio(r: Any) -> str:
@@ -321,8 +318,8 @@ def _static_section(sel: pd.DataFrame, table: Any, title: Any) -> None:
                 r.batch_size,
                 r.dtype,
                 r.column,
-                human(r.baseline_value, ""),
-                human(r.candidate_value, ""),
+                human(r.baseline_value, UNITS.get(r.column, "")),
+                human(r.candidate_value, UNITS.get(r.column, "")),
             ]
             for r in sel.itertuples()
         ],
