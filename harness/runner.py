@@ -29,6 +29,9 @@ from harness.measure.power import PowerReading, make_power_monitor
 from harness.measure.timing import fixed_threads, measure_latency
 from harness.models import get_model
 from harness.profile import profile, validate_input
+from harness.results.schema import column_names
+
+LAYER_COLUMNS = column_names("layers")
 
 RoundsRunner = Callable[[Callable[[], object], int], Sequence[float]]
 
@@ -206,7 +209,8 @@ def run_case(
             validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
             prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
             row.update(prof.totals())
-            result.layers = prof.to_frame()
+            layers = prof.to_frame()  # its derived cumulative shares are not stored
+            result.layers = layers[[c for c in LAYER_COLUMNS if c in layers.columns]]
             if prof.unhandled_ops:
                 result.extra["unhandled_ops"] = dict(prof.unhandled_ops)
 

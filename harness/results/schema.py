@@ -123,7 +123,7 @@ CASES: tuple[Column, ...] = (
     _c("energy_window_s", FLT, "s", "length of the measured window"),
     _c("power_samples", INT, "count", "distinct power readings in the window's trace"),
     _c("power_sample_hz", FLT, "Hz", "rate the power sampler was asked to poll at"),
-    _c("power_polls", INT, "count", "power reads made (power_polls / energy_window_s: rate reached)"),
+    _c("power_polls", INT, "count", "power reads made (polls / window: the rate reached)"),
     _c("power_source", STR, "", "where power came from, or why it was not measured"),
     _c("power_reason", STR, "", "why a power column is null (window too short, counter still)"),
     _c("sm_clock_mhz_start", INT, "MHz", "GPU SM clock when the window started"),
@@ -133,7 +133,7 @@ CASES: tuple[Column, ...] = (
     _c("temperature_c_start", INT, "C", "GPU temperature when the window started"),
     _c("temperature_c_end", INT, "C", "GPU temperature when the window ended"),
     _c("power_limit_w", FLT, "W", "enforced GPU power limit"),
-    _c("throttle_reasons_start", STR, "", "clock-event (throttle) reasons at start, comma-separated"),
+    _c("throttle_reasons_start", STR, "", "clock-event (throttle) reasons at start, comma-sep."),
     _c("throttle_reasons_end", STR, "", "clock-event (throttle) reasons at end, comma-separated"),
     # outcome
     _c("status", STR, "", "ok, oom, error or skipped"),
