@@ -1,15 +1,80 @@
-"""`cnnbench models`: placeholder until its issue lands (see harness/cli.py for the contract)."""
+"""`cnnbench models [PATTERN]`: the registered architectures, their inputs and sizes."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from tabulate import tabulate
+
+from harness import units
+from harness.cases import shape_str
+from harness.errors import UnknownModelError
+from harness.models import get_entry, list_models
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("models", help="(not yet available)")
+    p = sub.add_parser(
+        "models",
+        help="list the registered models",
+        description="List the registered models: name, default input, smallest input, "
+        "parameters and family.",
+    )
+    p.add_argument("pattern", nargs="?", default="*", help='shell-style pattern, e.g. "resnet*"')
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=run)
     return p
 
 
+def model_rows(pattern: str = "*") -> list[dict]:
+    """One dict per registered model matching ``pattern``: name, input_shape,
+    min_input_shape (the registry's, else found by shape propagation), params, family."""
+    from harness.profile.shapes import smallest_input
+    from harness.profile.trace import resolve
+
+    names = list_models(pattern)
+    if not names:
+        raise UnknownModelError(
+            f"no registered model matches {pattern!r}; run `cnnbench models` for the list"
+        )
+    rows = []
+    for name in names:
+        entry = get_entry(name)
+        module = resolve(name, None).module
+        smallest = entry.min_input_shape or smallest_input(name)
+        rows.append(
+            {
+                "name": name,
+                "input_shape": shape_str(entry.input_shape),
+                "min_input_shape": shape_str(smallest) if smallest else None,
+                "params": sum({id(p): p.numel() for p in module.parameters()}.values()),
+                "family": entry.family,
+                "description": entry.description,
+            }
+        )
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("cnnbench models is not built yet")
+    rows = model_rows(args.pattern)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif args.format == "csv":
+        import pandas as pd
+
+        print(pd.DataFrame(rows).to_csv(index=False), end="")
+    else:
+        table = [
+            [r["name"], r["input_shape"], r["min_input_shape"] or "-", units.count(r["params"]),
+             r["family"]]
+            for r in rows
+        ]  # fmt: skip
+        print(
+            tabulate(
+                table,
+                headers=["model", "input", "min input", "params", "family"],
+                colalign=("left", "right", "right", "right", "left"),
+                disable_numparse=True,
+            )
+        )
+    return 0

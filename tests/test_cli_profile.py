@@ -1,0 +1,149 @@
+"""`cnnbench models` and `cnnbench profile`, in-process through harness.cli.main and once as a
+user runs them (a subprocess)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.profile.layers import FRAME_COLUMNS
+
+VGG16_PARAMS = 138_357_544  # torchvision's documented count
+VGG16_MACS = 15_470_264_320  # conv 3x3 layers + FC layers, from the formulas
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_table(capsys):
+    code, out, err = run(capsys, "models")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["model", "input", "min", "input", "params", "family"]
+    vgg16 = next(line for line in lines if line.startswith("vgg16 "))
+    assert vgg16.split() == ["vgg16", "3x224x224", "3x32x32", "138.4", "M", "vgg"]
+    alexnet = next(line for line in lines if line.startswith("alexnet "))
+    assert "3x63x63" in alexnet
+
+
+def test_models_pattern_and_json(capsys):
+    code, out, _ = run(capsys, "models", "resnet*", "--format", "json")
+    rows = json.loads(out)
+    names = [r["name"] for r in rows]
+    assert code == 0 and names == sorted(names) and "resnet18" in names
+    assert all(n.startswith("resnet") for n in names)
+    r18 = next(r for r in rows if r["name"] == "resnet18")
+    assert r18["params"] == 11_689_512  # torchvision's documented count
+    assert r18["input_shape"] == "3x224x224"
+
+
+def test_models_no_match_is_a_clear_error(capsys):
+    code, out, err = run(capsys, "models", "nothing*")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "no registered model matches 'nothing*'" in err
+
+
+def test_profile_table_is_humanised_and_aligned(capsys):
+    code, out, err = run(capsys, "profile", "vgg16")
+    assert code == 0 and err == ""
+    assert "138.4 M (138,357,544" in out
+    assert "15.47 GMACs (15,470,264,320; 30.94 GFLOPs)" in out
+    assert "57.6 MiB" in out  # 60,448,672 bytes of leaf-layer outputs
+    table = out.split("\n\n", 1)[1].splitlines()
+    assert table[0].split()[:4] == ["#", "layer", "type", "output"]
+    assert len({len(line) for line in table}) == 1  # every row as wide as the header
+    conv1 = table[2].split()
+    assert conv1[:4] == ["0", "features.0", "Conv2d", "1x64x224x224"]
+
+
+def test_profile_by_type(capsys):
+    code, out, _ = run(capsys, "profile", "vgg16", "--by-type")
+    assert code == 0
+    linear = next(line for line in out.splitlines() if line.startswith("Linear"))
+    # 123,642,856 of 138,357,544 parameters sit in the three FC layers: 89.4%
+    assert linear.split()[1:5] == ["3", "123.6", "M", "89.4%"]
+
+
+def test_profile_json_keys(capsys):
+    code, out, _ = run(capsys, "profile", "lenet5", "--format", "json", "--batch", "2")
+    data = json.loads(out)
+    assert code == 0
+    for key in (
+        "params",
+        "trainable_params",
+        "param_bytes",
+        "macs",
+        "flops",
+        "activation_bytes",
+        "connections",
+        "by_type",
+        "layers",
+        "unhandled_ops",
+    ):
+        assert key in data, key
+    assert data["flops"] == 2 * data["macs"] and data["batch_size"] == 2
+    assert data["params"] == 60_000
+    layer = data["layers"][0]
+    assert list(layer) == list(FRAME_COLUMNS[:8])
+    assert (layer["layer_name"], layer["layer_type"], layer["output_shape"]) == (
+        "c1",
+        "Conv2d",
+        "2x6x28x28",
+    )
+    assert layer["connections"] == 2 * 122_304  # the paper's C1, twice
+    assert {"layer_type", "count", "params", "macs", "activation_bytes"} <= set(data["by_type"][0])
+
+
+def test_profile_csv(capsys):
+    code, out, _ = run(capsys, "profile", "vgg16", "--format", "csv", "--input", "3x64x64",
+                       "--dtype", "float16")  # fmt: skip
+    frame = pd.read_csv(io.StringIO(out))
+    assert code == 0 and tuple(frame.columns) == FRAME_COLUMNS
+    assert frame.loc[0, "output_shape"] == "1x64x64x64"
+    assert frame.loc[0, "activation_bytes"] == 64 * 64 * 64 * 2  # float16
+    assert frame["params"].sum() == VGG16_PARAMS
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["alexnet", "--input", "3x32x32"], "is too small for alexnet"),
+        (["resnet18", "--input", "1x224x224"], "expects 3 input channels"),
+        (["resnet18", "--input", "224x224"], "takes CxHxW inputs"),
+        (["resnet18", "--batch", "0"], "batch size must be at least 1"),
+        (["resnet18", "--dtype", "int8"], "unknown dtype 'int8'"),
+        (["resnt18"], "unknown model 'resnt18'; closest: resnet18"),
+        (["vgg16", "--input", "3xabc"], "cannot read input shape"),
+    ],
+)
+def test_profile_errors_print_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, "profile", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("cnnbench profile: error: ") and err.count("\n") == 1
+    assert needle in err and "Traceback" not in err
+
+
+def test_as_a_user_runs_it():
+    ok = subprocess.run(
+        [sys.executable, "-m", "harness", "profile", "vgg16", "--format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert (data["params"], data["macs"]) == (VGG16_PARAMS, VGG16_MACS)
+    bad = subprocess.run(
+        [sys.executable, "-m", "harness", "profile", "lenet5", "--input", "1x16x16"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "layer c5 (Conv2d) gets 1x16x1x1" in bad.stderr
