@@ -38,8 +38,15 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         if name in DTYPES.values():
             return name
         raise InvalidInputError(f"unsupported dtype {name}; use one of {', '.join(DTYPES)}")
-    aliases = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16",
-               "bf16": "bfloat16", "fp64": "float64", "double": "float64"}
+    aliases = {
+        "fp32": "float32",
+        "float": "float32",
+        "fp16": "float16",
+        "half": "float16",
+        "bf16": "bfloat16",
+        "fp64": "float64",
+        "double": "float64",
+    }
     key = aliases.get(str(name).lower(), str(name).lower().removeprefix("torch."))
     if key not in DTYPES:
         raise InvalidInputError(f"unknown dtype {name!r}; use one of {', '.join(DTYPES)}")
@@ -128,8 +135,12 @@ class Case:
         parts = [self.model, shape_str(self.input_shape), f"b{self.batch_size}", self.dtype]
         if self.dtype != "float32":
             parts.append(self.dtype_method)
-        parts += [self.memory_format, self.mode, "compiled" if self.compile else "eager",
-                  self.device]
+        parts += [
+            self.memory_format,
+            self.mode,
+            "compiled" if self.compile else "eager",
+            self.device,
+        ]
         return "-".join(parts)
 
     def __str__(self) -> str:

@@ -134,7 +134,8 @@ def build_cases(
     if settings.compile is not None:
         if settings.compile not in COMPILE_CHOICES:
             raise InvalidInputError(
-                f"--cnn-compile must be one of {', '.join(COMPILE_CHOICES)}, got {settings.compile!r}"
+                f"--cnn-compile must be one of {', '.join(COMPILE_CHOICES)}, "
+                f"got {settings.compile!r}"
             )
         compile_values = COMPILE_CHOICES[settings.compile]
     return sweep(

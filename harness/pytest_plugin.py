@@ -19,30 +19,81 @@ import pytest
 from harness.cases import Case
 from harness.errors import HarnessError
 from harness.grid import GridSettings, build_cases, parse_batch_sizes, split_list
-from harness.runner import CaseResult, RunOptions, resolve_device, run_case
+from harness.runner import (
+    CaseResult,
+    RunOptions,
+    resolve_device,
+    run_case,
+    unavailable_reason,
+)
 
 # name, ini type, default, help. Each is `--cnn-NAME` on the command line and `cnn_NAME` in ini.
 OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
-    ("device", "string", "auto", "device to run on: auto (cuda if available, else cpu), cpu, cuda, cuda:N"),
-    ("scale", "string", "auto", "grid size: quick (small default), full (the whole sweep), auto (quick on CPU, full on GPU)"),
-    ("models", "string", None, "shell patterns filtering the suite's models, comma separated (resnet*,vgg16)"),
+    (
+        "device",
+        "string",
+        "auto",
+        "device to run on: auto (cuda if available, else cpu), cpu, cuda, cuda:N",
+    ),
+    (
+        "scale",
+        "string",
+        "auto",
+        "grid size: quick (small default), full (whole sweep), auto (quick on CPU, full on GPU)",
+    ),
+    (
+        "models",
+        "string",
+        None,
+        "shell patterns filtering the suite's models, comma separated (resnet*,vgg16)",
+    ),
     ("batch-sizes", "string", None, "batch sizes, comma separated (1,8,32); replaces the suite's"),
     ("dtypes", "string", None, "dtypes: float32,float16,bfloat16; replaces the suite's"),
     ("dtype-method", "string", None, "how reduced precision is applied: autocast or cast"),
     ("memory-formats", "string", None, "contiguous,channels_last; replaces the suite's"),
     ("modes", "string", None, "inference,training; replaces the suite's"),
-    ("compile", "string", None, "torch.compile: off, on or both (default: the suite's, usually off)"),
+    (
+        "compile",
+        "string",
+        None,
+        "torch.compile: off, on or both (default: the suite's, usually off)",
+    ),
     ("min-rounds", "string", None, "minimum measured rounds per case (default 5 quick, 20 full)"),
-    ("min-time", "string", None, "minimum measured time per case in seconds (default 0.2 quick, 1.0 full)"),
+    (
+        "min-time",
+        "string",
+        None,
+        "minimum measured time per case in seconds (default 0.2 quick, 1.0 full)",
+    ),
     ("max-time", "string", None, "cap on measured time per case in seconds (default 30)"),
     ("warmup-rounds", "string", None, "uncounted warm-up rounds (default 2 quick, 10 full)"),
-    ("threads", "string", None, "CPU threads for torch (default: torch's default, recorded in every row)"),
-    ("power", "string", "auto", "power measurement: auto (NVML on GPU, RAPL on CPU where readable) or off"),
+    (
+        "threads",
+        "string",
+        None,
+        "CPU threads for torch (default: torch's default, recorded in every row)",
+    ),
+    (
+        "power",
+        "string",
+        "auto",
+        "power measurement: auto (NVML on GPU, RAPL on CPU where readable) or off",
+    ),
     ("power-hz", "string", "100", "power sampling rate in Hz"),
-    ("idle-power", "string", "0", "seconds of idle power baseline measured before each case (0: none)"),
+    (
+        "idle-power",
+        "string",
+        "0",
+        "seconds of idle power baseline measured before each case (0: none)",
+    ),
     ("results-dir", "string", "results", "directory for the parquet result files"),
     ("reports-dir", "string", "reports", "directory for the HTML report"),
-    ("report", "bool", "true", "write the HTML report at the end of the run (--cnn-no-report to skip)"),
+    (
+        "report",
+        "bool",
+        "true",
+        "write the HTML report at the end of the run (--cnn-no-report to skip)",
+    ),
 )
 
 
@@ -70,13 +121,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, kind, default, help_text in OPTIONS:
         dest = "cnn_" + name.replace("-", "_")
         if kind == "bool":
-            group.addoption(f"--cnn-{name}", dest=dest, action="store_true", default=None, help=help_text)
             group.addoption(
-                f"--cnn-no-{name}", dest=dest, action="store_false", default=None,
+                f"--cnn-{name}", dest=dest, action="store_true", default=None, help=help_text
+            )
+            group.addoption(
+                f"--cnn-no-{name}",
+                dest=dest,
+                action="store_false",
+                default=None,
                 help=f"do not {name}",
             )
         else:
-            group.addoption(f"--cnn-{name}", dest=dest, default=None, help=f"{help_text} [ini: {dest}]")
+            group.addoption(
+                f"--cnn-{name}",
+                dest=dest,
+                default=None,
+                metavar=name.upper().replace("-", "_"),
+                help=f"{help_text} [ini: {dest}]",
+            )
         parser.addini(dest, help_text, type=kind, default=_ini_default(kind, default))
 
 
@@ -105,9 +167,13 @@ def _number(config: pytest.Config, name: str, cast: Callable[[str], Any], defaul
 
 def _state_from_config(config: pytest.Config) -> _SessionState:
     try:
-        device = str(resolve_device(_setting(config, "device")))
+        resolved = resolve_device(_setting(config, "device"))
     except RuntimeError as exc:
         raise pytest.UsageError(f"--cnn-device: {exc}") from None
+    unavailable = unavailable_reason(resolved)
+    if unavailable:
+        raise pytest.UsageError(f"--cnn-device={resolved}: {unavailable}")
+    device = str(resolved)
     scale = _setting(config, "scale")
     if scale == "auto":
         scale = "full" if device.startswith("cuda") else "quick"
@@ -166,7 +232,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("cnnbench")
     if marker is None:
         raise pytest.UsageError(
-            f"{metafunc.definition.nodeid} uses cnn_case but has no @pytest.mark.cnnbench(models=[...])"
+            f"{metafunc.definition.nodeid} uses cnn_case but has no "
+            "@pytest.mark.cnnbench(models=[...])"
         )
     state = metafunc.config.stash[STATE]
     try:
@@ -174,8 +241,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except HarnessError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
     if not cases:
-        metafunc.parametrize("cnn_case", [pytest.param(None, marks=pytest.mark.skip(
-            reason="no case left after the --cnn-* filters"))], ids=["no-cases"])
+        metafunc.parametrize(
+            "cnn_case",
+            [
+                pytest.param(
+                    None, marks=pytest.mark.skip(reason="no case left after the --cnn-* filters")
+                )
+            ],
+            ids=["no-cases"],
+        )
         return
     metafunc.parametrize("cnn_case", cases, ids=[c.case_id for c in cases])
 
@@ -199,7 +273,9 @@ def _oom_key(case: Case) -> tuple:
     return (case.model, case.input_shape, case.dtype, case.memory_format, case.mode, case.compile)
 
 
-def _benchmark_rounds(benchmark: Any) -> Callable[[Callable[[], object], int], Sequence[float]] | None:
+def _benchmark_rounds(
+    benchmark: Any,
+) -> Callable[[Callable[[], object], int], Sequence[float]] | None:
     """Time the rounds through pytest-benchmark, so its stats, --benchmark-json/-save/-compare
     hold the very samples the harness reports."""
     if benchmark is None or not benchmark.enabled:
@@ -213,10 +289,27 @@ def _benchmark_rounds(benchmark: Any) -> Callable[[Callable[[], object], int], S
 
 
 EXTRA_INFO = (
-    "model", "input_shape", "batch_size", "dtype", "memory_format", "mode", "device", "device_name",
-    "params", "macs", "flops", "activation_bytes", "latency_s_median", "latency_s_p99",
-    "throughput_per_s", "peak_memory_bytes", "memory_source", "energy_j_per_sample",
-    "power_source", "status", "error",
+    "model",
+    "input_shape",
+    "batch_size",
+    "dtype",
+    "memory_format",
+    "mode",
+    "device",
+    "device_name",
+    "params",
+    "macs",
+    "flops",
+    "activation_bytes",
+    "latency_s_median",
+    "latency_s_p99",
+    "throughput_per_s",
+    "peak_memory_bytes",
+    "memory_source",
+    "energy_j_per_sample",
+    "power_source",
+    "status",
+    "error",
 )
 
 
@@ -304,4 +397,3 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"report not written: {state.report_error}", red=True)
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         tr.write_line("run interrupted: every finished case is on disk, marked run_complete=false")
-

@@ -73,14 +73,18 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+        device = torch.device(
+            "cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0
+        )
     return device
 
 
-def _unavailable_reason(device: torch.device) -> str | None:
+def unavailable_reason(device: torch.device) -> str | None:
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            return "CUDA is not available on this machine (no GPU or no driver); use --cnn-device=cpu"
+            return (
+                "CUDA is not available on this machine (no GPU or no driver); use --cnn-device=cpu"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             return f"{device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible"
     elif device.type != "cpu":
@@ -198,7 +202,10 @@ def run_case(
     """
     options = options or RunOptions()
     device = resolve_device(case.device)
-    env = dict(environment) if environment is not None else collect_environment(device)
+    reason = unavailable_reason(device)
+    if environment is None:  # the host's facts still describe a case that cannot run here
+        environment = collect_environment(torch.device("cpu") if reason else device)
+    env = dict(environment)
     result = CaseResult(case, base_row(case, env))
     row = result.row
     prepared: _Prepared | None = None
@@ -214,7 +221,6 @@ def run_case(
             if prof.unhandled_ops:
                 result.extra["unhandled_ops"] = dict(prof.unhandled_ops)
 
-            reason = _unavailable_reason(device)
             if reason:
                 row.update(status="skipped", error=reason)
                 return result

@@ -8,8 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-COLUMNS = ("model", "input", "batch", "dtype", "mode", "median", "throughput", "peak mem",
-           "status")
+COLUMNS = ("model", "input", "batch", "dtype", "mode", "median", "throughput", "peak mem", "status")
 
 
 def _seconds(value: Any) -> str:
@@ -50,9 +49,17 @@ def summary_table(rows: Iterable[Mapping[str, Any]]) -> str:
             mode += "/cl"
         if r.get("compiled"):
             mode += "/compiled"
-        lines.append((
-            r.get("model"), r.get("input_shape"), r.get("batch_size"), r.get("dtype"), mode,
-            _seconds(r.get("latency_s_median")), _rate(r.get("throughput_per_s")),
-            _bytes(r.get("peak_memory_bytes")), status,
-        ))
+        lines.append(
+            (
+                r.get("model"),
+                r.get("input_shape"),
+                r.get("batch_size"),
+                r.get("dtype"),
+                mode,
+                _seconds(r.get("latency_s_median")),
+                _rate(r.get("throughput_per_s")),
+                _bytes(r.get("peak_memory_bytes")),
+                status,
+            )
+        )
     return tabulate(lines, headers=COLUMNS, tablefmt="simple", disable_numparse=True)

@@ -20,14 +20,19 @@ def test_split_and_parse_lists():
 
 
 def test_scale_block_overrides_marker_and_settings_override_both():
-    marker = {"models": ["a:b"], "input_shapes": ["3x8x8"], "batch_sizes": [1],
-              "full": {"batch_sizes": [1, 2, 4]}}
+    marker = {
+        "models": ["a:b"],
+        "input_shapes": ["3x8x8"],
+        "batch_sizes": [1],
+        "full": {"batch_sizes": [1, 2, 4]},
+    }
     quick = build_cases(marker, GridSettings(scale="quick"), "cpu")
     assert [c.batch_size for c in quick] == [1]
     full = build_cases(marker, GridSettings(scale="full"), "cpu")
     assert [c.batch_size for c in full] == [1, 2, 4]
-    user = build_cases(marker, GridSettings(scale="full", batch_sizes=(16,), modes=("training",)),
-                       "cpu")
+    user = build_cases(
+        marker, GridSettings(scale="full", batch_sizes=(16,), modes=("training",)), "cpu"
+    )
     assert [(c.batch_size, c.mode) for c in user] == [(16, "training")]
 
 
@@ -41,7 +46,9 @@ def test_model_patterns_expand_and_filter():
 
 
 def test_none_block_means_not_at_this_scale():
-    assert build_cases({"models": ["lenet5"], "full": None}, GridSettings(scale="full"), "cpu") == []
+    assert (
+        build_cases({"models": ["lenet5"], "full": None}, GridSettings(scale="full"), "cpu") == []
+    )
 
 
 def test_bad_marker_keys_and_values_are_clear_errors():
@@ -62,17 +69,25 @@ def test_compile_both_doubles_cases_and_ids_are_distinct():
 
 
 def test_sweep_skips_channels_last_for_1d_inputs():
-    cases = sweep(["x:y"], input_shapes=["1x100", "3x8x8"],
-                  memory_formats=["contiguous", "channels_last"])
+    cases = sweep(
+        ["x:y"], input_shapes=["1x100", "3x8x8"], memory_formats=["contiguous", "channels_last"]
+    )
     assert [(c.input_shape, c.memory_format) for c in cases] == [
-        ((1, 100), "contiguous"), ((3, 8, 8), "contiguous"), ((3, 8, 8), "channels_last")]
+        ((1, 100), "contiguous"),
+        ((3, 8, 8), "contiguous"),
+        ((3, 8, 8), "channels_last"),
+    ]
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"batch_size": 0}, "at least 1"), ({"dtype": "float8"}, "unknown dtype"),
-     ({"memory_format": "nhwc"}, "memory format"), ({"mode": "eval"}, "unknown mode"),
-     ({"input_shape": "3x0x4"}, "not valid")],
+    [
+        ({"batch_size": 0}, "at least 1"),
+        ({"dtype": "float8"}, "unknown dtype"),
+        ({"memory_format": "nhwc"}, "memory format"),
+        ({"mode": "eval"}, "unknown mode"),
+        ({"input_shape": "3x0x4"}, "not valid"),
+    ],
 )
 def test_case_rejects_bad_values(kwargs, match):
     base = {"model": "lenet5", "input_shape": (1, 32, 32)}

@@ -16,8 +16,14 @@ from harness.errors import ResultFileError
 from harness.results.store import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--cnn-min-time=0.01", "--cnn-min-rounds=3", "--cnn-warmup-rounds=1", "--cnn-power=off",
-        "-p", "no:cacheprovider"]
+FAST = [
+    "--cnn-min-time=0.01",
+    "--cnn-min-rounds=3",
+    "--cnn-warmup-rounds=1",
+    "--cnn-power=off",
+    "-p",
+    "no:cacheprovider",
+]
 
 SUITE = """
 import pytest
@@ -48,20 +54,25 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 def test_run_writes_one_row_per_case_and_goes_on_after_failures(suite: pytest.Pytester):
     results = suite.path / "results"
     out = suite.runpytest_subprocess(
-        "--benchmark-only", f"--cnn-results-dir={results}", "--cnn-no-report",
-        f"--benchmark-json={suite.path / 'bench.json'}", *FAST,
+        "--benchmark-only",
+        f"--cnn-results-dir={results}",
+        "--cnn-no-report",
+        f"--benchmark-json={suite.path / 'bench.json'}",
+        *FAST,
     )
     out.assert_outcomes(passed=4, failed=2, skipped=2)
-    out.stdout.fnmatch_lines([
-        "*cnnbench summary*",
-        "*model*input*batch*dtype*mode*median*throughput*peak mem*status*",
-        "*tiny_cnn*3x16x16*2*float32*inference*ok*",
-        "*failing_above_batch_1*error: ValueError: this model refuses batch 2*",
-        "*oom_from_batch_4*oom*",
-        "*oom_from_batch_4*skipped: batch 4 already ran out of memory*",
-        "results (cases): *.parquet",
-        "results (layers): *.layers.parquet",
-    ])
+    out.stdout.fnmatch_lines(
+        [
+            "*cnnbench summary*",
+            "*model*input*batch*dtype*mode*median*throughput*peak mem*status*",
+            "*tiny_cnn*3x16x16*2*float32*inference*ok*",
+            "*failing_above_batch_1*error: ValueError: this model refuses batch 2*",
+            "*oom_from_batch_4*oom*",
+            "*oom_from_batch_4*skipped: batch 4 already ran out of memory*",
+            "results (cases): *.parquet",
+            "results (layers): *.layers.parquet",
+        ]
+    )
     df = load_results(results)
     assert len(df) == 8
     assert df["run_complete"].all()
@@ -78,21 +89,34 @@ def test_run_writes_one_row_per_case_and_goes_on_after_failures(suite: pytest.Py
     assert len(tiny) == 2
     assert tiny[0]["extra_info"]["macs"] > 0 and tiny[0]["extra_info"]["status"] == "ok"
     assert tiny[0]["stats"]["rounds"] == len(
-        ok[ok["case_id"] == tiny[0]["param"]]["latency_s_samples"].iloc[0])
+        ok[ok["case_id"] == tiny[0]["param"]]["latency_s_samples"].iloc[0]
+    )
     assert "cnnbench" in bench["machine_info"]
 
 
 def test_options_documented_in_pytest_help(pytester: pytest.Pytester):
     out = pytester.runpytest_subprocess("--help")
-    out.stdout.fnmatch_lines(["*CNN benchmarking*", "*--cnn-device=*", "*--cnn-models=*",
-                              "*--cnn-batch-sizes=*", "*--cnn-scale=*", "*--cnn-results-dir=*",
-                              "*--cnn-no-report*", "*--cnn-power=*"])
+    out.stdout.fnmatch_lines(
+        [
+            "*CNN benchmarking*",
+            "*--cnn-device=DEVICE*",
+            "*--cnn-scale=*",
+            "*--cnn-models=*",
+            "*--cnn-batch-sizes=*",
+            "*--cnn-power=*",
+            "*--cnn-results-dir=*",
+            "*--cnn-no-report*",
+        ]
+    )
 
 
 def test_ini_options_and_filters(suite: pytest.Pytester):
     suite.makeini("[pytest]\ncnn_batch_sizes = 2\ncnn_report = false\n")
     out = suite.runpytest_subprocess(
-        "--benchmark-only", f"--cnn-results-dir={suite.path / 'r'}", "--cnn-models=*tiny*", *FAST,
+        "--benchmark-only",
+        f"--cnn-results-dir={suite.path / 'r'}",
+        "--cnn-models=*tiny*",
+        *FAST,
     )
     out.assert_outcomes(passed=1, skipped=2)
     df = load_results(suite.path / "r")
@@ -119,9 +143,21 @@ def _slow_suite(tmp_path: Path) -> Path:
 def _start(tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(tmp_path / "test_slow.py"), "--benchmark-only",
-         f"--cnn-results-dir={tmp_path / 'results'}", "--cnn-no-report", "-q", *FAST],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tmp_path / "test_slow.py"),
+            "--benchmark-only",
+            f"--cnn-results-dir={tmp_path / 'results'}",
+            "--cnn-no-report",
+            "-q",
+            *FAST,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 

@@ -8,8 +8,7 @@ from harness.cases import Case
 from harness.results.schema import column_names
 from harness.runner import RunOptions, run_case
 
-FAST = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01,
-                  power="off")
+FAST = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01, power="off")
 M = "tests.models_for_tests:"
 
 
@@ -28,13 +27,20 @@ def test_ok_row_has_every_key_metric_and_only_schema_columns():
     assert row["peak_memory_bytes"] >= row["memory_baseline_bytes"] > 0
     assert row["power_w_mean"] is None and row["power_source"].startswith("off")
     assert row["cpu_threads"] >= 1 and row["device"] == "cpu"
-    assert list(res.layers["layer_type"]) == ["Conv2d", "ReLU", "AdaptiveAvgPool2d", "Flatten",
-                                              "Linear"]
+    assert list(res.layers["layer_type"]) == [
+        "Conv2d",
+        "ReLU",
+        "AdaptiveAvgPool2d",
+        "Flatten",
+        "Linear",
+    ]
 
 
 def test_sleeping_model_is_measured_within_a_few_percent():
-    res = run_case(Case(M + "sleeper_10ms", (1, 2, 2)),
-                   RunOptions(warmup_rounds=1, min_rounds=20, min_time_s=0.2, power="off"))
+    res = run_case(
+        Case(M + "sleeper_10ms", (1, 2, 2)),
+        RunOptions(warmup_rounds=1, min_rounds=20, min_time_s=0.2, power="off"),
+    )
     median = res.row["latency_s_median"]
     assert 0.0098 <= median <= 0.0108, median  # time.sleep overshoots by tens of microseconds
 
@@ -58,8 +64,11 @@ def test_channels_last_and_bfloat16_autocast_run_on_cpu():
     [
         (Case("alexnet", (3, 32, 32)), "error", "too small"),
         (Case("no_such_net", (3, 32, 32)), "error", "unknown model"),
-        (Case(M + "failing_above_batch_1", (1, 2, 2), batch_size=2), "error",
-         "ValueError: this model refuses batch 2"),
+        (
+            Case(M + "failing_above_batch_1", (1, 2, 2), batch_size=2),
+            "error",
+            "ValueError: this model refuses batch 2",
+        ),
         (Case(M + "oom_from_batch_4", (1, 2, 2), batch_size=4), "oom", "out of memory"),
         (Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), "skipped", "CUDA is not available"),
     ],
