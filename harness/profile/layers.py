@@ -167,9 +167,16 @@ class ModelProfile:
         }
 
 
+def _storage_key(t: torch.Tensor) -> int | None:
+    try:  # the StorageImpl's address: equal for a view or an in-place result (also on meta)
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
+        return None
+
+
 def _is_alias(t: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
-    storage = t.untyped_storage()._cdata
-    return any(i.untyped_storage()._cdata == storage for i in inputs)
+    key = _storage_key(t)
+    return key is not None and any(_storage_key(i) == key for i in inputs)
 
 
 def _layer_stat(index: int, call: CallRecord, seen: set[int]) -> LayerStat:

@@ -302,7 +302,8 @@ def _to_error(p: ShapeProblem, resolved: Any, input_shape: tuple[int, ...]) -> H
         want = p.expected
         eg = shape_str((want, *input_shape[1:]))
         return InvalidInputError(
-            f"{label} expects {want} input channels (first layer {p.layer}: {p.layer_repr}), "
+            f"{label} expects {want} input channel{'s' if want != 1 else ''} (first layer "
+            f"{p.layer}: {p.layer_repr}), "
             f"got {input_shape[0]}: give an input with {want} channel{'s' if want != 1 else ''}"
             f", e.g. {eg}"
         )
