@@ -173,3 +173,10 @@ print(json.dumps({"error": error, "monitor": type(monitor).__name__,
         "install the NVIDIA driver or pass --cnn-power=off"
     )
     assert cols["energy_j_per_sample"] is None and cols["power_w_mean"] is None
+
+
+def test_a_library_path_that_does_not_load_is_a_reason(tmp_path) -> None:
+    missing = tmp_path / "libnvidia-ml.so.1"
+    monitor = make_power_monitor("cuda:0", nvml_library=missing)
+    assert isinstance(monitor, NullPowerMonitor)
+    assert monitor.source.startswith(f"unavailable: NVML library {missing} could not be loaded")

@@ -5,6 +5,8 @@ intel-rapl:N:M beside them; psys as a top-level zone that is not a package)."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,76 @@ def test_this_machine_as_it_is() -> None:
         assert monitor.min_window_s == 0.0
     else:  # a machine with RAPL: measured, or a reason why not
         assert isinstance(monitor, RaplPowerMonitor) or monitor.source.startswith("unavailable: ")
+
+
+class CounterWriter:
+    """Keeps a package counter at ``watts * elapsed`` (in uJ, wrapping like RAPL), so the
+    energy of any window is known by the formula E = P * t."""
+
+    def __init__(self, zone: Path, watts: float, start_uj: int) -> None:
+        self.zone, self.watts, self.start_uj = zone, watts, start_uj
+        self.stop = threading.Event()
+        self.t0 = time.perf_counter()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def value_at(self, t: float) -> int:
+        return int(self.start_uj + self.watts * 1e6 * (t - self.t0)) % (MAX_UJ + 1)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.002):
+            set_energy(self.zone, self.value_at(time.perf_counter()))
+
+    def __enter__(self) -> CounterWriter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def test_a_monitor_around_a_timed_loop_in_real_time(tmp_path: Path) -> None:
+    root = tmp_path / "powercap"
+    zone = _zone(root, "intel-rapl:0", "package-0", MAX_UJ - 20_000_000)  # wraps after 0.5 s
+    monitor = make_power_monitor("cpu", powercap_root=root)  # 100 Hz, a real thread
+    with CounterWriter(zone, watts=40.0, start_uj=MAX_UJ - 20_000_000):
+        monitor.start()
+        rounds = 0
+        deadline = time.perf_counter() + 1.2
+        while time.perf_counter() < deadline:  # the "timed rounds": busy Python work
+            sum(i * i for i in range(2000))
+            rounds += 1
+        reading = monitor.stop()
+    # the counter file is rewritten every few ms: the energy is 40 W * window, give or take
+    # one rewrite interval at each end (generous: the machine is shared)
+    assert reading.energy_j == pytest.approx(40.0 * reading.window_s, abs=40.0 * 0.05)
+    assert reading.power_w_mean == pytest.approx(40.0, abs=2.0)
+    assert len(reading.trace) >= 10
+    cols = reading.to_columns(rounds)
+    assert cols["energy_j_per_sample"] == pytest.approx(reading.energy_j / rounds)
+
+
+def test_the_runner_row_carries_energy_or_says_why_not(tmp_path, monkeypatch) -> None:
+    from harness.cases import Case
+    from harness.runner import RunOptions, run_case
+
+    root = tmp_path / "powercap"
+    zone = _zone(root, "intel-rapl:0", "package-0", 0)
+    monkeypatch.setenv(rapl.ROOT_ENV, str(root))
+    options = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01)
+    case = Case("tests.models_for_tests:tiny_cnn", (3, 16, 16), batch_size=2)
+    with CounterWriter(zone, watts=25.0, start_uj=0):
+        result = run_case(case, options)
+    row = result.row
+    assert row["status"] == "ok", row.get("error")
+    assert row["power_source"] == "rapl:package_counter(1 package)"
+    # asked for 0.01 s of timing, the runner plans the rounds to last the monitor's 1 s from a
+    # warm-up estimate, so the window may still come out shorter: then it is flagged
+    assert row["energy_window_s"] > 0.1
+    if row["energy_window_s"] >= 1.0:
+        assert row["power_w_mean"] == pytest.approx(25.0, abs=25.0 * 0.05)
+        samples = row["rounds"] * 2
+        assert row["energy_j_per_sample"] == pytest.approx(row["energy_j_total"] / samples)
+    else:  # the plan fell short: flagged, never 0 J
+        assert row["energy_j_total"] is None and "shorter than" in row["power_reason"]
+    assert list(result.power.columns) == ["t_s", "power_w"]

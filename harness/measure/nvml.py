@@ -1,4 +1,4 @@
-"""NVML through nvidia-ml-py: loading, the one error mapping, device matching, raw readings.
+"""NVML through nvidia-ml-py: loading, the one error mapping, the readings of one GPU.
 
 Everything here speaks NVML's own units (mW, mJ, MHz, degrees C, bit masks); the power
 monitor converts them once, when it builds a reading.
@@ -10,10 +10,7 @@ dynamic loader matches the SONAME of objects already loaded. The tests use this 
 stand-in library (tests/nvml_stub) under the real bindings. ``init_nvml`` checks that pynvml
 really got that library.
 
-Matching: NVML numbers every GPU of the machine in PCI order; CUDA numbers only the GPUs in
-``CUDA_VISIBLE_DEVICES`` (indices or UUIDs), by default fastest first. ``match_device`` finds the
-NVML handle of a CUDA ordinal by UUID (torch's device properties), else by PCI bus id, else
-through ``CUDA_VISIBLE_DEVICES``; an index is trusted only where it cannot be ambiguous.
+Which NVML device a CUDA device is: harness/measure/nvml_match.py.
 """
 
 from __future__ import annotations
@@ -21,10 +18,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import dataclasses
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pynvml
@@ -104,19 +100,27 @@ class _Session:
         self.lock = threading.Lock()
         self.active = False
         self.preloaded: ctypes.CDLL | None = None
+        self.preloaded_path: str | None = None
 
     def init(self, library: str | os.PathLike[str] | None) -> None:
+        raw = library if library is not None else os.environ.get(LIBRARY_ENV) or None
+        path = None if raw is None else os.path.realpath(os.fspath(raw))
         with self.lock:
+            if path is not None and self.preloaded_path not in (None, path):
+                raise NvmlUnavailable(
+                    f"this process has already loaded the NVML library {self.preloaded_path}; "
+                    f"it cannot switch to {path} (one NVML library per process)"
+                )
             if self.active:
                 return
-            path = library if library is not None else os.environ.get(LIBRARY_ENV) or None
             if path is not None and self.preloaded is None:
                 try:
-                    self.preloaded = ctypes.CDLL(os.fspath(path))
+                    self.preloaded = ctypes.CDLL(path)
                 except OSError as err:
                     raise NvmlUnavailable(
                         f"NVML library {path} could not be loaded: {err}"
                     ) from err
+                self.preloaded_path = path
             with nvml_errors("the NVML library"):
                 pynvml.nvmlInit()
             loaded = pynvml.nvmlLib
@@ -182,45 +186,6 @@ def decode_clock_event_reasons(mask: int) -> str:
 
 
 # -- devices -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CudaIdentity:
-    """How CUDA names one of its devices: UUID and PCI bus id, as far as torch tells."""
-
-    uuid: str | None = None
-    pci_bus_id: str | None = None
-
-
-def torch_cuda_identity(index: int) -> CudaIdentity | None:
-    """UUID and PCI bus id of CUDA device ``index`` from torch, or None without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    props = torch.cuda.get_device_properties(index)
-    uuid = getattr(props, "uuid", None)
-    bus, dev, dom = (getattr(props, f"pci_{k}_id", None) for k in ("bus", "device", "domain"))
-    pci = None
-    if isinstance(bus, int) and isinstance(dev, int) and isinstance(dom, int):
-        pci = f"{dom:08X}:{bus:02X}:{dev:02X}.0"
-    return CudaIdentity(uuid=str(uuid) if uuid is not None else None, pci_bus_id=pci)
-
-
-def _bare_uuid(uuid: str) -> str:
-    u = uuid.strip().lower()
-    for prefix in ("gpu-", "mig-"):
-        if u.startswith(prefix):
-            return u[len(prefix) :]
-    return u
-
-
-def _pci_key(bus_id: str) -> tuple[int, int, int] | None:
-    try:
-        dom, bus, rest = bus_id.strip().split(":")
-        return int(dom, 16), int(bus, 16), int(rest.split(".")[0], 16)
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -315,108 +280,11 @@ def _field_int(value: pynvml.c_nvmlFieldValue_t) -> int:
     return int(value.value.uiVal)
 
 
-def _describe(index: int, handle: object, matched_by: str) -> NvmlDevice:
+def describe(index: int, handle: object, matched_by: str) -> NvmlDevice:
+    """The ``NvmlDevice`` of NVML index ``index`` (UUID, name and PCI bus id read from NVML)."""
     with nvml_errors(f"NVML device {index}"):
         uuid = pynvml.nvmlDeviceGetUUID(handle)
         name = pynvml.nvmlDeviceGetName(handle)
         pci = pynvml.nvmlDeviceGetPciInfo(handle).busId
     pci = pci.decode() if isinstance(pci, bytes) else str(pci)
     return NvmlDevice(handle, index, uuid, name, pci, matched_by)
-
-
-def list_devices() -> list[NvmlDevice]:
-    """Every GPU NVML sees, in NVML's (PCI) order."""
-    with nvml_errors("the NVML device list"):
-        count = pynvml.nvmlDeviceGetCount()
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-    return [_describe(i, h, "index") for i, h in enumerate(handles)]
-
-
-def _mig_enabled(device: NvmlDevice) -> bool:
-    try:
-        with nvml_errors("the MIG mode"):
-            current, _pending = pynvml.nvmlDeviceGetMigMode(device.handle)
-    except NvmlUnavailable as err:
-        if err.code in _OPTIONAL_CODES:  # GPUs before Ampere have no MIG
-            return False
-        raise
-    return current == pynvml.NVML_DEVICE_MIG_ENABLE
-
-
-def _mig_reason(what: str) -> str:
-    return (
-        f"{what} is a MIG instance; NVML reports power and energy only for the whole GPU, "
-        "which other instances share; measure on a GPU with MIG disabled"
-    )
-
-
-def match_device(
-    cuda_index: int, identity: CudaIdentity | None, env: Mapping[str, str] | None = None
-) -> NvmlDevice:
-    """The NVML device behind CUDA ordinal ``cuda_index`` of this process.
-
-    By UUID, else PCI bus id (both from ``identity``), else through ``CUDA_VISIBLE_DEVICES``
-    in ``env`` (default: os.environ). Raises ``NvmlUnavailable`` when the match is not certain
-    or the GPU is in MIG mode.
-    """
-    env = os.environ if env is None else env
-    cuda = f"cuda:{cuda_index}"
-    devices = list_devices()
-    found: NvmlDevice | None = None
-    if identity is not None and identity.uuid:
-        want = _bare_uuid(identity.uuid)
-        found = next((d for d in devices if _bare_uuid(d.uuid) == want), None)
-        if found is None:
-            if any(_mig_enabled(d) for d in devices):
-                raise NvmlUnavailable(_mig_reason(f"{cuda} (UUID {identity.uuid})"))
-            raise NvmlUnavailable(f"no NVML device has the UUID of {cuda} ({identity.uuid})")
-        found = _with_match(found, "uuid")
-    elif identity is not None and identity.pci_bus_id:
-        key = _pci_key(identity.pci_bus_id)
-        found = next((d for d in devices if _pci_key(d.pci_bus_id) == key), None)
-        if found is None:
-            raise NvmlUnavailable(f"no NVML device has the PCI bus id of {cuda}")
-        found = _with_match(found, "pci_bus_id")
-    else:
-        found = _match_visible(cuda_index, devices, env)
-    if _mig_enabled(found):
-        raise NvmlUnavailable(_mig_reason(f"{cuda} on {found.name} ({found.uuid}, MIG mode on)"))
-    return found
-
-
-def _with_match(device: NvmlDevice, matched_by: str) -> NvmlDevice:
-    return dataclasses.replace(device, matched_by=matched_by)
-
-
-def _match_visible(
-    cuda_index: int, devices: list[NvmlDevice], env: Mapping[str, str]
-) -> NvmlDevice:
-    cuda = f"cuda:{cuda_index}"
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    entries = None if visible is None else [e.strip() for e in visible.split(",") if e.strip()]
-    if entries is not None and cuda_index >= len(entries):
-        raise NvmlUnavailable(
-            f"{cuda} is not among the {len(entries)} device(s) of CUDA_VISIBLE_DEVICES={visible!r}"
-        )
-    entry = str(cuda_index) if entries is None else entries[cuda_index]
-    if entry.upper().startswith("MIG-"):
-        raise NvmlUnavailable(_mig_reason(f"{cuda} ({entry} in CUDA_VISIBLE_DEVICES)"))
-    if not entry.isdigit():  # a UUID, or a unique prefix of one, as CUDA accepts
-        want = _bare_uuid(entry)
-        hits = [d for d in devices if _bare_uuid(d.uuid).startswith(want)]
-        if len(hits) != 1:
-            what = "no" if not hits else "more than one"
-            raise NvmlUnavailable(f"{what} NVML device matches {entry!r} of CUDA_VISIBLE_DEVICES")
-        return _with_match(hits[0], "uuid (CUDA_VISIBLE_DEVICES)")
-    ordinal = int(entry)
-    pci_order = env.get("CUDA_DEVICE_ORDER", "").upper() == "PCI_BUS_ID"
-    if not pci_order and len(devices) > 1:
-        raise NvmlUnavailable(
-            f"cannot tell which NVML device is {cuda}: without torch's device UUID, a CUDA index "
-            "follows CUDA's fastest-first order, not NVML's PCI order; set "
-            "CUDA_DEVICE_ORDER=PCI_BUS_ID or list GPU UUIDs in CUDA_VISIBLE_DEVICES"
-        )
-    if ordinal >= len(devices):
-        raise NvmlUnavailable(f"{cuda} maps to GPU {ordinal}, but NVML sees {len(devices)} GPU(s)")
-    how = "index (CUDA_DEVICE_ORDER=PCI_BUS_ID)" if pci_order else "index (the only GPU)"
-    return _with_match(devices[ordinal], how)

@@ -19,13 +19,14 @@ Units: NVML gives mW and mJ, RAPL uJ; they are converted here, once, into W and 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import InvalidInputError
-from harness.measure import nvml, rapl
+from harness.measure import nvml, nvml_match, rapl
 from harness.measure.monitor import Clock, NullPowerMonitor, PowerMonitor, SampledMonitor
 from harness.measure.power_reading import (
     MW_PER_W,
@@ -229,15 +230,17 @@ def make_power_monitor(
     min_window_s: float = DEFAULT_MIN_WINDOW_S,
     nvml_library: str | Path | None = None,
     powercap_root: str | Path | None = None,
-    cuda_identity: Callable[[int], nvml.CudaIdentity | None] = nvml.torch_cuda_identity,
+    cuda_identity: Callable[[int], nvml_match.CudaIdentity | None] = nvml_match.torch_cuda_identity,
     clock: Clock = time.perf_counter,
 ) -> PowerMonitor:
     """The monitor for ``device``: NVML on CUDA, RAPL on CPU, else one that says why not.
 
     ``mode`` is ``auto`` or ``off``; ``sample_hz`` the trace rate in Hz (0 < hz <= 1000);
     ``min_window_s`` the shortest window whose energy is reported, in s. ``nvml_library``
-    (default ``$CNNBENCH_NVML_LIBRARY``, else the driver's), ``powercap_root``,
-    ``cuda_identity`` and ``clock`` exist for tests.
+    (default ``$CNNBENCH_NVML_LIBRARY``, else the driver's libnvidia-ml.so.1) and
+    ``powercap_root`` (default ``$CNNBENCH_POWERCAP_ROOT``, else /sys/class/powercap) point at
+    other sources; ``cuda_identity`` and ``clock`` replace torch's device query and
+    time.perf_counter (for tests).
     """
     if mode not in ("auto", "off"):
         raise InvalidInputError(f"power mode must be 'auto' or 'off', got {mode!r}")
@@ -256,12 +259,16 @@ def make_power_monitor(
         try:
             nvml.init_nvml(nvml_library)
             cuda_index = _current_cuda_index() if index is None else index
-            found = nvml.match_device(cuda_index, cuda_identity(cuda_index))
+            try:
+                identity = cuda_identity(cuda_index)
+            except RuntimeError:  # torch could not query the device: match without its UUID
+                identity = None
+            found = nvml_match.match_device(cuda_index, identity)
             return NvmlPowerMonitor(found, **options)
         except nvml.NvmlUnavailable as err:
             return NullPowerMonitor(err.reason)
     if kind == "cpu":
-        root = rapl.POWERCAP_ROOT if powercap_root is None else Path(powercap_root)
+        root = Path(powercap_root or os.environ.get(rapl.ROOT_ENV) or rapl.POWERCAP_ROOT)
         try:
             return RaplPowerMonitor(rapl.find_package_zones(root), **options)
         except rapl.RaplUnavailable as err:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
+ROOT_ENV = (
+    "CNNBENCH_POWERCAP_ROOT"  # another root, for tests and containers that mount it elsewhere
+)
 _ZONE = re.compile(r"^intel-rapl:(\d+)$")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pynvml
 
-from harness.measure import nvml
+from harness.measure import nvml, nvml_match
 from harness.measure.power import NvmlPowerMonitor, make_power_monitor
 
 
@@ -70,7 +70,7 @@ def run_monitor(
     """
     stub = _stub(lib)
     clock = (lambda: stub.nvml_stub_time_us() / 1e6) if steps_us else time.perf_counter
-    ident = None if identity is None else nvml.CudaIdentity(*identity)
+    ident = None if identity is None else nvml_match.CudaIdentity(*identity)
     with _environment(config, env or {}):
         monitor = make_power_monitor(
             device,
