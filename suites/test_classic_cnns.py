@@ -30,6 +30,28 @@ CLASSIC = [
     "inception_v4",
     "inception_resnet_v1",
     "inception_resnet_v2",
+    "inception_resnet_v2_paper",
+    "resnet1d18",
+    "resnet1d_multiscale",
+]
+# On a CPU the quick grid keeps one or two members of each family, so the whole suite stays
+# within a few minutes on 2 cores; the full grid (the default on a GPU) runs every model.
+QUICK = [
+    "lenet5",
+    "alexnet_original",
+    "alexnet",
+    "zfnet",
+    "vgg11",
+    "vgg16",
+    "googlenet",
+    "inception_3a",
+    "inception_3a_naive",
+    "resnet18",
+    "resnet50",
+    "plain18",
+    "preact_resnet18",
+    "inception_v4",
+    "inception_resnet_v2",
     "resnet1d18",
     "resnet1d_multiscale",
 ]
@@ -38,7 +60,7 @@ GPU_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 @pytest.mark.cnnbench(
     models=CLASSIC,
-    quick={"batch_sizes": [1]},
+    quick={"models": QUICK, "batch_sizes": [1]},
     full={
         "batch_sizes": GPU_BATCHES,
         "dtypes": ["float32", "float16", "bfloat16"],
