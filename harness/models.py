@@ -104,10 +104,11 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
-def _import_optional(package: str, name: str) -> Any:
+def _import_optional(module: str, name: str) -> Any:
     try:
-        return importlib.import_module(package)
+        return importlib.import_module(module)
     except ImportError as exc:
+        package = module.split(".")[0]
         raise MissingDependencyError(
             f"model {name!r} needs the package {package!r}, which is not installed: "
             f"pip install {package}"

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from harness.cases import Case
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InvalidInputError
 from harness.measure.env import collect_environment
 from harness.measure.memory import measure_peak_memory
 from harness.measure.power import PowerReading, make_power_monitor
@@ -90,6 +90,21 @@ def unavailable_reason(device: torch.device) -> str | None:
     elif device.type != "cpu":
         return f"device type {device.type!r} is not supported by the harness yet"
     return None
+
+
+def _check_trainable_batch_norm(layers: Sequence[Any], case: Case) -> None:
+    """Batch norm in training needs more than one value per channel: fail before running."""
+    for layer in layers:
+        shape = tuple(layer.output_shape)
+        if layer.type.startswith("BatchNorm") and len(shape) >= 2:
+            per_channel = shape[0] * int(torch.Size(shape[2:]).numel())
+            if per_channel < 2:
+                raise InvalidInputError(
+                    f"{case.model} cannot train at batch {case.batch_size} with input "
+                    f"{'x'.join(map(str, case.input_shape))}: layer {layer.name} ({layer.type}) "
+                    f"gets {'x'.join(map(str, shape))}, one value per channel, and batch norm "
+                    "needs more than one in training; use a larger batch or input"
+                )
 
 
 def _loss(output: Any) -> torch.Tensor:
@@ -216,6 +231,8 @@ def run_case(
             validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
             prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
             row.update(prof.totals())
+            if case.mode == "training":
+                _check_trainable_batch_norm(prof.layers, case)
             layers = prof.to_frame()  # its derived cumulative shares are not stored
             result.layers = layers[[c for c in LAYER_COLUMNS if c in layers.columns]]
             if prof.unhandled_ops:

@@ -79,3 +79,11 @@ def test_failures_become_rows_with_status_and_reason(case, status, message):
     assert message in row["error"]
     assert row["model"] == case.model and row["case_id"] == case.case_id
     assert row.get("latency_s_median") is None  # nothing timed, nothing invented
+
+
+def test_training_with_one_value_per_batch_norm_channel_is_refused_before_running():
+    # resnet18 at 3x32x32: layer4's maps are 1x1, so at batch 1 each BN channel sees one value
+    row = run_case(Case("resnet18", (3, 32, 32), batch_size=1, mode="training"), FAST).row
+    assert row["status"] == "error"
+    assert "layer4.0.bn1 (BatchNorm2d) gets 1x512x1x1" in row["error"]
+    assert row["params"] == 11_689_512  # torchvision's documented count: the profile is kept
