@@ -272,8 +272,8 @@ def measure_latency(
 
     1. The first call is timed on its own (synchronised before and after): ``first_call_s``.
     2. Warm-up: at least ``warmup_rounds`` calls and at least ``warmup_time_s`` seconds, not
-       counted; their median duration is the per-call estimate (the first call's when there is
-       no warm-up).
+       counted; the fastest of them is the per-call estimate (the first call's when there is no
+       warm-up), so one slow warm-up call cannot leave the rounds short of ``min_time_s``.
     3. Calibration: ``plan_rounds`` (at least ``min_rounds`` and ``min_time_s``, capped by
        ``max_rounds`` / ``max_time_s``).
     4. The rounds: ``rounds_runner(timed_step, rounds)`` (default ``run_rounds``) returns one
@@ -313,7 +313,7 @@ def measure_latency(
         t0 = timer()
         timed_step()
         warm.append(timer() - t0)
-    estimate = float(np.median(warm)) if warm else first_call_s
+    estimate = min(warm) if warm else first_call_s
 
     rounds = plan_rounds(
         estimate,
