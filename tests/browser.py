@@ -129,18 +129,22 @@ def screenshot(
     width: int = 1400,
     height: int = 900,
     full_page: bool = False,
-    selector: str | None = None,
+    section: str | None = None,
 ) -> Path:
-    """A PNG of a rendered report (the viewport, the full page, or one element)."""
+    """A PNG of a rendered report: the viewport (scrolled to ``section``, an element id, when
+    given) or the full page."""
     path = chromium_path()
     if path is None:
         raise SystemExit("no Chromium found (apt-get install chromium)")
     b = Browser(path)
     try:
         v = b.visit(report, width=width, height=height, wait_for=RENDERED)
-        target = v.page.locator(selector).first if selector else v.page
-        kwargs = {} if selector else {"full_page": full_page}
-        target.screenshot(path=str(out), **kwargs)
+        if section:
+            v.page.evaluate("id => document.getElementById(id).scrollIntoView()", section)
+            v.page.wait_for_timeout(300)
+        v.page.screenshot(path=str(out), full_page=full_page)
+        if v.console_errors or v.page_errors:
+            raise SystemExit(f"the page reported errors: {v.console_errors + v.page_errors}")
     finally:
         b.close()
     return out
@@ -149,19 +153,19 @@ def screenshot(
 RENDERED = "document.body.hasAttribute('data-figures-rendered')"
 
 
-if __name__ == "__main__":  # python -m tests.browser REPORT.html OUT.png [--full] [--selector S]
+if __name__ == "__main__":  # python -m tests.browser REPORT.html OUT.png [--full | --section ID]
     import argparse
 
     ap = argparse.ArgumentParser(description="Screenshot a cnnbench report in headless Chromium")
     ap.add_argument("report", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--full", action="store_true", help="the whole page, not the viewport")
-    ap.add_argument("--selector", default=None, help="only this element (CSS selector)")
+    ap.add_argument("--section", default=None, help="scroll to this section id (layers, ...)")
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--height", type=int, default=900)
     a = ap.parse_args()
     print(
         screenshot(
-            a.report, a.out, width=a.width, height=a.height, full_page=a.full, selector=a.selector
+            a.report, a.out, width=a.width, height=a.height, full_page=a.full, section=a.section
         )
     )

@@ -224,7 +224,7 @@ def test_memory_figure_measured_and_analytic_lines() -> None:
     measured = next(t for t in fig.data if t.name == f"resnet18 · {CPU_NAME}")
     assert list(measured.x) == [1, 2, 4, 8]
     assert list(measured.y)[1] is None
-    analytic = traces(fig, "resnet18 · float32 · activations (analytic)")
+    analytic = traces(fig, "resnet18 · activations (analytic)")
     assert len(analytic) == 1 and analytic[0].line.dash == "dash"
     rows = cases[(cases["model"] == "resnet18") & (cases["device"] == "cpu")]
     expected = list(rows.sort_values("batch_size")["activation_bytes"])
@@ -460,3 +460,28 @@ def test_power_reason_is_preferred_over_the_source() -> None:
     assert (
         "power not measured: window 0.2 s, shorter than the 1 s minimum (1 case: m bs 2)" in notes
     )
+
+
+def test_curves_split_only_on_dimensions_that_vary_within_a_model() -> None:
+    rows = [
+        case_row(model="lenet5", batch_size=1, input_shape="1x32x32", **gpu_env()),
+        case_row(model="lenet5", batch_size=1, input_shape="1x32x32", mode="training", **gpu_env()),
+        case_row(model="resnet18", batch_size=1, **gpu_env()),
+    ]
+    df = prepare_cases(pd.DataFrame(rows))
+    assert list(df["series"]) == [
+        f"{GPU_NAME} · inference",
+        f"{GPU_NAME} · training",
+        f"{GPU_NAME} · inference",
+    ]
+
+
+def test_layer_rows_without_case_keys_take_them_from_their_case() -> None:
+    from harness.report.layers import attach_case_keys
+
+    layers = vgg16_layers().assign(model=None, input_shape=None, batch_size=None, dtype=None)
+    cases = make_cases(hostile=False)
+    filled = attach_case_keys(layers, cases)
+    assert set(filled["model"]) == {"vgg16"}
+    assert set(filled["batch_size"]) == {1}
+    assert vgg16_statement(filled) is not None

@@ -190,3 +190,24 @@ def test_cli_report_bad_input_is_one_line_and_exit_2(
 def test_write_report_needs_paths(tmp_path: Path) -> None:
     with pytest.raises(ResultFileError, match="no result files given"):
         write_report([], tmp_path / "x.html")
+
+
+def test_the_report_reads_results_only() -> None:
+    """No module of the report imports torch or the measuring side of the harness."""
+    import ast
+
+    import harness.report
+
+    root = Path(harness.report.__file__).parent
+    files = [*root.glob("*.py"), root.parent / "commands" / "report.py"]
+    forbidden = ("torch", "harness.runner", "harness.measure", "harness.profile", "harness.cases")
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            bad = [n for n in names if n.split(".")[0] == "torch" or n.startswith(forbidden[1:])]
+            assert not bad, f"{f.name} imports {bad}"

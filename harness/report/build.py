@@ -22,7 +22,14 @@ from harness.report.data import (
     is_missing,
     prepare_cases,
 )
-from harness.report.layers import layer_figure, layer_shares, select_profile, vgg16_statement
+from harness.report.layers import (
+    VGG16_NAME,
+    attach_case_keys,
+    layer_figure,
+    layer_shares,
+    select_profile,
+    vgg16_statement,
+)
 from harness.report.page import Html, Section, escaped_paragraph, paragraph, render_page
 from harness.report.roofline import roofline_figure
 from harness.report.tables import cases_table, run_summary_table, shares_table
@@ -49,7 +56,9 @@ def build_report(
     ``sources`` (the files read) are listed in the footer.
     """
     df = prepare_cases(cases)
-    lay = ensure_columns(layers, "layers") if layers is not None and not layers.empty else None
+    lay = None
+    if layers is not None and not layers.empty:
+        lay = attach_case_keys(ensure_columns(layers, "layers"), df)
     runs = df["run_id"].astype(object).nunique()
     devices = list(dict.fromkeys(df["device_label"]))
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -168,9 +177,12 @@ def _layers_section(layers: pd.DataFrame | None) -> Section:
         )
         return section
     statement = vgg16_statement(layers)
+    models = _models(layers)
     if statement:
         section.parts.append(escaped_paragraph(statement, "claim"))
-    for model in _models(layers):
+        first = [m for m in models if VGG16_NAME.search(str(m))][:1]  # its figure next to it
+        models = first + [m for m in models if m not in first]
+    for model in models:
         section.parts.append(layer_figure(layers, model))
         shares = layer_shares(select_profile(layers, model))
         if not shares.empty:

@@ -149,8 +149,12 @@ def device_labels(cases: pd.DataFrame) -> pd.Series:
 
 
 def varying_dims(cases: pd.DataFrame, dims: Sequence[str] = VARIANT_DIMS) -> list[str]:
-    """The case dimensions that take more than one value in ``cases``."""
-    return [d for d in dims if d in cases.columns and cases[d].astype(object).nunique() > 1]
+    """The case dimensions that take more than one value for some model in ``cases`` (an
+    input shape that differs only between models does not split any curve)."""
+    if cases.empty or "model" not in cases.columns:
+        return []
+    by_model = cases.astype(object).groupby(cases["model"].astype(object).fillna("?"))
+    return [d for d in dims if d in cases.columns and (by_model[d].nunique() > 1).any()]
 
 
 def variant_text(row: pd.Series, dims: Sequence[str]) -> str:

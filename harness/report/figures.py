@@ -19,6 +19,7 @@ from harness.report.data import (
     has_values,
     human_bytes,
     integer_text,
+    is_missing,
     missing_summary,
     number,
     points,
@@ -41,6 +42,10 @@ def _fmt(value: object, spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
 
+def _false(value: object) -> bool:
+    return not is_missing(value) and not bool(value)
+
+
 def _diff(a: list[float | None], b: list[float | None]) -> list[float | None]:
     return [None if x is None or y is None else x - y for x, y in zip(a, b, strict=True)]
 
@@ -48,8 +53,9 @@ def _diff(a: list[float | None], b: list[float | None]) -> list[float | None]:
 def latency_throughput_figure(cases: pd.DataFrame, model: str) -> go.Figure:
     """Median latency per step (p90 tick, p99 whisker) and throughput against batch size for
     one model; one curve per device (and per dtype, mode... where those vary)."""
-    df = prepared(cases)
-    df = df[df["model"] == model]
+    full = prepared(cases)
+    col = colors(full["series"])  # the same colour for a device in every model's figure
+    df = full[full["model"] == model]
     title = f"{esc(model)}: latency and throughput against batch size"
     if df.empty:
         return placeholder(title, [esc(f"no cases of model {model} in these results")])
@@ -59,7 +65,6 @@ def latency_throughput_figure(cases: pd.DataFrame, model: str) -> go.Figure:
         horizontal_spacing=0.1,
         subplot_titles=("latency per step (s): median, p90 tick, p99 whisker", "throughput"),
     )
-    col = colors(df["series"])
     for series, g in df.groupby("series", sort=False):
         g = points(g, ("series", "batch_size"))
         x = values(g["batch_size"])
@@ -72,7 +77,8 @@ def latency_throughput_figure(cases: pd.DataFrame, model: str) -> go.Figure:
                 f"{model} · {series}",
                 f"batch {integer_text(r['batch_size'])}",
                 f"median {seconds(r['latency_s_median'])}, p90 {seconds(r['latency_s_p90'])}, "
-                f"p99 {seconds(r['latency_s_p99'])}",
+                f"p99 {seconds(r['latency_s_p99'])}"
+                + (" (from fewer than 100 samples)" if _false(r["p99_reliable"]) else ""),
                 f"throughput {si(r['throughput_per_s'], 'samples/s')}",
                 f"status {r['status']}",
             )
@@ -110,8 +116,7 @@ def latency_throughput_figure(cases: pd.DataFrame, model: str) -> go.Figure:
                 showlegend=False,
                 mode="markers",
                 marker={"symbol": "line-ew-open", "size": 12, "color": c},
-                hovertext=text,
-                hoverinfo="text",
+                hoverinfo="skip",
             ),
             row=1,
             col=1,
@@ -272,13 +277,16 @@ def energy_figure(cases: pd.DataFrame) -> go.Figure:
 
 def memory_figure(cases: pd.DataFrame) -> go.Figure:
     """Measured peak memory (solid) beside the analytic activation bytes (dashed) against
-    batch size, per model; the analytic line is drawn once per model and dtype."""
+    batch size, one curve per model and device (dtype, mode... where those vary); the analytic
+    line is drawn once per model, dtype and input, in the colour of the model's first curve."""
     df = prepared(cases)
     title = "Peak memory against batch size: measured (solid) and analytic activations (dashed)"
     if df.empty:
         return placeholder(title, [esc("no cases in these results")])
     fig = go.Figure()
-    col = colors(df["model"])
+    curves = [f"{m} · {s}" for m, s in zip(df["model"], df["series"], strict=True)]
+    col = colors(curves)
+    model_color = {m: col[c] for c, m in reversed(list(zip(curves, df["model"], strict=True)))}
     for (model, series), g in df.groupby(["model", "series"], sort=False):
         g = points(g, ("model", "series", "batch_size"))
         if g["peak_memory_bytes"].isna().all():
@@ -290,7 +298,7 @@ def memory_figure(cases: pd.DataFrame) -> go.Figure:
                 y=values(g["peak_memory_bytes"]),
                 name=name,
                 mode="lines+markers",
-                line={"color": col[model]},
+                line={"color": col[f"{model} · {series}"]},
                 hovertext=[
                     hover(
                         f"{model} · {series}",
@@ -303,20 +311,22 @@ def memory_figure(cases: pd.DataFrame) -> go.Figure:
                 hoverinfo="text",
             )
         )
-    analytic_key = ["model", "dtype", "input_shape", "mode"]
+    analytic_key = ["model", "dtype", "input_shape"]
+    dtypes = df.groupby(df["model"].astype(object).fillna("?"))["dtype"].nunique()
     for key, g in df.groupby(analytic_key, sort=False, dropna=False):
         g = points(g, (*analytic_key, "batch_size"))
         if g["activation_bytes"].isna().all():
             continue
         model = key[0]
-        label = f"{model} · {key[1]} · activations (analytic)"
+        which = f" · {key[1]}" if dtypes.get(model, 1) > 1 else ""
+        label = f"{model}{which} · activations (analytic)"
         fig.add_trace(
             go.Scatter(
                 x=values(g["batch_size"]),
                 y=values(g["activation_bytes"]),
                 name=esc(label),
                 mode="lines",
-                line={"color": col[model], "dash": "dash"},
+                line={"color": model_color.get(model, "#888"), "dash": "dash"},
                 hovertext=[
                     hover(
                         label,

@@ -59,6 +59,29 @@ def layer_category(layer_type: object) -> str:
     return "other"
 
 
+KEY_COLUMNS = ("model", "input_shape", "batch_size", "dtype")
+
+
+def attach_case_keys(layers: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
+    """``layers`` with model, input shape, batch size and dtype filled from the case each row
+    belongs to (joined on run_id and case_id) where the layer rows leave them null."""
+    if layers.empty or not {"run_id", "case_id"} <= set(cases.columns):
+        return layers
+    keys = cases.drop_duplicates(["run_id", "case_id"]).set_index(["run_id", "case_id"])
+    index = pd.MultiIndex.from_arrays([layers["run_id"], layers["case_id"]])
+    out = layers.copy()
+    for column in KEY_COLUMNS:
+        if column not in keys.columns:
+            continue
+        from_case = keys[column].reindex(index).to_numpy()
+        if column not in out.columns:
+            out[column] = from_case
+            continue
+        own = out[column].to_numpy(dtype=object)
+        out[column] = [c if is_missing(o) else o for o, c in zip(own, from_case, strict=True)]
+    return out
+
+
 def select_profile(layers: pd.DataFrame, model: str) -> pd.DataFrame:
     """The layer rows of one profile of ``model``: batch 1 (else the smallest), float32
     preferred, the first run; sorted by execution order, with a ``category`` column."""

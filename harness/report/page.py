@@ -91,8 +91,8 @@ def table(
     sortable: bool = False,
     css_class: str = "",
 ) -> Html:
-    """An HTML table. ``headers`` are plain text; each cell is (plain text, sort key or None,
-    title or None), all escaped here. A missing sort key sorts last."""
+    """An HTML table. ``headers`` are plain text; each cell is (plain text, sort key, title or
+    None), all escaped here. Sort key None: the text itself; ``""``: missing, sorts last."""
     cls = " ".join(c for c in ("sortable" if sortable else "", css_class) if c)
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
@@ -100,8 +100,8 @@ def table(
         cells = []
         for text, key, title in row:
             attrs = ""
-            if sortable:
-                attrs += f' data-sort="{esc(key if key is not None else "")}"'
+            if sortable and key is not None:
+                attrs += f' data-sort="{esc(key)}"'
             if title:
                 attrs += f' title="{esc(title)}"'
             cells.append(f"<td{attrs}>{esc(text)}</td>")
@@ -137,7 +137,7 @@ nav { padding: 8px 28px; background: #fff; border-bottom: 1px solid var(--line);
 nav a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
 main { padding: 8px 28px 40px 28px; max-width: 1500px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
-  padding: 6px 18px 14px 18px; margin: 16px 0; }
+  padding: 6px 18px 14px 18px; margin: 16px 0; scroll-margin-top: 44px; }
 h2 { font-size: 18px; margin: 12px 0 6px 0; }
 p { font-size: 13.5px; line-height: 1.5; color: var(--muted); max-width: 1100px; }
 p.claim { color: var(--fg); background: #f3f6fd; border-left: 3px solid var(--accent);
@@ -157,6 +157,9 @@ footer { color: var(--muted); font-size: 12px; padding: 0 28px 24px 28px; }
 """
 
 SORT_JS = """
+function key(cell) {
+  return cell.dataset.sort !== undefined ? cell.dataset.sort : cell.textContent;
+}
 document.querySelectorAll("table.sortable").forEach(function (table) {
   table.querySelectorAll("thead th").forEach(function (th, col) {
     th.addEventListener("click", function () {
@@ -166,7 +169,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       var body = table.tBodies[0];
       var rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
-        var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
+        var x = key(a.cells[col]), y = key(b.cells[col]);
         if (x === "" || y === "") { return (x === "") - (y === ""); }
         var nx = Number(x), ny = Number(y);
         var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);

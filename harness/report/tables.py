@@ -83,6 +83,12 @@ def _status_counts(g: pd.DataFrame) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
+def _cell(value: Any, title: str | None = None) -> Cell:
+    """A text cell: sorts by its text, or last when missing."""
+    text = _text(value)
+    return (text, "" if text == MISSING_TEXT else None, title)
+
+
 def _rate(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
@@ -90,7 +96,7 @@ def _rate(v: float) -> str:
 def _num(value: Any, fmt: Callable[[Any], str], reason: str | None = None) -> Cell:
     v = number(value)
     if v is None:
-        return (MISSING_TEXT, None, reason)
+        return (MISSING_TEXT, "", reason)
     return (fmt(v), repr(v), None)
 
 
@@ -129,16 +135,16 @@ def cases_table(cases: pd.DataFrame) -> Html:
         )
         rows.append(
             [
-                (_text(r["model"]), _text(r["model"]), None),
-                (_text(r["input_shape"]), _text(r["input_shape"]), None),
+                _cell(r["model"]),
+                _cell(r["input_shape"]),
                 _num(r["batch_size"], lambda v: f"{v:.0f}"),
-                (_text(r["dtype"]), _text(r["dtype"]), None),
-                (_text(r["mode"]), _text(r["mode"]), None),
-                (_text(r["memory_format"]), _text(r["memory_format"]), None),
-                (_text(r["compiled"]), _text(r["compiled"]), None),
-                (_text(r["device_label"]), _text(r["device_label"]), None),
-                (_text(r["host"]), _text(r["host"]), None),
-                (_text(r["status"]), _text(r["status"]), None),
+                _cell(r["dtype"]),
+                _cell(r["mode"]),
+                _cell(r["memory_format"]),
+                _cell(r["compiled"]),
+                _cell(r["device_label"]),
+                _cell(r["host"]),
+                _cell(r["status"]),
                 _num(r["latency_s_median"], seconds, fail),
                 _num(r["latency_s_p90"], seconds, fail),
                 _num(r["latency_s_p99"], seconds, fail),
@@ -161,8 +167,8 @@ def cases_table(cases: pd.DataFrame) -> Html:
                     lambda v: f"{v:.4g}",
                     missing_reason(r, "power", POWER_REASONS),
                 ),
-                (_text(r["power_source"]), _text(r["power_source"]), _text(r["power_source"])),
-                (_text(r["error"]), _text(r["error"]), _text(r["error"])),
+                _cell(r["power_source"], _text(r["power_source"])),
+                _cell(r["error"], _text(r["error"])),
             ]
         )
     return table(headers, rows, sortable=True, css_class="cases")
