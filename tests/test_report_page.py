@@ -187,6 +187,11 @@ def test_cli_report_bad_input_is_one_line_and_exit_2(
     assert not (tmp_path / "x.html").exists()
 
 
+def test_write_report_accepts_one_path(results_dir: Path, tmp_path: Path) -> None:
+    out = write_report(str(results_dir), tmp_path / "one.html")
+    assert "run-gpu" in out.read_text(encoding="utf-8")
+
+
 def test_write_report_needs_paths(tmp_path: Path) -> None:
     with pytest.raises(ResultFileError, match="no result files given"):
         write_report([], tmp_path / "x.html")

@@ -210,7 +210,7 @@ def write_report(paths: Iterable[str | Path], out: str | Path, *, title: str | N
     atomically (a temporary file, then a rename). Returns the path written."""
     from harness.results.store import load_results
 
-    path_list = list(paths)
+    path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not path_list:
         raise ResultFileError("no result files given: pass parquet files or directories")
     cases = load_results(path_list, table="cases")
