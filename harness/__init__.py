@@ -1,23 +1,51 @@
-"""cnnbench: a benchmarking and profiling harness for convolutional neural networks."""
+"""cnnbench: a benchmarking and profiling harness for convolutional neural networks.
+
+The public face is imported lazily (PEP 562), so `cnnbench compare` and `cnnbench report`,
+which read parquet only, start without importing torch.
+"""
 
 from __future__ import annotations
 
-from harness.cases import Case, sweep
-from harness.models import get_entry, get_model, list_models, register_model
-from harness.profile import ModelProfile, profile
-from harness.results import load_results
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Case",
-    "ModelProfile",
+_EXPORTS = {
+    "Case": "harness.cases",
+    "sweep": "harness.cases",
+    "get_entry": "harness.models",
+    "get_model": "harness.models",
+    "list_models": "harness.models",
+    "register_model": "harness.models",
+    "ModelProfile": "harness.profile",
+    "profile": "harness.profile",
+    "load_results": "harness.results",
+}
+
+__all__ = [  # noqa: RUF022 (kept in the order of _EXPORTS)
     "__version__",
+    "Case",
+    "sweep",
     "get_entry",
     "get_model",
     "list_models",
-    "load_results",
-    "profile",
     "register_model",
-    "sweep",
+    "ModelProfile",
+    "profile",
+    "load_results",
 ]
+
+if TYPE_CHECKING:
+    from harness.cases import Case, sweep
+    from harness.models import get_entry, get_model, list_models, register_model
+    from harness.profile import ModelProfile, profile
+    from harness.results import load_results
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

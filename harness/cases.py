@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from harness import units
 from harness.errors import InvalidInputError
 
 DTYPES: dict[str, torch.dtype] = {
@@ -19,17 +20,6 @@ DTYPES: dict[str, torch.dtype] = {
 DTYPE_METHODS = ("autocast", "cast")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 MODES = ("inference", "training")
-
-# The columns that identify a case across runs and machines (compare joins on these).
-CASE_KEY = (
-    "model",
-    "input_shape",
-    "batch_size",
-    "dtype",
-    "memory_format",
-    "mode",
-    "compiled",
-)
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -78,7 +68,7 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
 
 
 def shape_str(shape: Sequence[int]) -> str:
-    return "x".join(str(d) for d in shape)
+    return units.shape(shape)
 
 
 @dataclass(frozen=True)

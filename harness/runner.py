@@ -233,7 +233,12 @@ def run_case(
             row.update(prof.totals())
             if case.mode == "training":
                 _check_trainable_batch_norm(prof.layers, case)
-            layers = prof.to_frame()  # its derived cumulative shares are not stored
+            layers = prof.to_frame().assign(
+                model=case.model,
+                input_shape=row["input_shape"],
+                batch_size=case.batch_size,
+                dtype=case.dtype,
+            )  # its derived cumulative shares are not stored
             result.layers = layers[[c for c in LAYER_COLUMNS if c in layers.columns]]
             if prof.unhandled_ops:
                 result.extra["unhandled_ops"] = dict(prof.unhandled_ops)

@@ -8,6 +8,7 @@ Counts use decimal prefixes (K = 1e3, M = 1e6, G = 1e9, T = 1e12); bytes use bin
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 _DECIMAL = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 _BINARY = ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
@@ -71,3 +72,8 @@ def percent(share: float | None, digits: int = 1) -> str:
     if _missing(share):
         return "-"
     return f"{100 * share:.{digits}f}%"
+
+
+def shape(dims: Sequence[int]) -> str:
+    """(3, 224, 224) -> "3x224x224"."""
+    return "x".join(str(int(d)) for d in dims)

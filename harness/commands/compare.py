@@ -18,10 +18,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import units
-from harness.cases import CASE_KEY
 from harness.errors import InvalidInputError
 from harness.results import schema
 from harness.results.compare import METRICS, VERDICTS, Comparison, compare_runs, metric_column
+from harness.results.schema import CASE_KEY
 
 FORMATS = ("table", "markdown", "csv", "json")
 SORTS = ("case", "ratio", "change", "verdict")

@@ -8,9 +8,7 @@ import json
 from tabulate import tabulate
 
 from harness import units
-from harness.cases import shape_str
 from harness.errors import UnknownModelError
-from harness.models import get_entry, list_models
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def model_rows(pattern: str = "*") -> list[dict]:
     """One dict per registered model matching ``pattern``: name, input_shape,
     min_input_shape (the registry's, else found by shape propagation), params, family."""
+    from harness.models import get_entry, list_models
     from harness.profile.shapes import smallest_input
     from harness.profile.trace import resolve
 
@@ -45,8 +44,8 @@ def model_rows(pattern: str = "*") -> list[dict]:
         rows.append(
             {
                 "name": name,
-                "input_shape": shape_str(entry.input_shape),
-                "min_input_shape": shape_str(smallest) if smallest else None,
+                "input_shape": units.shape(entry.input_shape),
+                "min_input_shape": units.shape(smallest) if smallest else None,
                 "params": sum({id(p): p.numel() for p in module.parameters()}.values()),
                 "family": entry.family,
                 "description": entry.description,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from harness import units
-from harness.cases import shape_str
-from harness.profile import ModelProfile, profile
+
+if TYPE_CHECKING:
+    from harness.profile import ModelProfile
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,7 +42,8 @@ def summary_lines(prof: ModelProfile) -> list[str]:
     """The header of the table view: what was profiled and the totals, humanised."""
     unhandled = ", ".join(f"{k} x{v}" for k, v in sorted(prof.unhandled_ops.items()))
     return [
-        f"{prof.model}: input {shape_str(prof.input_shape)}, batch {prof.batch_size}, {prof.dtype}",
+        f"{prof.model}: input {units.shape(prof.input_shape)}, batch {prof.batch_size}, "
+        f"{prof.dtype}",
         f"params       {units.count(prof.params)} ({prof.params:,}; trainable "
         f"{prof.trainable_params:,}; {units.nbytes(prof.param_bytes)})",
         f"MACs         {units.macs(prof.macs)} ({prof.macs:,}; {units.flops(prof.flops)})",
@@ -81,6 +84,8 @@ def type_table(prof: ModelProfile) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.profile import profile  # torch is imported only when a command needs it
+
     prof = profile(args.model, args.input, batch_size=args.batch, dtype=args.dtype)
     if args.format == "json":
         print(json.dumps(prof.to_dict(), indent=2))

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from harness.cases import CASE_KEY
 from harness.errors import InvalidInputError
 from harness.results import schema
 from harness.results.bootstrap import log_median_ratio_draws, sample_array
+from harness.results.schema import CASE_KEY
 from harness.results.store import PathLike, load_results
 
 METRICS: dict[str, str] = {

@@ -30,6 +30,16 @@ SCHEMA_VERSION = 2
 META_TABLE = b"cnnbench.table"
 META_VERSION = b"cnnbench.schema_version"
 STATUSES = ("ok", "oom", "error", "skipped")
+# The columns that identify a case across runs and machines (compare joins on these).
+CASE_KEY = (
+    "model",
+    "input_shape",
+    "batch_size",
+    "dtype",
+    "memory_format",
+    "mode",
+    "compiled",
+)
 
 
 @dataclass(frozen=True)
