@@ -1,10 +1,10 @@
 """The monitor interface: ``PowerMonitor``, the ``NullPowerMonitor`` that says why nothing is
 measured, and ``SampledMonitor``, the background sampling thread the NVML and RAPL monitors share.
 
-Sampling is kept cheap because it runs beside the timed work: the thread sleeps on an Event
-between polls (the GIL is free while it sleeps, and ctypes releases it during each NVML call),
-appends samples to two float arrays (no Python object is kept per sample), and builds the
-reading's lists only after the window has closed.
+Sampling is kept cheap because it runs beside the timed work: the thread sleeps between polls
+(time.sleep: one syscall, the GIL free meanwhile; ctypes also releases it during each NVML
+call), runs at nice 19, appends samples to two float arrays (no Python object is kept per
+sample), and builds the reading's lists only after the window has closed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from harness.measure import nvml, rapl
 from harness.measure.power_reading import PowerReading
 
 Clock = Callable[[], float]
+_SLEEP_MAX_S = 0.05  # tick periods up to this are slept; longer ones wait on the stop Event
 
 
 def _check_seconds(seconds: float) -> None:
@@ -118,6 +119,8 @@ class SampledMonitor(PowerMonitor):
         self._t0 = 0.0
         self._polls = 0
         self._fatal: str | None = None
+        self._open = False  # between start and stop: samples belong to the window
+        self.sampler_cpu_s = 0.0  # CPU time (s) the sampling thread used in the last window
 
     # subclass hooks
     def _begin(self) -> None: ...
@@ -134,6 +137,7 @@ class SampledMonitor(PowerMonitor):
         self._stop_event.clear()
         self._guarded(self._begin)
         self._t0 = self._clock()
+        self._open = True
         self.sample()
         self._thread = threading.Thread(target=self._run, name="cnnbench-power", daemon=True)
         self._thread.start()
@@ -141,12 +145,14 @@ class SampledMonitor(PowerMonitor):
     def stop(self) -> PowerReading:
         if self._thread is None:
             raise RuntimeError("PowerMonitor.stop() called without start()")
+        with self._lock:  # close the window first: joining the thread is not part of it
+            self._poll_guarded()
+            window_s = self._clock() - self._t0
+            self._open = False
+            self._guarded(self._end)
         self._stop_event.set()
         self._thread.join()
         self._thread = None
-        self.sample()
-        window_s = self._clock() - self._t0
-        self._guarded(self._end)
         if self._fatal is not None:
             return PowerReading(
                 source=f"unavailable: {self._fatal}",
@@ -168,8 +174,12 @@ class SampledMonitor(PowerMonitor):
     def sample(self) -> None:
         """Take one power reading now (the thread calls this at ``sample_hz``)."""
         with self._lock:
-            if self._fatal is None:
-                self._guarded(lambda: self._poll(self._clock()))
+            if self._open:
+                self._poll_guarded()
+
+    def _poll_guarded(self) -> None:
+        if self._fatal is None:
+            self._guarded(lambda: self._poll(self._clock()))
 
     def _guarded(self, call: Callable[[], None]) -> None:
         try:
@@ -179,18 +189,28 @@ class SampledMonitor(PowerMonitor):
                 self._fatal = err.reason
 
     def _run(self) -> None:
+        cpu0 = time.thread_time()
         _lower_this_threads_priority()
         period = 1.0 / self.sample_hz
-        now, wait = time.perf_counter, self._stop_event.wait
+        now, stopped = time.perf_counter, self._stop_event.is_set
+        # time.sleep is one syscall; Event.wait builds a lock per call. Slow rates wait on the
+        # Event so that stop() need not wait a whole period for the thread to notice.
+        pause = time.sleep if period <= _SLEEP_MAX_S else self._stop_event.wait
         next_t = now() + period
-        while not wait(max(0.0, next_t - now())):
+        while True:
+            delay = next_t - now()
+            if delay > 0:
+                pause(delay)
+            if stopped():
+                break
             self.sample()
             if self._fatal is not None:
-                return
+                break
             next_t += period
             late = now() - next_t
             if late > 0:  # a stall (the machine was busy): skip the missed ticks, keep the phase
                 next_t += (late // period + 1) * period
+        self.sampler_cpu_s = time.thread_time() - cpu0
 
     def _window_reason(self, window_s: float, counter: str) -> str | None:
         if window_s < self.min_window_s:
