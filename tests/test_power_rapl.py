@@ -5,7 +5,8 @@ intel-rapl:N:M beside them; psys as a top-level zone that is not a package)."""
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -174,30 +175,42 @@ def test_this_machine_as_it_is() -> None:
         assert isinstance(monitor, RaplPowerMonitor) or monitor.source.startswith("unavailable: ")
 
 
+_WRITER = """
+import os, sys, time
+path, watts, start, top = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+t0 = time.perf_counter()
+while True:
+    value = int(start + watts * 1e6 * (time.perf_counter() - t0)) % (top + 1)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{value}\\n")
+    os.replace(path + ".tmp", path)
+    time.sleep(0.002)
+"""
+
+
 class CounterWriter:
-    """Keeps a package counter at ``watts * elapsed`` (in uJ, wrapping like RAPL), so the
-    energy of any window is known by the formula E = P * t."""
+    """A separate process keeps a package counter at ``watts * elapsed`` (in uJ, wrapping like
+    RAPL), so the energy of any window is known by the formula E = P * t. A process, not a
+    thread: the measured process's GIL and garbage collector cannot hold the counter back."""
 
     def __init__(self, zone: Path, watts: float, start_uj: int) -> None:
-        self.zone, self.watts, self.start_uj = zone, watts, start_uj
-        self.stop = threading.Event()
-        self.t0 = time.perf_counter()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def value_at(self, t: float) -> int:
-        return int(self.start_uj + self.watts * 1e6 * (t - self.t0)) % (MAX_UJ + 1)
-
-    def run(self) -> None:
-        while not self.stop.wait(0.002):
-            set_energy(self.zone, self.value_at(time.perf_counter()))
+        self.energy = zone / "energy_uj"
+        self.args = [sys.executable, "-c", _WRITER, str(self.energy), str(watts), str(start_uj)]
+        self.args.append(str(MAX_UJ))
 
     def __enter__(self) -> CounterWriter:
-        self.thread.start()
+        before = self.energy.read_text()
+        self.proc = subprocess.Popen(self.args)
+        deadline = time.perf_counter() + 30
+        while self.energy.read_text() == before:  # wait until the writer runs
+            if time.perf_counter() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the counter writer did not start")
+            time.sleep(0.005)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
 
 
 def test_a_monitor_around_a_timed_loop_in_real_time(tmp_path: Path) -> None:
