@@ -133,6 +133,8 @@ def test_counters_that_did_not_move_or_a_short_window_give_no_energy(powercap) -
     clock.t = 12.5
     reading = monitor.stop()
     assert reading.energy_j is None and "0.500 s is shorter than the 1 s minimum" in reading.reason
+    # the mean power is still known: 1000 uJ to the top, then 50000 uJ after the wrap, in 0.5 s
+    assert reading.power_w_mean == pytest.approx(0.051 / 0.5, rel=1e-12)
 
 
 def test_no_powercap_or_no_package_is_a_reason(tmp_path: Path) -> None:

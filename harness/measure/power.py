@@ -187,9 +187,10 @@ class RaplPowerMonitor(SampledMonitor):
 
     def _finish(self, window_s: float, reading: PowerReading) -> PowerReading:
         reason = self._window_reason(window_s, "RAPL energy counters")
-        if reason is None and self._acc_uj > 0:
-            reading.energy_j = self._acc_uj / _UJ_PER_J
-            reading.power_w_mean = reading.energy_j / window_s
+        if self._acc_uj > 0 and window_s > 0:  # the counters move every ~1 ms: a mean even so
+            reading.power_w_mean = self._acc_uj / _UJ_PER_J / window_s
+            if reason is None:
+                reading.energy_j = self._acc_uj / _UJ_PER_J
         elif reason is None:
             reason = f"the RAPL counters did not move over the {window_s:.3f} s window"
         if len(self._p):
