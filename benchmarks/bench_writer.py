@@ -1,6 +1,6 @@
-"""Time ResultWriter over a long sweep (not a test: pytest does not collect this file).
+"""Time ResultWriter over a long sweep (a benchmark, not a test).
 
-    python tests/bench_writer.py CASES SAMPLES_PER_CASE LAYER_ROWS_PER_CASE
+    python benchmarks/bench_writer.py CASES SAMPLES_PER_CASE LAYER_ROWS_PER_CASE
 
 Every add_case rewrites the whole files (O(n^2) over a run); this prints what that costs.
 """

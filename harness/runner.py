@@ -294,7 +294,10 @@ def _measure(
         finally:
             readings.append(monitor.stop())
 
-    min_time_s = max(options.min_time_s, monitor.min_window_s)
+    # The rounds are planned from the fastest warm-up call; 20% over the energy window and a
+    # warm-up of at least 0.1 s keep a still-warming step from leaving the window short.
+    min_time_s = max(options.min_time_s, 1.2 * monitor.min_window_s)
+    warmup_time_s = max(options.warmup_time_s, 0.1 if monitor.min_window_s > 0 else 0.0)
     max_time_s = options.max_time_s
     if max_time_s is not None:
         max_time_s = max(max_time_s, min_time_s)
@@ -303,7 +306,7 @@ def _measure(
             prepared.step,
             device=device,
             warmup_rounds=options.warmup_rounds,
-            warmup_time_s=options.warmup_time_s,
+            warmup_time_s=warmup_time_s,
             min_rounds=options.min_rounds,
             min_time_s=min_time_s,
             max_time_s=max_time_s,

@@ -254,7 +254,9 @@ def test_the_runner_row_carries_energy_or_says_why_not(tmp_path, monkeypatch) ->
     # warm-up estimate, so the window may still come out shorter: then it is flagged
     assert row["energy_window_s"] > 0.1
     if row["energy_window_s"] >= 1.0:
-        assert row["power_w_mean"] == pytest.approx(25.0, abs=25.0 * 0.05)
+        # the writer process rewrites the counter every few ms, but on a loaded 2-core machine
+        # it can be starved for tens of ms at either end of a ~1.2 s window
+        assert row["power_w_mean"] == pytest.approx(25.0, rel=0.15)
         samples = row["rounds"] * 2
         assert row["energy_j_per_sample"] == pytest.approx(row["energy_j_total"] / samples)
     else:  # the plan fell short: flagged, never 0 J
