@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from harness.errors import HarnessError
 
-COMMANDS = ("models", "profile", "compare", "report")
+COMMANDS = ("models", "profile", "claims", "compare", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
