@@ -34,8 +34,9 @@ CLASSIC = [
     "resnet1d18",
     "resnet1d_multiscale",
 ]
-# On a CPU the quick grid keeps one or two members of each family, so the whole suite stays
-# within a few minutes on 2 cores; the full grid (the default on a GPU) runs every model.
+# On a CPU the quick grid keeps a few members of each family (the whole ResNet depth series and
+# its plain twins, VGG at 11, 16 and 19 layers), so the whole suite stays within a few minutes
+# on 2 cores; the full grid (the default on a GPU) runs every model.
 QUICK = [
     "lenet5",
     "alexnet_original",
@@ -43,12 +44,17 @@ QUICK = [
     "zfnet",
     "vgg11",
     "vgg16",
+    "vgg19",
     "googlenet",
     "inception_3a",
     "inception_3a_naive",
     "resnet18",
+    "resnet34",
     "resnet50",
+    "resnet101",
+    "resnet152",
     "plain18",
+    "plain34",
     "preact_resnet18",
     "inception_v4",
     "inception_resnet_v2",
