@@ -73,6 +73,47 @@ def test_every_claim_has_a_verdict_numbers_and_a_source(static: dict[str, ClaimR
         json.dumps(r.to_dict())  # JSON-ready: plain Python numbers
 
 
+EXPECTED_VERDICTS = {  # what the numbers in the tests below (and in test_zoo/test_profile) decide
+    **dict.fromkeys(
+        [
+            "lenet5.maps",
+            "lenet5.layers",
+            "lenet5.c3_table",
+            "lenet5.params",
+            "alexnet.layout",
+            "alexnet.conv_fc_split",
+            "alexnet.single_tower",
+            "vgg.kernels",
+            "vgg.depth",
+            "vgg.params_vs_depth",
+            "vgg.three_3x3",
+            "cs231n.vgg16_memory",
+            "googlenet.inception_3a_channels",
+            "googlenet.depth",
+            "googlenet.head",
+            "formula.output_size",
+            "formula.conv1x1",
+            "resnet18.layout",
+            "resnet.blocks",
+            "resnet.deeper",
+            "resnet.plain",
+            "resnet.preact",
+            "inception_resnet.projection",
+        ],
+        CONFIRMED,
+    ),
+    "cs231n.vgg16_total": REFUTED,
+    "googlenet.inception_3a_weights": REFUTED,
+    "googlenet.params_vs_alexnet": REFUTED,
+    "inception_resnet.scale": PARTLY,
+}
+
+
+def test_static_verdicts(static: dict[str, ClaimResult]) -> None:
+    got = {k: r.verdict for k, r in static.items() if r.kind == "static"}
+    assert got == EXPECTED_VERDICTS
+
+
 def test_claim_tests_exist() -> None:
     """Every test a claim names as asserting it is a real test function in a real file."""
     for claim in CLAIMS:

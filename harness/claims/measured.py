@@ -223,7 +223,7 @@ def _macs_vs_energy(ctx: Context) -> list[Finding]:
     return _macs_vs(ctx, energy=True)
 
 
-DESIGN = "the project's brief (CLAIMS.md, 'What the harness must make visible')"
+DESIGN = "implied by the static numbers (CLAIMS.md, 'What the harness must make visible')"
 MEASURED_CLAIMS = [
     Claim(
         "resnet.depth_vs_cost",
