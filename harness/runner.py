@@ -176,7 +176,17 @@ def _prepare(case: Case, device: torch.device) -> _Prepared:
     return _Prepared(model, inputs, step, contexts, tensors)
 
 
-def _release(device: torch.device) -> None:
+def _release(device: torch.device, compiled: bool) -> None:
+    """Leave nothing of the case behind for the next one.
+
+    A compiled case resets torch.compile's caches: Dynamo keeps its compiled entries on the
+    code object every ``torch.compile(module)`` wrapper shares, so without a reset the cases of
+    a sweep pile up there until ``recompile_limit`` (8) is hit, and a frame that once ran under
+    a dispatch mode (the CPU memory tracker) is not compiled again: every later "compiled"
+    case would silently run eager. The reset also frees the compiled graphs' memory.
+    """
+    if compiled:
+        torch.compiler.reset()
     gc.collect()
     if device.type == "cuda" and torch.cuda.is_available():
         torch.cuda.synchronize(device)
@@ -264,7 +274,7 @@ def run_case(
         row.update(status="error", error=f"{type(exc).__name__}: {first_line}"[:2000])
     finally:
         prepared = None
-        _release(device)
+        _release(device, case.compile)
         row["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import functools
 
+import pytest
+import torch
+
+from harness import runner
 from harness.cases import Case
+from harness.measure.memory import MemoryResult
 from harness.results.schema import column_names
 from harness.runner import RunOptions, run_case
 
@@ -87,3 +92,51 @@ def test_training_with_one_value_per_batch_norm_channel_is_refused_before_runnin
     assert row["status"] == "error"
     assert "layer4.0.bn1 (BatchNorm2d) gets 1x512x1x1" in row["error"]
     assert row["params"] == 11_689_512  # torchvision's documented count: the profile is kept
+
+
+@pytest.fixture
+def compiled_calls(monkeypatch):
+    """torch.compile through a backend that counts every call of a compiled graph (it runs the
+    graph as captured: no C++ compiler needed). Yields the list the calls are appended to."""
+    calls: list[int] = []
+
+    def counting_backend(gm, example_inputs):
+        def run(*args):
+            calls.append(1)
+            return gm.forward(*args)
+
+        return run
+
+    compile_counted = functools.partial(torch.compile, backend=counting_backend)
+    monkeypatch.setattr(torch, "compile", compile_counted)
+    torch.compiler.reset()
+    yield calls
+    torch.compiler.reset()
+
+
+def _no_dispatch_memory(step, device, baseline_tensors=()):
+    """The step run once outside any dispatch mode, as on CUDA (the allocator's peak)."""
+    step()
+    return MemoryResult(None, None, "unavailable: not measured in this test")
+
+
+@pytest.mark.parametrize("memory", ["cpu tracker", "no dispatch mode (as on CUDA)"])
+def test_every_compiled_case_of_a_sweep_runs_compiled(compiled_calls, monkeypatch, memory):
+    # Dynamo keeps its cache on the code object all torch.compile(module) wrappers share: without
+    # a reset between cases, a frame that once ran under the CPU tracker's dispatch mode is never
+    # compiled again, and different models exhaust recompile_limit (lowered to 1 here, 8 by
+    # default); either way later "compiled" rows would silently measure eager.
+    if memory != "cpu tracker":
+        monkeypatch.setattr(runner, "measure_peak_memory", _no_dispatch_memory)
+        monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    cases = [
+        Case(M + "tiny_cnn", (3, 16, 16), batch_size=2, compile=True),
+        Case(M + "failing_above_batch_1", (1, 2, 2), batch_size=1, compile=True),
+        Case(M + "tiny_cnn", (3, 16, 16), batch_size=3, compile=True, mode="training"),
+    ]
+    for case in cases:
+        before = len(compiled_calls)
+        row = run_case(case, FAST).row
+        assert row["status"] == "ok", row.get("error")
+        # every timed round (and the first call and the warm-up) went through the compiled graph
+        assert len(compiled_calls) - before >= row["rounds"] + 1 + row["warmup_rounds"], case
