@@ -176,8 +176,13 @@ def _prepare(case: Case, device: torch.device) -> _Prepared:
     return _Prepared(model, inputs, step, contexts, tensors)
 
 
-def _release(device: torch.device, compiled: bool) -> None:
-    """Leave nothing of the case behind for the next one.
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def _release(device: torch.device, compiled: bool) -> str | None:
+    """Leave nothing of the case behind for the next one; returns why the CUDA clean-up failed
+    (a CUDA error the case left in the context), else None.
 
     A compiled case resets torch.compile's caches: Dynamo keeps its compiled entries on the
     code object every ``torch.compile(module)`` wrapper shares, so without a reset the cases of
@@ -189,9 +194,13 @@ def _release(device: torch.device, compiled: bool) -> None:
         torch.compiler.reset()
     gc.collect()
     if device.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        except RuntimeError as exc:  # e.g. an illegal memory access: sticky, the context is lost
+            return f"{type(exc).__name__}: {_first_line(exc)}"
+    return None
 
 
 @contextlib.contextmanager
@@ -266,15 +275,21 @@ def run_case(
                 _measure(prepared, case, device, options, rounds_runner, result)
             row["status"] = "ok"
     except torch.OutOfMemoryError as exc:
-        row.update(status="oom", error=f"out of memory: {str(exc).splitlines()[0]}")
+        row.update(status="oom", error=f"out of memory: {_first_line(exc)}")
     except HarnessError as exc:
         row.update(status="error", error=str(exc))
     except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        row.update(status="error", error=f"{type(exc).__name__}: {first_line}"[:2000])
+        row.update(status="error", error=f"{type(exc).__name__}: {_first_line(exc)}"[:2000])
     finally:
         prepared = None
-        _release(device, case.compile)
+        # A clean-up failure must not lose the row (nor crash the sweep): it becomes its error.
+        problem = _release(device, case.compile)
+        if problem is not None:
+            note = f"cleaning up after the case failed: {problem}"
+            if row.get("status") == "ok":
+                row.update(status="error", error=note)
+            else:
+                row["error"] = f"{row['error']}; {note}" if row.get("error") else note
         row["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -140,3 +141,41 @@ def test_every_compiled_case_of_a_sweep_runs_compiled(compiled_calls, monkeypatc
         assert row["status"] == "ok", row.get("error")
         # every timed round (and the first call and the warm-up) went through the compiled graph
         assert len(compiled_calls) - before >= row["rounds"] + 1 + row["warmup_rounds"], case
+
+
+def _broken_cuda_context(monkeypatch):
+    """A visible CUDA device whose context holds a sticky error: every sync raises it again."""
+
+    def synchronize(device=None):
+        raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+
+
+def test_a_failing_cuda_clean_up_becomes_the_rows_error_not_a_crash(monkeypatch):
+    _broken_cuda_context(monkeypatch)
+    # the input is too small: the case fails before the device is touched, then cleans up
+    res = run_case(Case("alexnet", (3, 32, 32), device="cuda"), FAST, environment={})
+    row = res.row
+    assert row["status"] == "error" and row["device"] == "cuda"
+    assert "too small" in row["error"]  # the case's own reason comes first
+    assert row["error"].endswith(
+        "cleaning up after the case failed: AcceleratorError: CUDA error: an illegal memory "
+        "access was encountered"
+    )
+    assert row["timestamp_utc"] is not None
+
+
+def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
+    _broken_cuda_context(monkeypatch)
+    prepared = SimpleNamespace(model=torch.nn.Linear(2, 2))
+    monkeypatch.setattr(runner, "_prepare", lambda case, device: prepared)
+    monkeypatch.setattr(runner, "_measure", lambda *args: None)  # "measured" without error
+    row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
+    assert row["status"] == "error"
+    assert row["error"].startswith("cleaning up after the case failed: AcceleratorError")
