@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import gc
+import weakref
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 import torch
@@ -179,3 +182,49 @@ def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"
     assert row["error"].startswith("cleaning up after the case failed: AcceleratorError")
+
+
+class _OomAfterAllocating(torch.nn.Module):
+    """Allocates an activation, then runs out of memory (as CUDA does mid-forward)."""
+
+    alive: ClassVar[list] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            activation = torch.empty(256, 256)
+            _OomAfterAllocating.alive += [weakref.ref(self), weakref.ref(activation)]
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def oom_after_allocating() -> torch.nn.Module:
+    return _OomAfterAllocating()
+
+
+oom_after_allocating.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_an_oom_case_holds_nothing_when_the_clean_up_empties_the_cache(monkeypatch, mode):
+    # The exception's traceback holds the frames (model, activations) until the except clause
+    # ends; the clean-up (gc.collect, then torch.cuda.empty_cache) must come after that.
+    _OomAfterAllocating.alive = []
+    held_at_collect: list[int] = []
+
+    real_collect = gc.collect
+
+    def collect() -> int:
+        found = real_collect()
+        held_at_collect.append(sum(ref() is not None for ref in _OomAfterAllocating.alive))
+        return found
+
+    monkeypatch.setattr(runner.gc, "collect", collect)
+    case = Case("tests.test_runner:oom_after_allocating", (1, 2, 2), batch_size=2, mode=mode)
+    row = run_case(case, FAST).row
+    assert row["status"] == "oom" and "Tried to allocate 2.00 GiB" in row["error"]
+    assert len(_OomAfterAllocating.alive) == 2  # the model and its activation were made
+    assert held_at_collect[-1] == 0  # and nothing of them was left when the runner cleaned up
