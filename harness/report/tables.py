@@ -27,11 +27,21 @@ Cell = tuple[str, str | None, str | None]
 
 
 def _text(value: Any) -> str:
-    return MISSING_TEXT if is_missing(value) or str(value) == "" else str(value)
+    """A value as table text. Integer columns reach the report as float64 (``normalize``), so
+    a whole float prints as the integer it was (``2``, not ``2.0``); missing is a dash."""
+    if is_missing(value) or str(value) == "":
+        return MISSING_TEXT
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _yes_no(value: Any, yes: str = "yes", no: str = "no") -> str:
+    return MISSING_TEXT if is_missing(value) else yes if bool(value) else no
 
 
 def _join(values: pd.Series) -> str:
-    seen = [str(v) for v in dict.fromkeys(values) if not is_missing(v) and str(v) != ""]
+    seen = [t for t in dict.fromkeys(_text(v) for v in values) if t != MISSING_TEXT]
     return ", ".join(seen) if seen else MISSING_TEXT
 
 
@@ -68,7 +78,7 @@ def run_summary_table(cases: pd.DataFrame) -> Html:
                 g["timestamp_utc"].dropna().max() if g["timestamp_utc"].notna().any() else None
             ),
         ),
-        ("complete", lambda g: _join(g["run_complete"])),
+        ("complete", lambda g: _join(g["run_complete"].map(_yes_no))),
         ("cases", _status_counts),
         ("command", lambda g: _join(g["command_line"])),
     ]
@@ -141,7 +151,7 @@ def cases_table(cases: pd.DataFrame) -> Html:
                 _cell(r["dtype"]),
                 _cell(r["mode"]),
                 _cell(r["memory_format"]),
-                _cell(r["compiled"]),
+                _cell(_yes_no(r["compiled"], "compiled", "eager")),
                 _cell(r["device_label"]),
                 _cell(r["host"]),
                 _cell(r["status"]),
