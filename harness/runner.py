@@ -180,6 +180,20 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
+def _out_of_memory(exc: BaseException | None) -> BaseException | None:
+    """The OutOfMemoryError behind ``exc``: itself, its ``__cause__``, or the one torch.compile
+    wrapped (Dynamo raises BackendCompilerFailed ``from None``, keeping it as
+    ``inner_exception``), so that a case compiled out of memory is ``oom``, not ``error``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, torch.OutOfMemoryError):
+            return exc
+        seen.add(id(exc))
+        inner = getattr(exc, "inner_exception", None)
+        exc = inner if isinstance(inner, BaseException) else exc.__cause__
+    return None
+
+
 def _release(device: torch.device, compiled: bool) -> str | None:
     """Leave nothing of the case behind for the next one; returns why the CUDA clean-up failed
     (a CUDA error the case left in the context), else None.
@@ -279,7 +293,11 @@ def run_case(
     except HarnessError as exc:
         row.update(status="error", error=str(exc))
     except Exception as exc:
-        row.update(status="error", error=f"{type(exc).__name__}: {_first_line(exc)}"[:2000])
+        oom = _out_of_memory(exc)
+        if oom is not None:
+            row.update(status="oom", error=f"out of memory: {_first_line(oom)}")
+        else:
+            row.update(status="error", error=f"{type(exc).__name__}: {_first_line(exc)}"[:2000])
     finally:
         prepared = None
         # A clean-up failure must not lose the row (nor crash the sweep): it becomes its error.

@@ -130,9 +130,10 @@ def test_every_compiled_case_of_a_sweep_runs_compiled(compiled_calls, monkeypatc
     # a reset between cases, a frame that once ran under the CPU tracker's dispatch mode is never
     # compiled again, and different models exhaust recompile_limit (lowered to 1 here, 8 by
     # default); either way later "compiled" rows would silently measure eager.
+    limit = torch._dynamo.config.recompile_limit
     if memory != "cpu tracker":
         monkeypatch.setattr(runner, "measure_peak_memory", _no_dispatch_memory)
-        monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+        limit = 1
     cases = [
         Case(M + "tiny_cnn", (3, 16, 16), batch_size=2, compile=True),
         Case(M + "failing_above_batch_1", (1, 2, 2), batch_size=1, compile=True),
@@ -140,7 +141,8 @@ def test_every_compiled_case_of_a_sweep_runs_compiled(compiled_calls, monkeypatc
     ]
     for case in cases:
         before = len(compiled_calls)
-        row = run_case(case, FAST).row
+        with torch._dynamo.config.patch(recompile_limit=limit):
+            row = run_case(case, FAST).row
         assert row["status"] == "ok", row.get("error")
         # every timed round (and the first call and the warm-up) went through the compiled graph
         assert len(compiled_calls) - before >= row["rounds"] + 1 + row["warmup_rounds"], case
@@ -228,3 +230,17 @@ def test_an_oom_case_holds_nothing_when_the_clean_up_empties_the_cache(monkeypat
     assert row["status"] == "oom" and "Tried to allocate 2.00 GiB" in row["error"]
     assert len(_OomAfterAllocating.alive) == 2  # the model and its activation were made
     assert held_at_collect[-1] == 0  # and nothing of them was left when the runner cleaned up
+
+
+def test_out_of_memory_while_compiling_is_an_oom_row(monkeypatch):
+    # Dynamo wraps whatever the backend raises in BackendCompilerFailed (raised `from None`,
+    # the original kept as inner_exception): the row must still say oom, with the reason.
+    def backend_out_of_memory(gm, example_inputs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    compile_oom = functools.partial(torch.compile, backend=backend_out_of_memory)
+    monkeypatch.setattr(torch, "compile", compile_oom)
+    torch.compiler.reset()
+    row = run_case(Case(M + "tiny_cnn", (3, 16, 16), compile=True), FAST).row
+    assert row["status"] == "oom", row["error"]
+    assert row["error"] == "out of memory: CUDA out of memory. Tried to allocate 20.00 GiB"
