@@ -252,6 +252,20 @@ def test_speedup_is_the_ratio_of_medians_against_the_first_device() -> None:
     assert fig.layout.yaxis.type == "log"
 
 
+def test_speedup_stems_start_at_one_and_the_title_names_the_first_device() -> None:
+    # Bars on a log axis start at the axis edge, so a ratio of 0.9 would look like a big bar:
+    # each ratio is a marker on a stem from 1 instead, down from 1 when slower.
+    cases = make_cases(hostile=False)
+    fig = figures.speedup_figure(cases)
+    (trace,) = fig.data
+    stems = zip(trace.y, trace.error_y.array, trace.error_y.arrayminus, strict=True)
+    for r, up, down in stems:
+        assert (r - down, r + up) == pytest.approx((min(r, 1.0), max(r, 1.0)))
+    assert all(r < 1 for r in trace.y)  # the CPU is slower than the first device, the GPU
+    assert GPU_NAME not in fig.layout.yaxis.title.text  # short axis title, device in the title
+    assert fig.layout.title.text.startswith(f"Speedup against {GPU_NAME} ")
+
+
 def test_speedup_with_one_device_says_so() -> None:
     cases = make_cases(two_devices=False)
     fig = figures.speedup_figure(cases)

@@ -26,8 +26,8 @@ from harness.report.style import add_notes, colors, hover, placeholder, style
 
 def speedup_figure(cases: pd.DataFrame) -> go.Figure:
     """Cross-hardware speedup per case: median latency on the first device / on each other
-    device (above 1: faster than the first), joined on the case key; geometric means in the
-    legend."""
+    device (above 1: faster than the first), joined on the case key, drawn as a marker on a
+    stem from 1; geometric means in the legend, the first device in the title."""
     df = prepared(cases)
     devices = list(dict.fromkeys(df["device_label"]))
     title = "Speedup against the first device (ratio of median latencies)"
@@ -71,12 +71,24 @@ def speedup_figure(cases: pd.DataFrame) -> go.Figure:
                 joined["model"], joined["batch_size"], joined["variant_base"], strict=True
             )
         ]
+        # A lollipop per case: a marker at the ratio on a stem from 1, so a case slower than the
+        # first device points down from 1 (bars on a log axis would start at the axis edge).
         fig.add_trace(
-            go.Bar(
+            go.Scatter(
                 x=[esc(lab) for lab in raw],
                 y=ratio,
+                mode="markers",
+                marker={"color": col[dev], "size": 10},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [max(0.0, 1 - r) for r in ratio],
+                    "arrayminus": [max(0.0, r - 1) for r in ratio],
+                    "color": col[dev],
+                    "thickness": 3,
+                    "width": 0,
+                },
                 name=esc(f"{dev} (geometric mean {geo:.3g}×)"),
-                marker_color=col[dev],
                 hovertext=[
                     hover(
                         f"{dev} vs {base_label}",
@@ -98,8 +110,24 @@ def speedup_figure(cases: pd.DataFrame) -> go.Figure:
     if not fig.data:
         return placeholder(title, [*lines, esc("no case was measured on two devices")])
     fig.add_hline(y=1, line={"color": "#888", "dash": "dot"})
-    fig.update_yaxes(type="log", title_text=f"× faster than {esc(base_label)}")
+    ticks = _ticks([y for t in fig.data for y in t.y])
+    fig.update_yaxes(
+        type="log",
+        title_text="× faster than the first device",
+        tickvals=ticks,
+        ticktext=[f"{t:g}" for t in ticks],
+    )
     fig.update_xaxes(tickangle=-45, automargin=True)
-    style(fig, title, height=480)
-    fig.update_layout(barmode="group")
+    style(fig, f"Speedup against {esc(base_label)} (ratio of median latencies)", height=480)
+    fig.update_layout(scattermode="group")
     return add_notes(fig, lines)
+
+
+def _ticks(ratios: list[float]) -> list[float]:
+    """1-2-5 ticks spanning ``ratios`` and 1 (plotly's own log ticks label 0.3 as "3")."""
+    lo, hi = min([*ratios, 1.0]), max([*ratios, 1.0])
+    out = []
+    for exp in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
+        out += [m * 10.0**exp for m in (1, 2, 5)]
+    keep = [t for t in out if lo / 2.5 <= t <= hi * 2.5]
+    return [float(f"{t:.6g}") for t in keep]
