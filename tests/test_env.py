@@ -227,6 +227,17 @@ def test_gpu_facts_matched_to_nvml_by_uuid(monkeypatch: pytest.MonkeyPatch) -> N
     )
 
 
+def test_mig_uuid_is_matched_with_nvmls_mig_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In MIG mode CUDA (so torch) reports the instance's UUID; NVML names it MIG-<uuid>
+    nvml = FakeNvml("MIG-1a2b-3c", b"00000000:65:00.0", "550.54.15")
+    fake_cuda(monkeypatch, nvml)
+    env = collect_environment("cuda:1")
+    assert nvml.looked_up == ["GPU-1a2b-3c", "MIG-1a2b-3c"]
+    assert env["gpu_uuid"] == "MIG-1a2b-3c"
+    assert env["gpu_pci_bus_id"] == "00000000:65:00.0"
+    assert nvml.shutdowns == 1
+
+
 def test_gpu_facts_without_nvml_are_null_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
     nvml = FakeNvml("GPU-1a2b-3c", b"", "", init_fails=True)
     asked = fake_cuda(monkeypatch, nvml)
@@ -248,7 +259,8 @@ def test_real_nvml_absent_here_gives_nulls() -> None:
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError:
-        assert env_mod._nvml_facts("GPU-00000000-0000-0000-0000-000000000000") == (None, None)
+        uuid = "GPU-00000000-0000-0000-0000-000000000000"
+        assert env_mod._nvml_facts([uuid]) == (None, None, None)
     else:
         pynvml.nvmlShutdown()
         pytest.skip("NVML is present on this machine")

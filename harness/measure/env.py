@@ -120,28 +120,35 @@ def git_state(cwd: str | Path | None = None) -> tuple[str | None, bool | None]:
 # --- GPU -------------------------------------------------------------------------------------
 
 
-def _nvml_facts(uuid: str) -> tuple[str | None, str | None]:
-    """(driver version, PCI bus id) from NVML for the GPU with ``uuid``; None where NVML is
-    missing or fails (no driver, no library, a UUID it does not know)."""
+def _nvml_facts(uuids: list[str]) -> tuple[str | None, str | None, str | None]:
+    """(driver version, PCI bus id, UUID) from NVML for the first of ``uuids`` it knows (a GPU
+    or a MIG instance); None where NVML is missing or fails (no driver, no library, no UUID it
+    knows, a reading a MIG handle does not support)."""
     try:
         import pynvml
     except ImportError:
-        return None, None
+        return None, None, None
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError:
-        return None, None
-    driver = bus_id = None
+        return None, None, None
+    driver = bus_id = matched = None
     try:
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
-        handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
-        bus_id = _text(pynvml.nvmlDeviceGetPciInfo(handle).busId)
-    except pynvml.NVMLError:
-        pass
+        with contextlib.suppress(pynvml.NVMLError):
+            driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        for uuid in uuids:
+            try:
+                handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+            except pynvml.NVMLError:
+                continue
+            matched = uuid
+            with contextlib.suppress(pynvml.NVMLError):
+                bus_id = _text(pynvml.nvmlDeviceGetPciInfo(handle).busId)
+            break
     finally:
         with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
-    return driver, bus_id
+    return driver, bus_id, matched
 
 
 def _text(value: str | bytes) -> str:
@@ -157,12 +164,15 @@ def _proc_driver_version(path: Path = Path("/proc/driver/nvidia/version")) -> st
     return m.group(1) if m else None
 
 
-def _uuid_text(props: Any) -> str | None:
+def _uuid_candidates(props: Any) -> list[str]:
+    """NVML's names for torch's device UUID, most likely first. torch prints the bare 8-4-4-4-12
+    hex; NVML writes ``GPU-`` before a GPU's and ``MIG-`` before a MIG instance's (CUDA reports
+    the instance's UUID in MIG mode), and only NVML can tell which one this is."""
     raw = getattr(props, "uuid", None)
     if raw is None:
-        return None
+        return []
     text = str(raw)
-    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+    return [text] if text.startswith(("GPU-", "MIG-")) else [f"GPU-{text}", f"MIG-{text}"]
 
 
 def _torch_pci_bus_id(props: Any) -> str | None:
@@ -188,8 +198,10 @@ def cuda_facts(device: torch.device) -> dict[str, object]:
             "device(s) are visible: check the index or CUDA_VISIBLE_DEVICES"
         )
     props = torch.cuda.get_device_properties(index)
-    uuid = _uuid_text(props)
-    driver, bus_id = _nvml_facts(uuid) if uuid else (None, None)
+    candidates = _uuid_candidates(props)
+    driver, bus_id, matched = _nvml_facts(candidates) if candidates else (None, None, None)
+    # Without NVML to say otherwise, torch's UUID is written as a GPU's (MIG needs NVML anyway).
+    uuid = matched or (candidates[0] if candidates else None)
     return {
         "device_name": props.name,
         "gpu_uuid": uuid,
