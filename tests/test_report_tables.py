@@ -30,7 +30,7 @@ def _headers(html: str) -> list[str]:
     return re.findall(r"<th>(.*?)</th>", html)
 
 
-def _loaded(tmp_path: Path, **values: object) -> pd.DataFrame:
+def _loaded(tmp_path: Path, run_id: str = "run-a", **values: object) -> pd.DataFrame:
     """A cases table as the report gets it: written by the writer, read by load_results."""
     row = case_row(
         model="resnet18",
@@ -42,7 +42,7 @@ def _loaded(tmp_path: Path, **values: object) -> pd.DataFrame:
         **{**cpu_env(), **values},
     )
     row = {k: v for k, v in row.items() if k not in ("schema_version", "run_id", "run_complete")}
-    with ResultWriter(tmp_path, run_id="run-a") as w:
+    with ResultWriter(tmp_path, run_id=run_id) as w:
         w.add_case(row)
     return prepare_cases(load_results(tmp_path))
 
@@ -70,3 +70,12 @@ def test_cases_table_prints_batch_and_compiled_readably(tmp_path: Path) -> None:
     assert dict(zip(_headers(eager), _cells(eager, "cases")[0], strict=True))["compiled"] == (
         "eager"
     )
+
+
+def test_two_runs_on_one_machine_are_one_device_in_the_subtitle(tmp_path: Path) -> None:
+    from harness.report import build_report
+
+    one = _loaded(tmp_path / "a", cpu_threads=1)
+    two = _loaded(tmp_path / "b", cpu_threads=2, run_id="run-b")
+    html = build_report(pd.concat([one, two], ignore_index=True))
+    assert "2 cases from 2 runs on 1 device ·" in html

@@ -62,9 +62,12 @@ def build_report(
     runs = df["run_id"].astype(object).nunique()
     devices = list(dict.fromkeys(df["device_label"]))
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # Hardware, not labels: two runs on one machine have two labels (for the speedup figure)
+    # but are one device.
+    hardware = len(df[["device_name", "host", "device"]].astype(object).drop_duplicates())
     subtitle = (
-        f"{len(df)} cases from {runs} run{'s' * (runs != 1)} on {len(devices)} "
-        f"device{'s' * (len(devices) != 1)} · generated {now}"
+        f"{len(df)} cases from {runs} run{'s' * (runs != 1)} on {hardware} "
+        f"device{'s' * (hardware != 1)} · generated {now}"
     )
     sections = [
         Section(
