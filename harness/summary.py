@@ -1,4 +1,4 @@
-"""The compact end-of-run table: one line per case, humanised units."""
+"""The compact end-of-run table: one line per case, humanised units, then each failure in full."""
 
 from __future__ import annotations
 
@@ -8,27 +8,9 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness import units
+
 COLUMNS = ("model", "input", "batch", "dtype", "mode", "median", "throughput", "peak mem", "status")
-
-
-def _seconds(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
-
-
-def _bytes(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    value = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
-        value /= 1024
-    return "-"
 
 
 def _rate(value: Any) -> str:
@@ -37,29 +19,42 @@ def _rate(value: Any) -> str:
     return f"{value:,.1f}/s"
 
 
+def _mode(row: Mapping[str, Any]) -> str:
+    """``inference``, ``training``, with the memory format when not contiguous and
+    ``compiled`` when run through torch.compile: ``inference channels_last compiled``."""
+    parts = [str(row.get("mode") or "?")]
+    if row.get("memory_format") not in (None, "contiguous"):
+        parts.append(str(row["memory_format"]))
+    if row.get("compiled"):
+        parts.append("compiled")
+    return " ".join(parts)
+
+
 def summary_table(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Aligned table of the cases of a run (missing values shown as '-')."""
-    lines = []
+    """Aligned table of the cases of a run (missing values shown as '-'), followed by one
+    line per case that did not end ``ok`` with its whole reason (a table cell would cut it)."""
+    lines, failures = [], []
     for r in rows:
         status = r.get("status") or "?"
         if status != "ok" and r.get("error"):
-            status = f"{status}: {str(r['error'])[:60]}"
-        mode = r.get("mode", "")
-        if r.get("memory_format") == "channels_last":
-            mode += "/cl"
-        if r.get("compiled"):
-            mode += "/compiled"
+            failures.append(
+                f"  {r.get('model')} {r.get('input_shape')} b{r.get('batch_size')} "
+                f"{r.get('dtype')} {_mode(r)}: {status}: {r['error']}"
+            )
         lines.append(
             (
                 r.get("model"),
                 r.get("input_shape"),
                 r.get("batch_size"),
                 r.get("dtype"),
-                mode,
-                _seconds(r.get("latency_s_median")),
+                _mode(r),
+                units.seconds(r.get("latency_s_median")),
                 _rate(r.get("throughput_per_s")),
-                _bytes(r.get("peak_memory_bytes")),
+                units.nbytes(r.get("peak_memory_bytes")),
                 status,
             )
         )
-    return tabulate(lines, headers=COLUMNS, tablefmt="simple", disable_numparse=True)
+    text = tabulate(lines, headers=COLUMNS, tablefmt="simple", disable_numparse=True)
+    if failures:
+        text += f"\n\n{len(failures)} case(s) not ok, with the reason:\n" + "\n".join(failures)
+    return text
