@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +43,27 @@ class ModelEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def build(self, **kwargs: Any) -> nn.Module:
-        return self.factory(**{**self.defaults, **kwargs})
+        """Call the factory with the entry's defaults and ``kwargs``; an UnknownModelError when
+        it cannot be called so or returns something that is not an ``nn.Module``."""
+        args = {**self.defaults, **kwargs}
+        what = getattr(self.factory, "__qualname__", repr(self.factory))
+        try:
+            inspect.signature(self.factory).bind(**args)
+        except TypeError as exc:
+            given = ", ".join(f"{k}={v!r}" for k, v in args.items()) or "no arguments"
+            raise UnknownModelError(
+                f"model {self.name!r}: {what} cannot be called with {given} ({exc}); name a "
+                "function that builds the model from its default arguments"
+            ) from None
+        except ValueError:  # no signature to check (a builtin): let the call say
+            pass
+        model = self.factory(**args)
+        if not isinstance(model, nn.Module):
+            raise UnknownModelError(
+                f"model {self.name!r}: {what} returned a {type(model).__name__}, not a "
+                "torch.nn.Module; name a function that builds and returns the model"
+            )
+        return model
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -155,11 +176,15 @@ def _import_entry(name: str) -> ModelEntry:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UnknownModelError(
-            f"cannot import module {module_name!r} for model {name!r}: {exc}"
+            f"cannot import module {module_name!r} for model {name!r} ({exc}): check the "
+            "spelling, install its package, or run from the directory that holds it"
         ) from exc
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise UnknownModelError(f"module {module_name!r} has no callable {attr!r}")
+        raise UnknownModelError(
+            f"module {module_name!r} has no callable {attr!r}: write package.module:factory "
+            "with the name of a function that returns the model"
+        )
     shape = getattr(factory, "input_shape", (3, 224, 224))
     min_shape = getattr(factory, "min_input_shape", None)
     return ModelEntry(
