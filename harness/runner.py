@@ -282,6 +282,10 @@ def run_case(
 
             with _cudnn_benchmark(device, options.cudnn_benchmark) as cudnn_state:
                 row["cudnn_benchmark"] = cudnn_state
+                # On Ampere and newer "float32" may run in TF32: say which precision ran.
+                row["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+                if device.type == "cuda":
+                    row["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
                 prepared = _prepare(case, device)
                 row["param_bytes"] = sum(
                     p.numel() * p.element_size() for p in prepared.model.parameters()

@@ -36,6 +36,8 @@ def test_ok_row_has_every_key_metric_and_only_schema_columns():
     assert row["peak_memory_bytes"] >= row["memory_baseline_bytes"] > 0
     assert row["power_w_mean"] is None and row["power_source"].startswith("off")
     assert row["cpu_threads"] >= 1 and row["device"] == "cpu"
+    assert row["float32_matmul_precision"] == "highest"  # torch's default
+    assert row.get("cudnn_allow_tf32") is None  # a CUDA-only setting: not invented on CPU
     assert list(res.layers["layer_type"]) == [
         "Conv2d",
         "ReLU",

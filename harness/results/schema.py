@@ -17,7 +17,7 @@ Version history:
   2: power columns (power_w_idle, energy_j_total, samples_per_j, energy_window_s,
      power_samples, power_sample_hz, power_polls, power_reason; clocks, temperature, power limit
      and clock-event reasons at the start and end of the window), the ``power`` table, and
-     ``connections`` in the cases table.
+     ``connections``, ``cudnn_allow_tf32`` and ``float32_matmul_precision`` in the cases table.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ CASES: tuple[Column, ...] = (
     _c("cuda_version", STR, "", "CUDA version torch was built with"),
     _c("cudnn_version", STR, "", "cuDNN version"),
     _c("cudnn_benchmark", BOOL, "", "torch.backends.cudnn.benchmark during the case"),
+    _c("cudnn_allow_tf32", BOOL, "", "cuDNN may run float32 convolutions in TF32 (CUDA only)"),
+    _c("float32_matmul_precision", STR, "", "torch.get_float32_matmul_precision(): highest/high"),
     _c("torch_version", STR, "", "torch.__version__"),
     _c("python_version", STR, "", "Python version"),
     _c("harness_version", STR, "", "version of this harness"),
