@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 from tabulate import tabulate
 
@@ -19,19 +20,27 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "parameters and family.",
     )
     p.add_argument("pattern", nargs="?", default="*", help='shell-style pattern, e.g. "resnet*"')
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="output (default table)"
+    )
     p.set_defaults(func=run)
     return p
 
 
+def natural_key(name: str) -> tuple[str | int, ...]:
+    """Sort key that orders numbers by value: resnet18 < resnet34 < resnet101."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
 def model_rows(pattern: str = "*") -> list[dict]:
-    """One dict per registered model matching ``pattern``: name, input_shape,
-    min_input_shape (the registry's, else found by shape propagation), params, family."""
+    """One dict per registered model matching ``pattern``, grouped by family and in natural
+    order within it (resnet18 before resnet101): name, input_shape, min_input_shape (the
+    registry's, else found by shape propagation), params, family."""
     from harness.models import get_entry, list_models
     from harness.profile.shapes import smallest_input
     from harness.profile.trace import resolve
 
-    names = list_models(pattern)
+    names = sorted(list_models(pattern), key=lambda n: (get_entry(n).family, natural_key(n)))
     if not names:
         raise UnknownModelError(
             f"no registered model matches {pattern!r}; run `cnnbench models` for the list"

@@ -27,13 +27,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--input",
         default=None,
-        metavar="CxHxW",
-        help="input shape without the batch, e.g. 3x224x224 (default: the model's)",
+        metavar="SHAPE",
+        help="input shape without the batch: CxHxW (3x224x224) or, for 1D models, CxL (1x5000); "
+        "default: the model's",
     )
     p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", help="float32, float16, bfloat16, float64")
     p.add_argument("--by-type", action="store_true", help="one row per layer type")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output (default table); json holds the totals, the split by type and every layer",
+    )
     p.set_defaults(func=run)
     return p
 
