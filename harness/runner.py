@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class RunOptions:
     """How a case is measured. Times in seconds."""
 
     warmup_rounds: int = 3
-    warmup_time_s: float = 0.05
+    warmup_time_s: float = 0.2
     min_rounds: int = 5
     min_time_s: float = 0.5
     max_time_s: float | None = 30.0
@@ -90,6 +91,14 @@ def unavailable_reason(device: torch.device) -> str | None:
     elif device.type != "cpu":
         return f"device type {device.type!r} is not supported by the harness yet"
     return None
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): a busy machine's flag."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _check_trainable_batch_norm(layers: Sequence[Any], case: Case) -> None:
@@ -260,6 +269,7 @@ def run_case(
     try:
         with fixed_threads(options.threads) as threads:
             row["cpu_threads"] = threads
+            row["load_avg_1m"] = _load_average()
             # Static part: validation and the profile need no device and no real memory.
             validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
             prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import weakref
 from types import SimpleNamespace
 from typing import ClassVar
@@ -37,6 +38,7 @@ def test_ok_row_has_every_key_metric_and_only_schema_columns():
     assert row["power_w_mean"] is None and row["power_source"].startswith("off")
     assert row["cpu_threads"] >= 1 and row["device"] == "cpu"
     assert row["float32_matmul_precision"] == "highest"  # torch's default
+    assert row["load_avg_1m"] == pytest.approx(os.getloadavg()[0], abs=2.0)
     assert row.get("cudnn_allow_tf32") is None  # a CUDA-only setting: not invented on CPU
     assert list(res.layers["layer_type"]) == [
         "Conv2d",

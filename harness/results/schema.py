@@ -17,7 +17,8 @@ Version history:
   2: power columns (power_w_idle, energy_j_total, samples_per_j, energy_window_s,
      power_samples, power_sample_hz, power_polls, power_reason; clocks, temperature, power limit
      and clock-event reasons at the start and end of the window), the ``power`` table, and
-     ``connections``, ``cudnn_allow_tf32`` and ``float32_matmul_precision`` in the cases table.
+     ``connections``, ``cudnn_allow_tf32``, ``float32_matmul_precision`` and ``load_avg_1m`` in
+     the cases table.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ CASES: tuple[Column, ...] = (
     _c("cpu_model", STR, "", "CPU model name"),
     _c("cpu_cores", INT, "cores", "logical CPU cores of the machine"),
     _c("cpu_threads", INT, "threads", "torch intra-op threads used for the case"),
+    _c(
+        "load_avg_1m",
+        FLT,
+        "",
+        "1-minute load average as the case started: above cpu_cores, "
+        "other work competed for the CPU and latencies are suspect",
+    ),
     _c("ram_bytes", INT, "bytes", "total system memory"),
     _c("gpu_uuid", STR, "", "GPU UUID (NVML/CUDA)"),
     _c("gpu_pci_bus_id", STR, "", "GPU PCI bus id"),
