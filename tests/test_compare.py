@@ -462,3 +462,78 @@ def test_cli_in_a_subprocess(runs: dict) -> None:
         ("resnet34", 1),
     }
     assert "FAIL latency_s_median resnet18" in proc.stderr
+
+
+# ------------------------------------------------------------------ missing values, said why
+
+
+def test_na_rows_say_why(runs: dict) -> None:
+    df = compare(runs["A"], runs["B"])
+    oom = cell(df, "resnet34", "latency")
+    assert oom["verdict"] == "n/a" and oom["na_reason"] == "candidate: oom: out of memory"
+    # lenet5 has no energy in A: nothing in the row says why, so it was not recorded
+    assert cell(df, "lenet5", "energy")["na_reason"] == "baseline: energy not recorded"
+    assert cell(df, "resnet18", "latency")["na_reason"] == ""  # a ratio needs no reason
+    # the same file twice is a sanity check, not an error: the second gets "#2"
+    old = cell(compare(V1_FIXTURE, V1_FIXTURE), "lenet5", "memory")
+    assert old["na_reason"] == "both: memory not recorded (a schema version 1 file)"
+    assert old["candidate"] == f"{V1_FIXTURE} #2"
+    assert cell(compare(V1_FIXTURE, V1_FIXTURE), "lenet5", "latency")["ratio"] == 1.0
+
+
+def test_cli_lists_the_na_reasons_under_the_table(
+    runs: dict, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, _ = run_cli(capsys, runs["A"], runs["B"], "--model", "resnet34")
+    assert code == 0
+    block = out.split("n/a (no ratio) because:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert block == [
+        "  latency, 1 case: candidate: oom: out of memory",
+        "  throughput, 1 case: candidate: oom: out of memory",
+        "  energy, 1 case: candidate: oom: out of memory",
+        "  memory, 1 case: candidate: oom: out of memory",
+    ]
+
+
+def test_cli_fail_on_a_metric_nobody_measured_warns(
+    runs: dict, capsys: pytest.CaptureFixture
+) -> None:
+    code, _, err = run_cli(
+        capsys, runs["A"], runs["B"], "--model", "lenet5", "--fail-on", "energy:5%"
+    )
+    assert code == 0
+    assert err == (
+        "cnnbench compare: warning: --fail-on energy_j_per_sample checked nothing: no case has "
+        "it on both sides (the n/a reasons say why)\n"
+    )
+    # a status change is a check: it fails, with no warning
+    code, _, err = run_cli(
+        capsys, runs["A"], runs["B"], "--model", "resnet34", "--fail-on", "energy:5%"
+    )
+    assert code == 1 and "warning" not in err and "status ok -> oom" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ci-level", "2"], "the confidence level (--ci-level) must lie between 0 and 1, got 2"),
+        (["--resamples", "5"], "5 bootstrap resamples (--resamples) are too few for an"),
+        (["--model", "nomatch*"], "; the models in these files: alexnet, googlenet, lenet5, "),
+    ],
+)
+def test_cli_settings_errors_name_the_fix(
+    runs: dict, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    code, out, err = run_cli(capsys, runs["A"], runs["B"], *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("cnnbench compare: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_environment_bytes_are_humanised() -> None:
+    from harness.commands.compare import _env_value
+
+    assert _env_value("ram_bytes", "25276514304") == "23.5 GiB"  # 25276514304 / 2**30
+    assert _env_value("gpu_memory_bytes", "85899345920, 42949672960") == "80.0 GiB, 40.0 GiB"
+    assert _env_value("host", "25276514304") == "25276514304"
+    assert _env_value("ram_bytes", "") == "-"

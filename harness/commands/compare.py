@@ -123,6 +123,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     failures = comp.failures(thresholds)
+    for column in thresholds:
+        checked = comp.cases.loc[comp.cases["column"] == column, "ratio"].notna().any()
+        if not checked and not (failures["column"] == column).any():
+            print(
+                f"cnnbench compare: warning: --fail-on {column} checked nothing: no case has "
+                "it on both sides (the n/a reasons say why)",
+                file=sys.stderr,
+            )
     cases = _select(comp.cases, shown, args)
     if args.format == "csv":
         sys.stdout.write(cases.to_csv(index=False))
@@ -237,6 +245,7 @@ def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
         title(f"{cname} vs {bname} (ratio = candidate / baseline)")
         shown = cases[(cases["baseline"] == bname) & (cases["candidate"] == cname)]
         _pair_table(shown, comp.method["ci_level"], table, out)
+        out += _na_lines(shown, markdown=markdown)
         summary = comp.summary[comp.summary["candidate"] == cname]
         _summary_table(summary, shown, table, title)
         for name, frame in (
@@ -279,6 +288,20 @@ def _pair_table(shown: pd.DataFrame, level: float, table: Any, out: list[str]) -
     table(rows, [*varying, "metric", "baseline", "candidate", "ratio", ci, "change", "verdict"])
 
 
+def _na_lines(shown: pd.DataFrame, *, markdown: bool) -> list[str]:
+    """Why the ``n/a`` rows have no ratio, grouped by metric and reason with counts."""
+    na = shown[shown["verdict"] == "n/a"]
+    if not len(na):
+        return []
+    groups = na.groupby(["metric", "na_reason"], sort=False).size()
+    bullet = "- " if markdown else "  "
+    lines = [
+        f"{bullet}{metric}, {n} case{'s' * (n != 1)}: {reason or 'no value'}"
+        for (metric, reason), n in groups.items()
+    ]
+    return ["n/a (no ratio) because:\n" + "\n".join(lines)]
+
+
 def _summary_table(summary: pd.DataFrame, shown: pd.DataFrame, table: Any, title: Any) -> None:
     columns = list(dict.fromkeys(shown["column"]))
     summary = summary[summary["column"].isin(columns)]
@@ -300,10 +323,25 @@ def _summary_table(summary: pd.DataFrame, shown: pd.DataFrame, table: Any, title
     table(rows, ["metric", "cases", "geomean", "CI", "verdicts"])
 
 
+def _env_value(column: str, text: str) -> str:
+    """An environment value as shown: byte counts humanised (25276514304 -> 23.5 GiB)."""
+    if not text:
+        return "-"
+    if UNITS.get(column) != "bytes":
+        return text
+    try:
+        return ", ".join(units.nbytes(float(v)) for v in text.split(", "))
+    except ValueError:
+        return text
+
+
 def _env_section(sel: pd.DataFrame, table: Any, title: Any) -> None:
     title("environment differences")
     table(
-        [[r.field, r.baseline_value or "-", r.candidate_value or "-"] for r in sel.itertuples()],
+        [
+            [r.field, _env_value(r.field, r.baseline_value), _env_value(r.field, r.candidate_value)]
+            for r in sel.itertuples()
+        ],
         ["field", "baseline", "candidate"],
     )
 

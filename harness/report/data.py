@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.results.missing import POWER_REASONS as POWER_REASONS
+from harness.results.missing import is_missing, missing_reason
 from harness.results.schema import column_names
 
 # The columns that identify a case across runs and machines (the same key as harness.cases,
@@ -33,24 +35,12 @@ OPTIONAL_CASE_COLUMNS = (
     "power_w_idle",
     "power_reason",
 )
-# Where the reason for a missing power value is recorded, most specific first.
-POWER_REASONS = ("power_reason", "power_source")
 MISSING_TEXT = "—"
 
 
 def esc(value: Any) -> str:
     """``value`` as text safe inside HTML and inside plotly labels (quotes escaped too)."""
     return html.escape("" if is_missing(value) else str(value), quote=True)
-
-
-def is_missing(value: Any) -> bool:
-    """True for None, NaN, pd.NA and NaT (pandas' nullable missing values included)."""
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # lists, arrays: present
-        return False
 
 
 def number(value: Any) -> float | None:
@@ -212,19 +202,6 @@ def case_label(row: pd.Series) -> str:
     """Short, unescaped label of one case: ``resnet50 bs 32``."""
     bs = row.get("batch_size")
     return f"{_text_or(row.get('model'), '?')} bs {'?' if is_missing(bs) else int(bs)}"
-
-
-def missing_reason(row: pd.Series, what: str, sources: str | Sequence[str] | None) -> str:
-    """Why ``what`` has no value in this row: the case's failure, else the first of the
-    ``sources`` columns (``power_reason``, ``power_source``...) that holds a reason."""
-    status = row.get("status")
-    if not is_missing(status) and status != "ok":
-        return f"{status}: {_text_or(row.get('error'), 'no error message recorded')}"
-    columns = [sources] if isinstance(sources, str) else list(sources or ())
-    for column in columns:
-        if not is_missing(row.get(column)) and str(row.get(column)) != "":
-            return f"{what} not measured: {row.get(column)}"
-    return f"{what} not recorded"
 
 
 def missing_summary(

@@ -12,7 +12,7 @@ Rules (also in ``Comparison.method``):
 * Verdict: ``same`` when the interval contains 1, or when the ratio lies within a factor of
   ``1 + min_effect`` of 1 either way (default 2%); otherwise ``faster``/``slower`` for time
   and throughput columns, ``lower``/``higher`` for the others; ``n/a`` when either side has no
-  value (a failed case, an unmeasured metric).
+  value (a failed case, an unmeasured metric), with each side's reason in ``na_reason``.
 * The same case twice in one input: the row with the latest ``timestamp_utc`` wins (on a tie,
   the one read last); the number dropped is reported per input.
 * Static columns (params, macs, activation_bytes) that differ for a matched case are listed:
@@ -35,6 +35,7 @@ import pyarrow as pa
 from harness.errors import InvalidInputError
 from harness.results import schema
 from harness.results.bootstrap import log_median_ratio_draws, sample_array
+from harness.results.missing import pair_reason, reason_columns
 from harness.results.schema import CASE_KEY
 from harness.results.store import PathLike, load_results
 
@@ -60,7 +61,7 @@ FLOAT_COLUMNS = ("baseline_value", "candidate_value", "ratio", "ci_low", "ci_hig
 PAIR = ("baseline", "candidate")
 VALUES = ("baseline_value", "candidate_value")
 CASE_COLUMNS = (*PAIR, *CASE_KEY, "metric", "column", *FLOAT_COLUMNS, "verdict",
-                "baseline_status", "candidate_status")
+                "baseline_status", "candidate_status", "na_reason")
 ENV_COLUMNS = (*PAIR, "field", *VALUES)
 STATIC_ROW_COLUMNS = (*PAIR, *CASE_KEY[:4], "column", *VALUES)
 SUMMARY_COLUMNS = (*PAIR, "metric", "column", "cases", "geomean_ratio", "ci_low", "ci_high",
@@ -132,7 +133,7 @@ class Comparison:
                     else:
                         noise = not _is_missing(r.ci_low) and r.ci_low <= 1
                     if worse > limit and not noise:
-                        reason = f"{worse:+.1%} worse (limit {limit:.1%})"
+                        reason = f"{worse:.1%} worse (limit {limit:.1%})"
                 if reason:
                     rows.append({**r._asdict(), "limit": limit, "reason": reason})
         return pd.DataFrame(rows, columns=[*c.columns, "limit", "reason"])
@@ -144,6 +145,16 @@ def _label(item: ResultsInput, i: int) -> str:
     if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__"):
         return str(item)
     return " + ".join(str(p) for p in item)
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """The same file given twice (a sanity check) gets ``#2`` after its second label."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
 
 
 def _prepare(
@@ -277,6 +288,13 @@ def _compare_pair(
                     "verdict": _verdict(col, ratio, lo, hi, s.min_effect),
                     "baseline_status": b_row.get("status"),
                     "candidate_status": c_row.get("status"),
+                    "na_reason": ""
+                    if ratio is not None
+                    else pair_reason(
+                        {"baseline": (b_row, bv), "candidate": (c_row, cv)},
+                        metric_name(col),
+                        reason_columns(col),
+                    ),
                 }
             )
     out["cases"] += rows
@@ -329,17 +347,31 @@ def compare_runs(
     ``models`` are fnmatch patterns. Raises ResultFileError for a bad file, InvalidInputError
     when a pair has no case in common.
     """
-    if not 0 < ci_level < 1 or n_resamples < 100 or min_effect < 0:
-        raise InvalidInputError("need 0 < ci_level < 1, n_resamples >= 100 and min_effect >= 0")
+    if not 0 < ci_level < 1:
+        raise InvalidInputError(
+            f"the confidence level (--ci-level) must lie between 0 and 1, got {ci_level:g}: "
+            "pass e.g. 0.95"
+        )
+    if n_resamples < 100:
+        raise InvalidInputError(
+            f"{n_resamples} bootstrap resamples (--resamples) are too few for an interval: pass "
+            "100 or more (2000 is the default)"
+        )
+    if min_effect < 0:
+        raise InvalidInputError(
+            f"the minimum effect (--min-effect) cannot be negative, got {min_effect:g}"
+        )
     columns = list(dict.fromkeys(metric_column(m) for m in metrics))
     s = _Settings(columns, min_effect, ci_level, n_resamples, seed)
     items = [baseline, candidate, *more]
-    names = list(labels) if labels else [_label(x, i) for i, x in enumerate(items)]
+    names = list(labels) if labels else _unique([_label(x, i) for i, x in enumerate(items)])
     if len(names) != len(items) or len(set(names)) != len(names):
         raise InvalidInputError(f"need {len(items)} distinct labels, got {names}")
-    frames, info = [], []
+    frames, info, all_models = [], [], set()
     for item, name in zip(items, names, strict=True):
         raw = item if isinstance(item, pd.DataFrame) else load_results(item)
+        if "model" in raw:
+            all_models |= {str(m) for m in raw["model"].dropna().unique()}
         df, dropped = _prepare(raw, name, models)
         frames.append(df)
         info.append(_input_info(raw, df, name, dropped))
@@ -347,9 +379,12 @@ def compare_runs(
     for cand, cname in zip(frames[1:], names[1:], strict=True):
         if not len(frames[0].index.intersection(cand.index)):
             hint = f" matching --model {' '.join(models)}" if models else ""
+            there = ""
+            if models and not (len(frames[0]) and len(cand)):
+                there = f"; the models in these files: {', '.join(sorted(all_models)) or 'none'}"
             raise InvalidInputError(
                 f"no common cases{hint} between {names[0]} ({len(frames[0])} cases) and {cname} "
-                f"({len(cand)} cases): cases match on {', '.join(CASE_KEY)}"
+                f"({len(cand)} cases): cases match on {', '.join(CASE_KEY)}{there}"
             )
         _compare_pair(frames[0], cand, {"baseline": names[0], "candidate": cname}, s, out)
     return Comparison(
