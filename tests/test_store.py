@@ -311,3 +311,17 @@ def test_writer_cost_stays_small_per_case(tmp_path: Path) -> None:
     w.finish()
     assert len(load_results(tmp_path)) == 50
     assert per_case < 0.5, f"{per_case * 1000:.0f} ms per add_case"
+
+
+def test_a_directory_whose_results_sit_in_sub_directories_names_them(tmp_path: Path) -> None:
+    for name in ("h100", "a100"):
+        with ResultWriter(tmp_path / name, run_id=name) as w:
+            w.add_case(case_row(0))
+    (tmp_path / "notes.parquet.txt").write_text("not a result")
+    with pytest.raises(ResultFileError) as err:
+        load_results(tmp_path)
+    assert str(err.value) == (
+        f"no cnnbench 'cases' result files directly in {tmp_path} (sub-directories are not "
+        f"searched); these hold some, pass them instead: {tmp_path / 'a100'} {tmp_path / 'h100'}"
+    )
+    assert len(load_results([tmp_path / "a100", tmp_path / "h100"])) == 2

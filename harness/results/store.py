@@ -293,11 +293,32 @@ def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> 
             raise ResultFileError(f"{path} does not exist: pass result files or directories")
     if not found:
         shown = ", ".join(str(p) for p in items) or "(nothing)"
+        nested = _nested_result_dirs([Path(p) for p in items if Path(p).is_dir()], table)
+        if nested:
+            more = " ..." if len(nested) > 5 else ""
+            raise ResultFileError(
+                f"no cnnbench {table!r} result files directly in {shown} (sub-directories are "
+                f"not searched); these hold some, pass them instead: "
+                f"{' '.join(str(d) for d in nested[:5])}{more}"
+            )
         raise ResultFileError(
             f"no cnnbench {table!r} result files in {shown}: run `pytest suites/ "
             "--benchmark-only` to write some, or pass the results directory"
         )
     return list(found)
+
+
+def _nested_result_dirs(directories: list[Path], table: str) -> list[Path]:
+    """Sub-directories of ``directories`` holding result files of ``table`` (for the hint)."""
+    out: dict[Path, None] = {}
+    for directory in directories:
+        for f in sorted(directory.rglob("*.parquet")):
+            try:
+                if f.is_file() and _file_meta(f)[0] == table:
+                    out[f.parent] = None
+            except ResultFileError:
+                continue
+    return list(out)
 
 
 def _conform(t: pa.Table, target: pa.Schema, path: Path) -> pa.Table:
