@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from typing import Any
@@ -21,6 +20,7 @@ from harness import units
 from harness.errors import InvalidInputError
 from harness.results import schema
 from harness.results.compare import METRICS, VERDICTS, Comparison, compare_runs, metric_column
+from harness.results.missing import is_missing
 from harness.results.schema import CASE_KEY
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -175,7 +175,7 @@ def _select(cases: pd.DataFrame, shown: list[str], args: argparse.Namespace) -> 
 
 def human(value: Any, unit: str) -> str:
     """A value in its schema unit, readable: 0.0123 s -> '12.3 ms', 2**30 bytes -> '1.0 GiB'."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return "-"
     v = float(value)
     formatter = {"s": units.seconds, "bytes": units.nbytes, "MACs": units.macs,
@@ -192,17 +192,15 @@ def human(value: Any, unit: str) -> str:
 
 
 def _ratio(r: Any) -> str:
-    return "-" if r is None or (isinstance(r, float) and math.isnan(r)) else f"{r:.3f}"
+    return "-" if is_missing(r) else f"{r:.3f}"
 
 
 def _ci(lo: Any, hi: Any) -> str:
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return "-"
-    return f"[{lo:.3f}, {hi:.3f}]"
+    return "-" if is_missing(lo) else f"[{lo:.3f}, {hi:.3f}]"
 
 
 def _change(c: Any) -> str:
-    return "-" if c is None or (isinstance(c, float) and math.isnan(c)) else f"{c:+.1%}"
+    return "-" if is_missing(c) else f"{c:+.1%}"
 
 
 def _case_label(r: Any) -> str:

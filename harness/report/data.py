@@ -20,11 +20,9 @@ import pandas as pd
 
 from harness.results.missing import POWER_REASONS as POWER_REASONS
 from harness.results.missing import is_missing, missing_reason
+from harness.results.schema import CASE_KEY as CASE_KEY  # the key compare joins on too
 from harness.results.schema import column_names
 
-# The columns that identify a case across runs and machines (the same key as harness.cases,
-# repeated here because the report must not import torch).
-CASE_KEY = ("model", "input_shape", "batch_size", "dtype", "memory_format", "mode", "compiled")
 # Dimensions of a case that, when they vary, split a curve in two (besides model and device).
 VARIANT_DIMS = ("input_shape", "dtype", "memory_format", "mode", "compiled")
 # Columns that newer schemas add (power helper); read when present, None when absent.

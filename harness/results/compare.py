@@ -22,7 +22,6 @@ Rules (also in ``Comparison.method``):
 from __future__ import annotations
 
 import fnmatch
-import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import pyarrow as pa
 from harness.errors import InvalidInputError
 from harness.results import schema
 from harness.results.bootstrap import log_median_ratio_draws, sample_array
-from harness.results.missing import pair_reason, reason_columns
+from harness.results.missing import is_missing, pair_reason, reason_columns
 from harness.results.schema import CASE_KEY
 from harness.results.store import PathLike, load_results
 
@@ -94,10 +93,6 @@ def is_time_like(column: str) -> bool:
     return column.startswith("latency_s_") or column == "throughput_per_s"
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
 @dataclass
 class Comparison:
     """Everything ``cnnbench compare`` shows; ``cases`` is what ``compare()`` returns."""
@@ -123,15 +118,15 @@ class Comparison:
             sel = c[c["column"] == column]
             for r in sel.itertuples(index=False):
                 reason = None
-                bad = not _is_missing(r.candidate_status) and r.candidate_status != "ok"
+                bad = not is_missing(r.candidate_status) and r.candidate_status != "ok"
                 if r.baseline_status == "ok" and bad:
                     reason = f"status ok -> {r.candidate_status}"
-                elif not _is_missing(r.ratio):
+                elif not is_missing(r.ratio):
                     worse = (1 - r.ratio) if column in HIGHER_IS_BETTER else (r.ratio - 1)
                     if column in HIGHER_IS_BETTER:
-                        noise = not _is_missing(r.ci_high) and r.ci_high >= 1
+                        noise = not is_missing(r.ci_high) and r.ci_high >= 1
                     else:
-                        noise = not _is_missing(r.ci_low) and r.ci_low <= 1
+                        noise = not is_missing(r.ci_low) and r.ci_low <= 1
                     if worse > limit and not noise:
                         reason = f"{worse:.1%} worse (limit {limit:.1%})"
                 if reason:
@@ -250,7 +245,7 @@ def _compare_pair(
         case = {k: b_row[k] for k in CASE_KEY}
         for col in STATIC_COLUMNS:
             bv, cv = b_row.get(col), c_row.get(col)
-            if not _is_missing(bv) and not _is_missing(cv) and bv != cv:
+            if not is_missing(bv) and not is_missing(cv) and bv != cv:
                 static = {k: case[k] for k in CASE_KEY[:4]}
                 out["static"].append(
                     {**pair, **static, "column": col, "baseline_value": bv, "candidate_value": cv}
@@ -265,8 +260,8 @@ def _compare_pair(
             log_draws = log_median_ratio_draws(bs, cs, s.n_resamples, rng)
         for col in s.columns:
             bv, cv = b_row.get(col), c_row.get(col)
-            bv = None if _is_missing(bv) else float(bv)
-            cv = None if _is_missing(cv) else float(cv)
+            bv = None if is_missing(bv) else float(bv)
+            cv = None if is_missing(cv) else float(cv)
             ratio = cv / bv if bv is not None and cv is not None and bv > 0 else None
             lo = hi = ci_draws = None
             if ratio is not None and log_draws is not None and col in METRICS_WITH_CI:
