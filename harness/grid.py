@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.cases import Case, sweep
+from harness.cases import DTYPE_METHODS, MEMORY_FORMATS, MODES, Case, parse_dtype, sweep
 from harness.errors import InvalidInputError
 from harness.models import list_models
 
@@ -52,6 +52,32 @@ class GridSettings:
     modes: tuple[str, ...] | None = None
     compile: str | None = None  # off | on | both
     dtype_method: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check every value once, when the options are read: a typo is one usage line
+        naming the option, not a collection error per suite function."""
+        if self.scale not in SCALES:
+            raise InvalidInputError(f"unknown scale {self.scale!r}; use one of {', '.join(SCALES)}")
+        for dtype in self.dtypes or ():
+            try:
+                parse_dtype(dtype)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"--cnn-dtypes: {exc}") from None
+        for option, given, allowed in (
+            ("--cnn-memory-formats", self.memory_formats, MEMORY_FORMATS),
+            ("--cnn-modes", self.modes, MODES),
+            ("--cnn-compile", (self.compile,) if self.compile else None, tuple(COMPILE_CHOICES)),
+            (
+                "--cnn-dtype-method",
+                (self.dtype_method,) if self.dtype_method else None,
+                DTYPE_METHODS,
+            ),
+        ):
+            bad = [v for v in given or () if v not in allowed]
+            if bad:
+                raise InvalidInputError(
+                    f"{option} must be one of {', '.join(allowed)}, got {', '.join(map(repr, bad))}"
+                )
 
 
 def split_list(text: str | Sequence[Any] | None) -> tuple[str, ...] | None:
@@ -131,12 +157,7 @@ def build_cases(
     if settings.models:
         models = [m for m in models if any(fnmatch.fnmatchcase(m, p) for p in settings.models)]
     compile_values = spec["compile"]
-    if settings.compile is not None:
-        if settings.compile not in COMPILE_CHOICES:
-            raise InvalidInputError(
-                f"--cnn-compile must be one of {', '.join(COMPILE_CHOICES)}, "
-                f"got {settings.compile!r}"
-            )
+    if settings.compile is not None:  # checked by GridSettings
         compile_values = COMPILE_CHOICES[settings.compile]
     return sweep(
         models,

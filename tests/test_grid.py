@@ -93,3 +93,41 @@ def test_case_rejects_bad_values(kwargs, match):
     base = {"model": "lenet5", "input_shape": (1, 32, 32)}
     with pytest.raises(InvalidInputError, match=match):
         Case(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"dtypes": ("float16", "int8")},
+            "--cnn-dtypes: unknown dtype 'int8'; use one of float32, float16, bfloat16, float64",
+        ),
+        (
+            {"memory_formats": ("bad",)},
+            "--cnn-memory-formats must be one of contiguous, channels_last, got 'bad'",
+        ),
+        (
+            {"modes": ("inference", "foo")},
+            "--cnn-modes must be one of inference, training, got 'foo'",
+        ),
+        ({"compile": "maybe"}, "--cnn-compile must be one of off, on, both, got 'maybe'"),
+        ({"dtype_method": "foo"}, "--cnn-dtype-method must be one of autocast, cast, got 'foo'"),
+        ({"scale": "huge"}, "unknown scale 'huge'; use one of quick, full"),
+    ],
+)
+def test_settings_are_checked_when_read(settings: dict, message: str) -> None:
+    # the plugin turns this error into one usage line at start-up, before any collection
+    with pytest.raises(InvalidInputError) as err:
+        GridSettings(**settings)
+    assert str(err.value) == message
+
+
+def test_good_settings_pass_and_aliases_are_dtypes() -> None:
+    s = GridSettings(dtypes=("bf16", "float32"), modes=("training",), compile="both")
+    cases = build_cases({"models": ["lenet5"]}, s, "cpu")
+    assert {(c.dtype, c.mode, c.compile) for c in cases} == {
+        ("bfloat16", "training", False),
+        ("bfloat16", "training", True),
+        ("float32", "training", False),
+        ("float32", "training", True),
+    }
