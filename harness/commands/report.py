@@ -10,6 +10,8 @@ import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.errors import InvalidInputError
+
 
 def default_output(now: datetime | None = None) -> Path:
     """``reports/report-<UTC timestamp>.html``."""
@@ -33,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help="HTML file to write (default: reports/report-<UTC timestamp>.html)",
+        help="HTML file to write, or a directory to write report-<UTC timestamp>.html into "
+        "(default: reports/report-<UTC timestamp>.html)",
     )
     p.add_argument("--title", default=None, help="title of the page (default: cnnbench report)")
     p.set_defaults(func=run)
@@ -44,6 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.report import write_report
 
     out = args.output or default_output()
-    path = write_report(args.paths, out, title=args.title)
+    if out.is_dir():  # -o reports/: a fresh name inside it
+        out = out / default_output().name
+    try:
+        path = write_report(args.paths, out, title=args.title)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write the report to {out}: {exc.strerror or exc}; pass -o with a writable "
+            "file path"
+        ) from None
     print(path)
     return 0
