@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -50,7 +51,7 @@ def dtype_name(dtype: str | torch.dtype) -> str:
 def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     """``"3x224x224"`` (or ``"3,224,224"``, or a sequence) -> (3, 224, 224), without batch."""
     if isinstance(text, str):
-        parts = text.lower().replace(",", "x").replace("*", "x").split("x")
+        parts = re.split(r"[x,*\s]+", text.strip().lower())
         try:
             shape = tuple(int(p) for p in parts if p.strip())
         except ValueError:
@@ -59,6 +60,11 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
             ) from None
     else:
         shape = tuple(int(d) for d in text)
+    if len(shape) == 4 and all(d >= 1 for d in shape):
+        raise InvalidInputError(
+            f"input shape {units.shape(shape)} has 4 dimensions: give CxHxW without the batch, "
+            f"e.g. {units.shape(shape[1:])} (the batch size is set apart: --batch, batch_sizes)"
+        )
     if len(shape) not in (2, 3) or any(d < 1 for d in shape):
         raise InvalidInputError(
             f"input shape {shape} is not valid: give CxHxW (3x224x224) or CxL (1x5000) with "

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import harness
+from harness.cases import parse_shape
 from harness.errors import HarnessError, InputTooSmallError, InvalidInputError, UnknownModelError
 from harness.models import get_entry
 from harness.profile import profile, smallest_input, validate_input
@@ -223,3 +224,29 @@ def test_every_error_is_a_harness_error_with_a_fix():
         msg = str(err.value)
         assert any(w in msg for w in ("pass", "give", "use one of")), msg
         assert "\n" not in msg
+
+
+def test_channels_last_input_is_told_to_put_channels_first():
+    # 224x224x3 reads as C=224: the fix is the same sizes with the 3 moved to the front
+    with pytest.raises(InvalidInputError) as err:
+        validate_input("vgg16", "224x224x3")
+    assert str(err.value).endswith("got 224: give an input with 3 channels, e.g. 3x224x224 "
+                                   "(channels first, not last)")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [("3x224x224", (3, 224, 224)), ("3, 224, 224", (3, 224, 224)), ("3 224 224", (3, 224, 224)),
+     ("1X5000", (1, 5000)), ("3*32*32", (3, 32, 32))],
+)  # fmt: skip
+def test_shape_spellings(text: str, shape: tuple[int, ...]):
+    assert parse_shape(text) == shape
+
+
+def test_a_shape_with_the_batch_says_to_drop_it():
+    with pytest.raises(InvalidInputError) as err:
+        parse_shape("8x3x224x224")
+    assert str(err.value) == (
+        "input shape 8x3x224x224 has 4 dimensions: give CxHxW without the batch, e.g. 3x224x224 "
+        "(the batch size is set apart: --batch, batch_sizes)"
+    )

@@ -301,6 +301,8 @@ def _to_error(p: ShapeProblem, resolved: Any, input_shape: tuple[int, ...]) -> H
     if p.kind == "channels" and p.first_layer and p.expected is not None:
         want = p.expected
         eg = shape_str((want, *input_shape[1:]))
+        if input_shape[-1] == want and input_shape[0] != want:  # HxWxC: channels go first
+            eg = f"{shape_str((want, *input_shape[:-1]))} (channels first, not last)"
         return InvalidInputError(
             f"{label} expects {want} input channel{'s' if want != 1 else ''} (first layer "
             f"{p.layer}: {p.layer_repr}), "
