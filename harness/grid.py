@@ -143,6 +143,19 @@ def resolve_spec(marker_kwargs: Mapping[str, Any], scale: str) -> dict[str, Any]
     return spec
 
 
+def suite_models(marker_kwargs: Mapping[str, Any], scale: str) -> list[str]:
+    """The models a suite function names at ``scale``, before the user's model filter."""
+    if scale in marker_kwargs and marker_kwargs[scale] is None:
+        return []
+    return expand_models(resolve_spec(marker_kwargs, scale)["models"])
+
+
+def unmatched_patterns(patterns: Iterable[str], models: Iterable[str]) -> list[str]:
+    """The user's model patterns that match none of ``models`` (a typo, most likely)."""
+    names = list(models)
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(m, p) for m in names)]
+
+
 def build_cases(
     marker_kwargs: Mapping[str, Any], settings: GridSettings, device: str
 ) -> list[Case]:
@@ -150,10 +163,10 @@ def build_cases(
 
     A marker whose block for the scale is ``None`` (``full=None``) runs nothing at that scale.
     """
-    if settings.scale in marker_kwargs and marker_kwargs[settings.scale] is None:
+    models = suite_models(marker_kwargs, settings.scale)
+    if not models:
         return []
     spec = resolve_spec(marker_kwargs, settings.scale)
-    models = expand_models(spec["models"])
     if settings.models:
         models = [m for m in models if any(fnmatch.fnmatchcase(m, p) for p in settings.models)]
     compile_values = spec["compile"]

@@ -18,7 +18,14 @@ import pytest
 
 from harness.cases import Case
 from harness.errors import HarnessError
-from harness.grid import GridSettings, build_cases, parse_batch_sizes, split_list
+from harness.grid import (
+    GridSettings,
+    build_cases,
+    parse_batch_sizes,
+    split_list,
+    suite_models,
+    unmatched_patterns,
+)
 from harness.runner import (
     CaseResult,
     RunOptions,
@@ -109,6 +116,7 @@ class _SessionState:
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: list[CaseResult] = field(default_factory=list)
     oom_at: dict[tuple, int] = field(default_factory=dict)
+    suite_models: set[str] = field(default_factory=set)
     report_path: Path | None = None
     report_error: str | None = None
 
@@ -129,7 +137,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 dest=dest,
                 action="store_false",
                 default=None,
-                help=f"do not {name}",
+                help=f"do not {help_text.split(' (--')[0]}",
             )
         else:
             group.addoption(
@@ -168,8 +176,11 @@ def _number(config: pytest.Config, name: str, cast: Callable[[str], Any], defaul
 def _state_from_config(config: pytest.Config) -> _SessionState:
     try:
         resolved = resolve_device(_setting(config, "device"))
-    except RuntimeError as exc:
-        raise pytest.UsageError(f"--cnn-device: {exc}") from None
+    except RuntimeError:
+        raise pytest.UsageError(
+            f"--cnn-device={_setting(config, 'device')!r} is not a device: use auto, cpu, cuda "
+            "or cuda:N"
+        ) from None
     unavailable = unavailable_reason(resolved)
     if unavailable:
         raise pytest.UsageError(f"--cnn-device={resolved}: {unavailable}")
@@ -193,20 +204,20 @@ def _state_from_config(config: pytest.Config) -> _SessionState:
         )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    power = _setting(config, "power")
-    if power not in ("auto", "off"):
-        raise pytest.UsageError(f"--cnn-power must be auto or off, got {power!r}")
     max_time = _number(config, "max-time", float, 30.0)
-    options = RunOptions(
-        warmup_rounds=_number(config, "warmup-rounds", int, 2 if quick else 10),
-        min_rounds=_number(config, "min-rounds", int, 5 if quick else 20),
-        min_time_s=_number(config, "min-time", float, 0.2 if quick else 1.0),
-        max_time_s=max_time if max_time > 0 else None,
-        threads=_number(config, "threads", int, None),
-        power=power,
-        power_sample_hz=_number(config, "power-hz", float, 100.0),
-        idle_power_s=_number(config, "idle-power", float, 0.0),
-    )
+    try:
+        options = RunOptions(
+            warmup_rounds=_number(config, "warmup-rounds", int, 2 if quick else 10),
+            min_rounds=_number(config, "min-rounds", int, 5 if quick else 20),
+            min_time_s=_number(config, "min-time", float, 0.2 if quick else 1.0),
+            max_time_s=max_time if max_time > 0 else None,
+            threads=_number(config, "threads", int, None),
+            power=_setting(config, "power"),
+            power_sample_hz=_number(config, "power-hz", float, 100.0),
+            idle_power_s=_number(config, "idle-power", float, 0.0),
+        )
+    except HarnessError as exc:
+        raise pytest.UsageError(f"--cnn-* option: {exc}") from None
     return _SessionState(
         options=options,
         settings=settings,
@@ -224,6 +235,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "quick={...}, full={...}): the grid of cases a suite test runs through cnn_bench",
     )
     config.stash[STATE] = _state_from_config(config)
+    # A case that fails before its rounds never uses the benchmark fixture: its row says why.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Benchmark fixture was not used:pytest.PytestWarning"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -237,6 +252,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
     state = metafunc.config.stash[STATE]
     try:
+        state.suite_models.update(suite_models(marker.kwargs, state.settings.scale))
         cases = build_cases(marker.kwargs, state.settings, state.device)
     except HarnessError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
@@ -252,6 +268,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
         return
     metafunc.parametrize("cnn_case", cases, ids=[c.case_id for c in cases])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A --cnn-models pattern that matches no model of the collected suites is a typo: say so
+    instead of skipping every case."""
+    state = config.stash[STATE]
+    if not state.settings.models or not state.suite_models:
+        return
+    missing = unmatched_patterns(state.settings.models, state.suite_models)
+    if missing:
+        import difflib
+
+        close = sorted(
+            {
+                c
+                for p in missing
+                for c in difflib.get_close_matches(p, sorted(state.suite_models), n=3, cutoff=0.5)
+            }
+        )
+        hint = f"closest: {', '.join(close)}" if close else "`cnnbench models` lists them"
+        raise pytest.UsageError(
+            f"--cnn-models: {', '.join(repr(p) for p in missing)} matches no model of the "
+            f"collected suites; {hint}"
+        )
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -52,6 +52,30 @@ class RunOptions:
     idle_power_s: float = 0.0
     cudnn_benchmark: bool = True
 
+    def __post_init__(self) -> None:
+        def bad(name: str, value: object, rule: str) -> InvalidInputError:
+            return InvalidInputError(f"{name} must be {rule}, got {value!r}")
+
+        if self.warmup_rounds < 0:
+            raise bad("warmup rounds", self.warmup_rounds, "0 or more")
+        if self.min_rounds < 1:
+            raise bad("minimum rounds", self.min_rounds, "at least 1")
+        for name, value in (
+            ("warm-up time", self.warmup_time_s),
+            ("minimum time", self.min_time_s),
+            ("idle power time", self.idle_power_s),
+        ):
+            if value < 0:
+                raise bad(name, value, "0 s or more")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            raise bad("maximum time", self.max_time_s, "more than 0 s (or None: no cap)")
+        if self.threads is not None and self.threads < 1:
+            raise bad("threads", self.threads, "at least 1 (or None: torch's default)")
+        if self.power not in ("auto", "off"):
+            raise bad("power", self.power, "'auto' or 'off'")
+        if not 0 < self.power_sample_hz <= 1000:
+            raise bad("power sampling rate", self.power_sample_hz, "in (0, 1000] Hz")
+
 
 @dataclass
 class CaseResult:

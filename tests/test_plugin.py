@@ -123,10 +123,19 @@ def test_ini_options_and_filters(suite: pytest.Pytester):
     assert list(df["batch_size"]) == [2]
 
 
-def test_bad_option_is_a_usage_error(suite: pytest.Pytester):
-    out = suite.runpytest_subprocess("--cnn-batch-sizes=one", "--cnn-no-report", *FAST)
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--cnn-batch-sizes=one", "*batch sizes must be integers*"),
+        ("--cnn-threads=0", "*threads must be at least 1*"),
+        ("--cnn-device=tpu", "*'tpu' is not a device: use auto, cpu, cuda or cuda:N*"),
+        ("--cnn-models=tiny_cn", "*'tiny_cn' matches no model of the collected suites*"),
+    ],
+)
+def test_bad_option_is_a_usage_error(suite: pytest.Pytester, option: str, message: str):
+    out = suite.runpytest_subprocess(option, "--cnn-no-report", *FAST)
     assert out.ret == pytest.ExitCode.USAGE_ERROR
-    out.stderr.fnmatch_lines(["*batch sizes must be integers*"])
+    out.stderr.fnmatch_lines([message])
 
 
 def _slow_suite(tmp_path: Path) -> Path:
