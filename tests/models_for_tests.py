@@ -73,3 +73,16 @@ def oom_from_batch_4() -> nn.Module:
 
 
 oom_from_batch_4.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+class _Erf(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erf(x) + torch.special.erf(x)
+
+
+def with_uncounted_op() -> nn.Module:
+    """A conv followed by an op (erf) that no MAC counter has a formula for."""
+    return nn.Sequential(nn.Conv2d(1, 1, 1), _Erf())
+
+
+with_uncounted_op.input_shape = (1, 4, 4)  # type: ignore[attr-defined]

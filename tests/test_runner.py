@@ -248,3 +248,11 @@ def test_out_of_memory_while_compiling_is_an_oom_row(monkeypatch):
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), compile=True), FAST).row
     assert row["status"] == "oom", row["error"]
     assert row["error"] == "out of memory: CUDA out of memory. Tried to allocate 20.00 GiB"
+
+
+def test_ops_no_counter_handles_are_named_in_the_row():
+    row = run_case(Case(M + "with_uncounted_op", (1, 4, 4)), FAST).row
+    assert row["status"] == "ok", row.get("error")
+    assert row["macs"] == 16  # the 1x1 conv on 4x4: N*Cout*H*W*Cin = 16; erf has no MACs formula
+    assert row["unhandled_ops"] == "aten.erf x2"
+    assert run_case(Case(M + "tiny_cnn", (3, 16, 16)), FAST).row["unhandled_ops"] == ""

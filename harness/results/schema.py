@@ -17,8 +17,8 @@ Version history:
   2: power columns (power_w_idle, energy_j_total, samples_per_j, energy_window_s,
      power_samples, power_sample_hz, power_polls, power_reason; clocks, temperature, power limit
      and clock-event reasons at the start and end of the window), the ``power`` table, and
-     ``connections``, ``cudnn_allow_tf32``, ``float32_matmul_precision`` and ``load_avg_1m`` in
-     the cases table.
+     ``connections``, ``cudnn_allow_tf32``, ``float32_matmul_precision``, ``load_avg_1m`` and
+     ``unhandled_ops`` in the cases table.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ CASES: tuple[Column, ...] = (
     _c("flops", INT, "FLOPs", "2 * macs"),
     _c("activation_bytes", INT, "bytes", "sum of leaf-layer output bytes, one forward pass"),
     _c("connections", INT, "count", "LeNet-style connections: MACs plus bias additions"),
+    _c("unhandled_ops", STR, "", "ops no MAC counter handles ('op x calls', comma-separated)"),
     # timing
     _c("timing_method", STR, "", "how rounds were timed (perf_counter + synchronize, ...)"),
     _c("percentile_method", STR, "", "numpy percentile method used for iqr, p90, p99"),
