@@ -15,12 +15,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any
 
 import pandas as pd
 import torch
-from torch import nn
 
 from harness.cases import Case
 from harness.errors import HarnessError, InvalidInputError
@@ -28,9 +26,9 @@ from harness.measure.env import collect_environment
 from harness.measure.memory import measure_peak_memory
 from harness.measure.power import PowerReading, make_power_monitor
 from harness.measure.timing import fixed_threads, measure_latency
-from harness.models import get_model
 from harness.profile import profile, validate_input
 from harness.results.schema import column_names
+from harness.step import PreparedStep, prepare_step
 
 LAYER_COLUMNS = column_names("layers")
 
@@ -140,75 +138,6 @@ def _check_trainable_batch_norm(layers: Sequence[Any], case: Case) -> None:
                 )
 
 
-def _loss(output: Any) -> torch.Tensor:
-    """A loss for a training step: cross entropy on random labels for (N, classes) logits."""
-    out = output[0] if isinstance(output, (tuple, list)) else output
-    if hasattr(out, "logits"):  # torchvision's GoogLeNetOutputs / InceptionOutputs
-        out = out.logits
-    if out.ndim == 2:
-        target = torch.zeros(out.shape[0], dtype=torch.long, device=out.device)
-        return nn.functional.cross_entropy(out.float(), target)
-    return out.float().square().mean()
-
-
-@dataclass
-class _Prepared:
-    model: nn.Module
-    inputs: torch.Tensor
-    step: Callable[[], object]
-    contexts: Callable[[], contextlib.AbstractContextManager]
-    tensors: list[torch.Tensor]
-
-
-def _prepare(case: Case, device: torch.device) -> _Prepared:
-    """Build the model and input on the device and the step that one round runs."""
-    torch.manual_seed(0)
-    reduced = case.dtype != "float32"
-    cast = reduced and case.dtype_method == "cast"
-    with device:
-        model = get_model(case.model)
-    model = model.to(device)
-    if cast:
-        model = model.to(case.torch_dtype)
-    input_dtype = case.torch_dtype if cast else torch.float32
-    inputs = torch.randn(case.full_input_shape, device=device, dtype=input_dtype)
-    if case.memory_format == "channels_last":
-        model = model.to(memory_format=torch.channels_last)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    training = case.mode == "training"
-    model.train(training)
-    runnable: Callable[..., Any] = torch.compile(model) if case.compile else model
-    use_autocast = reduced and not cast
-
-    def contexts() -> contextlib.AbstractContextManager:
-        stack = contextlib.ExitStack()
-        if not training:
-            stack.enter_context(torch.inference_mode())
-            if use_autocast:
-                stack.enter_context(torch.autocast(device.type, dtype=case.torch_dtype))
-        return stack
-
-    if not training:
-        # The step is the bare call: contexts are entered once around all rounds, so nothing
-        # but the forward pass sits in the timed region.
-        step: Callable[[], object] = partial(runnable, inputs)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        scaler = torch.amp.GradScaler(device.type, enabled=use_autocast and case.dtype == "float16")
-
-        def step() -> object:
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=case.torch_dtype, enabled=use_autocast):
-                loss = _loss(runnable(inputs))
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            return loss
-
-    tensors = [*model.parameters(), *model.buffers(), inputs]
-    return _Prepared(model, inputs, step, contexts, tensors)
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
@@ -289,7 +218,7 @@ def run_case(
     env = dict(environment)
     result = CaseResult(case, base_row(case, env))
     row = result.row
-    prepared: _Prepared | None = None
+    prepared: PreparedStep | None = None
     try:
         with fixed_threads(options.threads) as threads:
             row["cpu_threads"] = threads
@@ -322,7 +251,7 @@ def run_case(
                 row["float32_matmul_precision"] = torch.get_float32_matmul_precision()
                 if device.type == "cuda":
                     row["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
-                prepared = _prepare(case, device)
+                prepared = prepare_step(case, device)
                 row["param_bytes"] = sum(
                     p.numel() * p.element_size() for p in prepared.model.parameters()
                 )
@@ -353,7 +282,7 @@ def run_case(
 
 
 def _measure(
-    prepared: _Prepared,
+    prepared: PreparedStep,
     case: Case,
     device: torch.device,
     options: RunOptions,

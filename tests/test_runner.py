@@ -183,7 +183,7 @@ def test_a_failing_cuda_clean_up_becomes_the_rows_error_not_a_crash(monkeypatch)
 def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     _broken_cuda_context(monkeypatch)
     prepared = SimpleNamespace(model=torch.nn.Linear(2, 2))
-    monkeypatch.setattr(runner, "_prepare", lambda case, device: prepared)
+    monkeypatch.setattr(runner, "prepare_step", lambda case, device: prepared)
     monkeypatch.setattr(runner, "_measure", lambda *args: None)  # "measured" without error
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"

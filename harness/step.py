@@ -1,0 +1,90 @@
+"""One case made runnable: the model and input on the device and the step one round runs.
+
+Inference: the bare call ``partial(model, input)``; ``contexts()`` (inference_mode, autocast)
+is entered once around all rounds by the caller, so nothing else sits in the timed region.
+Training: zero_grad, forward (under autocast for a reduced dtype), loss, backward, optimizer
+step (with a GradScaler for float16).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.cases import Case
+from harness.models import get_model
+
+
+def training_loss(output: Any) -> torch.Tensor:
+    """A loss for a training step: cross entropy on random labels for (N, classes) logits."""
+    out = output[0] if isinstance(output, (tuple, list)) else output
+    if hasattr(out, "logits"):  # torchvision's GoogLeNetOutputs / InceptionOutputs
+        out = out.logits
+    if out.ndim == 2:
+        target = torch.zeros(out.shape[0], dtype=torch.long, device=out.device)
+        return nn.functional.cross_entropy(out.float(), target)
+    return out.float().square().mean()
+
+
+@dataclass
+class PreparedStep:
+    model: nn.Module
+    inputs: torch.Tensor
+    step: Callable[[], object]
+    contexts: Callable[[], contextlib.AbstractContextManager]
+    tensors: list[torch.Tensor]
+
+
+def prepare_step(case: Case, device: torch.device) -> PreparedStep:
+    """Build the model and input on the device and the step that one round runs."""
+    torch.manual_seed(0)
+    reduced = case.dtype != "float32"
+    cast = reduced and case.dtype_method == "cast"
+    with device:
+        model = get_model(case.model)
+    model = model.to(device)
+    if cast:
+        model = model.to(case.torch_dtype)
+    input_dtype = case.torch_dtype if cast else torch.float32
+    inputs = torch.randn(case.full_input_shape, device=device, dtype=input_dtype)
+    if case.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    training = case.mode == "training"
+    model.train(training)
+    runnable: Callable[..., Any] = torch.compile(model) if case.compile else model
+    use_autocast = reduced and not cast
+
+    def contexts() -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        if not training:
+            stack.enter_context(torch.inference_mode())
+            if use_autocast:
+                stack.enter_context(torch.autocast(device.type, dtype=case.torch_dtype))
+        return stack
+
+    if not training:
+        # The step is the bare call: contexts are entered once around all rounds, so nothing
+        # but the forward pass sits in the timed region.
+        step: Callable[[], object] = partial(runnable, inputs)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        scaler = torch.amp.GradScaler(device.type, enabled=use_autocast and case.dtype == "float16")
+
+        def step() -> object:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=case.torch_dtype, enabled=use_autocast):
+                loss = training_loss(runnable(inputs))
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            return loss
+
+    tensors = [*model.parameters(), *model.buffers(), inputs]
+    return PreparedStep(model, inputs, step, contexts, tensors)
