@@ -246,16 +246,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("cnnbench")
     if marker is None:
-        raise pytest.UsageError(
+        pytest.fail(
             f"{metafunc.definition.nodeid} uses cnn_case but has no "
-            "@pytest.mark.cnnbench(models=[...])"
+            "@pytest.mark.cnnbench(models=[...])",
+            pytrace=False,
         )
     state = metafunc.config.stash[STATE]
     try:
         state.suite_models.update(suite_models(marker.kwargs, state.settings.scale))
         cases = build_cases(marker.kwargs, state.settings, state.device)
+        problem = None
     except HarnessError as exc:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+        problem = str(exc)
+    if problem is not None:
+        # A suite's own mistake: a one-line collection error for that file, no traceback.
+        pytest.fail(f"{metafunc.definition.nodeid}: {problem}", pytrace=False)
     if not cases:
         metafunc.parametrize(
             "cnn_case",

@@ -211,3 +211,21 @@ def test_ctrl_c_keeps_rows_and_marks_the_run_incomplete(tmp_path: Path):
     assert "run interrupted" in output
     df = load_results(tmp_path / "results")
     assert len(df) >= 2 and not df["run_complete"].any()
+
+
+def test_a_bad_marker_is_one_line_naming_the_suite(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_bad="""
+import pytest
+
+@pytest.mark.cnnbench(model=["lenet5"])
+def test_bad(cnn_case, cnn_bench):
+    cnn_bench(cnn_case)
+"""
+    )
+    out = pytester.runpytest_subprocess("--cnn-no-report", *FAST)
+    assert out.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the session
+    # ("[" opens a character class in fnmatch: "?" stands for the brackets)
+    out.stdout.fnmatch_lines(["test_bad.py::test_bad: unknown cnnbench marker key(s) ?'model'?*"])
+    out.stdout.no_fnmatch_line("*Traceback*")
+    out.stdout.no_fnmatch_line("*pluggy*")
