@@ -201,6 +201,22 @@ def test_energy_uses_samples_per_j_when_the_results_have_it() -> None:
     assert "1 / energy" not in " ".join(a.text for a in fig.layout.annotations)
 
 
+def test_energy_of_a_v1_row_beside_a_v2_row_keeps_its_samples_per_joule() -> None:
+    # schema v1 had energy_j_per_sample but no samples_per_j: read beside a v2 file, its rows
+    # still get 1 / energy per sample (0.25 J -> 4 samples/J), not a gap
+    rows = [
+        case_row(model="m", batch_size=1, energy_j_per_sample=0.5, samples_per_j=2.0, **gpu_env()),
+        case_row(
+            model="m", batch_size=2, energy_j_per_sample=0.25, samples_per_j=None, **gpu_env()
+        ),
+    ]
+    fig = figures.energy_figure(pd.DataFrame(rows))
+    per_j = next(t for t in fig.data if t.xaxis == "x2")
+    assert list(per_j.x) == [1, 2]
+    assert list(per_j.y) == pytest.approx([2.0, 4.0])
+    assert "1 / energy per sample" in " ".join(a.text for a in fig.layout.annotations)
+
+
 def test_energy_placeholder_when_no_power_was_measured() -> None:
     cases = make_cases(hostile=False)
     cpu = cases[cases["device"] == "cpu"]

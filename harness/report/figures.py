@@ -216,15 +216,16 @@ def energy_figure(cases: pd.DataFrame) -> go.Figure:
     if not has_values(df, "energy_j_per_sample"):
         lines = missing_summary(df, "energy_j_per_sample", "power", POWER_REASONS)
         return placeholder(title, lines or [esc("no cases in these results")])
-    derived = not has_values(df, "samples_per_j")
     per_j = "samples_per_j"
-    if derived:  # older files: the reciprocal of the measured energy per sample
-        df = df.assign(
-            samples_per_j=[
-                None if (e := number(v)) in (None, 0.0) else 1.0 / e
-                for v in df["energy_j_per_sample"]
-            ]
-        )
+    # Rows of older files (schema v1) have no samples_per_j: the reciprocal of their measured
+    # energy per sample, row by row, so a v1 file read beside a v2 one still gets its points.
+    pairs = list(zip(df[per_j], df["energy_j_per_sample"], strict=True))
+    derived = [number(s) is None and number(e) not in (None, 0.0) for s, e in pairs]
+    df = df.assign(
+        samples_per_j=[
+            1.0 / number(e) if d else s for d, (s, e) in zip(derived, pairs, strict=True)
+        ]
+    )
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -270,7 +271,7 @@ def energy_figure(cases: pd.DataFrame) -> go.Figure:
     style(fig, title, height=440)
     fig.update_layout(margin={"t": 85})
     lines = missing_summary(df, "energy_j_per_sample", "power", POWER_REASONS)
-    if derived:
+    if any(derived):
         lines.append(esc("samples per joule = 1 / energy per sample (no samples_per_j column)"))
     return add_notes(fig, lines, prefix=NOT_PLOTTED)
 
