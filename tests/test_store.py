@@ -144,6 +144,9 @@ def test_unknown_columns_tables_and_bad_types_are_clear_errors(tmp_path: Path) -
         w.add_case(case_row(1), layer=layers_frame())
     with pytest.raises(InvalidInputError, match="column 'batch_size' must hold int64"):
         w.add_case(case_row(1, batch_size="eight"))
+    # pyarrow alone would store 4096.5 bytes as 4096: a fraction in a count column is refused
+    with pytest.raises(InvalidInputError, match=r"'peak_memory_bytes' must hold int64.*4096\.5"):
+        w.add_case(case_row(1, peak_memory_bytes=4096.5))
     with pytest.raises(InvalidInputError, match=r"'layers' table.*'flops'"):
         w.add_case(case_row(1), layers=layers_frame().assign(flops=1))
     with pytest.raises(InvalidInputError, match="no case_id"):

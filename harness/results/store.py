@@ -68,6 +68,11 @@ def _columns_to_table(table: str, columns: Mapping[str, Any], n_rows: int, what:
             continue
         values = columns[col.name]
         try:
+            if pa.types.is_integer(col.type) and not isinstance(values, pd.Series):
+                # pa.array truncates 3.5 to 3 without a word: a fraction is not a count
+                bad = [v for v in values if isinstance(v, float) and v == v and v % 1 != 0]
+                if bad:  # (NaN, v != v, is a null, not a fraction)
+                    raise ValueError(f"{bad[0]!r} is not a whole number")
             if isinstance(values, pd.Series):
                 arr = pa.Array.from_pandas(values, type=col.type)
             else:
