@@ -61,6 +61,7 @@ def seconds(s: float | None, digits: int = 3) -> str:
     """0.00123 -> ``1.23 ms``: three significant digits in s, ms, us or ns."""
     if _missing(s):
         return "-"
+    s = float(f"{s:.{digits}g}")  # round first: 0.9996 s is "1 s", not "1e+03 ms"
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
         if abs(s) >= scale:
             return f"{s / scale:.{digits}g} {unit}"

@@ -37,6 +37,8 @@ def test_seconds_and_percent():
     assert units.seconds(0.00123) == "1.23 ms"
     assert units.seconds(2.5e-6) == "2.5 us"
     assert units.seconds(3e-9) == "3 ns"
+    assert units.seconds(0.9996) == "1 s"  # rounds before choosing the unit
+    assert units.seconds(0.0009996) == "1 ms"
     assert units.seconds(None) == "-"
     assert units.percent(0.8936) == "89.4%"
     assert units.percent(None) == "-"

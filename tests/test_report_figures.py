@@ -515,3 +515,11 @@ def test_layer_rows_without_case_keys_take_them_from_their_case() -> None:
     assert set(filled["model"]) == {"vgg16"}
     assert set(filled["batch_size"]) == {1}
     assert vgg16_statement(filled) is not None
+
+
+def test_durations_round_before_choosing_the_unit() -> None:
+    from harness.report.data import seconds
+
+    assert seconds(0.9996) == "1 s"
+    assert seconds(0.0009996) == "1 ms"
+    assert seconds(0.00123) == "1.23 ms"

@@ -258,6 +258,7 @@ def seconds(value: Any) -> str:
     v = number(value)
     if v is None:
         return MISSING_TEXT
+    v = float(f"{v:.3g}")  # round first: 0.9996 s is "1 s", not "1e+03 ms"
     if abs(v) >= 1:
         return f"{v:.3g} s"
     if abs(v) >= 1e-3:

@@ -107,7 +107,13 @@ CASES: tuple[Column, ...] = (
     # static profile
     _c("params", INT, "count", "parameters"),
     _c("trainable_params", INT, "count", "parameters with requires_grad"),
-    _c("param_bytes", INT, "bytes", "bytes of the parameters at the case's dtype"),
+    _c(
+        "param_bytes",
+        INT,
+        "bytes",
+        "parameter bytes as held on the device (float32 under "
+        "autocast); the profile's, at the case dtype, if the model was never built",
+    ),
     _c("macs", INT, "MACs", "multiply-accumulates of one forward pass at the case's batch"),
     _c("flops", INT, "FLOPs", "2 * macs"),
     _c("activation_bytes", INT, "bytes", "sum of leaf-layer output bytes, one forward pass"),
