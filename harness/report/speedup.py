@@ -94,7 +94,7 @@ def speedup_figure(cases: pd.DataFrame) -> go.Figure:
                         f"{dev} vs {base_label}",
                         lab,
                         f"speedup {r:.3g}×",
-                        f"median {seconds(a)} vs {seconds(b)}",
+                        f"median {seconds(b)} vs {seconds(a)}",
                     )
                     for lab, r, a, b in zip(
                         raw,
