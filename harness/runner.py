@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -83,7 +82,6 @@ class CaseResult:
     row: dict[str, Any]
     layers: pd.DataFrame | None = None
     power: pd.DataFrame | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -335,25 +333,3 @@ def _measure(
         result.power = reading.trace_frame()
     if idle_w is not None:
         row["power_w_idle"] = idle_w
-
-
-def run_cases(
-    cases: Sequence[Case],
-    options: RunOptions | None = None,
-    *,
-    on_result: Callable[[CaseResult], None] | None = None,
-) -> list[CaseResult]:
-    """Run several cases in order, collecting the environment once; ``on_result`` sees each."""
-    results: list[CaseResult] = []
-    environments: dict[str, dict[str, Any]] = {}
-    for case in cases:
-        key = str(resolve_device(case.device))
-        if key not in environments:
-            environments[key] = collect_environment(resolve_device(case.device))
-        started = time.perf_counter()
-        res = run_case(case, options, environment=environments[key])
-        res.extra["wall_s"] = time.perf_counter() - started
-        results.append(res)
-        if on_result is not None:
-            on_result(res)
-    return results

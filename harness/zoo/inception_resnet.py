@@ -283,10 +283,6 @@ class InceptionResNet(nn.Sequential):
         self.num_features = features
 
 
-def _scales(scale_a: float, scale_b: float, scale_c: float) -> tuple[float, float, float]:
-    return (scale_a, scale_b, scale_c)
-
-
 @register_model(
     "inception_resnet_v1",
     input_shape=INPUT_SHAPE,
@@ -313,7 +309,7 @@ def inception_resnet_v1(
         block_b=(128, (128, 128, 128)),
         reduction_b=((256, 384), (256, 256), (256, 256, 256)),
         block_c=(192, (192, 192, 192)),
-        scales=_scales(scale_a, scale_b, scale_c),
+        scales=(scale_a, scale_b, scale_c),
         num_classes=num_classes,
         dropout=dropout,
     )
@@ -345,7 +341,7 @@ def inception_resnet_v2(
         block_b=(192, (128, 160, 192)),
         reduction_b=((256, 384), (256, 288), (256, 288, 320)),
         block_c=(192, (192, 224, 256)),
-        scales=_scales(scale_a, scale_b, scale_c),
+        scales=(scale_a, scale_b, scale_c),
         final_block=True,
         final_conv=1536,
         num_classes=num_classes,
@@ -379,7 +375,7 @@ def inception_resnet_v2_paper(
         block_b=(192, (128, 160, 192)),
         reduction_b=((256, 384), (256, 288), (256, 288, 320)),
         block_c=(192, (192, 224, 256)),
-        scales=_scales(scale_a, scale_b, scale_c),
+        scales=(scale_a, scale_b, scale_c),
         num_classes=num_classes,
         dropout=dropout,
     )
