@@ -95,6 +95,7 @@ class Case:
     compile: bool = False
     device: str = "cpu"
     dtype_method: str = "autocast"
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", parse_shape(self.input_shape))
@@ -112,6 +113,13 @@ class Case:
             raise InvalidInputError("channels_last needs a CxHxW input (4-D tensors)")
         if self.mode not in MODES:
             raise InvalidInputError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise InvalidInputError(
+                f"threads must be a positive integer (or None: torch's default), got "
+                f"{self.threads!r}"
+            )
         if self.dtype_method not in DTYPE_METHODS:
             raise InvalidInputError(
                 f"unknown dtype method {self.dtype_method!r}; use one of {', '.join(DTYPE_METHODS)}"
@@ -135,8 +143,10 @@ class Case:
             self.memory_format,
             self.mode,
             "compiled" if self.compile else "eager",
-            self.device,
         ]
+        if self.threads is not None:
+            parts.append(f"t{self.threads}")
+        parts.append(self.device)
         return "-".join(parts)
 
     def __str__(self) -> str:
@@ -160,6 +170,7 @@ def sweep(
     compile: Iterable[bool] = (False,),
     device: str = "cpu",
     dtype_method: str = "autocast",
+    threads: Iterable[int | None] = (None,),
 ) -> list[Case]:
     """Every combination of the given values; a model without ``input_shapes`` runs at its own
     default input (from the registry). channels_last is skipped for 1D models."""
@@ -172,10 +183,10 @@ def sweep(
             if input_shapes is not None
             else [get_entry(model).input_shape]
         )
-        for shape, bs, dt, mf, mode, comp in itertools.product(
-            shapes, batch_sizes, dtypes, memory_formats, modes, compile
+        for shape, bs, dt, mf, mode, comp, th in itertools.product(
+            shapes, batch_sizes, dtypes, memory_formats, modes, compile, threads
         ):
             if mf == "channels_last" and len(shape) != 3:
                 continue
-            cases.append(Case(model, shape, bs, dt, mf, mode, comp, device, dtype_method))
+            cases.append(Case(model, shape, bs, dt, mf, mode, comp, device, dtype_method, th))
     return cases

@@ -48,6 +48,8 @@ class RunOptions:
     power_sample_hz: float = 100.0
     idle_power_s: float = 0.0
     cudnn_benchmark: bool = True
+    layer_times: bool = False
+    layer_time_steps: int = 5
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, rule: str) -> InvalidInputError:
@@ -279,6 +281,36 @@ def run_case(
     return result
 
 
+def _layer_times(
+    prepared: PreparedStep,
+    case: Case,
+    device: torch.device,
+    options: RunOptions,
+    summary: dict[str, Any],
+    result: CaseResult,
+) -> None:
+    """Measured time per layer (harness.measure.layer_times) joined to the static layer table;
+    a failure there leaves the case ``ok`` and says why in ``layer_time_source``."""
+    from harness.measure.layer_times import measure_layer_times
+
+    try:
+        measured = measure_layer_times(
+            prepared,
+            case,
+            device,
+            steps=options.layer_time_steps,
+            static=result.layers,
+            step_median_s=float(summary["latency_s_median"]),
+        )
+    except Exception as exc:
+        result.row["layer_time_source"] = (
+            f"not measured: {type(exc).__name__}: {_first_line(exc)}"[:500]
+        )
+        return
+    result.layers = measured.layers
+    result.row.update(measured.columns)
+
+
 def _measure(
     prepared: PreparedStep,
     case: Case,
@@ -323,6 +355,8 @@ def _measure(
             rounds_runner=powered_rounds,
         )
         memory = measure_peak_memory(prepared.step, device, baseline_tensors=prepared.tensors)
+        if options.layer_times:  # after the timed rounds, never inside them
+            _layer_times(prepared, case, device, options, timing.summary(), result)
     columns = timing.to_columns()
     row.update(columns)
     row["throughput_per_s"] = case.batch_size / columns["latency_s_median"]

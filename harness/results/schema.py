@@ -19,6 +19,13 @@ Version history:
      and clock-event reasons at the start and end of the window), the ``power`` table, and
      ``connections``, ``cudnn_allow_tf32``, ``float32_matmul_precision``, ``load_avg_1m`` and
      ``unhandled_ops`` in the cases table.
+  3: trust and scale-out. Cases: ``threads`` (requested intra-op threads, part of the case
+     key), ``test_name``, the median's confidence interval and why the rounds stopped, the noise
+     signals and the validity verdict (``validity``, ``validity_reason``, ``remeasured``), the
+     worker and isolation a case ran in, measured layer-time coverage, the run's measured CPU
+     roofs, Dynamo statistics of compiled cases, the energy counter's scope, released cuBLAS
+     workspaces; status ``crashed``. Layers: measured time per layer and what follows from it
+     (share, achieved FLOP/s, bytes moved, arithmetic intensity) and ``layer_kind``.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 META_TABLE = b"cnnbench.table"
 META_VERSION = b"cnnbench.schema_version"
-STATUSES = ("ok", "oom", "error", "skipped")
+STATUSES = ("ok", "oom", "error", "skipped", "crashed")
+VALIDITIES = ("valid", "noisy")
 # The columns that identify a case across runs and machines (compare joins on these).
 CASE_KEY = (
     "model",
@@ -40,6 +48,7 @@ CASE_KEY = (
     "memory_format",
     "mode",
     "compiled",
+    "threads",
 )
 
 
@@ -64,6 +73,7 @@ CASES: tuple[Column, ...] = (
     _c("run_complete", BOOL, "", "false while the run is going on or after it was interrupted"),
     _c("timestamp_utc", STR, "ISO 8601", "when the case finished"),
     _c("case_id", STR, "", "readable id of the case (also its pytest id)"),
+    _c("test_name", STR, "", "the suite test that measured the case (file::function)"),
     # the case key
     _c("model", STR, "", "registered model name"),
     _c("input_shape", STR, "", "input without batch, CxHxW or CxL"),
@@ -73,6 +83,12 @@ CASES: tuple[Column, ...] = (
     _c("memory_format", STR, "", "contiguous or channels_last"),
     _c("mode", STR, "", "inference (forward) or training (forward+backward+optimizer step)"),
     _c("compiled", BOOL, "", "run through torch.compile"),
+    _c(
+        "threads",
+        INT,
+        "threads",
+        "intra-op threads the case asked for (null: torch's default; cpu_threads says what ran)",
+    ),
     _c("device", STR, "", "torch device string the case ran on (cpu, cuda:0)"),
     # environment
     _c("device_name", STR, "", "GPU name, or the CPU model on CPU"),
@@ -88,6 +104,28 @@ CASES: tuple[Column, ...] = (
         "1-minute load average as the case started: above cpu_cores, "
         "other work competed for the CPU and latencies are suspect",
     ),
+    _c(
+        "load_avg_1m_end",
+        FLT,
+        "",
+        "1-minute load average when the timed rounds ended",
+    ),
+    _c(
+        "cpu_pressure",
+        FLT,
+        "",
+        "share of the timed rounds during which some task waited for a CPU "
+        "(/proc/pressure/cpu 'some'); null where the kernel has no PSI",
+    ),
+    _c(
+        "involuntary_switches_per_s",
+        FLT,
+        "1/s",
+        "involuntary context switches of this process per second of timed rounds (getrusage)",
+    ),
+    _c("cpu_affinity", STR, "", "the CPUs the process was allowed to run on (0-3,8)"),
+    _c("worker", STR, "", "pytest-xdist worker id (gw0, ...) or 'main'"),
+    _c("isolation", STR, "", "how the case ran: in the test process (none) or a child process"),
     _c("ram_bytes", INT, "bytes", "total system memory"),
     _c("gpu_uuid", STR, "", "GPU UUID (NVML/CUDA)"),
     _c("gpu_pci_bus_id", STR, "", "GPU PCI bus id"),
@@ -134,12 +172,51 @@ CASES: tuple[Column, ...] = (
     _c("latency_s_p90", FLT, "s", "90th percentile"),
     _c("latency_s_p99", FLT, "s", "99th percentile"),
     _c("p99_reliable", BOOL, "", "false when p99 comes from fewer than 100 samples"),
+    _c(
+        "latency_s_median_ci_low",
+        FLT,
+        "s",
+        "lower end of the 95% distribution-free confidence interval of the median",
+    ),
+    _c("latency_s_median_ci_high", FLT, "s", "upper end of that interval"),
+    _c(
+        "ci_target",
+        FLT,
+        "",
+        "half-width of the median's interval the rounds aimed at, as a share of the median",
+    ),
+    _c("stop_reason", STR, "", "why the rounds stopped: target, time_cap or min_rounds"),
     _c("latency_s_samples", pa.list_(FLT), "s", "every measured step, in order"),
     _c("throughput_per_s", FLT, "samples/s", "batch_size / latency_s_median"),
+    # validity: is the measurement trustworthy (harness.measure.noise)
+    _c("validity", STR, "", "valid or noisy; null for a case that did not run"),
+    _c("validity_reason", STR, "", "the noise signal(s) that crossed a threshold, with values"),
+    _c("remeasured", INT, "count", "times the case was measured again after a noisy first try"),
+    # measured layer times (harness.measure.layer_times)
+    _c(
+        "layer_time_coverage",
+        FLT,
+        "",
+        "sum of the measured per-layer times / latency_s_median",
+    ),
+    _c("layer_time_steps", INT, "steps", "profiled steps the layer times are the median of"),
+    _c("layer_time_source", STR, "", "how layer times were measured, or why they were not"),
+    # the run's measured roofs (a short GEMM and memory-bandwidth micro-benchmark)
+    _c("peak_flops_measured", FLT, "FLOP/s", "measured dense matmul rate at the case's dtype"),
+    _c("peak_bytes_per_s_measured", FLT, "bytes/s", "measured memory copy bandwidth"),
+    # torch.compile
+    _c("dynamo_graphs", INT, "count", "unique graphs Dynamo compiled for the case"),
+    _c("dynamo_graph_breaks", INT, "count", "graph breaks (where eager Python ran instead)"),
     # memory
     _c("peak_memory_bytes", INT, "bytes", "peak memory during one measured step"),
     _c("memory_baseline_bytes", INT, "bytes", "weights and input resident before the step"),
     _c("memory_source", STR, "", "cuda_allocator, cpu_tensor_tracker, or why unmeasured"),
+    _c(
+        "cublas_workspace_bytes",
+        INT,
+        "bytes",
+        "cuBLAS workspace memory released before the case (left by earlier cases)",
+    ),
     # power (filled by harness.measure.power; docs/POWER.md says what each reading is)
     _c("power_w_mean", FLT, "W", "mean power over the timed window (energy / window if counted)"),
     _c("power_w_max", FLT, "W", "highest power sample"),
@@ -148,6 +225,12 @@ CASES: tuple[Column, ...] = (
     _c("energy_j_per_sample", FLT, "J", "energy of the window / samples processed"),
     _c("samples_per_j", FLT, "samples/J", "samples processed / energy of the window"),
     _c("energy_window_s", FLT, "s", "length of the measured window"),
+    _c(
+        "energy_scope",
+        STR,
+        "",
+        "what the energy reading covers: gpu, module (GPU + CPU + memory on GH200), package...",
+    ),
     _c("power_samples", INT, "count", "distinct power readings in the window's trace"),
     _c("power_sample_hz", FLT, "Hz", "rate the power sampler was asked to poll at"),
     _c("power_polls", INT, "count", "power reads made (polls / window: the rate reached)"),
@@ -163,7 +246,7 @@ CASES: tuple[Column, ...] = (
     _c("throttle_reasons_start", STR, "", "clock-event (throttle) reasons at start, comma-sep."),
     _c("throttle_reasons_end", STR, "", "clock-event (throttle) reasons at end, comma-separated"),
     # outcome
-    _c("status", STR, "", "ok, oom, error or skipped"),
+    _c("status", STR, "", "ok, oom, error, skipped or crashed (the case killed its process)"),
     _c("error", STR, "", "the reason when status is not ok"),
 )
 
@@ -183,6 +266,19 @@ LAYERS: tuple[Column, ...] = (
     _c("macs", INT, "MACs", "multiply-accumulates of this layer"),
     _c("connections", INT, "count", "LeNet-style connections: MACs plus bias additions"),
     _c("activation_bytes", INT, "bytes", "bytes of this layer's output"),
+    _c(
+        "layer_kind",
+        STR,
+        "",
+        "leaf (a leaf module) or parent_ops (ops a parent module's forward ran itself: "
+        "the residual add, torch.cat, flatten)",
+    ),
+    _c("time_s", FLT, "s", "measured time of the layer in one step (median over the steps)"),
+    _c("time_s_backward", FLT, "s", "measured backward time of the layer (training cases)"),
+    _c("time_share", FLT, "", "time_s / the sum of time_s over the case's layers"),
+    _c("achieved_flops_per_s", FLT, "FLOP/s", "2 * macs / time_s"),
+    _c("bytes_moved", INT, "bytes", "weights + inputs + outputs of the layer at the case dtype"),
+    _c("arithmetic_intensity", FLT, "FLOP/byte", "2 * macs / bytes_moved"),
 )
 
 POWER: tuple[Column, ...] = (

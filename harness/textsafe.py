@@ -1,0 +1,30 @@
+"""Strings from result files and model names made safe to print: one implementation.
+
+A result file is data somebody else may have written: a model name or an error message can hold
+ANSI/OSC escape sequences (which would recolour or retitle the user's terminal), a ``\\r\\n``
+that forges a line of output, or a ``|`` that breaks a markdown table. Every command that prints
+such a string passes it through one of these functions first.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls (but tab), DEL and the C1 controls (0x80-0x9f: CSI, OSC, ... in 8-bit form).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    return {"\n": "\\n", "\r": "\\r"}.get(ch, f"\\x{ord(ch):02x}")
+
+
+def terminal(text: object) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\n``), so it
+    prints as one inert line."""
+    return _CONTROL.sub(_escape, str(text))
+
+
+def markdown_cell(text: object) -> str:
+    """``terminal(text)`` with ``|`` escaped, for one cell of a markdown table."""
+    return terminal(text).replace("|", "\\|")
