@@ -15,7 +15,9 @@ sub-directories, chosen by their ``cnnbench.table`` metadata, never by name alon
 back in schema order with every current column (those a file of an older schema version lacks
 are null), unknown extra columns kept at the end. Dtypes are pandas ``ArrowDtype`` for every
 column (``int64[pyarrow]``, ``string[pyarrow]``, ``list<double>[pyarrow]``...), so a null stays
-``pd.NA`` and is never turned into 0 or NaN.
+``pd.NA`` and is never turned into 0 or NaN. Cases rows of files older than the validity
+verdict are assessed on loading, and impossible timings are marked ``invalid``
+(harness.results.validity).
 """
 
 from __future__ import annotations
@@ -368,4 +370,9 @@ def load_results(paths: PathLike | Iterable[PathLike], table: str = "cases") -> 
                 names.add(field.name)
     target = pa.schema(fields)
     combined = pa.concat_tables([_conform(t, target, f) for f, t in tables])
-    return combined.to_pandas(types_mapper=pd.ArrowDtype)
+    frame = combined.to_pandas(types_mapper=pd.ArrowDtype)
+    if table == "cases":  # older files get a verdict; impossible timings are never valid
+        from harness.results.validity import assess_frame
+
+        assess_frame(frame)
+    return frame
