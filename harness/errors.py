@@ -34,5 +34,10 @@ class InputTooSmallError(InvalidInputError):
     """A spatial input so small that some layer's output would be empty."""
 
 
+class DataDependentForwardError(InvalidInputError):
+    """A forward whose control flow reads tensor values (``if x.mean() > 0``): the meta device
+    holds no values, so such a model cannot be profiled statically."""
+
+
 class ResultFileError(HarnessError, ValueError):
     """A file given as results that is missing, corrupt, or not a harness result file."""

@@ -20,7 +20,12 @@ import torch
 from torch import nn
 
 from harness.cases import parse_dtype, shape_str
-from harness.errors import HarnessError, InputTooSmallError, InvalidInputError
+from harness.errors import (
+    DataDependentForwardError,
+    HarnessError,
+    InputTooSmallError,
+    InvalidInputError,
+)
 from harness.profile.trace import ForwardFailed, Frame, MetaTracer, TraceResult, resolve
 
 aten = torch.ops.aten
@@ -315,6 +320,21 @@ def _to_error(p: ShapeProblem, resolved: Any, input_shape: tuple[int, ...]) -> H
     )
 
 
+def _reads_values(exc: BaseException) -> bool:
+    """Whether a meta forward failed because the model read a tensor's value (``.item()``,
+    ``bool(t)``, data-dependent shapes), not because of the input's shape."""
+    text = str(exc)
+    return any(
+        marker in text
+        for marker in (
+            "cannot be called on meta tensors",
+            "data-dependent",
+            "Cannot access data pointer",
+            "data dependent",
+        )
+    )
+
+
 def check_batch_size(batch_size: Any) -> int:
     """A batch size as an int >= 1, or InvalidInputError saying so."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -365,6 +385,13 @@ def checked_trace(
         too_small = smallest is not None and any(
             a < b for a, b in zip(shape[1:], smallest[1:], strict=False)
         )
+        if _reads_values(f.cause):
+            raise DataDependentForwardError(
+                f"{resolved.label} reads tensor values in its forward at {where} "
+                f"({type(f.cause).__name__}: {str(f.cause).splitlines()[0]}): its control flow "
+                "depends on the data, which the meta device does not hold, so it has no static "
+                "profile"
+            ) from f.cause
         cls = InputTooSmallError if too_small else InvalidInputError
         hint = (
             f"the smallest input this model accepts is {shape_str(smallest)}"
