@@ -102,7 +102,9 @@ def prepare_step(
     """Build the model (or take it from ``models``) and input on the device and the step that
     one round runs."""
     reduced = case.dtype != "float32"
-    cast = reduced and case.dtype_method == "cast"
+    # float64 is always a cast: autocast has no float64 (on the CPU it turns itself off and the
+    # case would run float32 under a float64 label; on CUDA only some ops would run in it).
+    cast = reduced and (case.dtype_method == "cast" or case.dtype == "float64")
     weight_dtype = case.torch_dtype if cast else torch.float32
     if models is None:
         model = _build(case, device, weight_dtype)
