@@ -210,6 +210,50 @@ def test_cuda_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     assert r == MemoryResult(5_000, 1_000, "cuda_allocator")
 
 
+def test_cuda_training_baseline_is_read_without_the_last_steps_gradients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fake allocator that counts the bytes of the live weights and gradients: the step's
+    zero_grad(set_to_none=True) frees the previous gradients and backward allocates new ones, so
+    the step's own peak is the new gradients, param_bytes; with the old gradients counted in the
+    baseline it came out as 0."""
+    net = nn.Linear(100, 50)
+    params = list(net.parameters())
+    param_bytes = (100 * 50 + 50) * F32
+    opt = torch.optim.SGD(params, lr=0.1)
+
+    def live_bytes() -> int:
+        grads = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
+        return param_bytes + grads
+
+    peak = {"bytes": 0}
+
+    def train() -> None:
+        opt.zero_grad(set_to_none=True)
+        net(torch.ones(1, 100)).sum().backward()
+        peak["bytes"] = max(peak["bytes"], live_bytes())  # the worst moment: after backward
+        opt.step()
+
+    train()  # a previous round: its gradients are alive now
+    assert live_bytes() == 2 * param_bytes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(
+        torch.cuda, "reset_peak_memory_stats", lambda device=None: peak.update(bytes=live_bytes())
+    )
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: live_bytes())
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: peak["bytes"])
+
+    r = measure_peak_memory(train, "cuda:0", baseline_tensors=params)
+    assert r.memory_baseline_bytes == param_bytes  # the weights, not their old gradients
+    assert extra(r) == param_bytes  # the step's own gradients
+
+    train()
+    kept = measure_peak_memory(train, "cuda:0", baseline_tensors=params, drop_gradients_first=False)
+    assert kept.memory_baseline_bytes == 2 * param_bytes and extra(kept) == 0  # the old defect
+
+
 def test_tensors_built_from_python_data_count() -> None:
     def step() -> None:
         a = torch.tensor([1.0, 2.0, 3.0])  # 3 float32

@@ -6,8 +6,12 @@ plus what the step allocated on top at its worst moment. ``memory_baseline_bytes
 part, so the step's own peak is ``peak_memory_bytes - memory_baseline_bytes``.
 
 * CUDA (``memory_source = "cuda_allocator"``): ``torch.cuda.max_memory_allocated`` after
-  ``reset_peak_memory_stats``; the baseline is ``torch.cuda.memory_allocated`` before the step
-  (every live tensor on the device). Bytes are the allocator's, rounded up to its block sizes
+  ``reset_peak_memory_stats``; the baseline is ``torch.cuda.memory_allocated`` before the step:
+  every block the caching allocator has handed out on the device. That is the weights and
+  buffers, the input, the optimizer's state (SGD's momentum buffers, made by the warm-up's
+  first step), cuBLAS workspaces (8 to 32 MiB per handle and stream, kept until released:
+  ``harness.measure.cuda_state.release_between_cases`` before the case), and anything else a
+  caller keeps alive on the device. Bytes are the allocator's, rounded up to its block sizes
   (multiples of 512 bytes); memory cached but not allocated is not counted.
 * CPU (``memory_source = "cpu_tensor_tracker"``): ``CpuTensorTracker``, a TorchDispatchMode that
   sees the output of every ATen op run in the step (forward, autograd's backward, optimizer
@@ -16,9 +20,17 @@ part, so the step's own peak is ``peak_memory_bytes - memory_baseline_bytes``.
   (``UntypedStorage.nbytes``). It sees tensors only: scratch buffers a kernel allocates and frees
   inside one op (oneDNN workspaces, im2col) and the Python heap are not included. The baseline
   is the distinct storages of ``baseline_tensors`` (pass the model's parameters and buffers and
-  the input). A ``torch.compile``d model runs its eager ops while a dispatch mode is active
-  (checked with torch 2.13), so for compiled CPU cases the figure is the eager allocation pattern,
-  not the fused one.
+  the input; the optimizer's state is in it only if its tensors are passed too). A
+  ``torch.compile``d model runs its eager ops while a dispatch mode is active (checked with
+  torch 2.13), so for compiled CPU cases the figure is the eager allocation pattern, not the
+  fused one.
+
+Gradients are not part of the baseline. A training step starts with
+``zero_grad(set_to_none=True)``, so the previous step's gradients (``param_bytes`` of them) die
+inside the step and the step allocates its own: read with them alive, the CUDA baseline was
+``param_bytes`` too high and ``peak - baseline`` that much too low (0.55 GB for VGG-16). So the
+gradients of the leaf tensors in ``baseline_tensors`` are dropped (``.grad = None``) before the
+baseline is read, on every device (``drop_gradients_first=False`` keeps them).
 
 This module knows nothing of pytest.
 """
@@ -176,17 +188,31 @@ def _cpu_peak(step: Callable[[], object], baseline_tensors: Iterable[torch.Tenso
     return MemoryResult(int(tracker.peak_bytes), int(baseline), CPU_SOURCE)
 
 
+def drop_gradients(tensors: Iterable[torch.Tensor]) -> int:
+    """Set ``.grad = None`` on the leaf tensors among ``tensors``; returns how many had one."""
+    dropped = 0
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_leaf and t.requires_grad and t.grad is not None:
+            t.grad = None
+            dropped += 1
+    return dropped
+
+
 def measure_peak_memory(
     step: Callable[[], object],
     device: torch.device | str,
     baseline_tensors: Iterable[torch.Tensor] = (),
+    *,
+    drop_gradients_first: bool = True,
 ) -> MemoryResult:
     """Run ``step`` once and return the peak memory during it (see the module docstring).
 
-    On CPU pass ``baseline_tensors`` (parameters, buffers, the input): the tracker cannot see
-    what existed before the step otherwise, and the baseline is then 0. On CUDA they are ignored:
-    the allocator knows everything resident. Run it outside the timed rounds: the CPU tracker
-    slows every op down.
+    Pass ``baseline_tensors`` (parameters, buffers, the input): on CPU the tracker cannot see
+    what existed before the step otherwise, and the baseline is then 0; on every device their
+    gradients are dropped before the baseline is read (``drop_gradients_first``), since the
+    step's ``zero_grad(set_to_none=True)`` would free them anyway. On CUDA the baseline itself
+    is the allocator's: it knows everything resident. Run it outside the timed rounds: the CPU
+    tracker slows every op down.
     """
     if not callable(step):
         raise InvalidInputError(f"step must be a callable taking no arguments; got {step!r}")
@@ -194,8 +220,11 @@ def measure_peak_memory(
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise InvalidInputError(f"{device!r} is not a torch device: use 'cpu' or 'cuda:N'") from e
+    tensors = list(baseline_tensors)
+    if drop_gradients_first and dev.type in ("cuda", "cpu"):
+        drop_gradients(tensors)
     if dev.type == "cuda":
         return _cuda_peak(step, dev)
     if dev.type == "cpu":
-        return _cpu_peak(step, baseline_tensors)
+        return _cpu_peak(step, tensors)
     return MemoryResult(None, None, f"unavailable: no peak-memory source for device {dev.type!r}")
