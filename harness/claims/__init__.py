@@ -16,39 +16,59 @@ import fnmatch
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from harness.claims.base import (
-    CONFIRMED,
-    KINDS,
-    NEEDS_MEASUREMENT,
-    PARTLY,
-    REFUTED,
-    VERDICTS,
-    Claim,
-    ClaimResult,
-    Context,
-    Finding,
-)
-from harness.claims.classic import CLASSIC_CLAIMS
-from harness.claims.inception import INCEPTION_CLAIMS
-from harness.claims.measured import MEASURED_CLAIMS
-from harness.claims.resnet import RESNET_CLAIMS
-from harness.claims.vgg import VGG_CLAIMS
 from harness.errors import InvalidInputError
+
+_LAZY = {  # the claims modules import torch: only when a name is used (vgg_memory does not)
+    **dict.fromkeys(
+        (
+            "CONFIRMED",
+            "KINDS",
+            "NEEDS_MEASUREMENT",
+            "PARTLY",
+            "REFUTED",
+            "VERDICTS",
+            "Claim",
+            "ClaimResult",
+            "Context",
+            "Finding",
+        ),
+        "harness.claims.base",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "CLAIMS":
+        return _claims()
+    raise AttributeError(f"module 'harness.claims' has no attribute {name!r}")
+
+
+def _claims() -> tuple:
+    from harness.claims.classic import CLASSIC_CLAIMS
+    from harness.claims.inception import INCEPTION_CLAIMS
+    from harness.claims.measured import MEASURED_CLAIMS
+    from harness.claims.resnet import RESNET_CLAIMS
+    from harness.claims.vgg import VGG_CLAIMS
+
+    return (
+        *CLASSIC_CLAIMS[:7],
+        *VGG_CLAIMS,
+        *INCEPTION_CLAIMS[:5],
+        *CLASSIC_CLAIMS[7:],
+        *RESNET_CLAIMS,
+        *INCEPTION_CLAIMS[5:],
+        *MEASURED_CLAIMS,
+    )
+
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# In the order of /work/shared/CLAIMS.md: LeNet, AlexNet, VGG, cs231n, GoogLeNet, 1x1 and
-# output size, ResNet, Inception-ResNet, then what the measurements must show.
-CLAIMS: tuple[Claim, ...] = (
-    *CLASSIC_CLAIMS[:7],
-    *VGG_CLAIMS,
-    *INCEPTION_CLAIMS[:5],
-    *CLASSIC_CLAIMS[7:],
-    *RESNET_CLAIMS,
-    *INCEPTION_CLAIMS[5:],
-    *MEASURED_CLAIMS,
-)
+    from harness.claims.base import Claim, ClaimResult
 
 __all__ = [
     "CLAIMS",
@@ -71,14 +91,14 @@ def select_claims(only: str | Iterable[str] | None = None) -> list[Claim]:
     several, comma-separated; None: all), in document order. No match is an
     InvalidInputError naming the ids."""
     if only is None:
-        return list(CLAIMS)
+        return list(_claims())
     patterns = [only] if isinstance(only, str) else list(only)
     patterns = [p.strip() for item in patterns for p in item.split(",") if p.strip()]
-    chosen = [c for c in CLAIMS if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+    chosen = [c for c in _claims() if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
     if not chosen:
         raise InvalidInputError(
             f"no claim id matches {', '.join(patterns) or repr(only)}; ids: "
-            + ", ".join(c.id for c in CLAIMS)
+            + ", ".join(c.id for c in _claims())
         )
     return chosen
 
@@ -99,5 +119,7 @@ def check_claims(
         from harness.claims.rows import ok_rows
 
         ok_rows(results)  # validate once, before any check runs
+    from harness.claims.base import Context
+
     ctx = Context(results)
     return [result for claim in claims for result in claim.evaluate(ctx)]
