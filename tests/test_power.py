@@ -47,6 +47,7 @@ def _reading() -> PowerReading:
         polls=150,
         start=DeviceState(1410, 1593, 40, 300.0, "gpu_idle"),
         end=DeviceState(1200, 1593, 83, 300.0, "sw_power_cap,sw_thermal_slowdown"),
+        energy_scope="gpu",
     )
 
 
@@ -61,6 +62,10 @@ def test_columns_are_the_schema_columns_with_the_schema_types() -> None:
     assert cols["power_samples"] == 3
     assert cols["power_limit_w"] == 300.0
     assert cols["throttle_reasons_end"] == "sw_power_cap,sw_thermal_slowdown"
+    assert cols["energy_scope"] == "gpu"
+    # no energy, no scope: the scope says what an energy figure covers
+    no_energy = PowerReading(source="nvml:energy_counter+instant_field", energy_scope="gpu")
+    assert no_energy.to_columns(8)["energy_scope"] is None
 
 
 def test_the_trace_frame_is_the_power_table_without_its_keys() -> None:

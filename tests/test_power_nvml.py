@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.nvml_stub import scenarios
-from tests.nvml_stub.build import build_stub, c_compiler
+from tests.nvml_stub.build import build_stub, compiler_or_skip
 
 UUIDS = [
     "GPU-1b6e2a9c-0000-4c1e-9d2e-aaaaaaaaaaaa",
@@ -31,8 +31,7 @@ NO_CUDA_ENV = {"CUDA_VISIBLE_DEVICES": None, "CUDA_DEVICE_ORDER": None}
 
 @pytest.fixture(scope="session")
 def stub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if c_compiler() is None:
-        pytest.skip("no C compiler (gcc or cc) to build the stand-in NVML library")
+    compiler_or_skip()  # fails instead under CI
     return tmp_path_factory.mktemp("nvml_stub")
 
 
@@ -153,6 +152,28 @@ def test_drivers_before_r535_give_throttle_reasons_under_the_old_name(
             scenarios.run_monitor, old, str(conf), NO_CUDA_ENV, steps_us=MANUAL_1_2_S
         ).result(timeout=120)
     assert out["columns"]["throttle_reasons_end"] == "hw_thermal_slowdown"
+    # nor have they nvmlDeviceGetC2cModeInfoV: taken as a discrete GPU
+    assert out["columns"]["energy_scope"] == "gpu"
+
+
+def test_without_a_compiler_ci_fails_and_elsewhere_skips(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        from tests.nvml_stub.build import compiler_or_skip
+
+        def test_needs_the_stub():
+            compiler_or_skip()
+        """
+    )
+    monkeypatch.setenv("PATH", str(pytester.path))  # neither gcc nor cc on it
+    monkeypatch.delenv("CI", raising=False)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(skipped=1)
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no C compiler*under CI these tests must run*"])
 
 
 # -- windows that cannot give energy -----------------------------------------------------------
@@ -328,13 +349,86 @@ def test_the_sampler_thread_traces_a_power_step_without_counting_repeats(run) ->
     assert reading.power_w_max == 300.0
 
 
-def test_energy_over_a_real_one_second_window(run) -> None:
-    out = run({"dev0.power": 250_000, "energy_update_us": 100_000}, real_window_s=1.1)
+def test_the_counter_step_is_measured_and_a_window_too_short_for_it_gives_no_energy(run) -> None:
+    # a counter moving every 100 ms: one step is 8% of a 1.2 s window, so 5 s are needed for 2%
+    out = run(
+        {"dev0.power": 250_000, "energy_update_us": 100_000},
+        real_window_s=1.2,
+        counter_step_s=None,
+    )
+    assert out["counter_step_source"] == "measured"
+    # each change is seen within a 1 ms poll, later where the machine is busy
+    assert out["counter_step_s"] == pytest.approx(0.100, abs=0.01)
+    assert out["min_window_s"] == pytest.approx(out["counter_step_s"] / 0.02)  # about 5 s
+    cols = out["columns"]
+    assert cols["energy_j_total"] is None and cols["energy_scope"] is None
+    assert f"shorter than the {out['min_window_s']:g} s minimum" in cols["power_reason"]
+    assert f"moves every {out['counter_step_s']:.3f} s, measured" in cols["power_reason"]
+    assert "more than 2%" in cols["power_reason"]
+
+
+def test_a_window_of_the_minimum_length_errs_by_at_most_2_percent(run) -> None:
+    # a 40 ms counter: the window is lengthened to about 2 s, where one step is 2% of it;
+    # expected energy from the formula E = P * t (the stub's counter is the exact integral,
+    # read at its last update)
+    config = {"dev0.power": 250_000, "energy_update_us": 40_000}
+    out = run(config, real_window_s="min_window", counter_step_s=None)
+    assert out["min_window_s"] == pytest.approx(2.0, abs=0.2)
     reading = out["reading"]
-    assert reading.window_s >= 1.1
-    # the counter moves in 100 ms steps: it can be off by one step of 250 W * 0.1 s
-    assert reading.energy_j == pytest.approx(250.0 * reading.window_s, abs=25.0 + 1e-6)
+    assert reading.window_s >= out["min_window_s"] and reading.reason is None
+    exact = 250.0 * reading.window_s
+    assert abs(reading.energy_j - exact) <= 0.02 * exact
     assert reading.power_w_mean == pytest.approx(reading.energy_j / reading.window_s)
+
+
+def test_a_counter_that_cannot_be_timed_is_assumed_to_move_every_100_ms(run) -> None:
+    # the manual clock stands still: the counter never moves while it is being timed
+    out = run({"clock": "manual"}, counter_step_s=None)
+    assert out["counter_step_s"] == 0.1 and out["min_window_s"] == pytest.approx(5.0)
+    assert out["counter_step_source"].startswith("assumed: the counter did not move")
+
+
+# -- what the energy covers (energy_scope) ------------------------------------------------------
+
+
+def test_a_discrete_gpu_counts_gpu_energy(run) -> None:
+    out = run({"clock": "manual", "dev0.power": 250_000}, steps_us=MANUAL_1_2_S)
+    assert out["source"] == "nvml:energy_counter+instant_field"
+    assert out["columns"]["energy_scope"] == "gpu"
+    assert out["columns"]["energy_j_total"] == pytest.approx(300.0, rel=1e-12)
+
+
+GRACE_HOPPER = {
+    "clock": "manual",
+    "dev0.c2c": 1,
+    "dev0.power": 250_000,  # the GPU
+    "dev0.cpu_power": 100_000,  # the Grace CPU and memory of the same module
+}
+
+
+def test_on_grace_hopper_without_the_gpu_field_the_module_counter_says_module(run) -> None:
+    out = run(GRACE_HOPPER, steps_us=MANUAL_1_2_S)
+    cols = out["columns"]
+    assert out["source"] == "nvml:energy_counter+instant_field"
+    assert cols["energy_scope"] == "module"
+    assert cols["energy_j_total"] == pytest.approx((250.0 + 100.0) * 1.2, rel=1e-12)  # 420 J
+    assert cols["power_w_max"] == 250.0  # the trace is the GPU's (instant field, GPU scope)
+
+
+def test_on_grace_hopper_the_gpu_scope_energy_field_gives_the_gpu_alone(run) -> None:
+    out = run({**GRACE_HOPPER, "energy_field": 1}, steps_us=MANUAL_1_2_S)
+    cols = out["columns"]
+    assert out["source"] == "nvml:gpu_energy_field+instant_field"
+    assert cols["energy_scope"] == "gpu"
+    assert cols["energy_j_total"] == pytest.approx(250.0 * 1.2, rel=1e-12)  # 300 J, not 420
+    assert cols["power_w_mean"] == pytest.approx(250.0, rel=1e-12)
+
+
+def test_the_gpu_energy_field_is_preferred_on_any_gpu_that_has_it(run) -> None:
+    out = run({"clock": "manual", "energy_field": 1, "dev0.power": 200_000}, steps_us=MANUAL_1_2_S)
+    assert out["source"] == "nvml:gpu_energy_field+instant_field"
+    assert out["columns"]["energy_j_total"] == pytest.approx(240.0, rel=1e-12)
+    assert out["columns"]["energy_scope"] == "gpu"
 
 
 def test_idle_baseline_is_measured_and_carried_by_later_readings(run) -> None:

@@ -86,6 +86,7 @@ def test_energy_is_summed_over_packages_across_a_wraparound(powercap) -> None:
     cols = reading.to_columns(401)
     assert cols["energy_j_per_sample"] == pytest.approx(expected_uj / 1e6 / 401, rel=1e-12)
     assert cols["power_reason"] is None
+    assert cols["energy_scope"] == "package"  # the packages' counters, not the machine
 
 
 def test_several_wraparounds_are_counted_when_each_is_seen(powercap) -> None:

@@ -94,13 +94,18 @@ def nvml_errors(what: str) -> Iterator[None]:
 
 
 class _Session:
-    """The process's one NVML initialisation (NVML is per process; init is reference counted)."""
+    """The process's one NVML initialisation (NVML is per process; init is reference counted).
+
+    ``cache`` holds facts measured about devices while NVML is up (the energy counter's update
+    period, by UUID); shutting NVML down forgets them.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.active = False
         self.preloaded: ctypes.CDLL | None = None
         self.preloaded_path: str | None = None
+        self.cache: dict[str, object] = {}
 
     def init(self, library: str | os.PathLike[str] | None) -> None:
         raw = library if library is not None else os.environ.get(LIBRARY_ENV) or None
@@ -136,6 +141,7 @@ class _Session:
 
     def shutdown(self) -> None:
         with self.lock:
+            self.cache.clear()
             if self.active:
                 self.active = False
                 with contextlib.suppress(pynvml.NVMLError):  # already gone: nothing to do
@@ -157,6 +163,11 @@ def init_nvml(library: str | os.PathLike[str] | None = None) -> None:
 def shutdown_nvml() -> None:
     """Shut NVML down; the next ``init_nvml`` initialises it again (and re-reads the stub)."""
     _SESSION.shutdown()
+
+
+def session_cache() -> dict[str, object]:
+    """A dict for facts measured about devices in this NVML session (cleared at shutdown)."""
+    return _SESSION.cache
 
 
 # -- clock-event (throttle) reasons ------------------------------------------------------------
@@ -214,9 +225,36 @@ class NvmlDevice:
             return int(pynvml.nvmlDeviceGetPowerUsage(self.handle))
 
     def total_energy_mj(self) -> int:
-        """The energy counter in mJ since the driver was loaded (Volta and newer)."""
+        """The energy counter in mJ since the driver was loaded (Volta and newer). On a Grace
+        Hopper module it counts the whole module (GPU, CPU, memory): see ``is_c2c_module``."""
         with nvml_errors("the total energy counter"):
             return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+
+    def gpu_energy_mj(self) -> int:
+        """The GPU-only energy in mJ since the driver was loaded: field NVML_FI_DEV_ENERGY (191)
+        with scope NVML_POWER_SCOPE_GPU (nvml.h: "Same as NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION
+        for the GPU"; scope 1 would be the module). Drivers without the field answer
+        NOT_SUPPORTED."""
+        field = (pynvml.NVML_FI_DEV_ENERGY, pynvml.NVML_POWER_SCOPE_GPU)
+        with nvml_errors("the GPU energy field"):
+            value = pynvml.nvmlDeviceGetFieldValues(self.handle, [field])[0]
+            if value.nvmlReturn != pynvml.NVML_SUCCESS:
+                raise pynvml.NVMLError(value.nvmlReturn)
+        return _field_int(value)
+
+    def is_c2c_module(self) -> bool:
+        """True on a GPU joined to its CPU by NVLink-C2C in one module (Grace Hopper, Grace
+        Blackwell): ``nvmlDeviceGetC2cModeInfoV().isC2cEnabled``, the test zeus uses. A GPU or
+        driver without the query (NOT_SUPPORTED, or a driver that predates it) is a discrete
+        GPU."""
+        try:
+            with nvml_errors("the C2C mode"):
+                info = pynvml.nvmlDeviceGetC2cModeInfoV(self.handle)
+        except NvmlUnavailable as err:
+            if err.unsupported:
+                return False
+            raise
+        return bool(info.isC2cEnabled)
 
     def state(self) -> dict[str, int | None]:
         """SM and memory clocks (MHz), temperature (C), power limit (mW), clock-event mask.

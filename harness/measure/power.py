@@ -7,17 +7,20 @@ The runner wraps its timed rounds::
     monitor.start(); ...timed rounds...; reading = monitor.stop()
     row.update(reading.to_columns(rounds * batch_size))
 
-Energy comes from a hardware counter read at start and stop (NVML's total-energy counter,
-RAPL's package counters); a background thread samples power at ``sample_hz`` for the trace
-and the maximum. A window shorter than ``min_window_s``, or a counter that did not move, gives
-null energy with the reason, never 0 J. Nothing here raises because power cannot be measured:
-the monitor is then a ``NullPowerMonitor`` whose readings say why (``power_source``).
+Energy comes from a hardware counter read at start and stop (NVML's GPU energy field or its
+total-energy counter, RAPL's package counters); a background thread samples power at
+``sample_hz`` for the trace and the maximum. A counter moves in steps, so a window shorter than
+``min_window_s`` (at least ``counter step / ENERGY_QUANTISATION_TARGET``: 2% error at most), or
+a counter that did not move, gives null energy with the reason, never 0 J. Nothing here raises
+because power cannot be measured: the monitor is then a ``NullPowerMonitor`` whose readings
+say why (``power_source``).
 
 Units: NVML gives mW and mJ, RAPL uJ; they are converted here, once, into W and J.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -43,6 +46,11 @@ _MJ_PER_J = 1000.0
 _UJ_PER_J = 1_000_000.0
 MAX_SAMPLE_HZ = 1000.0
 DEFAULT_MIN_WINDOW_S = 1.0
+# The energy of a window read from a counter that moves every `step` seconds is off by at most
+# one step's energy (each read misses up to one step; the two misses partly cancel): a relative
+# error of at most step / window at steady power. Windows are made long enough for 2%.
+ENERGY_QUANTISATION_TARGET = 0.02
+ASSUMED_COUNTER_STEP_S = 0.1  # NVML's counter moves every 20 to 100 ms: the slow end, if unmeasured
 # The records (power_reading.py) and the monitor base classes (monitor.py) are re-exported.
 __all__ = [
     "Clock",
@@ -56,8 +64,41 @@ __all__ = [
 ]
 
 
+def measure_counter_step(
+    read: Callable[[], int],
+    *,
+    changes: int = 3,
+    timeout_s: float = 1.5,
+    poll_s: float = 0.001,
+) -> float | None:
+    """Seconds between updates of a counter: ``read`` is polled every ``poll_s`` until it has
+    changed ``changes`` times; the longest interval between two observed changes is returned
+    (each change is seen within about ``poll_s``). None when it changed fewer times within
+    ``timeout_s`` (a counter that stands still, or moves more slowly than that)."""
+    end = time.perf_counter() + timeout_s
+    last = read()
+    moments: list[float] = []
+    while len(moments) < changes and time.perf_counter() < end:
+        time.sleep(poll_s)
+        value = read()
+        if value != last:
+            moments.append(time.perf_counter())
+            last = value
+    if len(moments) < changes:
+        return None
+    return max(b - a for a, b in itertools.pairwise(moments))
+
+
 class NvmlPowerMonitor(SampledMonitor):
-    """An NVIDIA GPU through NVML: energy counter, instant (or averaged) power, state."""
+    """An NVIDIA GPU through NVML: energy counter, instant (or averaged) power, state.
+
+    Energy, by preference: the GPU-scope energy field (NVML_FI_DEV_ENERGY, scope GPU:
+    ``energy_scope = "gpu"``); else the total-energy counter (``"module"`` on a Grace Hopper
+    style C2C module, where it counts GPU, CPU and memory together; ``"gpu"`` elsewhere); else
+    the power trace integrated (GPUs before Volta). The counter's update period is measured
+    once per GPU and NVML session (``counter_step_s``, unless given), and ``min_window_s`` is
+    raised to ``counter_step_s / ENERGY_QUANTISATION_TARGET``.
+    """
 
     def __init__(
         self,
@@ -66,6 +107,7 @@ class NvmlPowerMonitor(SampledMonitor):
         sample_hz: float = 100.0,
         clock: Clock = time.perf_counter,
         min_window_s: float = DEFAULT_MIN_WINDOW_S,
+        counter_step_s: float | None = None,
     ) -> None:
         super().__init__(sample_hz=sample_hz, clock=clock, min_window_s=min_window_s)
         self.device = device
@@ -75,19 +117,53 @@ class NvmlPowerMonitor(SampledMonitor):
                 f"{device.name} reports no power: neither the instant power field nor "
                 "nvmlDeviceGetPowerUsage is supported by this GPU or driver"
             )
-        self._counter = _supported(device.total_energy_mj)
-        energy = "energy_counter" if self._counter else "trace_integral"
+        self._energy: Callable[[], int] | None = None
+        if _supported(device.gpu_energy_mj):
+            self._energy, energy, self.energy_scope = (
+                device.gpu_energy_mj,
+                "gpu_energy_field",
+                "gpu",
+            )
+        elif _supported(device.total_energy_mj):
+            self._energy, energy = device.total_energy_mj, "energy_counter"
+            self.energy_scope = "module" if device.is_c2c_module() else "gpu"
+        else:
+            energy, self.energy_scope = "trace_integral", "gpu"
+        self._counter = self._energy is not None
         self.source = f"nvml:{energy}+{'instant_field' if self._instant else 'power_usage'}"
+        self.counter_step_s: float | None = None
+        self.counter_step_source: str | None = None
+        if self._energy is not None:
+            self._set_counter_step(counter_step_s)
         self._state0 = self._state1 = DeviceState()
         self._e0 = self._e1 = 0
         self._last: int | None = None
         self.dropped = 0  # reads of 0 mW or sporadic NOT_SUPPORTED, left out of the trace
 
+    def _set_counter_step(self, given: float | None) -> None:
+        """The counter's update period (given, measured, or assumed) and the window it needs."""
+        assert self._energy is not None
+        if given is not None:
+            step, how = given, "given"
+        else:
+            cache = nvml.session_cache()
+            key = f"counter_step_s:{self.device.uuid}:{self.source}"
+            if key not in cache:
+                cache[key] = measure_counter_step(self._energy)
+            measured = cache[key]
+            if isinstance(measured, float):
+                step, how = measured, "measured"
+            else:
+                step = ASSUMED_COUNTER_STEP_S
+                how = "assumed: the counter did not move 3 times in 1.5 s while measuring it"
+        self.counter_step_s, self.counter_step_source = step, how
+        self.min_window_s = max(self.min_window_s, step / ENERGY_QUANTISATION_TARGET)
+
     def _begin(self) -> None:
         self._last, self.dropped = None, 0
         self._state0 = DeviceState.from_nvml(self.device.state())
-        if self._counter:
-            self._e0 = self.device.total_energy_mj()
+        if self._energy is not None:
+            self._e0 = self._energy()
 
     def _poll(self, now: float) -> None:
         try:
@@ -112,13 +188,20 @@ class NvmlPowerMonitor(SampledMonitor):
         self._p.append(mw / MW_PER_W)
 
     def _end(self) -> None:
-        if self._counter:
-            self._e1 = self.device.total_energy_mj()
+        if self._energy is not None:
+            self._e1 = self._energy()
         self._state1 = DeviceState.from_nvml(self.device.state())
 
     def _finish(self, window_s: float, reading: PowerReading) -> PowerReading:
         reading.start, reading.end = self._state0, self._state1
-        counter = "NVML energy counter" if self._counter else "NVML power trace"
+        reading.energy_scope = self.energy_scope
+        counter = "NVML power trace"
+        if self._counter:
+            counter = (
+                f"NVML energy counter (it moves every {self.counter_step_s:.3f} s, "
+                f"{self.counter_step_source}; a shorter window could err by more than "
+                f"{ENERGY_QUANTISATION_TARGET:.0%})"
+            )
         reason = self._window_reason(window_s, counter)
         if reason is None and self._counter:
             delta_mj = self._e1 - self._e0
@@ -186,6 +269,7 @@ class RaplPowerMonitor(SampledMonitor):
         self._last, self._last_t = values, now
 
     def _finish(self, window_s: float, reading: PowerReading) -> PowerReading:
+        reading.energy_scope = "package"
         reason = self._window_reason(window_s, "RAPL energy counters")
         if self._acc_uj > 0 and window_s > 0:  # the counters move every ~1 ms: a mean even so
             reading.power_w_mean = self._acc_uj / _UJ_PER_J / window_s
@@ -233,11 +317,14 @@ def make_power_monitor(
     powercap_root: str | Path | None = None,
     cuda_identity: Callable[[int], nvml_match.CudaIdentity | None] = nvml_match.torch_cuda_identity,
     clock: Clock = time.perf_counter,
+    counter_step_s: float | None = None,
 ) -> PowerMonitor:
     """The monitor for ``device``: NVML on CUDA, RAPL on CPU, else one that says why not.
 
     ``mode`` is ``auto`` or ``off``; ``sample_hz`` the trace rate in Hz (0 < hz <= 1000);
-    ``min_window_s`` the shortest window whose energy is reported, in s. ``nvml_library``
+    ``min_window_s`` the shortest window whose energy is reported, in s (an NVML monitor raises
+    it to ``counter_step_s / ENERGY_QUANTISATION_TARGET``; ``counter_step_s``, the energy
+    counter's update period, is measured when None). ``nvml_library``
     (default ``$CNNBENCH_NVML_LIBRARY``, else the driver's libnvidia-ml.so.1) and
     ``powercap_root`` (default ``$CNNBENCH_POWERCAP_ROOT``, else /sys/class/powercap) point at
     other sources; ``cuda_identity`` and ``clock`` replace torch's device query and
@@ -265,7 +352,7 @@ def make_power_monitor(
             except RuntimeError:  # torch could not query the device: match without its UUID
                 identity = None
             found = nvml_match.match_device(cuda_index, identity)
-            return NvmlPowerMonitor(found, **options)
+            return NvmlPowerMonitor(found, counter_step_s=counter_step_s, **options)
         except nvml.NvmlUnavailable as err:
             return NullPowerMonitor(err.reason)
     if kind == "cpu":

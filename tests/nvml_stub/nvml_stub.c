@@ -18,13 +18,18 @@
  *   energy_update_us=100000    the energy counter and the averaged power move in steps of this
  *   power_update_us=20000      the instant power field (and its timestamp) moves in steps of this
  *   dev<i>.uuid=GPU-...  dev<i>.name=...  dev<i>.pci=00000000:17:00.0  dev<i>.mig=0|1
- *   dev<i>.power=T:V,...       power in mW as a step function of time (seconds since init)
+ *   dev<i>.power=T:V,...       GPU power in mW as a step function of time (seconds since init)
  *   dev<i>.energy0_mj=N        energy counter at time 0, in mJ
+ *   dev<i>.c2c=0|1             a Grace Hopper style module (nvmlDeviceGetC2cModeInfoV): its
+ *                              total-energy counter counts the module, GPU + dev<i>.cpu_power
+ *   dev<i>.cpu_power=T:V,...   the rest of a C2C module (CPU, memory), mW
+ *   energy_field=0|1           NVML_FI_DEV_ENERGY (191) supported: scope 0 (GPU) is the GPU's
+ *                              energy, scope 1 (module) the module's (C2C devices only)
  *   dev<i>.sm_clock, .mem_clock (MHz), .temp (C), .limit_mw (mW), .reasons (bit mask):
  *                              each a constant or a T:V,... step function
  *   ret.<entry>=CODE           make an entry point return an NVML error code: init, count,
  *                              field_call, field_instant (the per-field return), power_usage,
- *                              energy, clock, temperature, limit, reasons, mig, uuid, pci
+ *                              energy, clock, temperature, limit, reasons, mig, uuid, pci, c2c
  *   lost_after_us=T            from time T on, every device call returns NVML_ERROR_GPU_IS_LOST
  *
  * Energy is the exact integral of the power step function, in nanojoules, so a test can
@@ -49,7 +54,11 @@ typedef int nvmlReturn_t;
 
 #define NVML_FI_DEV_POWER_AVERAGE 185
 #define NVML_FI_DEV_POWER_INSTANT 186
+#define NVML_FI_DEV_ENERGY 191
+#define NVML_POWER_SCOPE_GPU 0
+#define NVML_POWER_SCOPE_MODULE 1
 #define NVML_VALUE_TYPE_UNSIGNED_INT 1
+#define NVML_VALUE_TYPE_UNSIGNED_LONG_LONG 3
 #define NVML_CLOCK_SM 1
 #define NVML_CLOCK_MEM 2
 
@@ -68,7 +77,8 @@ typedef struct {
     char pci[32];
     unsigned domain, bus, device;
     int mig;
-    timeline_t power, sm_clock, mem_clock, temp, limit, reasons;
+    int c2c;
+    timeline_t power, cpu_power, sm_clock, mem_clock, temp, limit, reasons;
     int64_t energy0_mj;
 } device_t;
 
@@ -111,14 +121,15 @@ static int64_t g_init_epoch_us = 0;
 static int64_t g_energy_update_us = 100000;
 static int64_t g_power_update_us = 20000;
 static int64_t g_lost_after_us = -1;
+static int g_energy_field = 0;
 static int g_count = 0;
 static device_t g_dev[MAX_DEVICES];
 
 enum { R_INIT, R_COUNT, R_FIELD_CALL, R_FIELD_INSTANT, R_POWER_USAGE, R_ENERGY, R_CLOCK,
-       R_TEMPERATURE, R_LIMIT, R_REASONS, R_MIG, R_UUID, R_PCI, R_N };
+       R_TEMPERATURE, R_LIMIT, R_REASONS, R_MIG, R_UUID, R_PCI, R_C2C, R_N };
 static const char *g_ret_names[R_N] = {"init", "count", "field_call", "field_instant",
                                        "power_usage", "energy", "clock", "temperature",
-                                       "limit", "reasons", "mig", "uuid", "pci"};
+                                       "limit", "reasons", "mig", "uuid", "pci", "c2c"};
 static int g_ret[R_N];
 
 static int64_t mono_ns(void) {
@@ -194,6 +205,7 @@ static void set_defaults(void) {
     g_energy_update_us = 100000;
     g_power_update_us = 20000;
     g_lost_after_us = -1;
+    g_energy_field = 0;
     g_count = 1;
     memset(g_ret, 0, sizeof g_ret);
     memset(g_dev, 0, sizeof g_dev);
@@ -204,6 +216,7 @@ static void set_defaults(void) {
         snprintf(d->pci, sizeof d->pci, "00000000:%02X:00.0", 0x10 + i);
         parse_pci(d);
         parse_timeline(&d->power, "100000");
+        parse_timeline(&d->cpu_power, "0");
         parse_timeline(&d->sm_clock, "1410");
         parse_timeline(&d->mem_clock, "1215");
         parse_timeline(&d->temp, "40");
@@ -232,6 +245,7 @@ static void load_config(void) {
         } else if (strcmp(key, "energy_update_us") == 0) g_energy_update_us = strtoll(val, NULL, 0);
         else if (strcmp(key, "power_update_us") == 0) g_power_update_us = strtoll(val, NULL, 0);
         else if (strcmp(key, "lost_after_us") == 0) g_lost_after_us = strtoll(val, NULL, 0);
+        else if (strcmp(key, "energy_field") == 0) g_energy_field = atoi(val);
         else if (strncmp(key, "ret.", 4) == 0) {
             for (int r = 0; r < R_N; r++)
                 if (strcmp(key + 4, g_ret_names[r]) == 0) g_ret[r] = atoi(val);
@@ -247,6 +261,8 @@ static void load_config(void) {
                 snprintf(d->pci, sizeof d->pci, "%s", val);
                 parse_pci(d);
             } else if (strcmp(k, "mig") == 0) d->mig = atoi(val);
+            else if (strcmp(k, "c2c") == 0) d->c2c = atoi(val);
+            else if (strcmp(k, "cpu_power") == 0) parse_timeline(&d->cpu_power, val);
             else if (strcmp(k, "power") == 0) parse_timeline(&d->power, val);
             else if (strcmp(k, "energy0_mj") == 0) d->energy0_mj = strtoll(val, NULL, 0);
             else if (strcmp(k, "sm_clock") == 0) parse_timeline(&d->sm_clock, val);
@@ -398,10 +414,17 @@ nvmlReturn_t nvmlDeviceGetMigMode(device_t *d, unsigned int *current, unsigned i
     return NVML_SUCCESS;
 }
 
-nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(device_t *d, unsigned long long *energy_mj) {
-    CHECK(d, R_ENERGY);
+/* Energy in mJ at the last counter update: the GPU's, or the whole module's. */
+static unsigned long long energy_mj(device_t *d, int module) {
     int64_t t = quantize(now_us(), g_energy_update_us);
-    *energy_mj = (unsigned long long)(d->energy0_mj + energy_nj(&d->power, t) / 1000000);
+    int64_t nj = energy_nj(&d->power, t) + (module ? energy_nj(&d->cpu_power, t) : 0);
+    return (unsigned long long)(d->energy0_mj + nj / 1000000);
+}
+
+/* Like the driver: on a C2C module the total-energy counter covers the module. */
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(device_t *d, unsigned long long *energy) {
+    CHECK(d, R_ENERGY);
+    *energy = energy_mj(d, d->c2c);
     return NVML_SUCCESS;
 }
 
@@ -431,6 +454,17 @@ nvmlReturn_t nvmlDeviceGetFieldValues(device_t *d, int count, nvmlFieldValue_t *
             v->nvmlReturn = g_ret[R_FIELD_INSTANT];
             v->timestamp = g_init_epoch_us + tq;
             v->value.uiVal = (unsigned int)tl_at(&d->power, tq);
+        } else if (v->fieldId == NVML_FI_DEV_ENERGY) {
+            int module = v->scopeId == NVML_POWER_SCOPE_MODULE;
+            if (!g_energy_field || g_ret[R_ENERGY] != 0 || (module && !d->c2c) ||
+                v->scopeId > NVML_POWER_SCOPE_MODULE) {
+                v->nvmlReturn = g_ret[R_ENERGY] != 0 ? g_ret[R_ENERGY] : NVML_ERROR_NOT_SUPPORTED;
+                continue;
+            }
+            v->nvmlReturn = NVML_SUCCESS;
+            v->valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG;
+            v->timestamp = g_init_epoch_us + quantize(t, g_energy_update_us);
+            v->value.ullVal = energy_mj(d, module);
         } else if (v->fieldId == NVML_FI_DEV_POWER_AVERAGE) {
             v->nvmlReturn = NVML_SUCCESS;
             v->timestamp = g_init_epoch_us + quantize(t, g_energy_update_us);
@@ -477,6 +511,17 @@ static nvmlReturn_t reasons(device_t *d, unsigned long long *mask) {
 /* Newer drivers (R535+) name them clock-event reasons; the old name stays as an alias. */
 nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(device_t *d, unsigned long long *mask) {
     return reasons(d, mask);
+}
+
+/* pynvml's c_nvmlC2cModeInfo_v1_t. */
+typedef struct {
+    unsigned int isC2cEnabled;
+} nvmlC2cModeInfo_v1_t;
+
+nvmlReturn_t nvmlDeviceGetC2cModeInfoV(device_t *d, nvmlC2cModeInfo_v1_t *info) {
+    CHECK(d, R_C2C);
+    info->isC2cEnabled = (unsigned int)d->c2c;
+    return NVML_SUCCESS;
 }
 #endif
 

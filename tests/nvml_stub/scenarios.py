@@ -57,16 +57,20 @@ def run_monitor(
     device: str = "cuda:0",
     identity: tuple[str | None, str | None] | None = None,
     steps_us: list[int] | None = None,
-    real_window_s: float | None = None,
+    real_window_s: float | str | None = None,
     idle_s: float | None = None,
     sample_hz: float = 100.0,
     min_window_s: float = 1.0,
+    counter_step_s: float | None = 0.02,
     samples: int = 320,
 ) -> dict[str, Any]:
     """Build a monitor for ``device`` on the stub and measure one window.
 
     ``steps_us``: manual stub clock; start at the first time, sample at the middle ones, stop at
-    the last. ``real_window_s``: real clock; sleep that long between start and stop.
+    the last. ``real_window_s``: real clock; sleep that long between start and stop (the
+    string ``"min_window"``: the monitor's ``min_window_s``).
+    ``counter_step_s``: the energy counter's update period as given to the monitor (0.02 s keeps
+    the minimum window at ``min_window_s``); None has the monitor measure it (real clock only).
     """
     stub = _stub(lib)
     clock = (lambda: stub.nvml_stub_time_us() / 1e6) if steps_us else time.perf_counter
@@ -79,9 +83,12 @@ def run_monitor(
             nvml_library=lib,
             cuda_identity=lambda _index: ident,
             clock=clock,
+            counter_step_s=counter_step_s,
         )
         out: dict[str, Any] = {"monitor": type(monitor).__name__, "source": monitor.source}
         out["min_window_s"] = monitor.min_window_s
+        out["counter_step_s"] = getattr(monitor, "counter_step_s", None)
+        out["counter_step_source"] = getattr(monitor, "counter_step_source", None)
         if isinstance(monitor, NvmlPowerMonitor):
             dev = monitor.device
             out["device"] = dataclasses.asdict(dataclasses.replace(dev, handle=None))
@@ -99,8 +106,9 @@ def run_monitor(
             reading = monitor.stop()
         elif real_window_s is not None:
             out["stub_time_at_start_s"] = stub.nvml_stub_time_us() / 1e6
+            seconds = monitor.min_window_s if real_window_s == "min_window" else real_window_s
             with monitor:
-                time.sleep(real_window_s)
+                time.sleep(float(seconds))
             reading = monitor.reading
         else:
             return out
