@@ -1,583 +1,385 @@
-"""The claims check against ground truth computed here by hand: the papers' tables, torchvision's
-documented parameter counts and the formulas (conv params = out * in / groups * F * F + out,
-MACs = out_h * out_w * in * out * F * F / groups, output = (N - F + 2P) / S + 1), never numbers
-printed by the code under test. Measured claims get small hand-made result tables with the
-schema's column names.
+"""The claims as data and their one evaluator: for every claim a set of quantities that must
+confirm and one that must refute (measured claims also one with a missing value and one with an
+interval straddling the bound), each explanation stating the quantities it was given; a property
+test that no explanation holds a number that is not one of its quantities or its rule; the
+explicit order; the command. Static numbers against formulas: test_claims_static.py; measured
+claims from result rows: test_claims_measured.py.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import math
-import time
-from pathlib import Path
+import random
+import re
+import subprocess
+import sys
+from typing import Any
 
-import pandas as pd
 import pytest
-import torch
-from torch import nn
 
 from harness.claims import (
     CLAIMS,
     CONFIRMED,
-    NEEDS_MEASUREMENT,
+    INSUFFICIENT,
+    ORDER,
     PARTLY,
     REFUTED,
+    UNDECIDED,
     VERDICTS,
-    ClaimResult,
     check_claims,
     select_claims,
 )
-from harness.claims.depth import weighted_depth
+from harness.claims.core import Equals, Monotonic, Near, Quantity, Range, Ref, evaluate, fmt, q
+from harness.claims.static import Models
 from harness.cli import main
 from harness.errors import InvalidInputError
-from harness.models import get_model
-from harness.results import ResultWriter
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def conv_params(c_in: int, c_out: int, k: int, groups: int = 1, bias: bool = True) -> int:
-    return c_out * (c_in // groups) * k * k + (c_out if bias else 0)
-
-
-def fc_params(n_in: int, n_out: int) -> int:
-    return n_in * n_out + n_out
+BY_ID = {c.id: c for c in CLAIMS}
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 @pytest.fixture(scope="module")
-def static() -> dict[str, ClaimResult]:
-    start = time.perf_counter()
-    results = check_claims()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 30, f"the static claims took {elapsed:.1f} s; they should take a few"
-    by_id = {r.id: r for r in results}
-    assert len(by_id) == len(results) == len(CLAIMS)  # one result per claim without results
-    return by_id
+def real() -> dict[str, dict[str, Quantity]]:
+    """The quantities the static and structural claims measure on the zoo (meta device)."""
+    models = Models()
+    return {c.id: c.measure(models) for c in CLAIMS if c.kind != "measured"}
 
 
-# --------------------------------------------------------------------------- the records
+def names(claim_id: str) -> list[str]:
+    return list(dict.fromkeys(n for e in BY_ID[claim_id].expect for n in e.names))
 
 
-def test_every_claim_has_a_verdict_numbers_and_a_source(static: dict[str, ClaimResult]) -> None:
-    ids = [c.id for c in CLAIMS]
-    assert len(ids) == len(set(ids))
-    for r in static.values():
-        assert r.verdict in VERDICTS and r.source and r.claim and r.explanation and r.method
-        if r.kind == "static":
-            assert r.verdict != NEEDS_MEASUREMENT and r.measured, r.id
-            assert r.rows == ""
-        else:
-            assert r.verdict == NEEDS_MEASUREMENT and "--results" in r.explanation
-        json.dumps(r.to_dict())  # JSON-ready: plain Python numbers
+def left_names(claim_id: str) -> list[str]:
+    """The quantity each expectation judges (not a Ref target)."""
+    return [e.names[0] for e in BY_ID[claim_id].expect if not isinstance(e, Monotonic)]
 
 
-EXPECTED_VERDICTS = {  # what the numbers in the tests below (and in test_zoo/test_profile) decide
-    **dict.fromkeys(
-        [
-            "lenet5.maps",
-            "lenet5.layers",
-            "lenet5.c3_table",
-            "lenet5.params",
-            "alexnet.layout",
-            "alexnet.conv_fc_split",
-            "alexnet.single_tower",
-            "vgg.kernels",
-            "vgg.depth",
-            "vgg.params_vs_depth",
-            "vgg.three_3x3",
-            "cs231n.vgg16_memory",
-            "googlenet.inception_3a_channels",
-            "googlenet.depth",
-            "googlenet.head",
-            "formula.output_size",
-            "formula.conv1x1",
-            "resnet18.layout",
-            "resnet.blocks",
-            "resnet.deeper",
-            "resnet.plain",
-            "resnet.preact",
-            "inception_resnet.projection",
-        ],
-        CONFIRMED,
-    ),
-    "cs231n.vgg16_total": REFUTED,
-    "googlenet.inception_3a_weights": REFUTED,
-    "googlenet.params_vs_alexnet": REFUTED,
-    "inception_resnet.scale": PARTLY,
+def other(value: Any) -> Any:
+    """A value that differs: a text changed, a yes/no flipped, a number moved far off."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):
+        return value + "-changed"
+    return value * 3 + 7
+
+
+def override(base: dict[str, Quantity], values: dict[str, Any]) -> dict[str, Quantity]:
+    out = dict(base)
+    for name, v in values.items():
+        unit = base[name].unit if name in base else "count"
+        out[name] = v if isinstance(v, Quantity) else q(v, unit)
+    return out
+
+
+# Static and structural claims: the zoo's numbers, with these values changed. Where the zoo's
+# numbers refute (the documents are wrong), the confirming set puts in what the source says.
+CONFIRM = {
+    "cs231n.vgg16_total": {"rows_values": 24_000_000},
+    "googlenet.inception_3a_weights": {"weights_ratio": 3.0},
+    "googlenet.params_vs_alexnet": {"two_gpu_ratio": 12.0, "torchvision_ratio": 11.6},
+    "inception_resnet.scale": {"inception_resnet_v2_max_scale": 0.2},
 }
+REFUTE = {  # every expectation must fail; Equals claims get every judged value changed
+    "lenet5.params": {"trainable_params": 61_706, "output_trainable_params": 840},
+    "alexnet.conv_fc_split": {"conv_share": 0.0404, "fc_share": 0.9596, "params": 58_000_000},
+    "vgg.params_vs_depth": {"params_11_to_19_change": 0.5, "vgg11_fc_share": 0.4,
+                            "vgg19_fc_share": 0.3},
+    "cs231n.vgg16_memory": {"conv_pool_activation_share": 0.4, "early_activation_share": 0.3,
+                            "fc_params_share": 0.2},
+    "cs231n.vgg16_params": {"params": 143_667_240},
+    "googlenet.inception_3a_weights": {"weights_ratio": 2.37},
+    "googlenet.params_vs_alexnet": {"two_gpu_ratio": 9.2, "torchvision_ratio": 12.6},
+    "inception_resnet.scale": {f"{n}_{end}_scale": 1.0 for n in (
+        "inception_resnet_v1", "inception_resnet_v2_paper", "inception_resnet_v2")
+        for end in ("min", "max")},
+}  # fmt: skip
 
 
-def test_static_verdicts(static: dict[str, ClaimResult]) -> None:
-    got = {k: r.verdict for k, r in static.items() if r.kind == "static"}
-    assert got == EXPECTED_VERDICTS
+def measured_sets() -> dict[str, dict[str, dict[str, Quantity]]]:
+    """For each measured claim: confirm, refute, missing and straddle quantities, by hand."""
+    resnets = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+    def depth(lat: list[Quantity], rising: bool = True) -> dict[str, Quantity]:
+        k = 1 if rising else -1
+        out = {}
+        for i, m in enumerate(resnets):
+            out |= {f"{m}_params": q(10_000_000 + k * i * 1_000_000, "count"),
+                    f"{m}_macs": q(2_000_000_000 + k * i * 10**9, "MACs"),
+                    f"{m}_peak_memory_bytes": q(50 * 2**20 + k * i * 2**20, "bytes"),
+                    f"{m}_latency_s": lat[i]}  # fmt: skip
+        return out
+
+    rising = [q(t, "s", t * 0.99, t * 1.01) for t in (0.02, 0.04, 0.05, 0.1, 0.15)]
+    falling = [q(t, "s", t * 0.99, t * 1.01) for t in (0.15, 0.1, 0.05, 0.04, 0.02)]
+    overlap = [*rising[:2], q(0.041, "s", 0.039, 0.043), *rising[3:]]
+
+    def plain(r18: Quantity, r34: Quantity) -> dict[str, Quantity]:
+        return {"resnet18_to_plain18_latency_ratio": r18, "resnet18_to_plain18_macs_ratio":
+                q(1.011, "x"), "resnet34_to_plain34_latency_ratio": r34,
+                "resnet34_to_plain34_macs_ratio": q(1.005, "x")}  # fmt: skip
+
+    def ratio(v: float, lo: float, hi: float) -> dict[str, Quantity]:
+        return {"naive_to_reduced_latency_ratio": q(v, "x", lo, hi),
+                "naive_to_reduced_macs_ratio": q(2.37, "x")}  # fmt: skip
+
+    def rho(v: Quantity) -> dict[str, Quantity]:
+        return {"spearman_rho": v, "resnet18_MAC_per_s": q(6.86e10, "MAC/s")}
+
+    def fc(params: float, time: Quantity) -> dict[str, Quantity]:
+        return {"fc_params_share": q(params, "share"), "fc_time_share": time,
+                "fc_macs_share": q(0.008, "share")}  # fmt: skip
+
+    noisy = "noisy row: IQR 36% of the median (limit 25%)"
+    return {
+        "resnet.depth_vs_cost": {
+            "confirm": depth(rising), "refute": depth(falling, rising=False),
+            "missing": depth([*rising[:4], q(None, "s", why=noisy)]),
+            "straddle": depth(overlap)},
+        "resnet.plain_vs_residual_time": {
+            "confirm": plain(q(1.02, "x", 0.99, 1.05), q(1.03, "x", 1.0, 1.06)),
+            "refute": plain(q(1.41, "x", 1.3, 1.5), q(2.0, "x", 1.9, 2.1)),
+            "missing": plain(q(1.02, "x", 0.99, 1.05), q(None, "x", why="oom: out of memory")),
+            "straddle": plain(q(1.41, "x", 0.57, 3.54), q(1.03, "x", 1.0, 1.06))},
+        "googlenet.inception_3a_time": {
+            "confirm": ratio(1.355, 1.34, 1.37), "refute": ratio(0.8, 0.78, 0.82),
+            "missing": {"naive_to_reduced_latency_ratio": q(None, "x", why=noisy)},
+            "straddle": ratio(1.05, 0.9, 1.2)},
+        "macs_vs_time": {
+            "confirm": rho(q(0.957, "number")), "refute": rho(q(0.31, "number")),
+            "missing": rho(q(None, "number", why="2 valid row(s); a rank correlation needs 3")),
+            "straddle": rho(q(0.9, "number", 0.85, 0.95))},
+        "macs_vs_energy": {
+            "confirm": rho(q(1.0, "number")), "refute": rho(q(0.5, "number")),
+            "missing": rho(q(None, "number", why="power: unavailable: NVML library not found")),
+            "straddle": rho(q(0.92, "number", 0.8, 0.97))},
+        "vgg16.fc_time_share": {
+            "confirm": fc(0.894, q(0.05, "share")), "refute": fc(0.3, q(0.4, "share")),
+            "missing": fc(0.894, q(None, "share", why="no layer times for the vgg16 row")),
+            "straddle": fc(0.894, q(0.08, "share", 0.05, 0.15))},
+    }  # fmt: skip
 
 
-def test_claim_tests_exist() -> None:
-    """Every test a claim names as asserting it is a real test function in a real file."""
-    for claim in CLAIMS:
-        assert claim.tests, claim.id
-        for node in claim.tests:
-            path, _, name = node.partition("::")
-            tree = ast.parse((ROOT / path).read_text())
-            names = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
-            assert name in names, f"{claim.id}: {node} does not exist"
+MEASURED_SETS = measured_sets()
 
 
-def test_select_claims_by_pattern() -> None:
-    assert [c.id for c in select_claims("lenet5.*")] == [
-        "lenet5.maps",
-        "lenet5.layers",
-        "lenet5.c3_table",
-        "lenet5.params",
-    ]
-    assert {c.id for c in select_claims(["vgg.depth", "cs231n.*,formula.conv1x1"])} == {
-        "vgg.depth",
-        "cs231n.vgg16_memory",
-        "cs231n.vgg16_total",
-        "formula.conv1x1",
+def sets_of(claim_id: str, real: dict[str, dict[str, Quantity]]) -> dict[str, dict]:
+    if claim_id in MEASURED_SETS:
+        return MEASURED_SETS[claim_id]
+    base = real[claim_id]
+    refute = REFUTE.get(claim_id) or {n: other(base[n].value) for n in left_names(claim_id)}
+    return {"confirm": override(base, CONFIRM.get(claim_id, {})), "refute": override(base, refute)}
+
+
+EXPECTED = {"confirm": CONFIRMED, "refute": REFUTED, "missing": INSUFFICIENT,
+            "straddle": UNDECIDED}  # fmt: skip
+
+
+def assert_states_its_quantities(result: Any, given: dict[str, Quantity], claim_id: str) -> None:
+    for name in names(claim_id):
+        quantity = given[name]
+        assert name in result.explanation, (claim_id, name, result.explanation)
+        shown = quantity.why if quantity.missing else fmt(quantity.value, quantity.unit)
+        assert shown in result.explanation, (claim_id, name, shown, result.explanation)
+
+
+@pytest.mark.parametrize("claim_id", ORDER)
+def test_every_claim_confirms_and_refutes_on_its_quantities(claim_id: str, real: dict) -> None:
+    sets = sets_of(claim_id, real)
+    assert {"confirm", "refute"} <= set(sets)
+    if BY_ID[claim_id].kind == "measured":
+        assert set(sets) == {"confirm", "refute", "missing", "straddle"}
+    for label, given in sets.items():
+        result = evaluate(BY_ID[claim_id], given)
+        assert result.verdict == EXPECTED[label], (claim_id, label, result.explanation)
+        assert_states_its_quantities(result, given, claim_id)
+        assert len(result.rules) == len(BY_ID[claim_id].expect)
+
+
+def test_the_zoo_decides_what_the_documents_get_right_and_wrong(real: dict) -> None:
+    got = {c: evaluate(BY_ID[c], qs).verdict for c, qs in real.items()}
+    wrong = {
+        "cs231n.vgg16_total": REFUTED,
+        "googlenet.inception_3a_weights": REFUTED,
+        "googlenet.params_vs_alexnet": REFUTED,
+        "inception_resnet.scale": PARTLY,
     }
+    assert got == {c: wrong.get(c, CONFIRMED) for c in real}  # fmt: skip
+
+
+def test_missing_names_the_quantity_and_why() -> None:
+    claim = BY_ID["googlenet.inception_3a_time"]
+    result = evaluate(claim, {})
+    assert result.verdict == INSUFFICIENT
+    assert "naive_to_reduced_latency_ratio" in result.explanation
+    assert "not recorded" in result.explanation
+
+
+def test_intervals_decide_only_when_clear_of_the_bound() -> None:
+    def verdict(e: Any, **qs: Quantity) -> str:
+        from harness.claims.core import Claim
+
+        return evaluate(Claim("t", "measured", "s", "q", "s", lambda _: {}, (e,)), qs).verdict
+
+    above = Range("r", 1.0, strict=True)
+    assert verdict(above, r=q(1.2, "x", 1.1, 1.3)) == CONFIRMED
+    assert verdict(above, r=q(0.8, "x", 0.7, 0.9)) == REFUTED
+    assert verdict(above, r=q(1.2, "x", 0.9, 1.3)) == UNDECIDED
+    assert verdict(above, r=q(1.0, "x")) == REFUTED  # strictly above: 1 is not
+    near = Near("r", Ref("m"), 0.10, relative=True)
+    assert verdict(near, r=q(1.08, "x", 1.06, 1.09), m=q(1.0, "x")) == CONFIRMED
+    assert verdict(near, r=q(1.5, "x", 1.4, 1.6), m=q(1.0, "x")) == REFUTED
+    assert verdict(near, r=q(1.41, "x", 0.57, 3.54), m=q(1.0, "x")) == UNDECIDED  # issue 14
+    series = Monotonic(("a", "b"))
+    assert verdict(series, a=q(1, "s", 0.9, 1.1), b=q(2, "s", 1.9, 2.1)) == CONFIRMED
+    assert verdict(series, a=q(2, "s", 1.9, 2.1), b=q(1, "s", 0.9, 1.1)) == REFUTED
+    assert verdict(series, a=q(1, "s", 0.9, 1.1), b=q(1.05, "s", 1.0, 1.2)) == UNDECIDED
+    assert verdict(series, a=q(1, "count"), b=q(1, "count")) == REFUTED  # equal is no rise
+    two = (Equals("a", 1), Equals("b", 2))
+    from harness.claims.core import Claim
+
+    both = Claim("t", "static", "s", "q", "s", lambda _: {}, two)
+    assert evaluate(both, {"a": q(1, "count"), "b": q(3, "count")}).verdict == PARTLY
+
+
+def _random_value(rng: random.Random, unit: str, like: Any) -> Quantity:
+    if rng.random() < 0.1:
+        return q(None, unit, why="oom: out of memory")
+    if isinstance(like, bool):
+        return q(rng.random() < 0.5, unit)
+    if isinstance(like, str):
+        return q(rng.choice([like, like + "x", "3x3/2"]), unit)
+    scale = abs(like) if like else 1.0
+    v = rng.choice([like, scale * rng.uniform(0, 3), float(rng.randint(0, 10**9))])
+    if unit in ("count", "MACs") and rng.random() < 0.5:
+        v = int(v)
+    if rng.random() < 0.3 and v:
+        return q(v, unit, v * rng.uniform(0.5, 1), v * rng.uniform(1, 1.5))
+    return q(v, unit)
+
+
+def test_property_no_explanation_states_a_number_it_was_not_given(real: dict) -> None:
+    """Seeded random quantities for every claim: every number in the explanation is one of the
+    quantities (value or interval end, as formatted) or a constant of the claim's rules."""
+    rng = random.Random(14)
+    for claim in CLAIMS:
+        base = sets_of(claim.id, real)["confirm"]
+        for _ in range(60):
+            given = {n: _random_value(rng, base[n].unit, base[n].value) for n in names(claim.id)}
+            result = evaluate(claim, given)
+            allowed = set()
+            for qty in given.values():
+                shown = (
+                    [qty.why]
+                    if qty.missing
+                    else [fmt(v, qty.unit) for v in (qty.value, qty.low, qty.high) if v is not None]
+                )
+                allowed |= {t for s in shown for t in NUMBER.findall(s)}
+            allowed |= {t for rule in result.rules for t in NUMBER.findall(rule)}
+            text = result.explanation
+            for name in sorted(given, key=len, reverse=True):  # names hold digits (resnet18)
+                text = text.replace(name, "")
+            stray = set(NUMBER.findall(text)) - allowed
+            assert not stray, (claim.id, stray, result.explanation)
+
+
+def test_order_is_explicit_by_id() -> None:
+    ids = [c.id for c in CLAIMS]
+    assert ids == list(ORDER) and len(set(ids)) == len(ids) == 34
+    assert ids[:4] == ["lenet5.maps", "lenet5.layers", "lenet5.c3_table", "lenet5.params"]
+    assert ids[-3:] == ["vgg16.fc_time_share", "macs_vs_time", "macs_vs_energy"]
+    assert {c.kind for c in CLAIMS} == {"static", "structural", "measured"}
+    structural = {c.id for c in CLAIMS if c.kind == "structural"}
+    assert {"lenet5.c3_table", "vgg.kernels", "alexnet.layout", "inception_resnet.scale",
+            "inception_resnet.projection"} <= structural  # fmt: skip
+
+
+def test_select_claims_by_pattern_and_kind() -> None:
+    assert [c.id for c in select_claims("cs231n.*")] == [
+        "cs231n.vgg16_memory", "cs231n.vgg16_total", "cs231n.vgg16_params"]  # fmt: skip
+    assert {c.kind for c in select_claims(kinds=["measured"])} == {"measured"}
     with pytest.raises(InvalidInputError, match="no claim id matches"):
         select_claims("no.such.claim")
 
 
-# --------------------------------------------------------------------------- static claims
+def test_claim_tests_exist() -> None:
+    import ast
+    from pathlib import Path
 
-LENET_PAPER = {  # LeCun et al. 1998, Section II-B: (trainable parameters, connections)
-    "c1": (156, 122_304),
-    "s2": (12, 5_880),
-    "c3": (1_516, 151_600),
-    "s4": (32, 2_000),
-    "c5": (48_120, 48_120),
-    "f6": (10_164, 10_164),
-}
-
-
-def test_lenet_layers_against_the_paper_table(static: dict[str, ClaimResult]) -> None:
-    r = static["lenet5.layers"]
-    assert r.verdict == CONFIRMED
-    for layer, (params, connections) in LENET_PAPER.items():
-        assert r.measured[f"{layer}_params"] == params
-        assert r.measured[f"{layer}_connections"] == connections
-    p = static["lenet5.params"]
-    assert p.verdict == CONFIRMED
-    assert p.measured["trainable_params"] == sum(v[0] for v in LENET_PAPER.values()) == 60_000
-    assert p.measured["output_trainable_params"] == 0
-    c3 = static["lenet5.c3_table"]
-    assert c3.verdict == CONFIRMED
-    assert c3.measured["connected_kernels"] == 6 * 3 + 6 * 4 + 3 * 4 + 6 == 60
-    assert c3.measured["c3_params"] == 60 * 25 + 16
-    assert static["lenet5.maps"].measured["c3"] == "16x10x10"
+    root = Path(__file__).resolve().parents[1]
+    for claim in CLAIMS:
+        for node in claim.tests:
+            path, _, name = node.partition("::")
+            tree = ast.parse((root / path).read_text())
+            assert name in {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}, node
 
 
-def test_alexnet_split_by_formula(static: dict[str, ClaimResult]) -> None:
-    conv = (
-        conv_params(3, 96, 11)
-        + conv_params(96, 256, 5, groups=2)
-        + conv_params(256, 384, 3)
-        + conv_params(384, 384, 3, groups=2)
-        + conv_params(384, 256, 3, groups=2)
+def test_importing_claims_and_deciding_measured_ones_does_not_import_torch() -> None:
+    code = (
+        "import sys\nfrom harness.claims import check_claims, vgg16_memory\n"
+        "r = check_claims(kinds=['measured'])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\nprint(len(r))"
     )
-    fc = fc_params(6 * 6 * 256, 4096) + fc_params(4096, 4096) + fc_params(4096, 1000)
-    r = static["alexnet.conv_fc_split"]
-    assert r.verdict == CONFIRMED
-    assert (r.measured["conv_params"], r.measured["fc_params"]) == (conv, fc)
-    assert r.measured["conv_share"] == pytest.approx(conv / (conv + fc))
-    assert round(100 * conv / (conv + fc), 1) == 3.8 and round(100 * fc / (conv + fc), 1) == 96.2
-    assert "3.83%" in r.explanation and "60,965,224" in r.explanation
-    tower = static["alexnet.single_tower"]
-    assert tower.verdict == CONFIRMED
-    assert tower.measured["params"] == 61_100_840  # torchvision's documented count
-    tower_conv = (
-        conv_params(3, 64, 11)
-        + conv_params(64, 192, 5)
-        + conv_params(192, 384, 3)
-        + conv_params(384, 256, 3)
-        + conv_params(256, 256, 3)
-    )
-    assert tower.measured["conv_share"] == pytest.approx(tower_conv / 61_100_840)
-    assert static["alexnet.layout"].measured["groups"] == "1/2/1/2/2"
-
-
-def test_vgg_params_change_by_formula(static: dict[str, ClaimResult]) -> None:
-    fc = fc_params(512 * 7 * 7, 4096) + fc_params(4096, 4096) + fc_params(4096, 1000)
-    r = static["vgg.params_vs_depth"]
-    assert r.verdict == CONFIRMED
-    assert r.measured["fc_params"] == fc == 123_642_856
-    # torchvision's documented counts for configurations A and E
-    assert r.measured["params_11_to_19_change"] == pytest.approx(143_667_240 / 132_863_336 - 1)
-    assert r.measured["vgg11_fc_share"] == pytest.approx(fc / 132_863_336)
-    assert "8.1%" in r.explanation
-    depth = static["vgg.depth"]
-    assert depth.verdict == CONFIRMED
-    assert [depth.measured[f"{c}_weight_layers"] for c in ("A", "A-LRN", "B", "C", "D", "E")] == [
-        11,
-        11,
-        13,
-        16,
-        16,
-        19,
-    ]
-    kernels = static["vgg.kernels"]
-    assert kernels.verdict == CONFIRMED
-    # convs: A 8, A-LRN 8, B 10, C 13 (3 of them 1x1), D 13, E 16; five pools each
-    assert kernels.measured["conv_3x3_stride_1_pad_1"] == 8 + 8 + 10 + 10 + 13 + 16
-    assert kernels.measured["maxpool_2x2_stride_2"] == 6 * 5
-
-
-VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-             512, 512, 512, "M"]  # fmt: skip
-
-
-def vgg16_outputs() -> list[int]:
-    """Values each conv and pool of VGG-16 outputs on 224x224 (3x3 pad 1 keeps, 2x2/2 halves)."""
-    out, c, hw = [], 3, 224
-    for v in VGG16_CFG:
-        if v == "M":
-            hw //= 2
-        else:
-            c = int(v)
-        out.append(c * hw * hw)
-    return out
-
-
-def test_vgg16_memory_shares_by_formula(static: dict[str, ClaimResult]) -> None:
-    convs_pools = vgg16_outputs()
-    fc = 4096 + 4096 + 1000
-    avgpool = 512 * 7 * 7  # torchvision's adaptive pool, counted by the profiler
-    total = sum(convs_pools) + avgpool + fc
-    r = static["cs231n.vgg16_memory"]
-    assert r.verdict == CONFIRMED
-    assert r.measured["activation_bytes"] == 4 * total
-    assert r.measured["conv_pool_activation_share"] == pytest.approx(1 - fc / total)
-    assert r.measured["first_two_blocks_activation_share"] == pytest.approx(
-        sum(convs_pools[:6]) / total
-    )
-    assert r.measured["fc_params_share"] == pytest.approx(123_642_856 / 138_357_544)
-
-
-def test_vgg16_total_is_refuted_by_the_rows(static: dict[str, ClaimResult]) -> None:
-    rows = 3 * 224 * 224 + sum(vgg16_outputs()) + 4096 + 4096 + 1000  # the notes' rows
-    assert rows == 15_237_608
-    r = static["cs231n.vgg16_total"]
-    assert r.verdict == REFUTED
-    assert r.measured["rows_sum_values"] == rows
-    assert r.measured["rows_sum_bytes"] == 4 * rows
-    assert r.measured["notes_total_to_rows_ratio"] == pytest.approx(24e6 / rows)
-    assert "15,237,608" in r.explanation
-
-
-def test_three_3x3_and_conv_arithmetic(static: dict[str, ClaimResult]) -> None:
-    r = static["vgg.three_3x3"]
-    c = r.measured["channels"]
-    assert r.verdict == CONFIRMED
-    assert (r.measured["three_3x3_weights"], r.measured["one_7x7_weights"]) == (
-        27 * c * c,
-        49 * c * c,
-    )
-    assert r.measured["three_3x3_receptive_field"] == 1 + 3 * (3 - 1) == 7
-    out = static["formula.output_size"]
-    assert out.verdict == CONFIRMED
-    assert out.measured["5x5_on_32_stride_1"] == (32 - 5 + 0) // 1 + 1 == 28
-    assert out.measured["alexnet_conv1_227_11_stride_4"] == (227 - 11) // 4 + 1 == 55
-    one = static["formula.conv1x1"]
-    assert one.verdict == CONFIRMED
-    assert one.measured["output"] == "32x28x28"
-    assert one.measured["weights"] == 192 * 32
-    assert one.measured["macs"] == 28 * 28 * 192 * 32
-
-
-def test_inception_3a_weights_claim_is_refuted_by_hand_count(
-    static: dict[str, ClaimResult],
-) -> None:
-    reduced = 192 * 64 + 192 * 96 + 96 * 128 * 9 + 192 * 16 + 16 * 32 * 25 + 192 * 32
-    naive = 192 * 64 + 192 * 128 * 9 + 192 * 32 * 25
-    assert (reduced, naive) == (163_328, 387_072)
-    r = static["googlenet.inception_3a_weights"]
-    assert r.verdict == REFUTED
-    assert r.measured["weights_ratio"] == pytest.approx(naive / reduced)
-    assert r.measured["macs_ratio"] == pytest.approx(naive / reduced)  # both x 28 x 28
-    assert r.measured["naive_macs"] == naive * 28 * 28
-    assert "2.37x" in r.explanation
-    channels = static["googlenet.inception_3a_channels"]
-    assert channels.verdict == CONFIRMED
-    assert channels.measured["output_channels"] == 64 + 128 + 32 + 32
-    assert channels.measured["naive_output_channels"] == 64 + 128 + 32 + 192
-
-
-# GoogLeNet's Table 1: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) per module.
-GOOGLENET_TABLE = [
-    (64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), (192, 96, 208, 16, 48, 64),
-    (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
-    (256, 160, 320, 32, 128, 128), (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128),
-]  # fmt: skip
-
-
-def test_googlenet_alexnet_ratio_is_refuted(static: dict[str, ClaimResult]) -> None:
-    r = static["googlenet.params_vs_alexnet"]
-    assert r.verdict == REFUTED
-    assert r.measured["torchvision_ratio"] == pytest.approx(61_100_840 / 6_624_904)
-    assert r.measured["two_gpu_ratio"] == pytest.approx(60_965_224 / 6_624_904)
-    # the paper's net: a true 5x5 (16 more weights per kernel than torchvision's 3x3), one bias
-    # per conv channel instead of batch norm's two (stem convs 64, 64, 192)
-    extra_5x5 = sum(red * out * 16 for _, _, _, red, out, _ in GOOGLENET_TABLE)
-    channels = 64 + 64 + 192 + sum(sum(row) for row in GOOGLENET_TABLE)
-    assert r.measured["paper_googlenet_params"] == 6_624_904 - channels + extra_5x5
-    assert r.measured["two_gpu_to_paper_googlenet_ratio"] < 9
-
-
-def test_depths_by_the_papers_convention(static: dict[str, ClaimResult]) -> None:
-    class Branches(nn.Module):  # a 1-deep and a 3-deep branch: the longest path counts
-        def __init__(self) -> None:
-            super().__init__()
-            self.a = nn.Conv2d(1, 1, 1)
-            self.b = nn.Sequential(nn.Conv2d(1, 1, 1), nn.MaxPool2d(1), nn.Conv2d(1, 1, 1))
-            self.fc = nn.Linear(2, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = torch.cat([self.a(x), self.b(x)], 1).mean((2, 3))
-            return self.fc(y)
-
-    assert weighted_depth(Branches()) == 3 and weighted_depth(Branches(), count_pools=True) == 4
-    g = static["googlenet.depth"]
-    assert g.verdict == CONFIRMED
-    assert (g.measured["weighted_depth"], g.measured["depth_with_pooling"]) == (22, 27)
-    assert static["resnet18.layout"].measured["weighted_depth"] == 18
-    deeper = static["resnet.deeper"]
-    assert deeper.verdict == CONFIRMED
-    for depth in (18, 34, 50, 101, 152):
-        assert deeper.measured[f"resnet{depth}_weighted_depth"] == depth
-    assert deeper.measured["resnet50_block"] == "Bottleneck"
-    assert deeper.measured["resnet34_block"] == "BasicBlock"
-    assert deeper.measured["resnet50_params"] == 25_557_032  # torchvision's documented count
-
-
-def test_plain_nets_differ_by_the_projections(static: dict[str, ClaimResult]) -> None:
-    params = sum(conv_params(c, 2 * c, 1, bias=False) + 2 * 2 * c for c in (64, 128, 256))
-    # each projection: 1x1, stride 2, onto the halved map (28, 14, 7)
-    macs = sum(c * 2 * c * hw * hw for c, hw in ((64, 28), (128, 14), (256, 7)))
-    adds18 = 2 * (64 * 56 * 56 + 128 * 28 * 28 + 256 * 14 * 14 + 512 * 7 * 7)
-    r = static["resnet.plain"]
-    assert r.verdict == CONFIRMED
-    assert r.measured["resnet18_projection_params"] == params == 173_824
-    assert r.measured["resnet18_params"] - r.measured["plain18_params"] == params
-    assert r.measured["resnet18_macs"] - r.measured["plain18_macs"] == macs
-    assert r.measured["resnet18_shortcut_adds"] == adds18
-    layout = static["resnet18.layout"]
-    assert layout.verdict == CONFIRMED
-    assert layout.measured["stage_sizes"] == "56/28/14/7"
-
-
-def test_inception_resnet_scales_and_blocks(static: dict[str, ClaimResult]) -> None:
-    r = static["inception_resnet.scale"]
-    # the paper's networks stay in 0.1-0.3; the released v2's last Block8 is unscaled
-    assert r.verdict == PARTLY
-    assert r.measured["inception_resnet_v1_outside_0.1_0.3"] == 0
-    assert r.measured["inception_resnet_v2_outside_0.1_0.3"] == 1
-    blocks = static["inception_resnet.projection"]
-    assert blocks.verdict == CONFIRMED
-    # v1 and v2 as drawn: 5 + 10 + 5; released v2: 10 + 20 + 9 + 1
-    assert blocks.measured["residual_blocks"] == 20 + 20 + 40
-
-
-# --------------------------------------------------------------------------- measured claims
-
-MACS = {  # any consistent numbers will do: the checks only divide and rank them
-    "resnet18": 1_814_073_344,
-    "resnet34": 3_663_761_408,
-    "resnet50": 4_089_184_256,
-    "resnet101": 7_801_405_440,
-    "resnet152": 11_513_626_624,
-    "plain18": 1_794_805_760,
-    "plain34": 3_644_493_824,
-    "inception_3a": 128_049_152,
-    "inception_3a_naive": 303_464_448,
-}
-
-
-def fake_rows(latency: dict[str, float], **extra: object) -> pd.DataFrame:
-    """One ok row per model at batch 1 on a fake GPU, with five tight raw samples each."""
-    rows = []
-    for model, lat in latency.items():
-        rows.append(
-            {
-                "run_id": "fake-run",
-                "timestamp_utc": "2026-01-01T00:00:00+00:00",
-                "model": model,
-                "input_shape": "192x28x28" if model.startswith("inception") else "3x224x224",
-                "batch_size": 1,
-                "dtype": "float32",
-                "memory_format": "contiguous",
-                "mode": "inference",
-                "compiled": False,
-                "device": "cuda:0",
-                "device_name": "Fake GPU",
-                "params": 1,
-                "macs": MACS[model],
-                "latency_s_median": lat,
-                "latency_s_samples": [lat * (1 + d) for d in (-0.01, -0.005, 0, 0.005, 0.01)],
-                "peak_memory_bytes": int(MACS[model] // 10),
-                "status": "ok",
-                **extra,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-LATENCY = {
-    "resnet18": 1e-3,
-    "resnet34": 2e-3,
-    "resnet50": 3e-3,
-    "resnet101": 5e-3,
-    "resnet152": 8e-3,
-    "plain18": 0.99e-3,
-    "plain34": 1.99e-3,
-    "inception_3a": 0.5e-3,
-    "inception_3a_naive": 0.9e-3,
-}
-
-
-def spearman_by_hand(x: list[float], y: list[float]) -> float:
-    """1 - 6 sum d^2 / (n (n^2 - 1)) for data without ties."""
-    rx = {v: i for i, v in enumerate(sorted(x))}
-    ry = {v: i for i, v in enumerate(sorted(y))}
-    d2 = sum((rx[a] - ry[b]) ** 2 for a, b in zip(x, y, strict=True))
-    n = len(x)
-    return 1 - 6 * d2 / (n * (n * n - 1))
-
-
-def test_measured_claims_from_fake_rows() -> None:
-    good = fake_rows(LATENCY)
-    older = fake_rows({"resnet50": 9.0}, timestamp_utc="2025-01-01T00:00:00+00:00")
-    failed = fake_rows({"resnet101": 1e-6}, status="error")
-    other_batch = fake_rows({"resnet18": 4e-3, "resnet34": 1e-3}, batch_size=8)
-    frame = pd.concat([older, good, failed, other_batch], ignore_index=True)
-    results = {
-        r.id: r
-        for r in check_claims(
-            frame, only="resnet.depth_vs_cost,resnet.plain_vs*,*3a_time,macs_vs_time"
-        )
-    }
-    depth = results["resnet.depth_vs_cost"]
-    assert depth.verdict == CONFIRMED, depth.explanation
-    assert "Fake GPU (cuda:0), batch 1, float32" in depth.rows  # not batch 8, which has 2 models
-    assert depth.measured["resnet50_latency_s"] == 3e-3  # the latest row, not the older 9 s
-    assert depth.measured["resnet101_latency_s"] == 5e-3  # the failed row is ignored
-    assert depth.measured["resnet50_gmacs_per_s"] == pytest.approx(MACS["resnet50"] / 3e-3 / 1e9)
-    assert depth.measured["plain34_peak_memory_bytes"] == MACS["plain34"] // 10
-
-    plain = results["resnet.plain_vs_residual_time"]
-    assert plain.verdict == CONFIRMED
-    assert plain.measured["resnet18_to_plain18_latency_ratio"] == pytest.approx(1 / 0.99)
-    assert plain.measured["resnet18_to_plain18_macs_ratio"] == pytest.approx(
-        MACS["resnet18"] / MACS["plain18"]
-    )
-
-    inc = results["googlenet.inception_3a_time"]
-    assert inc.verdict == CONFIRMED
-    assert inc.measured["naive_to_reduced_latency_ratio"] == pytest.approx(1.8)
-
-    macs = results["macs_vs_time"]
-    models = list(LATENCY)
-    expected = spearman_by_hand([MACS[m] for m in models], [LATENCY[m] for m in models])
-    assert macs.measured["spearman_rho"] == pytest.approx(expected)
-    assert macs.verdict == (CONFIRMED if expected >= 0.9 else PARTLY)
-    assert macs.measured["plain18_gmacs_per_s"] == pytest.approx(MACS["plain18"] / 0.99e-3 / 1e9)
-
-
-def test_measured_claims_say_where_the_numbers_disagree() -> None:
-    slow = {**LATENCY, "resnet101": 2.5e-3, "plain34": 1.0e-3, "inception_3a": 2e-3}
-    results = {r.id: r for r in check_claims(fake_rows(slow), only="*_time,resnet.depth*")}
-    depth = results["resnet.depth_vs_cost"]
-    assert depth.verdict == PARTLY
-    assert "resnet101 vs resnet50 latency 0.83x" in depth.explanation
-    plain = results["resnet.plain_vs_residual_time"]
-    assert plain.verdict == PARTLY  # 18 agrees, 34 is twice as slow as its plain net
-    assert plain.measured["resnet34_to_plain34_latency_ratio"] == pytest.approx(2.0)
-    assert results["googlenet.inception_3a_time"].verdict == REFUTED  # naive is faster
-
-
-def test_energy_claim_names_why_power_is_missing() -> None:
-    reason = "unavailable: NVML library not found"
-    (r,) = check_claims(fake_rows(LATENCY, power_source=reason), only="macs_vs_energy")
-    assert r.verdict == NEEDS_MEASUREMENT and reason in r.explanation
-    rows = fake_rows(LATENCY, power_source="nvml")
-    rows["energy_j_per_sample"] = [MACS[m] * 1e-11 for m in rows["model"]]  # 100 GMAC/J
-    (r,) = check_claims(rows, only="macs_vs_energy")
-    assert r.verdict == CONFIRMED and r.measured["spearman_rho"] == pytest.approx(1.0)
-    assert r.measured["resnet18_gmacs_per_j"] == pytest.approx(100.0)
-
-
-def test_results_without_the_cases_columns_are_rejected() -> None:
-    with pytest.raises(InvalidInputError, match="latency_s_median"):
-        check_claims(pd.DataFrame({"model": ["x"], "status": ["ok"]}), only="macs_vs_time")
-    with pytest.raises(InvalidInputError, match="DataFrame"):
-        check_claims([1, 2], only="macs_vs_time")  # type: ignore[arg-type]
-
-
-def test_shortcut_probe_distinguishes_add_before_and_after_relu() -> None:
-    """The check's premise: with the residual branch zeroed, adding before the last ReLU gives
-    relu(x) and adding after it would give x, and the two differ on a random input."""
-    block = get_model("resnet18").layer1[0].eval()
-    nn.init.zeros_(block.bn2.weight)
-    x = torch.randn(1, 64, 4, 4)
-    with torch.no_grad():
-        out = block(x)
-    assert torch.equal(out, torch.relu(x)) and not torch.equal(out, x)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "6"
 
 
 # --------------------------------------------------------------------------- the command
 
 
-def test_cli_json_is_parseable(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["claims", "--only", "googlenet.*", "--format", "json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
-    assert verdicts["googlenet.params_vs_alexnet"] == REFUTED
-    assert verdicts["googlenet.inception_3a_time"] == NEEDS_MEASUREMENT
-    assert data["results"] is None and sum(data["summary"].values()) == len(verdicts)
-
-
-def test_cli_table_and_markdown(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["claims", "--only", "lenet5.layers", "--only", "cs231n.*"]) == 0
+def test_cli_compact_default_lists_refuted_first_and_structural_apart(capsys: Any) -> None:
+    assert main(["claims", "--only", "googlenet.*,lenet5.c3_table"]) == 0
     out = capsys.readouterr().out
-    assert "122,304" in out and "confirmed" in out and "refuted" in out
-    assert "3 results: 2 confirmed, 1 refuted." in out
+    evidence, structural = out.split("Structural checks")
+    lines = [line for line in evidence.splitlines()[1:] if line.strip()]
+    verdicts = [line.split("  ")[0] for line in lines[:4]]
+    assert verdicts[:2] == [REFUTED, REFUTED]  # inception_3a_weights, params_vs_alexnet
+    assert "googlenet.inception_3a_time" in evidence and INSUFFICIENT in evidence
+    assert "lenet5.c3_table" in structural and "googlenet.depth" in structural
+    assert "weights_ratio 2.37×, expected within ±0.5× of 3×" in out
+    assert "Rule: insufficient data when a quantity is missing" in out
+
+
+def test_cli_verdict_filter_details_and_markdown(capsys: Any) -> None:
+    assert main(["claims", "--only", "googlenet.*", "--verdict", "refuted", "--details"]) == 0
+    out = capsys.readouterr().out
+    assert "googlenet.inception_3a_weights (static)" in out
+    assert "rule: weights_ratio within ±0.5× of 3×" in out
+    assert "quote: Without the reductions" in out and "naive_weights 387,072" in out
+    assert "googlenet.depth" not in out and "2 results: 2 refuted." in out
     assert main(["claims", "--only", "alexnet.conv_fc_split", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert "| `alexnet.conv_fc_split` |" in out and "conv_share: 3.83%" in out
+    assert "| `alexnet.conv_fc_split` | **confirmed** |" in out and "conv_share 3.83%" in out
 
 
-def test_cli_with_result_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with ResultWriter(tmp_path, run_id="fake-run") as w:
-        for row in fake_rows(LATENCY).to_dict(orient="records"):
-            w.add_case(row)
-    code = main(["claims", "--results", str(tmp_path), "--only", "resnet.depth_vs_cost",
-                 "--format", "json"])  # fmt: skip
-    assert code == 0
-    (claim,) = json.loads(capsys.readouterr().out)["claims"]
-    assert claim["verdict"] == CONFIRMED and "Fake GPU" in claim["rows"]
-    assert claim["measured"]["resnet152_latency_s"] == pytest.approx(8e-3)
+def test_cli_json_lists_structural_apart_with_rules(capsys: Any) -> None:
+    assert main(["claims", "--only", "googlenet.*", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    evidence = {c["id"]: c for c in data["evidence"]}
+    assert {c["kind"] for c in data["structural"]} == {"structural"}
+    assert evidence["googlenet.params_vs_alexnet"]["verdict"] == REFUTED
+    weights = evidence["googlenet.inception_3a_weights"]
+    assert weights["rule"] == ["weights_ratio within ±0.5× of 3×"]
+    assert weights["quantities"]["naive_weights"]["value"] == 387_072
+    assert evidence["googlenet.inception_3a_time"]["verdict"] == INSUFFICIENT
+    assert data["results"] is None and sum(data["summary"].values()) == 6
+    assert set(data["summary"]) == set(VERDICTS)
 
 
-def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["claims", "--only", "no.such"]) == 2
-    assert "no claim id matches" in capsys.readouterr().err
-    assert main(["claims", "--results", str(tmp_path / "missing")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+def test_cli_bad_input_is_one_line_exit_2(tmp_path: Any, capsys: Any) -> None:
+    for argv, message in (
+        (["--only", "no.such"], "no claim id matches"),
+        (["--verdict", "maybe"], "--verdict maybe: use one of"),
+        (["--results", str(tmp_path / "missing")], "does not exist"),
+    ):
+        assert main(["claims", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_units_in_the_table() -> None:
-    from harness.commands.claims import format_value
+def test_check_claims_rejects_a_table_that_is_not_the_cases_table() -> None:
+    import pandas as pd
 
-    assert format_value("fc_share", 0.9617) == "96.17%"
-    assert format_value("resnet18_latency_s", 0.0265) == "26.5 ms"
-    assert format_value("naive_macs", 303_464_448) == "303.46 MMACs"
-    assert format_value("rows_sum_bytes", 60_950_432) == "58.1 MiB"
-    assert format_value("params", 60_965_224) == "61.0 M (60,965,224)"
-    assert format_value("c1_connections", 122_304) == "122,304"
-    assert format_value("weights_ratio", 387_072 / 163_328) == "2.370x"
-    assert format_value("added_before_last_relu", True) == "yes"
-    assert format_value("x", None) == "-"
-    assert not math.isnan(float(format_value("spearman_rho", 0.5)))
+    with pytest.raises(InvalidInputError, match="model and status"):
+        check_claims(pd.DataFrame({"layer_name": ["x"]}), only="macs_vs_time")
+    with pytest.raises(InvalidInputError, match="DataFrame"):
+        check_claims([1, 2], only="macs_vs_time")  # type: ignore[arg-type]

@@ -1,181 +1,199 @@
-"""Picking comparable measured rows out of a results table (the ``cases`` table of
-``load_results``) for the measured claims, and the ratio of two rows' latencies with a
-bootstrap interval from their raw samples.
+"""The rows a measured claim reads: one configuration at a time, valid rows only.
 
-Rows are comparable when they share a device and a configuration (batch size, dtype, memory
-format, mode, compiled). Per device the configuration covering the most of the models a claim
-needs is taken; ties prefer inference, eager, contiguous, float32 and the smallest batch. Only
-rows with status ``ok`` count; a case measured in several runs counts once, the latest.
+``Measured(cases, layers, all_runs)`` takes the cases table through
+``harness.results.runs.select_runs`` (per host, device, CPU threads and torch version the latest
+complete run; ``all_runs`` pools them) and ``groups(models)`` gives, per configuration and
+device, the rows of one setting (batch size, dtype, memory format, mode, compiled, requested
+threads): the one with the most of ``models`` measured validly, preferring inference, eager,
+contiguous, float32 and the smallest batch. Rows of two configurations (two thread counts, two
+machines) are never compared with each other.
+
+Only rows with status ``ok`` and ``validity == 'valid'`` decide (``validity.usable``); for any
+other, ``Rows.why`` says what the row is (oom, noisy and why) and the quantity is missing.
+A latency's interval is the median's 95% interval the row records (computed from its samples
+for files that predate the columns); a ratio of two latencies spans the ratios of the ends of
+the two intervals (conservative: it covers at least 90%). Torch-free.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness.claims.core import Quantity, q
 from harness.errors import InvalidInputError
-from harness.results.bootstrap import log_median_ratio_draws, sample_array
+from harness.results.missing import is_missing, missing_reason, reason_columns
+from harness.results.runs import config_key, config_label, select_runs
+from harness.results.schema import column_names
+from harness.results.validity import assess_frame, median_ci, usable
 
-REQUIRED = ("model", "status", "batch_size", "dtype", "device", "macs", "latency_s_median")
-OPTIONAL: dict[str, Any] = {
-    "device_name": "",
-    "input_shape": "",
-    "memory_format": "contiguous",
-    "mode": "inference",
-    "compiled": False,
-    "timestamp_utc": "",
-    "run_id": "",
-    "peak_memory_bytes": None,
-    "energy_j_per_sample": None,
-    "power_source": "",
-    "latency_s_samples": None,
-    "params": None,
-}
-CONFIG = ("batch_size", "dtype", "memory_format", "mode", "compiled")
-DEVICE = ("device_name", "device")
-CI_LEVEL = 0.95
-N_RESAMPLES = 4000
+SETTINGS = ("batch_size", "dtype", "memory_format", "mode", "compiled", "threads")
+NO_RESULTS = "no result files given (--results PATH)"
 
 
-def missing(value: Any) -> bool:
-    """None, NA or NaN."""
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
+def _text(v: Any) -> str:
+    return "-" if is_missing(v) else str(v)
 
 
-def ok_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """The rows with status ok and a latency and MACs, as plain Python values, one per case
-    (the latest by timestamp). Raises InvalidInputError for a table that is not the cases
-    table."""
-    if not isinstance(results, pd.DataFrame):
-        raise InvalidInputError(
-            f"results must be a pandas DataFrame (the cases table of "
-            f"harness.load_results(paths)), got {type(results).__name__}"
-        )
-    absent = [c for c in REQUIRED if c not in results.columns]
-    if absent:
-        raise InvalidInputError(
-            f"results lack the columns {', '.join(absent)}: pass the cases table of "
-            "harness.load_results(paths) (not the layers or power table)"
-        )
-    frame = results.astype(object).copy()
-    for col, default in OPTIONAL.items():
-        if col not in frame.columns:
-            frame[col] = [default] * len(frame)
-    frame = frame.where(frame.notna(), None)
-    frame = frame[[s == "ok" for s in frame["status"]]]
-    for col in ("latency_s_median", "macs"):  # a row without either says nothing here
-        frame = frame[[not missing(v) and v > 0 for v in frame[col]]]
-    frame = frame.sort_values("timestamp_utc", key=lambda s: s.astype(str), kind="stable")
-    case = [*DEVICE, *CONFIG, "model", "input_shape"]
-    return frame.drop_duplicates(subset=case, keep="last").reset_index(drop=True)
+class Rows:
+    """The rows of one configuration and setting, as a measured claim's ``measure`` reads them
+    (empty, with ``absent`` saying why, when there are none)."""
 
-
-@dataclass(frozen=True)
-class Selection:
-    """Comparable rows of one device: one configuration, one row per model (or per model and
-    input when ``by_input``)."""
-
-    rows: pd.DataFrame
-    config: dict[str, Any]
+    def __init__(self, frame: pd.DataFrame, layers: pd.DataFrame | None, label: str,
+                 absent: str) -> None:  # fmt: skip
+        self.frame, self._layers, self.label, self.absent = frame, layers, label, absent
+        self.usable = frame[_usable(frame)]
 
     def row(self, model: str) -> pd.Series | None:
-        hit = self.rows[self.rows["model"] == model]
+        hit = self.usable[self.usable["model"] == model]
         return None if hit.empty else hit.iloc[0]
 
-    def describe(self) -> str:
-        """Which rows: device, configuration, how many rows from which runs."""
-        c = self.config
-        runs = sorted({str(r) for r in self.rows["run_id"] if r})
-        shown = ", ".join(runs[:2]) + (f" and {len(runs) - 2} more" if len(runs) > 2 else "")
-        return (
-            f"{c['device_name'] or 'unknown device'} ({c['device']}), batch {c['batch_size']}, "
-            f"{c['dtype']}, {c['mode']}, {c['memory_format']}, "
-            f"{'compiled' if c['compiled'] else 'eager'}: {len(self.rows)} rows"
-            + (f" from run {shown}" if shown else "")
-        )
+    def why(self, model: str) -> str:
+        """Why ``model`` has no usable row here."""
+        rows = self.frame[self.frame["model"] == model]
+        if rows.empty:
+            return self.absent.format(model=model)
+        r = rows.iloc[0]
+        if r["status"] != "ok":
+            return missing_reason(r, "the case", ())
+        return f"{_text(r['validity'])} row: {_text(r['validity_reason'])}"
+
+    def value(self, model: str, column: str, unit: str) -> Quantity:
+        r = self.row(model)
+        if r is None:
+            return q(None, unit, why=self.why(model))
+        return q(r[column], unit, why=missing_reason(r, column, reason_columns(column)))
+
+    def latency(self, model: str) -> Quantity:
+        """The median step latency with the median's 95% interval."""
+        r = self.row(model)
+        if r is None:
+            return q(None, "s", why=self.why(model))
+        return latency_of(r)
+
+    def ratio(self, base: str, other: str) -> Quantity:
+        """Latency of ``other`` over ``base``; the interval from the ends of both intervals."""
+        a, b = self.latency(base), self.latency(other)
+        if a.missing or b.missing:
+            return q(None, "x", why="; ".join(dict.fromkeys(x.why for x in (a, b) if x.missing)))
+        if a.low is None or b.low is None:
+            return q(b.value / a.value, "x")
+        return q(b.value / a.value, "x", b.low / a.high, b.high / a.low)
+
+    def layer_rows(self, model: str) -> pd.DataFrame | None:
+        """The layer rows of ``model``'s case here (None without a layers table or a row)."""
+        r = self.row(model)
+        if r is None or self._layers is None:
+            return None
+        lay = self._layers
+        return lay[(lay["run_id"] == r["run_id"]) & (lay["case_id"] == r["case_id"])]
 
 
-def _preference(config: dict[str, Any], covered: int) -> tuple:
-    return (
-        -covered,
-        config["mode"] != "inference",
-        bool(config["compiled"]),
-        config["memory_format"] != "contiguous",
-        config["dtype"] != "float32",
-        config["batch_size"],
-    )
+def _usable(frame: pd.DataFrame) -> np.ndarray:
+    """Rows that may decide (status ok, validity valid), as a boolean mask (a plain list would
+    select columns when empty)."""
+    ok = [s == "ok" and usable(v) for s, v in zip(frame["status"], frame["validity"], strict=True)]
+    return np.array(ok, dtype=bool)
 
 
-def select(
-    frame: pd.DataFrame,
-    models: Sequence[str] | None,
-    min_models: int,
-    same_input: bool = True,
-) -> list[Selection]:
-    """Per device, the configuration covering the most of ``models`` (None: any model), if it
-    covers at least ``min_models``. ``same_input`` also requires one input shape (the most
-    common one of the configuration)."""
-    chosen = []
-    for _, device_rows in frame.groupby(list(DEVICE), dropna=False, sort=True):
-        best: tuple | None = None
-        keys = [*CONFIG, "input_shape"] if same_input else list(CONFIG)
-        for _, rows in device_rows.groupby(keys, dropna=False, sort=True):
-            if models is not None:
-                rows = rows[rows["model"].isin(models)]
-            covered = rows["model"].nunique()
-            if covered < min_models:
-                continue
-            first = rows.iloc[0]
-            config = {k: first[k] for k in (*DEVICE, *CONFIG)}
-            rank = _preference(config, covered)
-            if best is None or rank < best[0]:
-                best = (rank, Selection(rows.reset_index(drop=True), config))
-        if best is not None:
-            chosen.append(best[1])
-    return chosen
-
-
-def latency_ratio(
-    base: pd.Series, cand: pd.Series, seed: int = 0
-) -> tuple[float, float | None, float | None]:
-    """cand / base median latency, and a 95% bootstrap interval of the ratio of medians from
-    the raw samples (None, None when either row has none)."""
-    ratio = float(cand["latency_s_median"]) / float(base["latency_s_median"])
-    bs, cs = (
-        sample_array(base.get("latency_s_samples")),
-        sample_array(cand.get("latency_s_samples")),
-    )
-    if bs is None or cs is None:
-        return ratio, None, None
-    draws = log_median_ratio_draws(bs, cs, N_RESAMPLES, np.random.default_rng(seed))
-    alpha = (1 - CI_LEVEL) / 2
-    lo, hi = np.exp(np.quantile(draws, [alpha, 1 - alpha]))
-    return ratio, float(lo), float(hi)
-
-
-def ratio_text(ratio: float, lo: float | None, hi: float | None) -> str:
-    """'1.23x (95% CI 1.10-1.35)' or '1.23x (no samples for an interval)'."""
-    if lo is None or hi is None:
-        return f"{ratio:.2f}x (no raw samples for an interval)"
-    return f"{ratio:.2f}x (95% CI {lo:.2f}-{hi:.2f})"
-
-
-def direction(ratio: float, lo: float | None, hi: float | None) -> int:
-    """+1 when the ratio is above 1 beyond noise, -1 below, 0 when the interval holds 1
-    (without an interval the point ratio decides)."""
-    if lo is None or hi is None:
-        return (ratio > 1) - (ratio < 1)
-    return 1 if lo > 1 else -1 if hi < 1 else 0
+def latency_of(row: pd.Series) -> Quantity:
+    lo, hi = row.get("latency_s_median_ci_low"), row.get("latency_s_median_ci_high")
+    samples = row.get("latency_s_samples")
+    if (is_missing(lo) or is_missing(hi)) and samples is not None and len(samples):
+        lo, hi = median_ci([float(s) for s in samples])
+    if is_missing(lo) or is_missing(hi):
+        lo = hi = None
+    return q(row["latency_s_median"], "s", lo, hi)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN when a side is constant."""
     xs, ys = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
     return float(xs.rank().corr(ys.rank()))
+
+
+def _preference(settings: pd.Series) -> tuple:
+    batch = settings["batch_size"]
+    return (
+        settings["mode"] != "inference",
+        settings["compiled"] is True,
+        settings["memory_format"] != "contiguous",
+        settings["dtype"] != "float32",
+        math.inf if is_missing(batch) else float(batch),
+        not is_missing(settings["threads"]),
+    )
+
+
+class Measured:
+    """The cases table (and layers table) of result files, one run per configuration."""
+
+    def __init__(self, cases: pd.DataFrame | None, layers: pd.DataFrame | None = None,
+                 all_runs: bool = False) -> None:  # fmt: skip
+        self.notes: list[str] = []
+        self.layers = layers
+        if cases is None:
+            self.frame = None
+            return
+        if not isinstance(cases, pd.DataFrame):
+            raise InvalidInputError(
+                "results must be a pandas DataFrame (the cases table of "
+                f"harness.load_results(paths)), got {type(cases).__name__}"
+            )
+        if "model" not in cases or "status" not in cases:
+            raise InvalidInputError(
+                "results lack the columns model and status: pass the cases table of "
+                "harness.load_results(paths) (not the layers or power table)"
+            )
+        frame = cases.copy()
+        for col in column_names("cases"):
+            if col not in frame:
+                frame[col] = pd.Series(pd.NA, index=frame.index, dtype=object)
+        selection = select_runs(assess_frame(frame), all_runs=all_runs)
+        self.notes = selection.notes()
+        self.frame = selection.frame.astype(object).where(selection.frame.notna(), None)
+
+    def groups(self, models: Sequence[str]) -> list[Rows]:
+        """One Rows per configuration holding any row of ``models`` (any model when empty),
+        or a single empty Rows saying why there is none."""
+        if self.frame is None:
+            return [Rows(_empty(), None, "", NO_RESULTS)]
+        frame = self.frame
+        wanted = frame if not models else frame[frame["model"].isin(list(models))]
+        out = []
+        configs = [(*config_key(r), _text(r["device"])) for _, r in wanted.iterrows()]
+        for _, rows in wanted.groupby(pd.Series(configs, index=wanted.index), sort=True):
+            best: tuple | None = None
+            keys = [rows[c].map(_text) for c in SETTINGS]
+            for _, same in rows.groupby(keys, sort=False):
+                covered = same[_usable(same)]["model"].nunique()
+                rank = (-covered, -len(same), _preference(same.iloc[0]))
+                if best is None or rank < best[0]:
+                    best = (rank, same)
+            assert best is not None
+            chosen = best[1]
+            out.append(Rows(chosen, self.layers, _label(chosen), "no row of {model} here"))
+        if not out:
+            total = len(frame)
+            why = f"no row of {{model}} in the results ({total} rows of other models)"
+            return [Rows(_empty(), None, "", why)]
+        return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in column_names("cases")})
+
+
+def _label(rows: pd.DataFrame) -> str:
+    """Which configuration, setting and run(s) the rows came from."""
+    r = rows.iloc[0]
+    compiled = "compiled" if r["compiled"] is True else "eager"
+    setting = f"batch {_text(r['batch_size'])}, {_text(r['dtype'])}, {_text(r['mode'])}, "
+    setting += f"{_text(r['memory_format'])}, {compiled}"
+    if not is_missing(r["threads"]):
+        setting += f", {_text(r['threads'])} threads requested"
+    runs = sorted({_text(v) for v in rows["run_id"]})
+    return f"{config_label(r)} ({_text(r['device'])}); {setting}; run {', '.join(runs)}"

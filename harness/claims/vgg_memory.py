@@ -34,7 +34,7 @@ NOTES_BYTES_PER_VALUE = 4  # the notes count float32
 @dataclass(frozen=True)
 class SourceFigure:
     """A number as a source states it: the quote, the value, and the precision it is given to
-    (half a unit of its last digit: '24M' is 24M +- 0.5M)."""
+    (half a unit of its last digit: '24M' is 24M ± 0.5M)."""
 
     quote: str
     value: float
@@ -137,7 +137,7 @@ class Vgg16Memory:
 
     @property
     def total_line_agrees(self) -> bool | None:
-        """Whether the sum of the rows is within the total line's own precision (24M +- 0.5M)."""
+        """Whether the sum of the rows is within the total line's own precision (24M ± 0.5M)."""
         rows = self.rows_values
         return None if rows is None else abs(rows - NOTES_TOTAL.value) <= NOTES_TOTAL.tolerance
 
@@ -161,7 +161,7 @@ class Vgg16Memory:
             values = f"{units.grouped(rows)} values per sample"
             size = units.nbytes(rows * NOTES_BYTES_PER_VALUE)
             ratio = units.ratio(self.total_line_ratio, 3)
-            tol = "+-" + units.si(NOTES_TOTAL.tolerance)
+            tol = "±" + units.si(NOTES_TOTAL.tolerance)
             if self.total_line_agrees:
                 text += f" The rows sum to {values}: the notes' total line agrees (within {tol})."
             else:

@@ -1,9 +1,12 @@
 """`cnnbench claims`: the source documents' claims about the classic CNNs, each with its verdict
-(confirmed, refuted, partly, needs measurement) and the numbers that decide it.
+(confirmed, refuted, partly, undecided (noisy), insufficient data), the numbers that decide it
+and the rule.
 
-Static claims are decided by the profiler on the meta device (a few seconds, no compute);
-``--results`` adds the measured claims from result files. Exit 0 whatever the verdicts; 2 on
-bad input (a missing or foreign result file, an --only pattern matching no claim).
+By default one line per verdict, refuted and undecided first, numeric evidence apart from the
+structural checks; ``--details`` adds the explanation, quantities, rules and source;
+``--format json`` is for tools. ``--results`` adds the measured claims from result files (one
+run per configuration; ``--all-runs`` pools them). Exit 0 whatever the verdicts; 2 on bad
+input. Strings from result files pass through harness.textsafe.
 """
 
 from __future__ import annotations
@@ -14,17 +17,24 @@ import shutil
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from harness import units
+from harness.errors import InvalidInputError, ResultFileError
+from harness.textsafe import markdown_cell, terminal
 
 if TYPE_CHECKING:
     from harness.claims import ClaimResult
 
 FORMATS = ("table", "markdown", "json")
-STATIC_NOTE = "Static: the harness's profiler on the meta device (float32, batch 1, no compute)"
+VERDICT_NAMES = ("confirmed", "refuted", "partly", "undecided", "insufficient")
+SECTIONS = (
+    ("evidence", "Numeric evidence (static: the profiler on the meta device, float32, batch 1; "
+                 "measured: result rows, valid rows only)"),
+    ("structural", "Structural checks (the zoo's models built as the documents describe them: "
+                   "they confirm the implementation, not the documents)"),
+)  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "claims",
         help="check the source documents' claims about the classic CNNs, with the numbers",
         description="Check what the papers and course notes claim about LeNet, AlexNet, VGG, "
-        "GoogLeNet, ResNet and the Inception-ResNets. Static claims are decided by the "
-        "profiler on the meta device; measured claims (time, memory, energy) need result "
+        "GoogLeNet, ResNet and the Inception-ResNets. Static and structural claims are decided "
+        "by the profiler on the meta device; measured claims (time, memory, energy) need result "
         "files (`pytest suites/ --benchmark-only` writes them under results/).",
     )
     p.add_argument(
@@ -42,7 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PATH",
         help="result files or directories for the measured claims (e.g. results/)",
     )
-    p.add_argument("--format", choices=FORMATS, default="table", help="output (default table)")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="pool every run of a configuration (default: the latest complete one)",
+    )
     p.add_argument(
         "--only",
         action="append",
@@ -50,134 +64,138 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="only claims whose id matches this shell pattern, e.g. 'resnet*' or "
         "'vgg.*,cs231n.*' (repeatable)",
     )
+    p.add_argument(
+        "--verdict",
+        action="append",
+        metavar="VERDICT",
+        help=f"only these verdicts: {', '.join(VERDICT_NAMES)} (repeatable or comma-separated)",
+    )
+    p.add_argument(
+        "--details",
+        action="store_true",
+        help="the full explanation, quantities, rule and source of each verdict",
+    )
+    p.add_argument("--format", choices=FORMATS, default="table", help="output (default table)")
     p.set_defaults(func=run)
-    return p
+    return p  # fmt: skip
 
 
-def format_value(key: str, value: Any) -> str:
-    """One measured number for people; the key's suffix says its unit (see ClaimResult)."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value
-    k = key.lower()
-    if k.endswith("_share"):
-        return units.percent(value, 2)
-    if k.endswith("_change"):
-        return f"{100 * value:+.1f}%"
-    if k.endswith(("_ratio", "_ci_low", "_ci_high")):
-        return f"{value:.3f}x"
-    if k.endswith("_rho"):
-        return f"{value:.3f}"
-    if k.endswith("_gmacs_per_s"):
-        return f"{value:.1f} GMAC/s"
-    if k.endswith("_gmacs_per_j"):
-        return f"{value:.2f} GMAC/J"
-    if k.endswith("_bytes"):
-        return units.nbytes(value)
-    if k.endswith("_s"):
-        return units.seconds(value)
-    if k == "macs" or k.endswith("_macs"):
-        return units.macs(value)
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) < 1_000_000 else f"{units.count(value)} ({value:,})"
-    return f"{value:.4g}"
-
-
-def number_lines(result: ClaimResult) -> list[str]:
-    return [f"{k}: {format_value(k, v)}" for k, v in result.measured.items()]
-
-
-def summary(results: Sequence[ClaimResult], paths: Sequence[str] | None) -> str:
-    counts = Counter(r.verdict for r in results)
+def _verdicts(items: Sequence[str] | None) -> set[str] | None:
     from harness.claims import VERDICTS
 
-    parts = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
-    measured = ", ".join(paths) if paths else "no result files given (--results PATH)"
-    return f"{len(results)} results: {parts}.\n{STATIC_NOTE}.\nMeasured: {measured}."
+    if not items:
+        return None
+    wanted = [w.strip().lower() for item in items for w in item.split(",") if w.strip()]
+    bad = [w for w in wanted if not any(v.startswith(w) for v in VERDICTS)]
+    if bad:
+        raise InvalidInputError(
+            f"--verdict {', '.join(bad)}: use one of {', '.join(VERDICT_NAMES)}"
+        )
+    return {v for v in VERDICTS for w in wanted if v.startswith(w)}
 
 
-def _wrap(text: str, width: int) -> str:
-    return "\n".join(
-        textwrap.fill(line, width, break_on_hyphens=False) or line for line in text.split("\n")
-    )
+def _sorted(results: Sequence[ClaimResult]) -> list[ClaimResult]:
+    from harness.claims import VERDICTS
+
+    return sorted(results, key=lambda r: VERDICTS.index(r.verdict))  # stable: ORDER within
 
 
-def table(results: Sequence[ClaimResult], width: int | None = None) -> str:
-    """A grid table: claim (id and text), verdict, numbers, explanation (with the rows used)."""
-    total = width or shutil.get_terminal_size((160, 40)).columns
-    room = max(total, 110) - 10 - 13  # the verdict column and the grid's borders
-    w_claim, w_numbers = int(room * 0.26), int(room * 0.30)
-    w_text = room - w_claim - w_numbers
-    rows = []
-    for r in results:
-        explanation = r.explanation + (f"\nrows: {r.rows}" if r.rows else "")
-        rows.append(
-            [
-                _wrap(f"{r.id}\n{r.claim}", w_claim),
-                r.verdict.replace(" ", "\n"),
-                "\n".join(textwrap.fill(s, w_numbers, subsequent_indent="  ")
-                          for s in number_lines(r)) or "-",
-                _wrap(explanation, w_text),
-            ]
-        )  # fmt: skip
-    headers = ["claim", "verdict", "numbers", "explanation"]
-    return tabulate(rows, headers=headers, tablefmt="grid", disable_numparse=True)
+def _line(r: ClaimResult, width: int) -> str:
+    """verdict, id, the configuration (measured), and the outcome that decided, cut at a word
+    to ``width`` (never inside a number); --details has the rest."""
+    first = r.outcomes[0]
+    more = f" (+{len(r.outcomes) - 1} more)" if len(r.outcomes) > 1 else ""
+    line = f"{r.verdict:<18} {r.id}{f' [{r.rows}]' if r.rows else ''}: {first.status}: "
+    text = terminal(first.text + more)  # escaped before shortening joins lines
+    if len(line) + len(text) > width:
+        text = textwrap.shorten(text, max(width - len(line), 30), placeholder=" ...")
+    return line + text
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
-
-
-def markdown(results: Sequence[ClaimResult]) -> str:
-    """A GitHub table: id, claim, verdict, numbers, explanation (and the rows used)."""
-    rows = [
-        [
-            f"`{r.id}`",
-            _cell(r.claim),
-            f"**{r.verdict}**",
-            _cell("\n".join(number_lines(r)) or "-"),
-            _cell(r.explanation + (f"\n(rows: {r.rows})" if r.rows else "")),
-        ]
-        for r in results
+def _details(r: ClaimResult) -> list[str]:
+    c = r.claim
+    lines = [
+        f"{r.verdict:<18} {r.id} ({c.kind})",
+        f"  source: {c.source}",
+        f"  quote: {c.quote}",
+        f"  statement: {c.statement}",
     ]
-    headers = ["id", "claim", "verdict", "numbers", "explanation"]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    if r.rows:
+        lines.append(f"  rows: {r.rows}")
+    lines += [f"  rule: {rule}" for rule in r.rules]
+    lines += [f"  {o.status}: {o.text}" for o in r.outcomes]
+    lines.append("  quantities: " + "; ".join(f"{k} {v.text()}" for k, v in r.quantities.items()))
+    return lines  # fmt: skip
 
 
-def to_json(results: Sequence[ClaimResult], paths: Sequence[str] | None) -> str:
-    from harness.claims import VERDICTS
+def _summary(results: Sequence[ClaimResult], paths: Sequence[str] | None) -> str:
+    from harness.claims import COMBINATION_RULE, VERDICTS
 
     counts = Counter(r.verdict for r in results)
-    return json.dumps(
-        {
-            "claims": [r.to_dict() for r in results],
-            "summary": {v: counts[v] for v in VERDICTS},
-            "static": STATIC_NOTE,
-            "results": list(paths) if paths else None,
-        },
-        indent=2,
-    )
+    parts = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
+    given = ", ".join(paths) if paths else "none (--results PATH)"
+    return f"{len(results)} results: {parts or 'none'}. Rule: {COMBINATION_RULE}. Results: {given}."
+
+
+def table(results: Sequence[ClaimResult], details: bool = False, width: int = 0) -> str:
+    width = width or max(shutil.get_terminal_size((160, 40)).columns, 100)
+    out = []
+    for kind, title in SECTIONS:
+        part = [r for r in _sorted(results) if (r.kind == "structural") == (kind == "structural")]
+        if part:
+            out += ["", title + ":"] if out else [title + ":"]
+            for r in part:
+                out += _details(r) if details else [_line(r, width)]
+    return "\n".join(terminal(line) for line in out)
+
+
+def markdown(results: Sequence[ClaimResult], details: bool = False) -> str:
+    out = []
+    for kind, title in SECTIONS:
+        part = [r for r in _sorted(results) if (r.kind == "structural") == (kind == "structural")]
+        if not part:
+            continue
+        rows = []
+        for r in part:
+            row = [f"`{r.id}`", f"**{r.verdict}**", r.rows or "-", r.explanation]
+            if details:
+                row += ["<br>".join(r.rules), f"{r.claim.source}: {r.claim.quote}"]
+            rows.append([markdown_cell(cell) for cell in row])
+        headers = ["id", "verdict", "rows", "explanation"] + (["rule", "source"] * details)
+        out += [f"**{title}**", "", tabulate(rows, headers, tablefmt="github",
+                                             disable_numparse=True), ""]  # fmt: skip
+    return "\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.claims import check_claims  # torch is imported only when the command runs
+    from harness.claims import as_data, check_claims  # torch only when a static claim runs
 
-    frame = None
+    cases = layers = None
     if args.results:
         from harness.results import load_results
 
-        frame = load_results(args.results)
-    results = check_claims(frame, only=args.only)
+        cases = load_results(args.results)
+        try:
+            layers = load_results(args.results, table="layers")
+        except ResultFileError:  # no layers files: the layer-time claim says so
+            layers = None
+    from harness.claims.rows import Measured
+
+    measured = Measured(cases, layers, args.all_runs)
+    results = check_claims(only=args.only, measured=measured)
+    wanted = _verdicts(args.verdict)
+    if wanted is not None:
+        results = [r for r in results if r.verdict in wanted]
     if args.format == "json":
-        print(to_json(results, args.results))
-    elif args.format == "markdown":
-        print(markdown(results))
-        print()
-        print(summary(results, args.results))
+        data = as_data(results) | {"results": args.results, "runs": measured.notes,
+                                   "all_runs": args.all_runs}  # fmt: skip
+        print(json.dumps(data, indent=2))
+        return 0
+    if args.format == "markdown":
+        print(markdown(results, args.details))
     else:
-        print(table(results))
-        print(summary(results, args.results))
+        print(table(results, args.details))
+    for note in measured.notes:
+        print(terminal(f"runs: {note}"))
+    print(terminal(_summary(results, args.results)))
     return 0
