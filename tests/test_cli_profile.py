@@ -150,3 +150,93 @@ def test_as_a_user_runs_it():
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert "layer c5 (Conv2d) gets 1x16x1x1" in bad.stderr
+
+
+# --- profile --measure (measured time per layer) ----------------------------------------------
+
+
+def _percent(cell: str) -> float:
+    return float(cell.rstrip("%"))
+
+
+def test_profile_measure_table_has_time_beside_macs_and_params(capsys):
+    code, out, err = run(capsys, "profile", "lenet5", "--measure", "--steps", "2")
+    assert code == 0 and err == ""
+    head, table = out.split("\n\n", 1)
+    assert "measured     cpu: step median" in head and "median of 2 profiled steps" in head
+    assert "coverage" in head and "torch.profiler CPU activity" in head
+    lines = table.splitlines()
+    assert lines[0].split()[:9] == ["#", "layer", "type", "output", "params", "MACs", "time",
+                                    "time", "%"]  # fmt: skip
+    assert len({len(line) for line in lines}) == 1  # aligned
+    rows = [line.split() for line in lines[2:]]
+    assert [r[1] for r in rows][:3] == ["c1", "c1_act", "s2"]
+    f6 = next(r for r in rows if r[1] == "f6")
+    assert f6[4:8] == ["10.2", "K", "10.08", "KMACs"]  # 120*84+84 params, 120*84 MACs
+    shares = [_percent(next(c for c in r if c.endswith("%"))) for r in rows]
+    assert sum(shares) == pytest.approx(100, abs=0.1 * len(rows))  # rounded to 0.1% each
+
+
+def test_profile_measure_by_type_splits_time_macs_params_activations(capsys):
+    code, out, _ = run(capsys, "profile", "resnet18", "--input", "3x32x32", "--measure",
+                       "--by-type", "--steps", "2")  # fmt: skip
+    assert code == 0
+    lines = out.split("\n\n", 1)[1].splitlines()
+    assert lines[0].split() == ["type", "layers", "time", "time", "%", "MACs", "%", "params",
+                                "%", "act", "%"]  # fmt: skip
+    by_type = {line.split("  ")[0].strip(): line for line in lines[2:]}
+    assert "BasicBlock (own ops)" in by_type  # the residual adds, apart from the layers
+    from harness.profile import profile
+
+    total = profile("resnet18", "3x32x32").macs
+    conv, linear = by_type["Conv2d"].split(), by_type["Linear"].split()
+    assert conv[1] == "20" and linear[1] == "1"
+    # the FC layer's 512 x 1000 MACs; the convolutions all the others
+    assert _percent(linear[5]) == pytest.approx(100 * 512_000 / total, abs=0.05)
+    assert _percent(conv[5]) == pytest.approx(100 * (total - 512_000) / total, abs=0.05)
+
+
+def test_profile_measure_json_and_csv_carry_time_s(capsys):
+    code, out, _ = run(capsys, "profile", "lenet5", "--measure", "--steps", "2", "--batch",
+                       "2", "--format", "json")  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and data["batch_size"] == 2
+    assert all(r["time_s"] is not None and r["time_s"] >= 0 for r in data["layers"])
+    assert {r["layer_kind"] for r in data["layers"]} == {"leaf"}
+    assert all(r["time_s_backward"] is None for r in data["layers"])  # inference: null
+    measured = data["measured"]
+    assert measured["layer_time_steps"] == 2 and measured["step_median_s"] > 0
+    total = sum(r["time_s"] for r in data["layers"])
+    assert measured["layer_time_coverage"] == pytest.approx(total / measured["step_median_s"])
+    assert {"time_share", "macs_share", "params_share"} <= set(data["by_type"][0])
+
+    code, out, _ = run(capsys, "profile", "lenet5", "--measure", "--steps", "2",
+                       "--format", "csv")  # fmt: skip
+    frame = pd.read_csv(io.StringIO(out))
+    assert code == 0 and {"time_s", "time_share", "bytes_moved", "layer_kind"} <= set(frame)
+    assert frame["time_s"].notna().all() and len(frame) == 14
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["lenet5", "--steps", "2"], "--device and --steps go with --measure"),
+        (["lenet5", "--device", "cpu"], "--device and --steps go with --measure"),
+        (["lenet5", "--measure", "--steps", "0"], "--steps must be at least 1"),
+        (["lenet5", "--measure", "--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_profile_measure_errors_print_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, "profile", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("cnnbench profile: error: ") and err.count("\n") == 1
+    assert needle in err
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the message of a machine without CUDA"
+)
+def test_profile_measure_on_cuda_without_a_gpu_says_so(capsys):
+    code, out, err = run(capsys, "profile", "lenet5", "--measure", "--device", "cuda")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "CUDA is not available here" in err and "--device cpu" in err
