@@ -18,6 +18,7 @@ from harness.results.schema import column_names
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
 HOSTILE_HOST = "lab\"host'<b>"
+QUOTED = 'my "net"'  # quotes must read as typed in plotly labels (not &quot;)
 GPU_NAME = "NVIDIA H100 80GB HBM3"
 CPU_NAME = "Intel(R) Xeon(R) Test CPU"
 NVML_MISSING = "unavailable: NVML library not found"
@@ -49,7 +50,7 @@ def case_row(**values: Any) -> dict[str, Any]:
     """One cases-table row: every schema column, None unless given."""
     row: dict[str, Any] = dict.fromkeys(column_names("cases"))
     row.update(
-        schema_version=1,
+        schema_version=3,
         run_id="run-a",
         run_complete=True,
         input_shape="3x224x224",
@@ -70,6 +71,7 @@ def _measured(
     model: str, bs: int, base_s: float, *, gflops: float, params: int, **extra: Any
 ) -> dict[str, Any]:
     median = base_s * (0.6 + 0.4 * bs)
+    extra.setdefault("validity", "valid")
     return case_row(
         model=model,
         batch_size=bs,
@@ -97,6 +99,7 @@ def gpu_env(**extra: Any) -> dict[str, Any]:
         timestamp_utc="2026-11-23T10:00:00Z",
         torch_version="2.13.0",
         cuda_version="12.8",
+        cpu_threads=8,
         memory_source="cuda_allocator",
         **extra,
     )
@@ -110,6 +113,7 @@ def cpu_env(**extra: Any) -> dict[str, Any]:
         device_name=CPU_NAME,
         timestamp_utc="2026-11-23T11:00:00Z",
         torch_version="2.13.0",
+        cpu_threads=2,
         memory_source="cpu_tensor_tracker",
         power_source=NVML_MISSING,
         **extra,
@@ -173,8 +177,13 @@ def vgg16_layers(
     model: str = "vgg16",
     run_id: str = "run-gpu",
     case_id: str = "vgg16-bs1-cuda:0",
+    timed: bool = False,
 ) -> pd.DataFrame:
-    """The leaf layers of torchvision's VGG-16 at 3x224x224, float32, from the configuration."""
+    """The leaf layers of torchvision's VGG-16 at 3x224x224, float32, from the configuration.
+
+    With ``timed``, each layer gets a constructed time (not a measurement: 1 ns per MAC plus
+    1 ns per output byte, so the FC layers' share of the time follows from the formula) and the
+    columns that follow from it, as the layer-time measurement writes them."""
     rows: list[dict[str, Any]] = []
     c, hw = 3, 224
 
@@ -221,7 +230,20 @@ def vgg16_layers(
         if j < 2:
             add(f"classifier.{3 * j + 1}", "ReLU", (n_out,), 0, 0)
             add(f"classifier.{3 * j + 2}", "Dropout", (n_out,), 0, 0)
-    return pd.DataFrame(rows, columns=column_names("layers"))
+    df = pd.DataFrame(rows, columns=column_names("layers"))
+    df["layer_kind"] = "leaf"
+    if timed:
+        df["time_s"] = (df["macs"] + df["activation_bytes"]) * 1e-9
+        df["time_share"] = df["time_s"] / df["time_s"].sum()
+        moved = 4 * df["params"] + 2 * df["activation_bytes"]
+        df["bytes_moved"] = moved
+        df["achieved_flops_per_s"] = [
+            None if m == 0 else 2 * m / t for m, t in zip(df["macs"], df["time_s"], strict=True)
+        ]
+        df["arithmetic_intensity"] = [
+            None if m == 0 else 2 * m / b for m, b in zip(df["macs"], moved, strict=True)
+        ]
+    return df
 
 
 def power_trace(

@@ -1,6 +1,8 @@
 """The report in a real headless Chromium: it renders every figure offline, without console
-errors or network requests, runs nothing that result strings smuggle in, and shows them as
-text. Two page loads in all (a report with hostile names, a report with nothing optional)."""
+errors or network requests, runs nothing that result strings smuggle in and shows them as text
+(quotes as typed), fits a 1366x768 first screen without horizontal scrolling, and its table
+sorts and filters. Three page loads: hostile names on two devices, several runs and
+configurations, and a report with nothing optional."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.report import build_report
@@ -19,12 +22,19 @@ from tests.report_data import (
     HOSTILE_IMG,
     HOSTILE_SCRIPT,
     NVML_MISSING,
+    QUOTED,
     make_cases,
     power_trace,
     vgg16_layers,
 )
 
 pytestmark = pytest.mark.browser
+READY = RENDERED + " && document.querySelector('div.cases-table[data-ready]') !== null"
+DRAWN = (
+    "Array.from(document.querySelectorAll('div.figure'))"
+    ".filter(d => d.classList.contains('js-plotly-plot') && d.querySelector('svg.main-svg')"
+    " && d.querySelector('.scatterlayer .trace, .barlayer .trace')).length"
+)
 
 
 def figure_count(html: str) -> int:
@@ -42,12 +52,17 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+def _open(browser: Browser, directory: Path, html: str, **size: int) -> tuple[PageVisit, int]:
+    path = directory / "report.html"
+    path.write_text(html, encoding="utf-8")
+    return browser.visit(path, wait_for=READY, **size), figure_count(html)
+
+
 @pytest.fixture(scope="module")
 def hostile(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> tuple[PageVisit, int]:
-    html = build_report(make_cases(), vgg16_layers(), power_trace(), title="hostile")
-    path = tmp_path_factory.mktemp("report") / "hostile.html"
-    path.write_text(html, encoding="utf-8")
-    return browser.visit(path, wait_for=RENDERED), figure_count(html)
+    cases = make_cases().replace({"model": {"resnet18": QUOTED}})
+    html = build_report(cases, vgg16_layers(timed=True), power_trace(), title="hostile")
+    return _open(browser, tmp_path_factory.mktemp("hostile"), html, width=1366, height=768)
 
 
 def test_page_loads_offline_without_errors(hostile: tuple[PageVisit, int]) -> None:
@@ -59,22 +74,11 @@ def test_page_loads_offline_without_errors(hostile: tuple[PageVisit, int]) -> No
 
 def test_every_figure_is_drawn(hostile: tuple[PageVisit, int]) -> None:
     visit, expected = hostile
-    page = visit.page
+    # latency and throughput facets, cost, memory, energy, layer shares, VGG-16 layers and
+    # layer roofline, roofline, speedup, power trace
     assert expected == 11
-    assert page.get_attribute("body", "data-figures-rendered") == str(expected)
-    drawn = page.evaluate(
-        "Array.from(document.querySelectorAll('div.figure'))"
-        ".filter(d => d.classList.contains('js-plotly-plot') && d.querySelector('svg.main-svg'))"
-        ".length"
-    )
-    assert drawn == expected
-    # every data figure has its plot area with at least one trace drawn
-    assert (
-        page.locator(
-            ".js-plotly-plot .scatterlayer .trace, .js-plotly-plot .barlayer .trace"
-        ).count()
-        > expected
-    )
+    assert visit.page.get_attribute("body", "data-figures-rendered") == str(expected)
+    assert visit.page.evaluate(DRAWN) == expected  # each has a plot with a trace in it
 
 
 def test_hostile_names_run_nothing_and_show_as_text(hostile: tuple[PageVisit, int]) -> None:
@@ -83,37 +87,61 @@ def test_hostile_names_run_nothing_and_show_as_text(hostile: tuple[PageVisit, in
     assert visit.dialogs == []
     assert page.evaluate("window.__alerts") == []
     assert page.locator("img").count() == 0
-    assert page.locator("script").count() == 3
-    body = page.inner_text("body")
-    for text in (HOSTILE_IMG, HOSTILE_SCRIPT, HOSTILE_HOST):
-        assert text in body  # the table shows them verbatim
-    legend = page.evaluate(
-        "Array.from(document.querySelectorAll('.legendtext')).map(e => e.textContent)"
-    )
-    assert any(HOSTILE_IMG in t for t in legend)
-    assert any(HOSTILE_SCRIPT in t for t in legend)
+    assert page.locator("script").count() == 4  # plotly.js, two JSON blocks, the page script
+    table = page.inner_text("table.cases")
+    for text in (HOSTILE_IMG, HOSTILE_SCRIPT, QUOTED):
+        assert text in table  # the table shows them verbatim
+    assert HOSTILE_HOST in page.inner_text("table.summary")
     titles = page.evaluate(
-        "Array.from(document.querySelectorAll('.gtitle')).map(e => e.textContent)"
+        "Array.from(document.querySelectorAll('.annotation-text')).map(e => e.textContent)"
     )
-    assert f"{HOSTILE_IMG}: latency and throughput against batch size" in titles
+    assert HOSTILE_IMG in titles and HOSTILE_SCRIPT in titles  # facet titles, as text
+    assert QUOTED in titles  # read as typed: no &quot;
+    assert not any("&quot;" in t or "&lt;" in t for t in titles)
 
 
-def test_table_sorts_by_clicking_a_heading(hostile: tuple[PageVisit, int]) -> None:
+def test_first_screen_fits_1366_without_horizontal_scrolling(
+    hostile: tuple[PageVisit, int],
+) -> None:
     page = hostile[0].page
-    table = page.locator("table.cases")
-    table.locator("thead th", has_text="median").first.click()
-    col = page.evaluate(
-        "Array.from(document.querySelectorAll('table.cases thead th'))"
-        ".findIndex(th => th.textContent.startsWith('median'))"
+    page.evaluate("window.scrollTo(0, 0)")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    # nothing that starts on the first screen reaches past its right edge (tables that
+    # scroll inside their own box excepted)
+    wide = page.evaluate(
+        """Array.from(document.querySelectorAll('body *')).filter(e => {
+             const r = e.getBoundingClientRect();
+             return r.top < 768 && r.right > 1366 + 0.5 && !e.closest('.table-wrap');
+           }).map(e => e.tagName + '.' + e.className)"""
     )
-    keys = page.evaluate(
+    assert wide == []
+    headline = page.locator("#headline").bounding_box()
+    assert headline is not None and headline["y"] < 200  # the headline is the first section
+
+
+def test_table_sorts_and_filters(hostile: tuple[PageVisit, int]) -> None:
+    page = hostile[0].page
+    cases = make_cases().replace({"model": {"resnet18": QUOTED}})
+    heads = page.locator("table.cases thead th")
+    names = [heads.nth(i).inner_text() for i in range(heads.count())]
+    col, model, batch = names.index("median"), names.index("model"), names.index("batch")
+    heads.nth(col).click()
+    shown = page.evaluate(
         f"Array.from(document.querySelectorAll('table.cases tbody tr'))"
-        f".map(r => r.cells[{col}].dataset.sort)"
+        f".map(r => [r.cells[{model}].textContent, r.cells[{batch}].textContent])"
     )
-    present = [float(k) for k in keys if k != ""]
-    assert present == sorted(present)
-    assert keys[len(present) :] == [""] * (len(keys) - len(present))  # missing sort last
-    assert len(present) < len(keys)
+    ordered = cases[cases["latency_s_median"].notna()].sort_values("latency_s_median",
+                                                                    kind="stable")  # fmt: skip
+    expected = [[m, str(b)] for m, b in zip(ordered["model"], ordered["batch_size"],
+                                            strict=True)]  # fmt: skip
+    assert shown[: len(expected)] == expected
+    assert all(r[0] in set(cases[cases["latency_s_median"].isna()]["model"])
+               for r in shown[len(expected):])  # missing sort last  # fmt: skip
+    page.fill("input.filter", "vgg16 h100")
+    page.wait_for_function(
+        "document.querySelectorAll('table.cases tbody tr').length === 5", timeout=5000
+    )
+    assert "filtered from 34" in page.inner_text(".table-tools .count")
 
 
 def test_screenshot(hostile: tuple[PageVisit, int], tmp_path: Path) -> None:
@@ -121,9 +149,37 @@ def test_screenshot(hostile: tuple[PageVisit, int], tmp_path: Path) -> None:
     hostile[0].page.screenshot(path=str(out), full_page=True)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert width == 1400 and height > 3000  # the whole page, every section
-    assert len(data) > 100_000
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
+    assert width == 1366 and height > 3000  # the whole page, every section
+
+
+def test_several_runs_and_configurations(browser: Browser, tmp_path: Path) -> None:
+    gpu = make_cases(hostile=False)
+    cpu = gpu[gpu["device"] == "cpu"]
+    rerun = cpu.assign(run_id="run-cpu-2", timestamp_utc="2026-11-24T11:00:00Z")
+    one_thread = cpu.assign(
+        run_id="run-cpu-1t", cpu_threads=1, latency_s_median=cpu["latency_s_median"] * 1.8
+    )
+    cases = pd.concat([gpu, rerun, one_thread], ignore_index=True)
+    visit, n = _open(browser, tmp_path, build_report(cases), width=1366, height=768)
+    page = visit.page
+    assert visit.console_errors == [] and visit.page_errors == []
+    assert page.evaluate(DRAWN) == n
+    legend = page.evaluate(
+        "Array.from(document.querySelectorAll('#speedup .legendtext')).map(e => e.textContent)"
+    )
+    # three configurations, not four runs: the GPU baseline and the CPU at 2 and 1 threads
+    assert [t.split(" (")[0] for t in legend] == [
+        "Intel Xeon Test · 2 threads",
+        "Intel Xeon Test · 1 threads",
+    ]
+    assert all(len(t) < 60 for t in legend)  # short entries, details in the hover
+    notes = page.locator("#speedup .figure-notes").bounding_box()
+    plot = page.locator("#speedup div.figure").bounding_box()
+    assert notes is not None and plot is not None and notes["y"] >= plot["y"] + plot["height"]
+    assert "1 other run(s) left out" in page.inner_text("#headline")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
 
 
 def test_a_report_with_nothing_optional_says_what_is_missing(
@@ -131,18 +187,12 @@ def test_a_report_with_nothing_optional_says_what_is_missing(
 ) -> None:
     cases = make_cases(hostile=False, two_devices=False)
     cases = cases.assign(energy_j_per_sample=None, power_w_mean=None, power_source=NVML_MISSING)
-    html = build_report(cases)
-    path = tmp_path / "plain.html"
-    path.write_text(html, encoding="utf-8")
-    visit = browser.visit(path, wait_for=RENDERED)
+    visit, n = _open(browser, tmp_path, build_report(cases))
     assert visit.console_errors == [] and visit.page_errors == []
     assert visit.requests == [visit.url]
     page = visit.page
-    assert page.get_attribute("body", "data-figures-rendered") == str(figure_count(html))
-    notes = page.evaluate(
-        "Array.from(document.querySelectorAll('.annotation-text')).map(e => e.textContent)"
-    )
-    assert any(f"power not measured: {NVML_MISSING}" in n for n in notes)
+    assert page.get_attribute("body", "data-figures-rendered") == str(n)
     body = page.inner_text("body")
+    assert f"power not measured: {NVML_MISSING}" in body
     assert "No layer table in these results" in body
-    assert "One device only" in body
+    assert "One configuration only" in body

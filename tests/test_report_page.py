@@ -13,22 +13,30 @@ import pytest
 from harness.cli import main
 from harness.errors import ResultFileError
 from harness.report import build_report, write_report
-from harness.report.page import FIGURES_ELEMENT_ID, plotly_js, script_safe_json
+from harness.report.page import (
+    BASIC_BUNDLE,
+    FIGURES_ELEMENT_ID,
+    bundle_version,
+    plotly_js,
+    script_safe_json,
+)
+from harness.report.tables import CASES_ELEMENT_ID
 from harness.results.store import ResultWriter
 from tests.report_data import (
     HOSTILE_HOST,
     HOSTILE_IMG,
     HOSTILE_SCRIPT,
+    QUOTED,
+    case_row,
+    cpu_env,
     make_cases,
     power_trace,
     vgg16_layers,
 )
 
 
-def payload(html: str) -> dict:
-    m = re.search(
-        rf'<script type="application/json" id="{FIGURES_ELEMENT_ID}">(.*?)</script>', html, re.S
-    )
+def payload(html: str, element: str = FIGURES_ELEMENT_ID) -> dict:
+    m = re.search(rf'<script type="application/json" id="{element}">(.*?)</script>', html, re.S)
     assert m is not None
     return json.loads(m.group(1))
 
@@ -36,6 +44,22 @@ def payload(html: str) -> dict:
 @pytest.fixture(scope="module")
 def hostile_html() -> str:
     return build_report(make_cases(), vgg16_layers(), power_trace(), title="t <b>x</b>")
+
+
+def test_the_basic_plotly_bundle_is_the_version_the_plotly_package_ships() -> None:
+    import plotly.offline
+
+    full = plotly.offline.get_plotlyjs()
+    assert bundle_version(BASIC_BUNDLE.read_text(encoding="utf-8")) == bundle_version(full)
+    assert plotly_js().startswith("/**\n* plotly.js (basic - minified) v")
+    assert len(plotly_js()) < 1_300_000  # a quarter of the full bundle
+
+
+def test_only_trace_types_of_the_basic_bundle_are_drawn(hostile_html: str) -> None:
+    spec = payload(hostile_html)
+    kinds = {t.get("type", "scatter") for f in spec["figures"] for t in f["data"]}
+    assert kinds <= {"scatter", "bar"}
+    assert set(spec["template"]["data"]) <= {"scatter", "bar"}
 
 
 def test_plotly_js_is_embedded_once_and_nothing_is_fetched(hostile_html: str) -> None:
@@ -53,7 +77,8 @@ def test_hostile_strings_never_reach_the_page_raw(hostile_html: str) -> None:
     assert HOSTILE_IMG not in rest
     assert HOSTILE_SCRIPT not in rest
     assert HOSTILE_HOST not in rest
-    assert rest.count("<script") == 3  # plotly.js, the JSON figures, the page's own script
+    # plotly.js, the table's JSON, the figures' JSON, the page's own script
+    assert rest.count("<script") == 4
     assert "&lt;img src=x onerror=alert(1)&gt;" in rest  # shown as text in the table
     assert "lab&quot;host&#x27;&lt;b&gt;" in rest
     assert "<title>t &lt;b&gt;x&lt;/b&gt;</title>" in rest
@@ -65,11 +90,28 @@ def test_figure_json_is_script_safe_and_keeps_the_escaped_names(hostile_html: st
     raw = m.group(1)
     assert "<" not in raw and ">" not in raw and "&" not in raw
     spec = json.loads(raw)
-    names = [t.get("name", "") for f in spec["figures"] for t in f["data"]]
-    assert any("&lt;img src=x onerror=alert(1)&gt;" in n for n in names)
-    assert not any("<img" in n or "</script>" in n for n in names)
+    text = json.dumps(spec)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<img" not in text and "</script>" not in text
     assert spec["template"] is not None  # stored once
     assert all("template" not in f["layout"] for f in spec["figures"])
+
+
+def test_table_json_is_script_safe_and_holds_every_row(hostile_html: str) -> None:
+    m = re.search(rf'id="{CASES_ELEMENT_ID}">(.*?)</script>', hostile_html, re.S)
+    assert m is not None
+    assert "<" not in m.group(1) and ">" not in m.group(1) and "&" not in m.group(1)
+    table = payload(hostile_html, CASES_ELEMENT_ID)
+    cases = make_cases()
+    assert table["rows"] == len(cases)
+    model = next(c for c in table["columns"] if c["h"] == "model")
+    assert [model["d"][k] for k in model["c"]] == list(cases["model"])  # the names verbatim
+    median = next(c for c in table["columns"] if c["h"] == "median")
+    # a numeric column's strings are ordered by value: sorting by code sorts by value
+    coded = [(k, v) for k, v in zip(median["c"], cases["latency_s_median"], strict=True)
+             if k >= 0]  # fmt: skip
+    assert [v for _, v in sorted(coded)] == sorted(v for _, v in coded)
+    assert median["c"].count(-1) == cases["latency_s_median"].isna().sum()  # missing: -1
 
 
 def test_script_safe_json_round_trips() -> None:
@@ -81,45 +123,100 @@ def test_script_safe_json_round_trips() -> None:
 
 def test_missing_values_are_null_in_the_figure_data_not_zero() -> None:
     cases = make_cases(hostile=False)
-    html = build_report(cases)
-    spec = payload(html)
-    energy = next(f for f in spec["figures"] if "Energy" in f["layout"]["title"]["text"])
-    ys = [y for t in energy["data"] for y in t["y"]]
-    assert None in ys and 0 not in ys
+    cases.loc[cases["batch_size"] == 2, "peak_memory_bytes"] = None
+    spec = payload(build_report(cases))
+    memory = next(f for f in spec["figures"] if "Peak memory" in f["layout"]["title"]["text"])
+    ys = [y for t in memory["data"] for y in t["y"]]
+    assert None in ys and 0 not in ys  # an unmeasured peak is a gap
 
 
 def test_every_section_is_present_and_missing_tables_are_said(hostile_html: str) -> None:
-    for anchor in (
-        "summary",
-        "cases",
-        "latency",
-        "cost",
-        "energy",
-        "memory",
-        "layers",
-        "roofline",
-        "speedup",
-        "power",
-    ):
+    for anchor in ("headline", "latency", "cost", "memory", "energy", "layers", "roofline",
+                   "speedup", "power", "cases", "runs"):  # fmt: skip
         assert f'<section id="{anchor}">' in hostile_html
+    assert hostile_html.index('id="headline"') < hostile_html.index('id="latency"')
     plain = build_report(make_cases(hostile=False, two_devices=False))
     assert "No layer table in these results" in plain
-    assert "One device only" in plain
-    assert "no power trace recorded" in json.dumps(payload(plain))
+    assert "One configuration only" in plain
+    assert "no power trace recorded" in plain
 
 
 def test_figure_count_matches_the_divs(hostile_html: str) -> None:
     spec = payload(hostile_html)
     divs = re.findall(r'<div class="figure" id="(fig-\d+)"></div>', hostile_html)
     assert divs == [f["id"] for f in spec["figures"]]
-    # 4 models, bubbles, energy, memory, vgg16 layers, roofline, speedup, power
-    assert len(divs) == 4 + 1 + 1 + 1 + 1 + 1 + 1 + 1
+    # latency and throughput facets, cost, memory, energy, VGG-16 shares and layers,
+    # roofline, speedup, power
+    assert len(divs) == 2 + 1 + 1 + 1 + 2 + 1 + 1 + 1
+
+
+def test_headline_counts_valid_noisy_and_failed_cases() -> None:
+    cases = make_cases(hostile=False)
+    cases.loc[cases.index[:3], "validity"] = "noisy"
+    crashed = case_row(model="vgg16", batch_size=32, status="crashed", error="killed by "
+                       "signal 9", **cases.iloc[0][["run_id", "host", "device", "device_name",
+                       "timestamp_utc", "torch_version", "cpu_threads"]].to_dict())  # fmt: skip
+    cases = pd.concat([cases, pd.DataFrame([crashed])], ignore_index=True)
+    html = build_report(cases)
+    ok = cases[cases["status"] == "ok"]
+    text = (
+        f"{len(cases)} cases in the figures: {len(ok) - 3} valid, 3 noisy, 3 failed "
+        "(oom 1, error 1, crashed 1)."
+    )
+    assert text in html
+
+
+def test_a_file_whose_model_column_is_all_null_gives_a_clear_page(tmp_path: Path) -> None:
+    # issue 17.9: this was "ValueError: max() arg is an empty sequence"
+    rows = make_cases(hostile=False, two_devices=False).assign(model=None)
+    results = tmp_path / "results"
+    write_run(results, "run-null", rows, None)
+    out = tmp_path / "r.html"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "None of the 10 rows names a model" in html
+
+
+def test_quotes_in_names_read_as_typed_in_plotly_and_are_escaped_in_html() -> None:
+    cases = make_cases(hostile=False).replace({"model": {"resnet18": QUOTED}})
+    html = build_report(cases, title=QUOTED)
+    names = json.dumps(payload(html))
+    assert QUOTED.replace('"', '\\"') in names and "&quot;" not in names
+    assert "<title>my &quot;net&quot;</title>" in html
+
+
+def test_a_default_cpu_run_has_at_most_15_figure_blocks() -> None:
+    # the CPU quick grid's shape: 22 models at batch 1, four also at batch 8 (two formats),
+    # two trained at batch 8, every case with its layer profile
+    models = [f"model{i}" for i in range(22)]
+    rows = []
+    for i, m in enumerate(models):
+        bs_list = [(1, "contiguous", "inference")]
+        if i < 4:
+            bs_list += [(8, "contiguous", "inference"), (8, "channels_last", "inference")]
+        if i < 2:
+            bs_list += [(8, "contiguous", "training")]
+        for bs, fmt, mode in bs_list:
+            rows.append(case_row(model=m, batch_size=bs, memory_format=fmt, mode=mode,
+                                 latency_s_median=0.01 * bs, latency_s_p90=0.011 * bs,
+                                 throughput_per_s=100.0, macs=10**9 * bs, params=10**6,
+                                 activation_bytes=10**6 * bs, peak_memory_bytes=2 * 10**6 * bs,
+                                 validity="valid", case_id=f"{m}-{bs}-{fmt}-{mode}",
+                                 **cpu_env()))  # fmt: skip
+    layers = pd.concat(
+        [vgg16_layers(model=m, run_id="run-cpu", case_id=f"{m}-1-contiguous-inference")
+         for m in ["vgg16", *models[:21]]],
+        ignore_index=True,
+    )  # fmt: skip
+    rows[0]["model"] = "vgg16"
+    html = build_report(pd.DataFrame(rows), layers)
+    assert len(payload(html)["figures"]) <= 15
 
 
 # ----------------------------------------------------------------- through the result store
 
 
-def write_run(results: Path, run_id: str, cases: pd.DataFrame, layers: pd.DataFrame) -> None:
+def write_run(results: Path, run_id: str, cases: pd.DataFrame, layers: pd.DataFrame | None) -> None:
     with ResultWriter(results, run_id) as writer:
         for row in cases.to_dict("records"):
             row = {
@@ -127,7 +224,8 @@ def write_run(results: Path, run_id: str, cases: pd.DataFrame, layers: pd.DataFr
                 for k, v in row.items()
                 if k not in ("schema_version", "run_id", "run_complete")
             }
-            side = layers if row["model"] == "vgg16" and row["batch_size"] == 1 else None
+            side = layers if layers is not None and row["model"] == "vgg16" else None
+            side = side if row["batch_size"] == 1 else None
             writer.add_case(row, layers=side)
 
 
@@ -150,8 +248,8 @@ def test_write_report_from_result_files(results_dir: Path, tmp_path: Path) -> No
     html = out.read_text(encoding="utf-8")
     assert "<title>e2e</title>" in html
     spec = payload(html)
-    assert len(spec["figures"]) == 11
-    assert "VGG-16 (vgg16)" in html  # the layer table came through the store
+    assert len(spec["figures"]) == 9  # the hostile page's 11 less power (no trace written)
+    assert "VGG-16 (3x224x224, batch 1, float32)" in html  # the layers came through the store
     assert HOSTILE_IMG not in html.replace(plotly_js(), "")
     assert oct(out.stat().st_mode & 0o777) == "0o644"
 
@@ -195,6 +293,15 @@ def test_write_report_accepts_one_path(results_dir: Path, tmp_path: Path) -> Non
 def test_write_report_needs_paths(tmp_path: Path) -> None:
     with pytest.raises(ResultFileError, match="no result files given"):
         write_report([], tmp_path / "x.html")
+
+
+def test_importing_the_report_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, harness.report, harness.report.build; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_the_report_reads_results_only() -> None:

@@ -16,29 +16,41 @@ import pandas as pd
 
 from harness.errors import ResultFileError
 from harness.report import figures
-from harness.report.data import (
-    ensure_columns,
-    esc,
-    is_missing,
-    prepare_cases,
-)
+from harness.report.data import ensure_columns, prepare_cases
+from harness.report.headline import headline
 from harness.report.layers import (
-    VGG16_NAME,
     attach_case_keys,
     layer_figure,
+    layer_models,
+    layer_roofline,
     layer_shares,
     select_profile,
+    shares_figure,
     vgg16_statement,
 )
-from harness.report.page import Html, Section, escaped_paragraph, paragraph, render_page
+from harness.report.page import Html, Section, paragraph, render_page
+from harness.report.power import power_trace_figure
 from harness.report.roofline import roofline_figure
+from harness.report.speedup import speedup_figure
+from harness.report.style import Missing, Plot
 from harness.report.tables import cases_table, run_summary_table, shares_table
+from harness.report.text import esc
+from harness.results.runs import SELECTION_RULE, select_runs
 
 DEFAULT_TITLE = "cnnbench report"
 
 
-def _models(df: pd.DataFrame) -> list[str]:
-    return [m for m in dict.fromkeys(df["model"]) if not is_missing(m)] if "model" in df else []
+def _selected(cases: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The cases with ``in_figures`` marking the rows the run selection keeps (one run per
+    configuration, one row per case), and the selection's notes."""
+    raw = cases.drop(columns=["latency_s_samples"], errors="ignore").reset_index(drop=True)
+    raw = raw.assign(_row=range(len(raw)))
+    if raw.empty:
+        return raw.assign(in_figures=pd.Series(dtype=bool)), []
+    selection = select_runs(raw)
+    kept = set(selection.frame["_row"])
+    marked = raw.assign(in_figures=[i in kept for i in raw["_row"]]).drop(columns="_row")
+    return marked, selection.notes()
 
 
 def build_report(
@@ -53,144 +65,152 @@ def build_report(
 
     ``cases`` is the per-case table, ``layers`` the per-layer table, ``power`` the power trace
     table (run_id, case_id, t_s, power_w); either of the last two may be None or empty.
-    ``sources`` (the files read) are listed in the footer.
+    ``sources`` (the files read) are listed in the footer. Per-model figures read one run per
+    configuration (``harness.results.runs.select_runs``); the table of cases holds every row.
     """
-    df = prepare_cases(cases)
+    marked, notes = _selected(cases)
+    df = prepare_cases(marked)
     lay = None
     if layers is not None and not layers.empty:
         lay = attach_case_keys(ensure_columns(layers, "layers"), df)
     runs = df["run_id"].astype(object).nunique()
-    devices = list(dict.fromkeys(df["device_label"]))
+    configs = df["config"].nunique()
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    # Hardware, not labels: two runs on one machine have two labels (for the speedup figure)
-    # but are one device.
-    hardware = len(df[["device_name", "host", "device"]].astype(object).drop_duplicates())
     subtitle = (
-        f"{len(df)} cases from {runs} run{'s' * (runs != 1)} on {hardware} "
-        f"device{'s' * (hardware != 1)} · generated {now}"
+        f"{len(df)} cases from {runs} run{'s' * (runs != 1)} on {configs} "
+        f"configuration{'s' * (configs != 1)} · generated {now}"
     )
+    named = df[df["model"].notna()]
     sections = [
         Section(
-            "summary",
-            "Runs and environment",
-            "Where and with what each run was measured, and how its cases ended.",
-            [run_summary_table(df)],
-        ),
-        Section(
-            "cases",
-            "All cases",
-            "Click a column heading to sort. A dash is a value that was not measured; "
-            "hover it for the reason.",
-            [cases_table(df)],
-        ),
+            "headline",
+            "At a glance",
+            "Per configuration (host, device, threads, torch): how the cases ended, the fastest "
+            "and the most efficient model, and the models no other beats on both cost and "
+            "speed. Figures draw one run per configuration (" + SELECTION_RULE + "); noisy rows "
+            "are drawn hollow, with the reason in the hover and in the table.",
+            headline(df, notes) if not named.empty else [paragraph(_no_models(df), "missing")],
+        )
     ]
-    sections.append(
+    if named.empty:
+        sections.append(Section("cases", "All cases", "", [cases_table(df)]))
+        return render_page(title, subtitle, sections, _footer(sources))
+    sections += [
         Section(
             "latency",
             "Latency and throughput",
-            "Per model, against batch size: median step latency (p90 as a tick, p99 as the "
-            "whisker) and throughput = batch size / median latency.",
-            [figures.latency_throughput_figure(df, m) for m in _models(df)]
-            or [paragraph("No cases in these results.", "missing")],
-        )
-    )
-    sections.append(
-        Section(
-            "cost",
-            "Speed against cost",
-            "Each model at its best measured batch size: cost per sample (GMACs) against "
-            "throughput; bubble area is the parameter count.",
-            [figures.throughput_gmacs_figure(df)],
-        )
-    )
-    sections.append(
-        Section(
-            "energy",
-            "Energy",
-            "Energy per sample and samples per joule, from the measured power "
-            "over the timed rounds.",
-            [figures.energy_figure(df)],
-        )
-    )
-    sections.append(
+            "Per model, against batch size (one small chart per model measured at several batch "
+            "sizes; the others side by side): median step latency with a whisker to p90, and "
+            "throughput = batch size / median latency.",
+            list(figures.latency_figures(df)),
+        ),
+        Section("cost", "Speed against cost", "", [figures.cost_figure(df)]),
         Section(
             "memory",
             "Memory",
-            "Measured peak memory beside the analytic activation memory (the "
-            "sum of the layer outputs of one forward pass) as the batch grows.",
-            [figures.memory_figure(df)],
-        )
-    )
-    sections.append(_layers_section(lay))
-    sections.append(
+            "Measured peak memory of one step beside the analytic activation memory (the sum "
+            "of the layer outputs of one forward pass), in binary units (KiB, MiB, GiB).",
+            list(figures.memory_figure(df)),
+        ),
+        Section(
+            "energy",
+            "Energy",
+            "Samples per joule from the power measured over the timed rounds.",
+            [figures.energy_figure(df)],
+        ),
+        _layers_section(lay, df),
         Section(
             "roofline",
             "Roofline",
-            "How close each case comes to its device's compute or memory bound.",
+            "How close each inference case comes to its device's compute or memory roof.",
             [roofline_figure(df)],
-        )
-    )
-    speed_parts: list[Html | object] = (
-        [figures.speedup_figure(df)]
-        if len(devices) > 1
-        else [
-            paragraph(
-                f"One device only ({devices[0] if devices else 'none'}): give result files "
-                "from several devices to compare them.",
-                "missing",
-            )
-        ]
-    )
-    sections.append(
+        ),
         Section(
             "speedup",
             "Across hardware",
-            "Median latency on the first device divided by the "
-            "median latency on each other device, for the cases measured on both.",
-            speed_parts,
-        )
-    )
-    sections.append(
+            "Median latency ratios between configurations, for the cases measured in both.",
+            [speedup_figure(df)],
+        ),
         Section(
             "power",
             "Power trace",
             "Power sampled during the timed rounds of each case.",
-            [figures.power_trace_figure(power, df)],
-        )
+            [figures_power(power, df)],
+        ),
+        Section(
+            "cases",
+            "All cases",
+            "Every row of every run given. Click a heading to sort, type to filter. A dash is a "
+            "value that was not measured: hover it for the reason; † marks a p99 from fewer than "
+            "100 samples.",
+            [cases_table(df)],
+        ),
+        Section(
+            "runs",
+            "Runs and environment",
+            "Where and with what each run was measured.",
+            [run_summary_table(df)],
+        ),
+    ]
+    return render_page(title, subtitle, sections, _footer(sources))
+
+
+def figures_power(power: pd.DataFrame | None, df: pd.DataFrame) -> Plot | Missing:
+    """The power trace of the cases the figures draw."""
+    return power_trace_figure(power, df[df["in_figures"]])
+
+
+def _no_models(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "No cases in these results."
+    return (
+        f"None of the {len(df)} rows names a model (the model column is empty): nothing to "
+        "draw. The rows are listed below."
     )
+
+
+def _footer(sources: Iterable[str]) -> str:
     files = list(sources)
-    footer = "cnnbench report" + (f" · files: {', '.join(files)}" if files else "")
-    return render_page(title, subtitle, sections, footer)
+    return "cnnbench report" + (f" · files: {', '.join(files)}" if files else "")
 
 
-def _layers_section(layers: pd.DataFrame | None) -> Section:
+def _layers_section(layers: pd.DataFrame | None, cases: pd.DataFrame) -> Section:
     intro = (
-        "Per model (one profile: batch 1 and float32 where available): the output bytes "
-        "and parameters of each leaf layer, their cumulative shares along the depth, and "
-        "the split by layer type."
+        "Static numbers (parameters, MACs, output bytes) come from the profile on the meta "
+        "device and are exact; measured numbers (time per layer) come from runs with layer "
+        "times. Per-layer charts for up to three models (VGG-16 first, then models with "
+        "measured times); the split by layer type for every model."
     )
     section = Section("layers", "Layer by layer", intro)
     if layers is None:
         section.parts.append(
             paragraph(
-                "No layer table in these results: layer profiles are "
-                "written beside the cases by the runner.",
+                "No layer table in these results: layer profiles are written beside the cases "
+                "by the runner.",
                 "missing",
             )
         )
         return section
     statement = vgg16_statement(layers)
-    models = _models(layers)
     if statement:
-        section.parts.append(escaped_paragraph(statement, "claim"))
-        first = [m for m in models if VGG16_NAME.search(str(m))][:1]  # its figure next to it
-        models = first + [m for m in models if m not in first]
-    for model in models:
+        section.parts.append(Html(f'<p class="claim">{esc(statement)}</p>'))
+    models = [m for m in dict.fromkeys(layers["model"]) if isinstance(m, str)]
+    section.parts.append(shares_figure(layers, models))
+    for model in layer_models(layers):
         section.parts.append(layer_figure(layers, model))
-        shares = layer_shares(select_profile(layers, model))
+        if layers.loc[layers["model"] == model, "time_s"].notna().any():
+            section.parts.append(layer_roofline(layers, cases, model))
+    rows = []
+    for model in models:
+        shares = layer_shares(select_profile(layers, model, timed=True))
         if not shares.empty:
-            section.parts.append(Html(f"<p>Split by layer type, {esc(model)}:</p>"))
-            section.parts.append(shares_table(shares))
+            rows.append(shares.assign(model=model))
+    if rows:
+        section.parts.append(
+            Html("<details><summary>Split by layer type, every model (table)</summary>")
+        )
+        section.parts.append(shares_table(pd.concat(rows, ignore_index=True)))
+        section.parts.append(Html("</details>"))
     return section
 
 

@@ -1,71 +1,53 @@
-"""Result frames made ready for display: escaped text, None for missing, device and series labels.
+"""Result frames made ready for display: plain dtypes, configurations, series, validity.
 
 Everything here reads columns that the result files hold and derives labels from them; nothing
-recomputes a measurement. Two rules hold for every value that leaves this module for a figure:
+recomputes a measurement. Numbers are printed by ``harness.units`` (the one formatting module)
+and strings escaped by ``harness.report.text`` at the place they are shown.
 
-* text taken from results is HTML-escaped (plotly renders labels, legends and hover text as a
-  subset of HTML, so a model named ``<b>x</b>`` would otherwise be drawn bold, or worse);
-* a missing number is ``None`` (plotly leaves a gap), never 0 and never NaN inside a list.
+* A missing number is ``None`` in a figure (plotly leaves a gap), never 0 and never NaN.
+* A *configuration* is where and how a run measured (``harness.results.runs.CONFIG_COLUMNS``:
+  host, device, CPU threads, torch version); figures are grouped by configuration, not by run,
+  and take one run per configuration (``select_runs``).
+* A *series* is one curve: a configuration plus the case settings that vary within a model
+  (dtype, memory format, mode...).
+* ``quality`` is the row's validity verdict (``valid``, ``noisy``, ``invalid``), else
+  ``unassessed`` for an ok row of an older file, else the status of a row that did not run.
 """
 
 from __future__ import annotations
 
-import html
-import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from harness import units
 from harness.results.missing import POWER_REASONS as POWER_REASONS
-from harness.results.missing import is_missing, missing_reason
+from harness.results.missing import is_missing as is_missing
+from harness.results.missing import missing_reason
+from harness.results.runs import CONFIG_COLUMNS, config_label
 from harness.results.schema import CASE_KEY as CASE_KEY  # the key compare joins on too
 from harness.results.schema import column_names
 
-# Dimensions of a case that, when they vary, split a curve in two (besides model and device).
-VARIANT_DIMS = ("input_shape", "dtype", "memory_format", "mode", "compiled")
-# Columns that newer schemas add (power helper); read when present, None when absent.
-OPTIONAL_CASE_COLUMNS = (
-    "samples_per_j",
-    "energy_window_s",
-    "power_samples",
-    "power_w_idle",
-    "power_reason",
-)
+# Case settings that, when they vary within a model, split a curve in two.
+VARIANT_DIMS = ("input_shape", "dtype", "dtype_method", "memory_format", "mode", "compiled")
 MISSING_TEXT = "—"
-
-
-def esc(value: Any) -> str:
-    """``value`` as text safe inside HTML and inside plotly labels (quotes escaped too)."""
-    return html.escape("" if is_missing(value) else str(value), quote=True)
+# Statuses of rows that did not run to a measurement, in the order the headline counts them.
+FAILED = ("oom", "error", "crashed")
 
 
 def number(value: Any) -> float | None:
     """A finite float, or None for anything missing or not a finite number."""
-    if is_missing(value):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
+    v = units.value_of(value)
+    return v if v is not None and np.isfinite(v) else None
 
 
 def values(series: Iterable[Any]) -> list[float | None]:
-    """Numbers for a plotly trace: missing (NaN, pd.NA, None) -> None, so they are not drawn."""
+    """Numbers for a plotly trace: missing (NaN, pd.NA, None, inf) -> None, so not drawn."""
     return [number(v) for v in series]
-
-
-def texts(series: Iterable[Any]) -> list[str]:
-    """Escaped strings for a plotly trace (missing -> an em dash)."""
-    return [MISSING_TEXT if is_missing(v) else esc(v) for v in series]
-
-
-def integer_text(value: Any) -> str:
-    """An integer count as text (``32``), ``?`` when missing."""
-    v = number(value)
-    return "?" if v is None else str(int(v))
 
 
 def normalize(df: pd.DataFrame) -> pd.DataFrame:
@@ -78,6 +60,8 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
         kind = getattr(col.dtype, "kind", "O")
         if kind in "iuf":
             out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        elif kind == "b" and not col.isna().any():
+            out[name] = col.astype(object)
         else:
             obj = col.astype(object)
             out[name] = obj.where(col.notna(), None) if obj.ndim == 1 else obj
@@ -87,12 +71,12 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
 def ensure_columns(df: pd.DataFrame, table: str, extra: Sequence[str] = ()) -> pd.DataFrame:
     """``df`` normalized, with every column of ``table`` (and ``extra``) present, absent ones
     null. Files of an older schema, or tables built by hand, then render like any other: what
-    they lack shows as missing.
-    """
+    they lack shows as missing."""
     out = normalize(df)
-    for name in [*column_names(table), *extra]:
-        if name not in out.columns:
-            out[name] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    absent = [c for c in [*column_names(table), *extra] if c not in out.columns]
+    if absent:
+        fill = pd.DataFrame({c: [None] * len(out) for c in absent}, index=out.index, dtype=object)
+        out = pd.concat([out, fill], axis=1)
     return out
 
 
@@ -104,36 +88,76 @@ def _text_or(value: Any, default: str) -> str:
     return default if is_missing(value) or str(value) == "" else str(value)
 
 
-def device_labels(cases: pd.DataFrame) -> pd.Series:
-    """A readable label per row naming the hardware it ran on, unique per (name, host, device, run).
+_VENDOR_NOISE = re.compile(r"\((R|TM|tm|r)\)|\bCPU\b|\bProcessor\b|@ *[\d.]+ *GHz|^NVIDIA ")
 
-    The label is the device name (GPU or CPU model); the host, the torch device and the run are
-    appended only where they are needed to tell two groups apart, so one file per machine reads
-    as the machine's name and two runs on one machine read as two labels.
+
+def short_device(name: Any) -> str:
+    """A device name without trademark marks and clock: ``Intel Xeon Platinum 8370C``."""
+    text = _text_or(name, "unknown device")
+    short = re.sub(r"\s+", " ", _VENDOR_NOISE.sub(" ", text)).strip(" ,")
+    return short or text
+
+
+def _threads_text(value: Any) -> Any:
+    v = number(value)
+    return value if v is None else int(v)
+
+
+def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(full, short) label of each row's configuration.
+
+    The full label is ``runs.config_label`` (host, device, threads, torch), shown in hovers and
+    tables. The short one, for legends, is the device name with the host, the thread count and
+    the torch version added only where two configurations would otherwise read the same.
     """
     if cases.empty:
-        return pd.Series([], index=cases.index, dtype=object)
-    name = [
+        empty = pd.Series([], index=cases.index, dtype=object)
+        return empty, empty
+    cols = {
+        c: (cases[c] if c in cases else pd.Series(None, index=cases.index)) for c in CONFIG_COLUMNS
+    }
+    device = [
         _text_or(n, _text_or(d, "unknown device"))
-        for n, d in zip(cases["device_name"], cases["device"], strict=True)
+        for n, d in zip(
+            cols["device_name"],
+            cases["device"] if "device" in cases else [None] * len(cases),
+            strict=True,
+        )
     ]
     parts = pd.DataFrame(
         {
-            "name": name,
-            "host": [_text_or(h, "?") for h in cases["host"]],
-            "device": [_text_or(d, "?") for d in cases["device"]],
-            "run": [_text_or(r, "?") for r in cases["run_id"]],
+            "device": device,
+            "host": [_text_or(h, "?") for h in cols["host"]],
+            "threads": [_threads_text(t) for t in cols["cpu_threads"]],
+            "torch": [_text_or(t, "?") for t in cols["torch_version"]],
         },
         index=cases.index,
     )
-    label = parts["name"].copy()
-    for extra, fmt in (("host", "{} @ {}"), ("device", "{} ({})"), ("run", "{} [run {}]")):
-        counts = parts.groupby(label)[extra].nunique()
-        ambiguous = label.map(counts) > 1
-        label = label.where(
-            ~ambiguous, [fmt.format(a, b) for a, b in zip(label, parts[extra], strict=True)]
+    key = parts.astype(str).agg("\x1f".join, axis=1)
+    uniq = parts.loc[~key.duplicated()]
+    full = {
+        k: config_label(
+            {
+                "host": r["host"],
+                "device_name": r["device"],
+                "cpu_threads": r["threads"],
+                "torch_version": r["torch"],
+            }
         )
-    return label
+        for k, (_, r) in zip(key[uniq.index], uniq.iterrows(), strict=True)
+    }
+    short = uniq["device"].map(short_device)
+    for column, fmt in (
+        ("host", "{} @ {}"),
+        ("threads", "{} · {} threads"),
+        ("torch", "{} · torch {}"),
+    ):
+        counts = uniq.groupby(short)[column].nunique()
+        ambiguous = short.map(counts) > 1
+        extra = [fmt.format(s, _text_or(v, "?")) for s, v in zip(short, uniq[column], strict=True)]
+        short = short.where(~ambiguous, extra)
+    short_by_key = dict(zip(key[uniq.index], short, strict=True))
+    return key.map(full), key.map(short_by_key)
 
 
 def varying_dims(cases: pd.DataFrame, dims: Sequence[str] = VARIANT_DIMS) -> list[str]:
@@ -141,43 +165,100 @@ def varying_dims(cases: pd.DataFrame, dims: Sequence[str] = VARIANT_DIMS) -> lis
     input shape that differs only between models does not split any curve)."""
     if cases.empty or "model" not in cases.columns:
         return []
-    by_model = cases.astype(object).groupby(cases["model"].astype(object).fillna("?"))
-    return [d for d in dims if d in cases.columns and (by_model[d].nunique() > 1).any()]
+    present = [d for d in dims if d in cases.columns]
+    if not present:
+        return []
+    work = cases[["model", *present]].astype(object).fillna("?").astype(str)
+    counts = work.groupby("model")[present].nunique()
+    return [d for d in present if (counts[d] > 1).any()]
 
 
-def variant_text(row: pd.Series, dims: Sequence[str]) -> str:
-    """The varying dimensions of one row as short text, e.g. ``float16 · training``."""
-    parts = []
+def variant_texts(cases: pd.DataFrame, dims: Sequence[str]) -> pd.Series:
+    """The varying dimensions of each row as short text, e.g. ``float16 · training``."""
+    if not dims or cases.empty:
+        return pd.Series([""] * len(cases), index=cases.index, dtype=object)
+    columns = []
     for d in dims:
-        v = row[d]
+        col = cases[d]
         if d == "compiled":
-            parts.append("compiled ?" if is_missing(v) else "compiled" if bool(v) else "eager")
+            text = [
+                "compiled ?" if is_missing(v) else "compiled" if bool(v) else "eager" for v in col
+            ]
         elif d == "input_shape":
-            parts.append(f"input {_text_or(v, '?')}")
+            text = [f"input {_text_or(v, '?')}" for v in col]
+        elif d == "dtype_method":
+            text = [_text_or(v, "") for v in col]
         else:
-            parts.append(_text_or(v, "?"))
-    return " · ".join(parts)
+            text = [_text_or(v, "?") for v in col]
+        columns.append(text)
+    return pd.Series(
+        [" · ".join(p for p in parts if p) for parts in zip(*columns, strict=True)],
+        index=cases.index,
+        dtype=object,
+    )
+
+
+def quality(cases: pd.DataFrame) -> pd.Series:
+    """``valid``, ``noisy``, ``invalid`` or ``unassessed`` for ok rows; the status otherwise."""
+    status = [_text_or(s, "unknown") for s in cases["status"]]
+    validity = cases["validity"] if "validity" in cases else [None] * len(cases)
+    out = [
+        s if s != "ok" else (_text_or(v, "unassessed") if not is_missing(v) else "unassessed")
+        for s, v in zip(status, validity, strict=True)
+    ]
+    return pd.Series(out, index=cases.index, dtype=object)
+
+
+_FAMILY = re.compile(r"^[A-Za-z]+")
+
+
+def family(model: Any) -> str:
+    """The model's family from its name: ``resnet50`` -> ``resnet``, ``vgg16_bn`` -> ``vgg``."""
+    text = _text_or(model, "?").split(":")[-1]
+    m = _FAMILY.match(text)
+    return m.group(0).lower() if m else text
 
 
 def prepare_cases(cases: pd.DataFrame) -> pd.DataFrame:
-    """The cases table ready for figures: every column present, plus ``device_label``,
-    ``variant`` (the varying case dimensions) and ``series`` (device and variant, one curve).
+    """The cases table ready for figures: every column present, plus ``config`` (full label),
+    ``config_short`` (for legends), ``variant`` (the varying case settings), ``series``
+    (configuration and variant: one curve), ``quality`` and ``in_figures`` (True unless the
+    caller marked the row as left out by the run selection).
 
-    Rows keep their order (the order of the files given), so the first device is the baseline.
+    Rows keep their order (the order of the files given), so the first configuration is the
+    baseline of cross-hardware ratios.
     """
-    df = ensure_columns(cases, "cases", OPTIONAL_CASE_COLUMNS).reset_index(drop=True)
-    df["device_label"] = device_labels(df)
-    dims = varying_dims(df)
-    df["variant"] = [variant_text(r, dims) for _, r in df.iterrows()] if dims else ""
-    df["series"] = [
-        f"{d} · {v}" if v else d for d, v in zip(df["device_label"], df["variant"], strict=True)
-    ]
+    df = ensure_columns(cases.drop(columns=["latency_s_samples"], errors="ignore"), "cases")
+    df = df.reset_index(drop=True)
+    full, short = config_labels(df)
+    variant = variant_texts(df, varying_dims(df))
+    series = [f"{c} · {v}" if v else c for c, v in zip(short, variant, strict=True)]
+    extra = pd.DataFrame(
+        {
+            "config": full,
+            "config_short": short,
+            "variant": variant,
+            "series": series,
+            "quality": quality(df),
+        },
+        index=df.index,
+    )
+    if "in_figures" not in df.columns:
+        extra["in_figures"] = True
+    df = pd.concat([df.drop(columns=[c for c in extra if c in df], errors="ignore"), extra], axis=1)
     return df
 
 
 def prepared(cases: pd.DataFrame) -> pd.DataFrame:
     """``cases`` as ``prepare_cases`` returns it (unchanged when it already is)."""
     return cases if "series" in cases.columns else prepare_cases(cases)
+
+
+def drawable(cases: pd.DataFrame) -> pd.DataFrame:
+    """The rows figures draw: those the run selection kept, without impossible timings."""
+    df = prepared(cases)
+    keep = df["in_figures"].astype(bool) & (df["quality"] != "invalid")
+    return df[keep]
 
 
 def points(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -190,16 +271,17 @@ def latest_per_point(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per ``keys``: the latest by ``timestamp_utc`` where a point was measured twice."""
     if df.empty:
         return df
-    order = df.assign(_ts=df["timestamp_utc"].astype(object).fillna(""), _pos=range(len(df)))
+    stamp = df["timestamp_utc"].astype(object).where(df["timestamp_utc"].notna(), "")
+    order = df.assign(_ts=stamp.astype(str), _pos=np.arange(len(df)))
     order = order.sort_values(["_ts", "_pos"], kind="stable")
     keep = order.drop_duplicates(list(keys), keep="last")
     return keep.sort_values("_pos").drop(columns=["_ts", "_pos"])
 
 
-def case_label(row: pd.Series) -> str:
+def case_label(row: Any) -> str:
     """Short, unescaped label of one case: ``resnet50 bs 32``."""
     bs = row.get("batch_size")
-    return f"{_text_or(row.get('model'), '?')} bs {'?' if is_missing(bs) else int(bs)}"
+    return f"{_text_or(row.get('model'), '?')} bs {units.integer(bs)}"
 
 
 def missing_summary(
@@ -211,56 +293,33 @@ def missing_summary(
     max_reasons: int = 4,
     max_examples: int = 3,
 ) -> list[str]:
-    """Escaped lines saying which rows lack ``column`` and why, grouped by reason with counts."""
+    """Plain lines saying which rows lack ``column`` and why, grouped by reason with counts."""
     if column not in df.columns:
-        return [esc(f"{what}: no such column in these results ({len(df)} cases)")]
+        return [f"{what}: no such column in these results ({len(df)} cases)"]
     absent = df[df[column].isna()]
     if absent.empty:
         return []
-    reasons = [missing_reason(r, what, sources) for _, r in absent.iterrows()]
-    labels = [case_label(r) for _, r in absent.iterrows()]
+    records = absent.to_dict("records")
+    reasons = [missing_reason(r, what, sources) for r in records]
     counts = Counter(reasons)
     lines = []
     for reason, n in counts.most_common(max_reasons):
-        ex = [lab for lab, r in zip(labels, reasons, strict=True) if r == reason][:max_examples]
-        more = ", …" if n > len(ex) else ""
-        lines.append(esc(f"{reason} ({n} case{'s' if n > 1 else ''}: {', '.join(ex)}{more})"))
+        ex = [case_label(r) for r, why in zip(records, reasons, strict=True) if why == reason]
+        shown = ex[:max_examples]
+        more = ", …" if n > len(shown) else ""
+        lines.append(f"{reason} ({n} case{'s' if n > 1 else ''}: {', '.join(shown)}{more})")
     rest = len(counts) - max_reasons
     if rest > 0:
-        lines.append(esc(f"and {rest} other reasons (see the table of cases)"))
+        lines.append(f"and {rest} other reasons (see the table of cases)")
     return lines
 
 
-def si(value: Any, unit: str = "", digits: int = 3) -> str:
-    """``12345678`` -> ``12.3 M``; missing -> an em dash. For counts, FLOPs, FLOP/s."""
-    v = number(value)
-    if v is None:
-        return MISSING_TEXT
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= factor:
-            return f"{v / factor:.{digits}g} {prefix}{unit}".rstrip()
-    return f"{v:.{digits}g} {unit}".rstrip()
-
-
-def human_bytes(value: Any) -> str:
-    """Bytes in binary units (KiB, MiB, GiB); missing -> an em dash."""
-    v = number(value)
-    if v is None:
-        return MISSING_TEXT
-    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if abs(v) >= factor:
-            return f"{v / factor:.3g} {unit}"
-    return f"{v:.0f} B"
-
-
-def seconds(value: Any) -> str:
-    """A duration in s, ms or µs with 3 significant digits; missing -> an em dash."""
-    v = number(value)
-    if v is None:
-        return MISSING_TEXT
-    v = float(f"{v:.3g}")  # round first: 0.9996 s is "1 s", not "1e+03 ms"
-    if abs(v) >= 1:
-        return f"{v:.3g} s"
-    if abs(v) >= 1e-3:
-        return f"{v * 1e3:.3g} ms"
-    return f"{v * 1e6:.3g} µs"
+def validity_counts(cases: pd.DataFrame) -> dict[str, int]:
+    """How many rows are valid, noisy, invalid, unassessed, failed (oom, error, crashed),
+    skipped: every row counted once."""
+    q = Counter(prepared(cases)["quality"])
+    out = {k: q.pop(k, 0) for k in ("valid", "noisy", "invalid", "unassessed")}
+    out["failed"] = sum(q.pop(k, 0) for k in FAILED)
+    out["skipped"] = q.pop("skipped", 0)
+    out["other"] = sum(q.values())
+    return out

@@ -1,24 +1,33 @@
 """The self-contained HTML page: plotly.js embedded once, figures as inert JSON, text escaped.
 
 Safety rules, in one place:
-* every string from results reaches HTML through ``esc`` (``html.escape`` with quotes);
-* figures travel in one ``<script type="application/json">`` block whose text has ``<``, ``>``,
-  ``&`` and the JS line separators written as ``\\uXXXX`` escapes, so no string in it can close
-  the script element; one small script parses it and calls ``Plotly.newPlot``;
+* every string from results reaches HTML through ``text.esc`` (``html.escape`` with quotes) and
+  plotly through ``text.ptext`` (``& < >`` escaped, quotes as typed);
+* figures (and the table of cases) travel in ``<script type="application/json">`` blocks whose
+  text has ``<``, ``>``, ``&`` and the JS line separators written as ``\\uXXXX`` escapes, so no
+  string in them can close the script element; the page's one script parses them, calls
+  ``Plotly.newPlot`` and fills table cells with ``textContent`` (never HTML);
 * nothing is fetched: plotly.js is inlined, MathJax is not used, no CDN, no fonts.
+
+plotly.js: the official "basic" bundle (scatter, bar, pie: the only trace types the report
+draws; 1.2 MB instead of 4.8 MB), vendored in ``vendor/`` at the version the installed plotly
+package ships; with any other plotly version the package's own full bundle is used.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
-from harness.report.data import esc
+from harness.report.style import Missing, Plot
+from harness.report.text import esc
 
 FIGURES_ELEMENT_ID = "cnnbench-figures"
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False}
@@ -46,7 +55,7 @@ class Section:
     anchor: str
     title: str
     intro: str = ""
-    parts: list[Html | go.Figure] = field(default_factory=list)
+    parts: list[Html | Plot | Missing | go.Figure] = field(default_factory=list)
 
 
 def script_safe_json(text: str) -> str:
@@ -56,10 +65,27 @@ def script_safe_json(text: str) -> str:
     return text
 
 
+BASIC_BUNDLE = Path(__file__).parent / "vendor" / "plotly-basic.min.js"
+TRACE_TYPES = ("scatter", "bar")  # what the report draws; the basic bundle has both
+_VERSION = re.compile(r"plotly\.js(?: \([^)]*\))? v(\d+\.\d+\.\d+)")
+
+
+def bundle_version(js: str) -> str | None:
+    """The plotly.js version in a bundle's header comment (``plotly.js v4.1.1``)."""
+    m = _VERSION.search(js[:400])
+    return m.group(1) if m else None
+
+
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
-    """The plotly.js bundle shipped with the plotly package (embedded once per page)."""
-    return plotly.offline.get_plotlyjs()
+    """The plotly.js bundle embedded once per page: the vendored basic bundle when it is the
+    version the plotly package ships, else the package's full bundle."""
+    full = plotly.offline.get_plotlyjs()
+    if BASIC_BUNDLE.is_file():
+        basic = BASIC_BUNDLE.read_text(encoding="utf-8")
+        if bundle_version(basic) is not None and bundle_version(basic) == bundle_version(full):
+            return basic
+    return full
 
 
 def figures_payload(figures: list[tuple[str, go.Figure]]) -> str:
@@ -73,6 +99,8 @@ def figures_payload(figures: list[tuple[str, go.Figure]]) -> str:
         spec = json.loads(pio.to_json(fig, validate=False))
         layout = spec.get("layout", {})
         tmpl = layout.pop("template", None)
+        if tmpl is not None and "data" in tmpl:  # defaults of trace types never drawn: dropped
+            tmpl["data"] = {k: v for k, v in tmpl["data"].items() if k in TRACE_TYPES}
         if tmpl is not None and template is None:
             template = tmpl
         elif tmpl is not None and tmpl != template:
@@ -84,100 +112,142 @@ def figures_payload(figures: list[tuple[str, go.Figure]]) -> str:
     return script_safe_json(payload)
 
 
-def table(
-    headers: list[str],
-    rows: list[list[tuple[str, str | None, str | None]]],
-    *,
-    sortable: bool = False,
-    css_class: str = "",
-) -> Html:
-    """An HTML table. ``headers`` are plain text; each cell is (plain text, sort key, title or
-    None), all escaped here. Sort key None: the text itself; ``""``: missing, sorts last."""
-    cls = " ".join(c for c in ("sortable" if sortable else "", css_class) if c)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for text, key, title in row:
-            attrs = ""
-            if sortable and key is not None:
-                attrs += f' data-sort="{esc(key)}"'
-            if title:
-                attrs += f' title="{esc(title)}"'
-            cells.append(f"<td{attrs}>{esc(text)}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return Html(
-        f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
-
-
 def paragraph(text: str, css_class: str = "") -> Html:
     """A paragraph of plain text (escaped here)."""
     cls = f' class="{esc(css_class)}"' if css_class else ""
     return Html(f"<p{cls}>{esc(text)}</p>")
 
 
-def escaped_paragraph(escaped: str, css_class: str = "") -> Html:
-    """A paragraph of text that the caller has already escaped with ``esc``."""
-    cls = f' class="{esc(css_class)}"' if css_class else ""
-    return Html(f"<p{cls}>{escaped}</p>")
-
-
 CSS = """
 :root { --fg: #1d1d1f; --muted: #5b5b66; --line: #e3e3e8; --accent: #2456c9; }
 * { box-sizing: border-box; }
+html, body { max-width: 100%; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  color: var(--fg); margin: 0; background: #fafafc; }
-header { background: #14213d; color: #fff; padding: 18px 28px; }
-header h1 { margin: 0 0 4px 0; font-size: 22px; font-weight: 600; }
+  color: var(--fg); margin: 0; background: #fafafc; overflow-wrap: anywhere; }
+header { background: #14213d; color: #fff; padding: 14px 24px; }
+header h1 { margin: 0 0 4px 0; font-size: 21px; font-weight: 600; }
 header p { margin: 0; color: #cfd6e6; font-size: 13px; }
-nav { padding: 8px 28px; background: #fff; border-bottom: 1px solid var(--line);
+nav { padding: 6px 24px; background: #fff; border-bottom: 1px solid var(--line);
   position: sticky; top: 0; z-index: 10; font-size: 13px; }
-nav a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
-main { padding: 8px 28px 40px 28px; max-width: 1500px; }
+nav a { color: var(--accent); text-decoration: none; margin-right: 12px; white-space: nowrap;
+  display: inline-block; }
+main { padding: 4px 24px 36px 24px; max-width: 1500px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
-  padding: 6px 18px 14px 18px; margin: 16px 0; scroll-margin-top: 44px; }
-h2 { font-size: 18px; margin: 12px 0 6px 0; }
-p { font-size: 13.5px; line-height: 1.5; color: var(--muted); max-width: 1100px; }
+  padding: 4px 16px 12px 16px; margin: 12px 0; scroll-margin-top: 40px; min-width: 0; }
+h2 { font-size: 18px; margin: 10px 0 4px 0; }
+p { font-size: 13.5px; line-height: 1.45; color: var(--muted); max-width: 1100px; }
 p.claim { color: var(--fg); background: #f3f6fd; border-left: 3px solid var(--accent);
   padding: 8px 12px; }
+p.counts { color: var(--fg); font-size: 14px; margin: 6px 0; }
 p.missing { color: #a33; }
-.figure { width: 100%; margin: 6px 0 12px 0; }
-.table-wrap { overflow-x: auto; max-height: 640px; overflow-y: auto; margin: 8px 0; }
+p.note { font-size: 12px; margin: 2px 0 2px 0; max-width: none; }
+ul.notes { font-size: 12px; color: var(--muted); margin: 4px 0; padding-left: 18px; }
+.figure { width: 100%; margin: 6px 0 4px 0; }
+.figure-notes { margin: 0 0 14px 0; }
+.missing-figure { margin: 8px 0 12px 0; }
+.missing-figure .fig-title { color: var(--fg); font-weight: 600; margin-bottom: 0; }
+.table-wrap { overflow-x: auto; max-height: 640px; overflow-y: auto; margin: 6px 0;
+  max-width: 100%; }
+.table-wrap.short { max-height: 360px; }
 table { border-collapse: collapse; font-size: 12px; white-space: nowrap; }
+table.wrap { white-space: normal; width: 100%; table-layout: auto; }
+table.wrap td { max-width: none; overflow-wrap: anywhere; }
+table.headline td { vertical-align: top; font-size: 12.5px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; }
 td { max-width: 360px; overflow: hidden; text-overflow: ellipsis; }
+td.num, th.num { text-align: right; }
 thead th { position: sticky; top: 0; background: #f0f1f5; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[data-dir="asc"]::after { content: " \\25B2"; }
 table.sortable th[data-dir="desc"]::after { content: " \\25BC"; }
 tr:hover td { background: #f7f8fb; }
-footer { color: var(--muted); font-size: 12px; padding: 0 28px 24px 28px; }
+details summary { cursor: pointer; color: var(--accent); }
+details code { white-space: pre-wrap; word-break: break-all; }
+.table-tools { font-size: 12.5px; margin: 6px 0; }
+.table-tools input { width: 340px; max-width: 60%; font-size: 12.5px; padding: 3px 6px; }
+.table-tools .count { color: var(--muted); margin: 0 8px; }
+footer { color: var(--muted); font-size: 12px; padding: 0 24px 24px 24px; }
 """
 
-SORT_JS = """
-function key(cell) {
-  return cell.dataset.sort !== undefined ? cell.dataset.sort : cell.textContent;
-}
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  table.querySelectorAll("thead th").forEach(function (th, col) {
+TABLE_JS = """
+document.querySelectorAll("div.cases-table").forEach(function (box) {
+  var spec = JSON.parse(document.getElementById(box.dataset.source).textContent);
+  var cols = spec.columns, n = spec.rows, PAGE = 100, DASH = "\\u2014";
+  var table = box.querySelector("table"), tbody = table.tBodies[0];
+  var count = box.querySelector(".count"), prev = box.querySelector(".prev");
+  var next = box.querySelector(".next"), filter = box.querySelector(".filter");
+  var order = [], view, page = 0, sortCol = -1, asc = true, terms = [], rowText = null;
+  for (var i = 0; i < n; i++) { order.push(i); }
+  var head = document.createElement("tr");
+  function text(c, i) { var k = c.c[i]; return k < 0 ? DASH : c.d[k]; }
+  cols.forEach(function (c, j) {
+    var th = document.createElement("th");
+    th.textContent = c.h;
+    if (c.n) { th.className = "num"; }
     th.addEventListener("click", function () {
-      var asc = th.dataset.dir !== "asc";
-      table.querySelectorAll("thead th").forEach(function (h) { delete h.dataset.dir; });
+      asc = sortCol === j ? !asc : true;
+      sortCol = j;
+      head.querySelectorAll("th").forEach(function (h) { delete h.dataset.dir; });
       th.dataset.dir = asc ? "asc" : "desc";
-      var body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = key(a.cells[col]), y = key(b.cells[col]);
-        if (x === "" || y === "") { return (x === "") - (y === ""); }
-        var nx = Number(x), ny = Number(y);
-        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-        return asc ? c : -c;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
+      apply();
     });
+    head.appendChild(th);
   });
+  table.tHead.appendChild(head);
+  function apply() {
+    var rows = order;
+    if (terms.length) {
+      if (!rowText) {
+        rowText = order.map(function (i) {
+          return cols.map(function (c) { return text(c, i); }).join(" ").toLowerCase();
+        });
+      }
+      rows = order.filter(function (i) {
+        return terms.every(function (t) { return rowText[i].indexOf(t) >= 0; });
+      });
+    }
+    if (sortCol >= 0) {
+      var codes = cols[sortCol].c;
+      rows = rows.slice().sort(function (a, b) {
+        var x = codes[a], y = codes[b];
+        if (x < 0 || y < 0) { return ((x < 0) - (y < 0)) || a - b; }
+        return (asc ? x - y : y - x) || a - b;
+      });
+    }
+    view = rows; page = 0; draw();
+  }
+  function draw() {
+    var start = page * PAGE, end = Math.min(view.length, start + PAGE);
+    var frag = document.createDocumentFragment();
+    for (var r = start; r < end; r++) {
+      var i = view[r], tr = document.createElement("tr");
+      for (var j = 0; j < cols.length; j++) {
+        var c = cols[j], td = document.createElement("td"), k = c.c[i];
+        td.textContent = k < 0 ? DASH : c.d[k];
+        if (c.n) { td.className = "num"; }
+        if (c.t && c.t.c[i] >= 0) { td.title = c.t.d[c.t.c[i]]; }
+        tr.appendChild(td);
+      }
+      frag.appendChild(tr);
+    }
+    tbody.replaceChildren(frag);
+    count.textContent = view.length ? "rows " + (start + 1) + "-" + end + " of " + view.length +
+      (view.length < n ? " (filtered from " + n + ")" : "") : "no row matches";
+    prev.disabled = page === 0;
+    next.disabled = end >= view.length;
+  }
+  prev.addEventListener("click", function () { page = Math.max(0, page - 1); draw(); });
+  next.addEventListener("click", function () { page += 1; draw(); });
+  var timer = null;
+  filter.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      terms = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
+      apply();
+    }, 150);
+  });
+  apply();
+  box.setAttribute("data-ready", "true");
 });
 """
 
@@ -197,6 +267,20 @@ RENDER_JS = """
 """
 
 
+def _figure_html(element_id: str, plot: Plot) -> str:
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in plot.notes)
+    div = f'<div class="figure" id="{element_id}"></div>'
+    return div + (f'<div class="figure-notes">{notes}</div>' if notes else "")
+
+
+def _missing_html(missing: Missing) -> str:
+    lines = "<br>".join(esc(line) for line in missing.lines) or "nothing to show"
+    return (
+        f'<div class="missing-figure"><p class="fig-title">{esc(missing.title)}</p>'
+        f'<p class="missing">{lines}</p></div>'
+    )
+
+
 def render_page(title: str, subtitle: str, sections: list[Section], footer: str = "") -> str:
     """The whole HTML document. ``title``, ``subtitle`` and ``footer`` are plain text."""
     figures: list[tuple[str, go.Figure]] = []
@@ -208,10 +292,13 @@ def render_page(title: str, subtitle: str, sections: list[Section], footer: str 
         for part in section.parts:
             if isinstance(part, Html):
                 parts.append(part.text)
+            elif isinstance(part, Missing):
+                parts.append(_missing_html(part))
             else:
+                plot = part if isinstance(part, Plot) else Plot(part)
                 element_id = f"fig-{len(figures) + 1}"
-                figures.append((element_id, part))
-                parts.append(f'<div class="figure" id="{element_id}"></div>')
+                figures.append((element_id, plot.figure))
+                parts.append(_figure_html(element_id, plot))
         parts.append("</section>")
         body.append("".join(parts))
     nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in sections)
@@ -233,7 +320,7 @@ def render_page(title: str, subtitle: str, sections: list[Section], footer: str 
             f"<footer>{esc(footer)}</footer>",
             f'<script type="application/json" id="{FIGURES_ELEMENT_ID}">'
             f"{figures_payload(figures)}</script>",
-            f"<script>{SORT_JS}{render_js}</script>",
+            f"<script>{TABLE_JS}{render_js}</script>",
             "</body></html>",
             "",
         ]

@@ -12,27 +12,27 @@ import plotly.graph_objects as go
 from harness.report.data import (
     POWER_REASONS,
     case_label,
-    esc,
     missing_summary,
     normalize,
     prepared,
     values,
 )
-from harness.report.style import add_notes, placeholder, style
+from harness.report.style import Missing, Plot, style
+from harness.report.text import ptext
 
 
 def power_trace_figure(
     power: pd.DataFrame | None, cases: pd.DataFrame, *, max_traces: int = 24, visible: int = 4
-) -> go.Figure:
+) -> Plot | Missing:
     """Power over time (W against s) of the cases that recorded a trace, one line per case;
     the first ``visible`` shown, the others a click away in the legend."""
     df = prepared(cases)
     title = "Power trace during the timed rounds"
     needed = {"run_id", "case_id", "t_s", "power_w"}
     if power is None or power.empty or not needed <= set(power.columns):
-        lines = [esc("no power trace recorded in these results")]
+        lines = ["no power trace recorded in these results"]
         lines += missing_summary(df, "power_w_mean", "power", POWER_REASONS)[:3]
-        return placeholder(title, lines)
+        return Missing(title, lines)
     power = normalize(power)
     info = df.drop_duplicates(["run_id", "case_id"]).set_index(["run_id", "case_id"])
     fig = go.Figure()
@@ -42,22 +42,25 @@ def power_trace_figure(
         if (run, case) in info.index:
             r = info.loc[(run, case)]
             label = f"{case_label(r)} · {r['series']}"
+            detail = str(r["config"])
         else:
-            label = str(case)
+            label, detail = str(case), str(run)
         fig.add_trace(
             go.Scatter(
                 x=values(g["t_s"]),
                 y=values(g["power_w"]),
-                name=esc(label),
+                name=ptext(label),
                 mode="lines",
                 visible=True if i < visible else "legendonly",
-                hovertemplate="%{x:.3f} s: %{y:.1f} W<extra>%{fullData.name}</extra>",
+                meta=[ptext(detail)],
+                hovertemplate="%{x:.3f} s: %{y:.1f} W<extra>%{meta[0]}</extra>",
             )
         )
     fig.update_xaxes(title_text="time since the window started (s)")
     fig.update_yaxes(title_text="power (W)", rangemode="tozero")
     style(fig, title, height=420)
+    fig.update_layout(legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
     lines = []
     if len(groups) > max_traces:
-        lines.append(esc(f"{len(groups) - max_traces} more cases recorded a trace: not shown"))
-    return add_notes(fig, lines)
+        lines.append(f"{len(groups) - max_traces} more cases recorded a trace: not shown")
+    return Plot(fig, lines)

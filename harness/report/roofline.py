@@ -1,10 +1,14 @@
-"""Roofline view: achieved FLOP/s against arithmetic intensity, with datasheet peaks.
+"""Roofline view: achieved FLOP/s against arithmetic intensity, under the device's roofs.
 
 Achieved FLOP/s = ``flops / latency_s_median`` (inference cases: ``flops`` counts one forward
 pass). Arithmetic intensity is approximated as ``flops / (param_bytes + activation_bytes)``:
 every weight read once and every layer output written once, ignoring re-reads, caches, input
-reads and workspace. The figure says so. Peaks come from vendor datasheets (table below); a
-device not in the table gets its points and no roof, and the figure says that too.
+reads and workspace. The figure says so.
+
+Roofs: a GPU in the datasheet table below gets the vendor's peaks; any other device (every
+CPU) gets the roofs its run measured (``peak_flops_measured``, ``peak_bytes_per_s_measured``:
+a short GEMM and copy benchmark at the start of the run, ``harness.measure.roofs``); a device
+with neither gets its points and no roof, and the figure says so.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness.report.data import esc, integer_text, is_missing, number, prepare_cases, si
-from harness.report.style import add_notes, colors, hover, placeholder, style
+from harness import units
+from harness.report.data import drawable, is_missing, number, prepared
+from harness.report.style import Missing, Plot, colors, legend_once, log_range, style, symbols
+from harness.report.text import hover, ptext
 
 T = 1e12
 
@@ -88,9 +94,18 @@ PEAKS: tuple[DevicePeak, ...] = (
 APPROXIMATION = (
     "Arithmetic intensity ≈ flops / (param_bytes + activation_bytes): each weight read once and "
     "each layer output written once (no re-reads, caches, input or workspace). Achieved = "
-    "flops / median latency. Inference cases only (flops counts one forward pass). Roofs: "
-    "vendor datasheet peaks, dense."
+    "flops / median latency. Inference cases only (flops counts one forward pass)."
 )
+
+
+@dataclass(frozen=True)
+class Roof:
+    """One compute ceiling with its memory slope: FLOP/s, bytes/s and where they come from."""
+
+    label: str
+    flops_per_s: float
+    bytes_per_s: float
+    source: str  # "datasheet" or "measured"
 
 
 def device_peak(device_name: object) -> DevicePeak | None:
@@ -103,116 +118,173 @@ def device_peak(device_name: object) -> DevicePeak | None:
     return None
 
 
-def roofline_figure(cases: pd.DataFrame) -> go.Figure:
-    """Achieved FLOP/s against approximate arithmetic intensity, one colour per device, with
-    each known device's memory and compute roofs for the dtypes it ran."""
-    df = cases if "series" in cases.columns else prepare_cases(cases)
+def roofs_for(rows: pd.DataFrame, dtype: str) -> list[Roof]:
+    """The roofs of one configuration's rows at ``dtype``: the datasheet's for a known GPU,
+    else the medians of the measured roof columns, else none."""
+    if rows.empty:
+        return []
+    name = rows["device_name"].iloc[0]
+    peak = device_peak(name) if str(rows["device"].iloc[0]).startswith("cuda") else None
+    if peak is not None:
+        return [
+            Roof(f"{peak.name} {label}", flops, peak.bandwidth_bytes_per_s, "datasheet")
+            for label, flops in peak.roofs(dtype)
+        ]
+    at = rows[rows["dtype"] == dtype] if "dtype" in rows else rows
+    flops = [number(v) for v in at.get("peak_flops_measured", [])]
+    bw = [number(v) for v in at.get("peak_bytes_per_s_measured", [])]
+    flops = sorted(v for v in flops if v)
+    bw = sorted(v for v in bw if v)
+    if not flops or not bw:
+        return []
+    return [Roof(f"measured {dtype}", flops[len(flops) // 2], bw[len(bw) // 2], "measured")]
+
+
+def roof_traces(
+    roof: Roof, color: str, lo: float, hi: float, *, name: str, dash: str = "solid"
+) -> go.Scatter:
+    """The roof line min(peak, bandwidth x intensity) over [lo, hi] FLOP/byte, with its ridge."""
+    ridge = roof.flops_per_s / roof.bytes_per_s
+    xs = sorted({lo, min(max(ridge, lo), hi), hi})
+    return go.Scatter(
+        x=xs,
+        y=[min(roof.flops_per_s, roof.bytes_per_s * x) for x in xs],
+        mode="lines",
+        line={"color": color, "dash": dash, "width": 1.5},
+        name=ptext(name),
+        legendgroup="roofs",
+        hovertext=hover(
+            name,
+            f"{roof.source}: {units.si(roof.flops_per_s, 'FLOP/s')} compute, "
+            f"{units.si(roof.bytes_per_s, 'B/s')} memory",
+            f"ridge at {units.si(ridge)} FLOP/byte",
+        ),
+        hoverinfo="text",
+    )
+
+
+def roof_name(config: str, roof: Roof) -> str:
+    return (
+        f"{config}: {roof.label} roof ({roof.source}), {units.si(roof.flops_per_s, 'FLOP/s')}, "
+        f"{units.si(roof.bytes_per_s, 'B/s')}"
+    )
+
+
+def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
+    """Achieved FLOP/s against approximate arithmetic intensity, one colour per configuration,
+    with each configuration's roofs (datasheet or measured) for the dtypes it ran."""
+    full = prepared(cases)
+    df = drawable(full)
     title = "Roofline: achieved FLOP/s against arithmetic intensity (approximate)"
     needed = ("flops", "latency_s_median", "param_bytes", "activation_bytes")
-    inf = df[df["mode"].astype(object) == "inference"]
+    inf = df[df["mode"] == "inference"]
     ok = inf.dropna(subset=list(needed))
-    ok = ok[
-        [
-            (number(f) or 0) > 0 and (number(t) or 0) > 0
-            for f, t in zip(ok["flops"], ok["latency_s_median"], strict=True)
-        ]
-    ]
+    ok = ok[(ok["flops"] > 0) & (ok["latency_s_median"] > 0)]
     if ok.empty:
-        lines = [
-            esc(
+        return Missing(
+            title,
+            [
                 f"no inference case has all of {', '.join(needed)} "
                 f"({len(inf)} inference cases, {len(df)} cases)"
-            )
-        ]
-        return placeholder(title, lines)
+            ],
+        )
     ok = ok.assign(
-        ai=[
-            number(f) / ((number(p) or 0) + (number(a) or 0))
-            for f, p, a in zip(ok["flops"], ok["param_bytes"], ok["activation_bytes"], strict=True)
-        ],
-        achieved=[
-            number(f) / number(t) for f, t in zip(ok["flops"], ok["latency_s_median"], strict=True)
-        ],
+        ai=ok["flops"] / (ok["param_bytes"].fillna(0) + ok["activation_bytes"].fillna(0)),
+        achieved=ok["flops"] / ok["latency_s_median"],
     )
-    devices = list(dict.fromkeys(ok["device_label"]))
-    col = colors(devices)
+    configs = list(dict.fromkeys(ok["config_short"]))
+    col = colors(configs)
     fig = go.Figure()
-    lo, hi = min(ok["ai"]) / 3, max(ok["ai"]) * 3
-    unknown: list[str] = []
-    for dev in devices:
-        g = ok[ok["device_label"] == dev]
-        peak = device_peak(g["device_name"].iloc[0])
-        if peak is None:
-            unknown.append(
-                str(g["device_name"].iloc[0] if not is_missing(g["device_name"].iloc[0]) else dev)
-            )
-        for dtype, gd in g.groupby(g["dtype"].astype(object).fillna("?"), sort=False):
-            roofs = peak.roofs(str(dtype)) if peak else []
-            best = max((f for _, f in roofs), default=None)
+    lo, hi = float(ok["ai"].min()) / 3, float(ok["ai"].max()) * 3
+    roofs: list[tuple[str, str, Roof]] = []
+    without: list[str] = []
+    seen: set[str] = set()
+    for config in configs:
+        g = ok[ok["config_short"] == config]
+        rows = df[df["config_short"] == config]
+        for dtype, gd in g.groupby(g["dtype"].fillna("?"), sort=False):
+            found = roofs_for(rows, str(dtype))
+            if not found:
+                without.append(f"{config} ({dtype})")
+            best = max((r.flops_per_s for r in found), default=None)
+            recs = gd.to_dict("records")
+            name = f"{config} · {dtype}"
             fig.add_trace(
                 go.Scatter(
                     x=list(gd["ai"]),
                     y=list(gd["achieved"]),
                     mode="markers",
-                    name=esc(f"{dev} · {dtype}"),
+                    name=ptext(name),
+                    showlegend=legend_once(seen, name),
                     marker={
-                        "color": col[dev],
+                        "color": col[config],
                         "size": 9,
-                        "line": {"width": 1, "color": "#333"},
-                        "symbol": "circle" if dtype == "float32" else "diamond",
+                        "symbol": symbols(
+                            gd["quality"], "circle" if dtype == "float32" else "diamond"
+                        ),
+                        "line": {"width": 1, "color": col[config]},
                     },
                     hovertext=[
                         hover(
-                            f"{r['model']} bs {integer_text(r['batch_size'])} · {r['series']}",
-                            f"intensity {r['ai']:.3g} FLOP/byte",
-                            f"achieved {si(r['achieved'], 'FLOP/s')}"
+                            f"{r['model']} bs {units.integer(r['batch_size'])} · {r['series']}",
+                            r["config"],
+                            f"intensity {units.si(r['ai'])} FLOP/byte",
+                            f"achieved {units.si(r['achieved'], 'FLOP/s')}"
                             + (
-                                f" ({100 * r['achieved'] / best:.2g}% of {si(best)})"
+                                f" ({units.percent(r['achieved'] / best)} of the roof)"
                                 if best
                                 else ""
                             ),
+                            "NOISY (hollow): " + str(r["validity_reason"])
+                            if r["quality"] == "noisy"
+                            else "",
                         )
-                        for _, r in gd.iterrows()
+                        for r in recs
                     ],
                     hoverinfo="text",
                 )
             )
-            for i, (label, flops) in enumerate(roofs):
-                ridge = flops / peak.bandwidth_bytes_per_s
+            for roof in found:
+                ridge = roof.flops_per_s / roof.bytes_per_s
                 lo, hi = min(lo, ridge / 3), max(hi, ridge * 3)
-                xs = [lo / 10, ridge, hi * 10]
-                fig.add_trace(
-                    go.Scatter(
-                        x=xs,
-                        y=[min(flops, peak.bandwidth_bytes_per_s * x) for x in xs],
-                        mode="lines",
-                        line={"color": col[dev], "dash": "dash" if i else "solid", "width": 1.5},
-                        name=esc(
-                            f"{peak.name} {label} roof: {si(flops, 'FLOP/s')}, "
-                            f"{si(peak.bandwidth_bytes_per_s, 'B/s')}"
-                        ),
-                        hoverinfo="name",
-                    )
-                )
-    fig.update_xaxes(
-        type="log",
-        title_text="arithmetic intensity (FLOP per byte, approximate)",
-        range=[math.log10(lo), math.log10(hi)],
-    )
-    fig.update_yaxes(type="log", title_text="achieved FLOP/s", tickformat="~s")
-    style(fig, title, height=520)
-    lines = [esc(APPROXIMATION)]
-    if unknown:
-        lines.append(
-            esc(
-                "no datasheet peak known for: "
-                + ", ".join(dict.fromkeys(unknown))
-                + " (points only, no roof)"
+                roofs.append((config, col[config], roof))
+    for i, (config, color, roof) in enumerate(roofs):
+        fig.add_trace(
+            roof_traces(
+                roof, color, lo, hi, name=roof_name(config, roof), dash="dash" if i % 2 else "solid"
             )
+        )
+    x_axis = log_range([lo, hi], kind="count")
+    y_vals = list(ok["achieved"]) + [r.flops_per_s for _, _, r in roofs]
+    y_axis = log_range(y_vals, kind="flops")
+    if x_axis:
+        x_axis["range"] = [math.log10(lo), math.log10(hi)]
+        fig.update_xaxes(**x_axis)
+    if y_axis:
+        fig.update_yaxes(**y_axis)
+    fig.update_xaxes(title_text="arithmetic intensity (FLOP per byte, approximate)")
+    fig.update_yaxes(title_text="achieved FLOP/s")
+    style(fig, title, height=520)
+    fig.update_layout(legend={"orientation": "h", "y": -0.15, "yanchor": "top"})
+    notes = [APPROXIMATION]
+    sources = {r.source for _, _, r in roofs}
+    if "datasheet" in sources:
+        notes.append("Datasheet roofs: vendor peaks, dense (no sparsity).")
+    if "measured" in sources:
+        notes.append(
+            "Measured roofs: the run's own dense matmul rate and memory copy bandwidth "
+            "(harness.measure.roofs, at the start of the run): what this software reaches on "
+            "this machine, not the vendor's theoretical peak."
+        )
+    if without:
+        notes.append(
+            "No datasheet entry and no measured roof for: "
+            + ", ".join(dict.fromkeys(without))
+            + " (points only)"
         )
     skipped = len(inf) - len(ok)
     if skipped:
-        lines.append(esc(f"{skipped} inference cases lack a latency, flops or byte count"))
+        notes.append(f"{skipped} inference cases lack a latency, flops or byte count")
     if len(df) > len(inf):
-        lines.append(esc(f"{len(df) - len(inf)} non-inference cases are not drawn"))
-    return add_notes(fig, lines)
+        notes.append(f"{len(df) - len(inf)} non-inference cases are not drawn")
+    return Plot(fig, notes)

@@ -1,7 +1,12 @@
-"""Cross-hardware speedups: the ratio of median latencies per case against the first device.
+"""Across hardware: median latency ratios between configurations, per model.
 
-Cases are joined on the case key (model, input shape, batch size, dtype, memory format, mode,
-compiled); a case measured on one side only is counted and named in the figure's notes.
+Rows are grouped by configuration (host, device, CPU threads, torch version: ``runs``), one run
+per configuration and one row per case (``select_runs``), so four runs on one machine are not
+four devices, and a 1-thread run is labelled as such. The first configuration (of the first file
+given) is the baseline; each other one is joined to it on the case key, and per model the
+ratios (baseline median / other median: above 1, the other is faster) are summarised by their
+geometric mean with a whisker over the model's range. A model with a noisy case on either side
+is drawn hollow. Notes go under the figure as text: they never overlap the axis labels.
 """
 
 from __future__ import annotations
@@ -11,123 +16,149 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness.report.data import (
-    CASE_KEY,
-    esc,
-    integer_text,
-    is_missing,
-    number,
-    points,
-    prepared,
-    seconds,
-)
-from harness.report.style import add_notes, colors, hover, placeholder, style
+from harness import units
+from harness.report.data import CASE_KEY, drawable, points, prepared
+from harness.report.style import Missing, Plot, colors, log_range, short_list, style
+from harness.report.text import hover, ptext
+
+MAX_MODELS = 40
 
 
-def speedup_figure(cases: pd.DataFrame) -> go.Figure:
-    """Cross-hardware speedup per case: median latency on the first device / on each other
-    device (above 1: faster than the first), joined on the case key, drawn as a marker on a
-    stem from 1; geometric means in the legend, the first device in the title."""
-    df = prepared(cases)
-    devices = list(dict.fromkeys(df["device_label"]))
-    title = "Speedup against the first device (ratio of median latencies)"
-    if len(devices) < 2:
-        return placeholder(
+def _geo(ratios: list[float]) -> float:
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
+    """Per model, the geometric mean over its shared cases of (baseline median latency / other
+    configuration's median latency), whisker from the smallest to the largest ratio."""
+    df = drawable(prepared(cases))
+    df = df[df["latency_s_median"].notna() & (df["latency_s_median"] > 0)]
+    configs = list(dict.fromkeys(df["config_short"]))
+    title = "Across hardware: speedup against the first configuration"
+    if len(configs) < 2:
+        only = configs[0] if configs else "none"
+        return Missing(
             title,
             [
-                esc(
-                    f"one device only ({devices[0] if devices else 'none'})"
-                    ": no cross-hardware comparison"
-                )
+                f"One configuration only ({only}): give result files from several devices, hosts "
+                "or thread counts to compare them."
             ],
         )
-    base_label = devices[0]
+    base_label = configs[0]
     key = list(CASE_KEY)
-    ok = df[df["latency_s_median"].notna()].astype({"compiled": object})
-    ok = ok.assign(compiled=ok["compiled"].map(lambda v: None if is_missing(v) else bool(v)))
-    base = points(ok[ok["device_label"] == base_label], tuple(key))
+    work = df.assign(compiled=[None if c is None else bool(c) for c in df["compiled"]])
+    work[key] = work[key].astype(object).where(work[key].notna(), "-")
+    base = points(work[work["config_short"] == base_label], tuple(key))
+    base_full = base["config"].iloc[0]
     fig = go.Figure()
-    col = colors(devices)
-    lines: list[str] = []
-    for dev in devices[1:]:
-        other = points(ok[ok["device_label"] == dev], tuple(key))
+    col = colors(configs)
+    notes: list[str] = []
+    all_ratios: list[float] = []
+    model_order: list[str] = []
+    for config in configs[1:]:
+        other = points(work[work["config_short"] == config], tuple(key))
         joined = base.merge(other, on=key, suffixes=("_base", "_other"))
         only = len(base) + len(other) - 2 * len(joined)
         if only:
-            lines.append(esc(f"{dev}: {only} cases measured on one side only are not compared"))
+            notes.append(f"{config}: {only} cases measured on one side only are not compared")
         if joined.empty:
             continue
-        joined = joined.sort_values(["model", "batch_size"], kind="stable")
-        ratio = [
-            number(a) / number(b)
-            for a, b in zip(
-                joined["latency_s_median_base"], joined["latency_s_median_other"], strict=True
+        joined = joined.assign(
+            ratio=joined["latency_s_median_base"] / joined["latency_s_median_other"],
+            noisy=(joined["quality_base"] == "noisy") | (joined["quality_other"] == "noisy"),
+        )
+        geo_all = _geo(list(joined["ratio"]))
+        models = list(dict.fromkeys(joined["model"]))
+        if len(models) > MAX_MODELS:
+            notes.append(
+                f"{config}: {len(models) - MAX_MODELS} more models not drawn "
+                f"({short_list(models[MAX_MODELS:], 5)}); the geometric mean counts them"
             )
-        ]
-        geo = math.exp(sum(math.log(r) for r in ratio) / len(ratio))
-        raw = [
-            f"{m} bs {integer_text(b)}" + (f" · {v}" if v else "")
-            for m, b, v in zip(
-                joined["model"], joined["batch_size"], joined["variant_base"], strict=True
+            models = models[:MAX_MODELS]
+        xs, ys, lo, hi, hovers, hollow = [], [], [], [], [], []
+        for model in models:
+            g = joined[joined["model"] == model]
+            r = list(g["ratio"])
+            geo = _geo(r)
+            xs.append(ptext(model))
+            ys.append(geo)
+            lo.append(geo - min(r))
+            hi.append(max(r) - geo)
+            all_ratios += r
+            hollow.append(bool(g["noisy"].any()))
+            detail = [
+                f"bs {units.integer(b)}{' · ' + v if v else ''}: {units.ratio(x)}"
+                f" ({units.seconds(m1, micro='µ')} vs {units.seconds(m2, micro='µ')})"
+                + (" noisy" if n else "")
+                for b, v, x, m1, m2, n in zip(
+                    g["batch_size"],
+                    g["variant_base"],
+                    g["ratio"],
+                    g["latency_s_median_base"],
+                    g["latency_s_median_other"],
+                    g["noisy"],
+                    strict=True,
+                )
+            ][:8]
+            hovers.append(
+                hover(
+                    f"{model}: {units.ratio(geo)} (geometric mean of {len(r)} cases)",
+                    f"{g['config_other'].iloc[0]} against {base_full}",
+                    *detail,
+                    f"and {len(g) - 8} more" if len(g) > 8 else "",
+                    "hollow: a noisy case on either side" if hollow[-1] else "",
+                )
             )
-        ]
-        # A lollipop per case: a marker at the ratio on a stem from 1, so a case slower than the
-        # first device points down from 1 (bars on a log axis would start at the axis edge).
+            model_order.append(ptext(model))
         fig.add_trace(
             go.Scatter(
-                x=[esc(lab) for lab in raw],
-                y=ratio,
+                x=xs,
+                y=ys,
                 mode="markers",
-                marker={"color": col[dev], "size": 10},
+                name=ptext(f"{config} ({units.ratio(geo_all)}, {len(joined)} cases)"),
+                marker={
+                    "color": col[config],
+                    "size": 10,
+                    "symbol": ["circle-open" if h else "circle" for h in hollow],
+                    "line": {"width": 1.5, "color": col[config]},
+                },
                 error_y={
                     "type": "data",
                     "symmetric": False,
-                    "array": [max(0.0, 1 - r) for r in ratio],
-                    "arrayminus": [max(0.0, r - 1) for r in ratio],
-                    "color": col[dev],
-                    "thickness": 3,
-                    "width": 0,
+                    "array": hi,
+                    "arrayminus": lo,
+                    "color": col[config],
+                    "thickness": 1.5,
+                    "width": 4,
                 },
-                name=esc(f"{dev} (geometric mean {geo:.3g}×)"),
-                hovertext=[
-                    hover(
-                        f"{dev} vs {base_label}",
-                        lab,
-                        f"speedup {r:.3g}×",
-                        f"median {seconds(b)} vs {seconds(a)}",
-                    )
-                    for lab, r, a, b in zip(
-                        raw,
-                        ratio,
-                        joined["latency_s_median_base"],
-                        joined["latency_s_median_other"],
-                        strict=True,
-                    )
-                ],
+                hovertext=hovers,
                 hoverinfo="text",
             )
         )
     if not fig.data:
-        return placeholder(title, [*lines, esc("no case was measured on two devices")])
+        return Missing(title, [*notes, "no case was measured in two configurations"])
     fig.add_hline(y=1, line={"color": "#888", "dash": "dot"})
-    ticks = _ticks([y for t in fig.data for y in t.y])
-    fig.update_yaxes(
-        type="log",
-        title_text="× faster than the first device",
-        tickvals=ticks,
-        ticktext=[f"{t:g}" for t in ticks],
+    axis = log_range([*all_ratios, 1.0], kind="ratio", min_ratio=4)
+    if axis:
+        fig.update_yaxes(**axis)
+    fig.update_yaxes(title_text="× faster than the baseline")
+    fig.update_xaxes(
+        type="category",
+        categoryorder="array",
+        categoryarray=list(dict.fromkeys(model_order)),
+        automargin=True,
+        tickangle=-30 if len(set(model_order)) > 8 else 0,
     )
-    fig.update_xaxes(tickangle=-45, automargin=True)
-    style(fig, f"Speedup against {esc(base_label)} (ratio of median latencies)", height=480)
-    fig.update_layout(scattermode="group")
-    return add_notes(fig, lines)
-
-
-def _ticks(ratios: list[float]) -> list[float]:
-    """1-2-5 ticks spanning ``ratios`` and 1 (plotly's own log ticks label 0.3 as "3")."""
-    lo, hi = min([*ratios, 1.0]), max([*ratios, 1.0])
-    out = []
-    for exp in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
-        out += [m * 10.0**exp for m in (1, 2, 5)]
-    keep = [t for t in out if lo / 2.5 <= t <= hi * 2.5]
-    return [float(f"{t:.6g}") for t in keep]
+    style(fig, f"Speedup against {base_label} (median latency ratio per model)", height=460)
+    fig.update_layout(
+        scattermode="group",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "xanchor": "left"},
+        margin={"t": 90},
+    )
+    notes.insert(
+        0,
+        f"Baseline: {base_full}. A marker is the geometric mean of the model's ratios over the "
+        "cases both configurations measured, the whisker spans its smallest to largest ratio; "
+        "the legend gives each configuration's geometric mean over all shared cases.",
+    )
+    return Plot(fig, notes)

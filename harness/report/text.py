@@ -1,0 +1,39 @@
+"""Text from result files made inert for the two places it is shown: HTML and plotly labels.
+
+Result files can hold any string (a model registered by a user, a host name, an exception
+message), so every string is escaped for the context it goes into:
+
+* ``esc`` for HTML (tables, headings, paragraphs, attribute values): ``html.escape`` with
+  quotes, so ``"`` cannot end an attribute;
+* ``ptext`` for plotly (trace names, titles, tick labels, hover text, annotations). plotly
+  draws these as a small subset of HTML: tags (``<b>``, ``<a href>``...) and the entities
+  ``&lt; &gt; &amp;`` and numeric ones. Escaping ``& < >`` is enough to make a string plain
+  text there, and quotes are left as typed: plotly does not decode ``&quot;``, so a model named
+  ``my "net"`` would otherwise read ``my &quot;net&quot;`` in a legend.
+
+The figure JSON then travels inside a ``<script type="application/json">`` element whose text
+has ``<``, ``>`` and ``&`` written as ``\\uXXXX`` escapes (``page.script_safe_json``), so no
+string can close that element either.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from harness.results.missing import is_missing
+
+
+def esc(value: Any) -> str:
+    """``value`` as text safe inside HTML, attribute values included (missing -> empty)."""
+    return html.escape("" if is_missing(value) else str(value), quote=True)
+
+
+def ptext(value: Any) -> str:
+    """``value`` as plain text inside a plotly label (missing -> empty); quotes stay as typed."""
+    return html.escape("" if is_missing(value) else str(value), quote=False)
+
+
+def hover(*lines: Any) -> str:
+    """Hover text from plain lines: each escaped for plotly, joined by the one tag it needs."""
+    return "<br>".join(ptext(line) for line in lines if line is not None and line != "")
