@@ -324,12 +324,17 @@ def test_mig_is_not_measured_and_says_why(run, extra, env, identity) -> None:
 # -- the sampling thread in real time ----------------------------------------------------------
 
 
-def test_the_sampler_thread_traces_a_power_step_without_counting_repeats(run) -> None:
+@pytest.mark.parametrize("sampler", ["thread", "process"])
+def test_the_sampler_traces_a_power_step_without_counting_repeats(run, sampler: str) -> None:
     out = run(
         {"power_update_us": 20_000, "dev0.power": "0:100000,0.24:300000"},
         real_window_s=0.6,
         sample_hz=100.0,
+        sampler=sampler,
+        timeline_delay_s=1.0,  # the monitor (and the child) is built before time 0
     )
+    assert out["sampler"] == sampler and out["sampler_note"] is None
+    assert out["stub_time_at_start_s"] < 0.1, "the window started late: the machine is too busy"
     reading = out["reading"]
     window = reading.window_s
     times = [t for t, _ in reading.trace]
@@ -347,6 +352,36 @@ def test_the_sampler_thread_traces_a_power_step_without_counting_repeats(run) ->
     # a poll sees the step up to one period (10 ms) late; allow three
     assert reading.power_w_mean == pytest.approx(expected_mean, abs=200.0 * 0.03 / window)
     assert reading.power_w_max == 300.0
+
+
+def test_the_process_sampler_polls_in_its_own_process(run) -> None:
+    out = run({"power_update_us": 5_000, "dev0.power": 180_000}, real_window_s=0.5)
+    assert out["sampler"] == "process"  # the default with the real clock
+    reading = out["reading"]
+    # about 50 polls at 100 Hz, nearly all of them the child's (two are this process's)
+    assert 0.3 * 100 * reading.window_s <= reading.polls <= 100 * reading.window_s + 3
+    assert len(reading.trace) > 10 and {p for _, p in reading.trace} == {180.0}
+    assert out["sampler_cpu_s"] > 0  # the child's CPU time, reported by the child
+
+
+def test_a_gpu_lost_while_the_child_polls_nulls_the_reading(run) -> None:
+    out = run(
+        {"lost_after_us": 300_000},
+        real_window_s=0.6,
+        sampler="process",
+        timeline_delay_s=1.0,
+    )
+    cols = out["columns"]
+    assert "the GPU fell off the bus" in cols["power_source"]
+    assert cols["energy_j_total"] is None and cols["power_w_max"] is None
+
+
+def test_a_child_that_cannot_read_says_why(stub_lib: str) -> None:
+    from harness.measure.sampler_process import ChildSampler, SamplerUnavailable
+
+    spec = {"kind": "nvml", "library": "/nonexistent/libnvidia-ml.so.1", "uuid": "GPU-x"}
+    with pytest.raises(SamplerUnavailable, match="could not be loaded"):
+        ChildSampler({**spec, "instant": True}, 100.0)
 
 
 def test_the_counter_step_is_measured_and_a_window_too_short_for_it_gives_no_energy(run) -> None:

@@ -263,3 +263,45 @@ def test_the_runner_row_carries_energy_or_says_why_not(tmp_path, monkeypatch) ->
     else:  # the plan fell short: flagged, never 0 J
         assert row["energy_j_total"] is None and "shorter than" in row["power_reason"]
     assert list(result.power.columns) == ["t_s", "power_w"]
+
+
+def test_a_sampler_process_that_cannot_start_leaves_the_thread_in_charge(
+    powercap, monkeypatch
+) -> None:
+    from harness.measure import sampler_process
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise sampler_process.SamplerUnavailable("the sampler process could not start: EAGAIN")
+
+    monkeypatch.setattr(sampler_process, "ChildSampler", broken)
+    root, pkg0, _ = powercap
+    monitor = make_power_monitor("cpu", powercap_root=root)
+    assert monitor.sampler == "thread"
+    assert (
+        monitor.sampler_note
+        == "thread (process failed: the sampler process could not start: EAGAIN)"
+    )
+    with monitor:
+        set_energy(pkg0, MAX_UJ - 1_000 + 500)
+        time.sleep(0.05)
+    assert monitor.reading.polls >= 2 and monitor.reading.reason is not None  # too short
+
+
+def test_the_rapl_child_reads_the_same_files(powercap) -> None:
+    root, pkg0, _ = powercap
+    monitor = make_power_monitor("cpu", powercap_root=root, sample_hz=200.0)
+    assert monitor.sampler == "process" and monitor.sampler_note is None
+    try:
+        monitor.start()
+        for i in range(1, 6):  # 5 updates of 1 J each, 40 ms apart
+            time.sleep(0.04)
+            set_energy(pkg0, (MAX_UJ - 1_000 + i * 1_000_000) % MAX_UJ)
+        time.sleep(0.04)
+        reading = monitor.stop()
+    finally:
+        monitor.close()
+    assert monitor.sampler_cpu_s > 0
+    # the counters: package-0 moved 5 J across its wraparound, package-1 not at all
+    assert reading.window_s < 1.0 and reading.energy_j is None
+    assert reading.power_w_mean == pytest.approx(5.0 / reading.window_s, rel=1e-9)
+    assert len(reading.trace) >= 4  # the child saw the steps between start and stop

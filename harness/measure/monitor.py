@@ -1,10 +1,18 @@
 """The monitor interface: ``PowerMonitor``, the ``NullPowerMonitor`` that says why nothing is
-measured, and ``SampledMonitor``, the background sampling thread the NVML and RAPL monitors share.
+measured, and ``SampledMonitor``, the background polling the NVML and RAPL monitors share.
 
-Sampling is kept cheap because it runs beside the timed work: the thread sleeps between polls
-(time.sleep: one syscall, the GIL free meanwhile; ctypes also releases it during each NVML
-call), runs at nice 19, appends samples to two float arrays (no Python object is kept per
-sample), and builds the reading's lists only after the window has closed.
+Polling runs beside the timed work, so it is kept out of its way. A poll only reads the sensor
+and records ``(time, raw reading)``; the readings are turned into the trace after the window
+has closed. Where the polling runs is ``sampler``:
+
+* ``"process"`` (the default of ``make_power_monitor``): a child process
+  (harness/measure/sampler_process.py) started with the monitor, so the polls never take the
+  timing process's GIL (a thread's poll, waking while a short step runs, delays it by the
+  poll's Python work: the tail of sub-millisecond steps, benchmarks/bench_power_overhead.py);
+* ``"thread"``: a thread of this process (needed with a clock other than time.perf_counter).
+
+Either sleeps between polls (the thread in time.sleep, the child in select on its command
+pipe) and runs at nice 19.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from harness.measure import nvml, rapl
 from harness.measure.power_reading import PowerReading
 
 Clock = Callable[[], float]
+Raw = tuple  # one poll's raw reading: ("ok", ...), or a marker the monitor's _ingest knows
+SAMPLERS = ("process", "thread")
 _SLEEP_MAX_S = 0.05  # tick periods up to this are slept; longer ones wait on the stop Event
 
 
@@ -30,7 +40,7 @@ def _check_seconds(seconds: float) -> None:
         raise InvalidInputError(f"idle seconds must be a positive number, got {seconds!r}")
 
 
-def _lower_this_threads_priority() -> None:
+def lower_this_threads_priority() -> None:
     """Nice 19 for the calling thread only (Linux): where every core is busy with the work being
     measured, the sampler waits rather than preempting it. A late poll is stamped when it reads,
     so it is late, not wrong; energy comes from counters read at start and stop."""
@@ -98,61 +108,122 @@ class NullPowerMonitor(PowerMonitor):
 
 
 class SampledMonitor(PowerMonitor):
-    """A background thread polls power at ``sample_hz`` between ``start`` and ``stop``.
+    """Power polled at ``sample_hz`` between ``start`` and ``stop``, in a thread or a child
+    process (``sampler``).
 
-    Subclasses read their hardware in ``_begin`` (at start), ``_poll`` (each sample: append
-    distinct readings to ``_t``/``_p``), ``_end`` (at stop) and build the reading in ``_finish``.
-    An ``NvmlUnavailable``/``RaplUnavailable`` on the way ends sampling; the reading is then
-    null with its reason.
+    Subclasses read their hardware in ``_begin`` (at start), ``_read`` (one poll: return the raw
+    reading, raise ``NvmlUnavailable``/``RaplUnavailable`` when sampling must end), ``_end`` (at
+    stop); after the window, ``_ingest`` turns each raw reading, in time order, into the trace
+    (``_t``/``_p``) and ``_finish`` builds the reading. ``reader_spec`` tells the child process
+    how to make the same ``_read``. A fatal error on the way makes the reading null with its
+    reason.
     """
 
-    def __init__(self, *, sample_hz: float, clock: Clock, min_window_s: float) -> None:
+    def __init__(
+        self, *, sample_hz: float, clock: Clock, min_window_s: float, sampler: str = "thread"
+    ) -> None:
         super().__init__()
+        if sampler not in SAMPLERS:
+            raise InvalidInputError(
+                f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}"
+            )
+        if sampler == "process" and clock is not time.perf_counter:
+            raise InvalidInputError(
+                "the process sampler stamps its polls with time.perf_counter; "
+                "use sampler='thread' with another clock"
+            )
         self.sample_hz = sample_hz
         self.min_window_s = min_window_s
+        self.sampler = sampler
         self._clock = clock
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self._child: object | None = None  # sampler_process.ChildSampler, started on first use
+        self._running = False
+        self._raw: list[tuple[float, Raw]] = []
         self._t = array("d")
         self._p = array("d")
         self._t0 = 0.0
         self._polls = 0
         self._fatal: str | None = None
         self._open = False  # between start and stop: samples belong to the window
-        self.sampler_cpu_s = 0.0  # CPU time (s) the sampling thread used in the last window
+        self.sampler_cpu_s = 0.0  # CPU time (s) the sampler (thread or child) used in the window
+        self.sampler_note: str | None = None  # why the sampler is not the one asked for
 
     # subclass hooks
     def _begin(self) -> None: ...
-    def _poll(self, now: float) -> None: ...
+    def _read(self) -> Raw:
+        raise NotImplementedError
+
+    def _ingest(self, now: float, raw: Raw) -> None: ...
     def _end(self) -> None: ...
     def _finish(self, window_s: float, reading: PowerReading) -> PowerReading:
         raise NotImplementedError
 
+    def reader_spec(self) -> dict[str, object]:
+        """What a child process needs to make this monitor's ``_read`` (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def _prepare_sampler(self) -> None:
+        """Start the child process of the ``process`` sampler (subclasses call this at the end
+        of ``__init__``, so that it is spawned before any window, not inside one). A child
+        that cannot start leaves the thread sampler in charge, with the reason in
+        ``sampler_note``."""
+        if self.sampler != "process" or self._child is not None:
+            return
+        from harness.measure.sampler_process import ChildSampler, SamplerUnavailable
+
+        try:
+            self._child = ChildSampler(self.reader_spec(), self.sample_hz)
+        except SamplerUnavailable as err:
+            self.sampler, self.sampler_note = "thread", f"thread (process failed: {err.reason})"
+
     def start(self) -> None:
-        if self._thread is not None:
+        if self._running:
             raise RuntimeError("PowerMonitor.start() called twice without stop()")
-        self._t, self._p = array("d"), array("d")
+        self._raw, self._t, self._p = [], array("d"), array("d")
         self._polls, self._fatal = 0, None
         self._stop_event.clear()
+        if self.sampler == "process":
+            self._begin_child()  # polling from before the window opens
         self._guarded(self._begin)
         self._t0 = self._clock()
         self._open = True
+        self._running = True
         self.sample()
-        self._thread = threading.Thread(target=self._run, name="cnnbench-power", daemon=True)
-        self._thread.start()
+        if self.sampler == "thread":
+            self._thread = threading.Thread(target=self._run, name="cnnbench-power", daemon=True)
+            self._thread.start()
+
+    def _begin_child(self) -> None:
+        from harness.measure.sampler_process import SamplerUnavailable
+
+        self._prepare_sampler()
+        if self._child is None:  # it could not start: the thread polls instead
+            return
+        try:
+            self._child.begin()  # type: ignore[attr-defined]
+        except SamplerUnavailable as err:
+            self._fatal = err.reason
 
     def stop(self) -> PowerReading:
-        if self._thread is None:
+        if not self._running:
             raise RuntimeError("PowerMonitor.stop() called without start()")
-        with self._lock:  # close the window first: joining the thread is not part of it
-            self._poll_guarded()
-            window_s = self._clock() - self._t0
+        with self._lock:  # close the window first: collecting the polls is not part of it
+            self._record(self._clock())
+            t_end = self._clock()
+            window_s = t_end - self._t0
             self._open = False
             self._guarded(self._end)
-        self._stop_event.set()
-        self._thread.join()
-        self._thread = None
+        self._running = False
+        if self._thread is not None:
+            self._stop_event.set()
+            self._thread.join()
+            self._thread = None
+        elif self._child is not None:
+            self._collect_child(t_end)
+        self._ingest_all()
         if self._fatal is not None:
             return PowerReading(
                 source=f"unavailable: {self._fatal}",
@@ -171,15 +242,51 @@ class SampledMonitor(PowerMonitor):
         )
         return self._finish(window_s, base)
 
+    def _collect_child(self, t_end: float) -> None:
+        from harness.measure.sampler_process import SamplerUnavailable
+
+        try:
+            polls, cpu_s = self._child.end()  # type: ignore[attr-defined]
+        except SamplerUnavailable as err:
+            if self._fatal is None:
+                self._fatal = err.reason
+            return
+        self.sampler_cpu_s = cpu_s
+        for t, raw in polls:
+            if self._t0 <= t <= t_end:  # the child polls a little before and after the window
+                self._raw.append((t, tuple(raw)))
+
+    def _ingest_all(self) -> None:
+        """The window's raw readings, in time order, into the trace."""
+        for t, raw in sorted(self._raw, key=lambda r: r[0]):
+            if raw[0] == "fatal":
+                if self._fatal is None:
+                    self._fatal = str(raw[1])
+                break
+            self._ingest(t - self._t0, raw)
+        self._raw = []
+
+    def close(self) -> None:
+        """End the child process, if any (also done when the monitor is collected)."""
+        if self._child is not None:
+            self._child.close()  # type: ignore[attr-defined]
+            self._child = None
+
     def sample(self) -> None:
         """Take one power reading now (the thread calls this at ``sample_hz``)."""
         with self._lock:
             if self._open:
-                self._poll_guarded()
+                self._record(self._clock())
 
-    def _poll_guarded(self) -> None:
-        if self._fatal is None:
-            self._guarded(lambda: self._poll(self._clock()))
+    def _record(self, now: float) -> None:
+        """One poll: the raw reading and when it was taken (processed after the window)."""
+        if self._fatal is not None:
+            return
+        try:
+            raw = self._read()
+        except (nvml.NvmlUnavailable, rapl.RaplUnavailable) as err:
+            raw = ("fatal", err.reason)
+        self._raw.append((now, raw))
 
     def _guarded(self, call: Callable[[], None]) -> None:
         try:
@@ -190,7 +297,7 @@ class SampledMonitor(PowerMonitor):
 
     def _run(self) -> None:
         cpu0 = time.thread_time()
-        _lower_this_threads_priority()
+        lower_this_threads_priority()
         period = 1.0 / self.sample_hz
         now, stopped = time.perf_counter, self._stop_event.is_set
         # time.sleep is one syscall; Event.wait builds a lock per call. Slow rates wait on the
@@ -204,7 +311,7 @@ class SampledMonitor(PowerMonitor):
             if stopped():
                 break
             self.sample()
-            if self._fatal is not None:
+            if self._raw and self._raw[-1][1][0] == "fatal":
                 break
             next_t += period
             late = now() - next_t

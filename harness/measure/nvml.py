@@ -165,6 +165,12 @@ def shutdown_nvml() -> None:
     _SESSION.shutdown()
 
 
+def library_path() -> str | None:
+    """The NVML library file this process loaded by path (``init_nvml(library=...)`` or
+    ``$CNNBENCH_NVML_LIBRARY``), or None for the driver's own."""
+    return _SESSION.preloaded_path
+
+
 def session_cache() -> dict[str, object]:
     """A dict for facts measured about devices in this NVML session (cleared at shutdown)."""
     return _SESSION.cache

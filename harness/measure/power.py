@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import InvalidInputError
 from harness.measure import nvml, nvml_match, rapl
-from harness.measure.monitor import Clock, NullPowerMonitor, PowerMonitor, SampledMonitor
+from harness.measure.monitor import Clock, NullPowerMonitor, PowerMonitor, Raw, SampledMonitor
 from harness.measure.power_reading import (
     MW_PER_W,
     DeviceState,
@@ -108,8 +108,11 @@ class NvmlPowerMonitor(SampledMonitor):
         clock: Clock = time.perf_counter,
         min_window_s: float = DEFAULT_MIN_WINDOW_S,
         counter_step_s: float | None = None,
+        sampler: str = "thread",
     ) -> None:
-        super().__init__(sample_hz=sample_hz, clock=clock, min_window_s=min_window_s)
+        super().__init__(
+            sample_hz=sample_hz, clock=clock, min_window_s=min_window_s, sampler=sampler
+        )
         self.device = device
         self._instant = _supported(device.instant_power_mw)
         if not self._instant and not _supported(device.power_usage_mw):
@@ -139,6 +142,7 @@ class NvmlPowerMonitor(SampledMonitor):
         self._e0 = self._e1 = 0
         self._last: int | None = None
         self.dropped = 0  # reads of 0 mW or sporadic NOT_SUPPORTED, left out of the trace
+        self._prepare_sampler()
 
     def _set_counter_step(self, given: float | None) -> None:
         """The counter's update period (given, measured, or assumed) and the window it needs."""
@@ -165,18 +169,22 @@ class NvmlPowerMonitor(SampledMonitor):
         if self._energy is not None:
             self._e0 = self._energy()
 
-    def _poll(self, now: float) -> None:
-        try:
-            if self._instant:
-                mw, stamp = self.device.instant_power_mw()
-            else:
-                # no timestamp here: a repeated value is taken as the same sensor update
-                mw = stamp = self.device.power_usage_mw()
-        except nvml.NvmlUnavailable as err:
-            if not err.unsupported:
-                raise
+    def _read(self) -> Raw:
+        return read_nvml_power(self.device, self._instant)
+
+    def reader_spec(self) -> dict[str, object]:
+        return {
+            "kind": "nvml",
+            "library": nvml.library_path(),
+            "uuid": self.device.uuid,
+            "instant": self._instant,
+        }
+
+    def _ingest(self, now: float, raw: Raw) -> None:
+        if raw[0] == "unsupported":
             self.dropped += 1  # NVML polled fast sometimes answers NOT_SUPPORTED once
             return
+        _, mw, stamp = raw
         self._polls += 1
         if stamp == self._last:
             return
@@ -184,7 +192,7 @@ class NvmlPowerMonitor(SampledMonitor):
         if mw <= 0:  # no real GPU draws 0 W: an invalid read
             self.dropped += 1
             return
-        self._t.append(now - self._t0)
+        self._t.append(now)
         self._p.append(mw / MW_PER_W)
 
     def _end(self) -> None:
@@ -233,25 +241,35 @@ class RaplPowerMonitor(SampledMonitor):
         sample_hz: float = 100.0,
         clock: Clock = time.perf_counter,
         min_window_s: float = DEFAULT_MIN_WINDOW_S,
+        sampler: str = "thread",
     ) -> None:
-        super().__init__(sample_hz=sample_hz, clock=clock, min_window_s=min_window_s)
+        super().__init__(
+            sample_hz=sample_hz, clock=clock, min_window_s=min_window_s, sampler=sampler
+        )
         self.zones = zones
         n = len(zones)
         self.source = f"rapl:package_counter({n} package{'s' if n != 1 else ''})"
         self._last: list[int] | None = None
         self._last_t = 0.0
         self._acc_uj = 0
+        self._prepare_sampler()
 
     def _begin(self) -> None:
         self._last, self._acc_uj = None, 0
 
-    def _poll(self, now: float) -> None:
-        try:
-            values = [zone.read_uj() for zone in self.zones]
-        except PermissionError as err:
-            raise rapl.RaplUnavailable(f"RAPL counter became unreadable: {err}") from err
-        except (OSError, ValueError):
+    def _read(self) -> Raw:
+        return read_rapl(self.zones)
+
+    def reader_spec(self) -> dict[str, object]:
+        return {
+            "kind": "rapl",
+            "zones": [[z.name, str(z.energy_path), z.max_energy_range_uj] for z in self.zones],
+        }
+
+    def _ingest(self, now: float, raw: Raw) -> None:
+        if raw[0] == "torn":
             return  # a torn read: the next poll covers the interval
+        values = list(raw[1])
         self._polls += 1
         if self._last is None:
             self._last, self._last_t = values, now
@@ -264,7 +282,7 @@ class RaplPowerMonitor(SampledMonitor):
             return  # the counters have not moved since the last poll: keep the interval open
         self._acc_uj += delta
         if now > self._last_t:
-            self._t.append(now - self._t0)
+            self._t.append(now)
             self._p.append(delta / _UJ_PER_J / (now - self._last_t))
         self._last, self._last_t = values, now
 
@@ -281,6 +299,54 @@ class RaplPowerMonitor(SampledMonitor):
             reading.power_w_max = max(self._p)
         reading.reason = reason
         return reading
+
+
+def read_nvml_power(device: nvml.NvmlDevice, instant: bool) -> Raw:
+    """One poll of a GPU's power: ``("ok", mW, stamp)`` (the stamp is the instant field's
+    timestamp, or the value itself for nvmlDeviceGetPowerUsage, which has none: a repeated value
+    is then taken as the same sensor update), ``("unsupported",)`` for a sporadic
+    NOT_SUPPORTED; an error that ends sampling raises ``NvmlUnavailable``."""
+    try:
+        if instant:
+            mw, stamp = device.instant_power_mw()
+        else:
+            mw = stamp = device.power_usage_mw()
+    except nvml.NvmlUnavailable as err:
+        if not err.unsupported:
+            raise
+        return ("unsupported",)
+    return ("ok", mw, stamp)
+
+
+def read_rapl(zones: list[rapl.RaplZone]) -> Raw:
+    """One poll of the RAPL package counters: ``("ok", [uJ, ...])``, ``("torn",)`` for a read
+    that failed midway (the next poll covers the interval); no permission raises
+    ``RaplUnavailable``."""
+    try:
+        return ("ok", [zone.read_uj() for zone in zones])
+    except PermissionError as err:
+        raise rapl.RaplUnavailable(f"RAPL counter became unreadable: {err}") from err
+    except (OSError, ValueError):
+        return ("torn",)
+
+
+def reader_from_spec(spec: dict[str, object]) -> Callable[[], Raw]:
+    """The ``_read`` of a monitor, rebuilt from its ``reader_spec()`` (in the sampler's child
+    process): NVML initialised from the same library and the GPU found by UUID, or the same
+    RAPL files."""
+    if spec["kind"] == "nvml":
+        library = spec["library"]
+        nvml.init_nvml(None if library is None else str(library))
+        uuid = spec["uuid"]
+        device = next((d for d in nvml_match.list_devices() if d.uuid == uuid), None)
+        if device is None:
+            raise nvml.NvmlUnavailable(f"the sampler process finds no NVML device {uuid}")
+        instant = bool(spec["instant"])
+        return lambda: read_nvml_power(device, instant)
+    if spec["kind"] == "rapl":
+        zones = [rapl.RaplZone(str(n), Path(str(p)), int(m)) for n, p, m in spec["zones"]]  # type: ignore[attr-defined]
+        return lambda: read_rapl(zones)
+    raise InvalidInputError(f"unknown power reader {spec['kind']!r}")
 
 
 def _supported(read: Callable[[], object]) -> bool:
@@ -318,13 +384,18 @@ def make_power_monitor(
     cuda_identity: Callable[[int], nvml_match.CudaIdentity | None] = nvml_match.torch_cuda_identity,
     clock: Clock = time.perf_counter,
     counter_step_s: float | None = None,
+    sampler: str | None = None,
 ) -> PowerMonitor:
     """The monitor for ``device``: NVML on CUDA, RAPL on CPU, else one that says why not.
 
     ``mode`` is ``auto`` or ``off``; ``sample_hz`` the trace rate in Hz (0 < hz <= 1000);
     ``min_window_s`` the shortest window whose energy is reported, in s (an NVML monitor raises
     it to ``counter_step_s / ENERGY_QUANTISATION_TARGET``; ``counter_step_s``, the energy
-    counter's update period, is measured when None). ``nvml_library``
+    counter's update period, is measured when None). ``sampler`` is where power is polled
+    during a window: ``process`` (a child process: its polls never hold this process's GIL) or
+    ``thread``; None: ``process`` with the default clock, ``thread`` with any other (a child
+    stamps its polls with time.perf_counter). A child that cannot start falls back to the
+    thread, saying so in ``monitor.sampler_note``. ``nvml_library``
     (default ``$CNNBENCH_NVML_LIBRARY``, else the driver's libnvidia-ml.so.1) and
     ``powercap_root`` (default ``$CNNBENCH_POWERCAP_ROOT``, else /sys/class/powercap) point at
     other sources; ``cuda_identity`` and ``clock`` replace torch's device query and
@@ -342,7 +413,12 @@ def make_power_monitor(
     kind, index = _parse_device(device)
     if mode == "off":
         return NullPowerMonitor("disabled by --cnn-power=off", kind="off")
-    options = {"sample_hz": float(sample_hz), "clock": clock, "min_window_s": float(min_window_s)}
+    options = {
+        "sample_hz": float(sample_hz),
+        "clock": clock,
+        "min_window_s": float(min_window_s),
+        "sampler": sampler or ("process" if clock is time.perf_counter else "thread"),
+    }
     if kind == "cuda":
         try:
             nvml.init_nvml(nvml_library)

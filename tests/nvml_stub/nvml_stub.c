@@ -13,7 +13,11 @@
  * nvmlInit (after a full nvmlShutdown it is read again):
  *
  *   clock=real|manual          real: time since nvmlInit (CLOCK_MONOTONIC, the clock behind
- *                              Python's time.perf_counter); manual: set by nvml_stub_set_time_us
+ *                              Python's time.perf_counter), or since the CLOCK_MONOTONIC time
+ *                              in ns of the environment variable NVML_STUB_ORIGIN_NS, so that
+ *                              processes sharing it (the power sampler's child) see one
+ *                              timeline and one set of field timestamps;
+ *                              manual: set by nvml_stub_set_time_us
  *   devices=N                  number of GPUs NVML sees (at most 8)
  *   energy_update_us=100000    the energy counter and the averaged power move in steps of this
  *   power_update_us=20000      the instant power field (and its timestamp) moves in steps of this
@@ -299,10 +303,16 @@ nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
     if (g_refcount == 0) {
         load_config();
         if (g_ret[R_INIT] != 0) return g_ret[R_INIT];
-        g_init_ns = mono_ns();
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        g_init_epoch_us = (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+        const char *origin = getenv("NVML_STUB_ORIGIN_NS");
+        if (origin != NULL && *origin) {
+            g_init_ns = strtoll(origin, NULL, 10);
+            g_init_epoch_us = 1600000000000000LL; /* the same in every process */
+        } else {
+            g_init_ns = mono_ns();
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            g_init_epoch_us = (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+        }
     }
     g_refcount++;
     return NVML_SUCCESS;

@@ -22,8 +22,10 @@ from harness.measure.power import NvmlPowerMonitor, make_power_monitor
 
 
 @contextmanager
-def _environment(config: str, env: Mapping[str, str | None]) -> Iterator[None]:
-    changes = {"NVML_STUB_CONFIG": config, **env}
+def _environment(config: str, env: Mapping[str, str | None], origin_ns: int) -> Iterator[None]:
+    # one timeline for this process and the power sampler's child process
+    origin = str(origin_ns)
+    changes = {"NVML_STUB_CONFIG": config, "NVML_STUB_ORIGIN_NS": origin, **env}
     saved = {k: os.environ.get(k) for k in changes}
     try:
         for key, value in changes.items():
@@ -62,6 +64,8 @@ def run_monitor(
     sample_hz: float = 100.0,
     min_window_s: float = 1.0,
     counter_step_s: float | None = 0.02,
+    sampler: str | None = None,
+    timeline_delay_s: float = 0.0,
     samples: int = 320,
 ) -> dict[str, Any]:
     """Build a monitor for ``device`` on the stub and measure one window.
@@ -71,11 +75,17 @@ def run_monitor(
     string ``"min_window"``: the monitor's ``min_window_s``).
     ``counter_step_s``: the energy counter's update period as given to the monitor (0.02 s keeps
     the minimum window at ``min_window_s``); None has the monitor measure it (real clock only).
+    ``sampler``: where the monitor polls (default: ``thread`` with the manual clock, which a
+    child process cannot share, else the monitor's default, ``process``).
+    ``timeline_delay_s``: the real clock's time 0 (of the power step functions) lies that far
+    after the call; a real window starts once it has passed, so that building the monitor
+    (spawning the sampler's child) does not eat into the timeline.
     """
     stub = _stub(lib)
     clock = (lambda: stub.nvml_stub_time_us() / 1e6) if steps_us else time.perf_counter
     ident = None if identity is None else nvml_match.CudaIdentity(*identity)
-    with _environment(config, env or {}):
+    origin_ns = time.monotonic_ns() + int(timeline_delay_s * 1e9)
+    with _environment(config, env or {}, origin_ns):
         monitor = make_power_monitor(
             device,
             sample_hz=sample_hz,
@@ -84,35 +94,56 @@ def run_monitor(
             cuda_identity=lambda _index: ident,
             clock=clock,
             counter_step_s=counter_step_s,
+            sampler=sampler or ("thread" if steps_us else "process"),
         )
-        out: dict[str, Any] = {"monitor": type(monitor).__name__, "source": monitor.source}
-        out["min_window_s"] = monitor.min_window_s
-        out["counter_step_s"] = getattr(monitor, "counter_step_s", None)
-        out["counter_step_source"] = getattr(monitor, "counter_step_source", None)
-        if isinstance(monitor, NvmlPowerMonitor):
-            dev = monitor.device
-            out["device"] = dataclasses.asdict(dataclasses.replace(dev, handle=None))
-            out["driver_version"] = pynvml.nvmlSystemGetDriverVersion()
-            out["same_library"] = pynvml.nvmlLib._handle == stub._handle
-        if idle_s is not None:
-            out["idle_w"] = monitor.measure_idle(idle_s)
-        if steps_us:
-            stub.nvml_stub_set_time_us(steps_us[0])
-            monitor.start()
-            for t_us in steps_us[1:-1]:
-                stub.nvml_stub_set_time_us(t_us)
-                monitor.sample()
-            stub.nvml_stub_set_time_us(steps_us[-1])
-            reading = monitor.stop()
-        elif real_window_s is not None:
-            out["stub_time_at_start_s"] = stub.nvml_stub_time_us() / 1e6
-            seconds = monitor.min_window_s if real_window_s == "min_window" else real_window_s
-            with monitor:
-                time.sleep(float(seconds))
-            reading = monitor.reading
-        else:
-            return out
-        out["reading"] = reading
-        out["columns"] = reading.to_columns(samples)
-        out["dropped"] = getattr(monitor, "dropped", None)
+        try:
+            if real_window_s is not None:  # wait for the timeline's time 0
+                time.sleep(max(0.0, (origin_ns - time.monotonic_ns()) / 1e9))
+            return _measure(monitor, stub, steps_us, real_window_s, idle_s, samples)
+        finally:
+            if hasattr(monitor, "close"):
+                monitor.close()  # the sampler's child process, if any
+
+
+def _measure(
+    monitor: Any,
+    stub: ctypes.CDLL,
+    steps_us: list[int] | None,
+    real_window_s: float | str | None,
+    idle_s: float | None,
+    samples: int,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"monitor": type(monitor).__name__, "source": monitor.source}
+    out["min_window_s"] = monitor.min_window_s
+    out["counter_step_s"] = getattr(monitor, "counter_step_s", None)
+    out["counter_step_source"] = getattr(monitor, "counter_step_source", None)
+    out["sampler"] = getattr(monitor, "sampler", None)
+    out["sampler_note"] = getattr(monitor, "sampler_note", None)
+    if isinstance(monitor, NvmlPowerMonitor):
+        dev = monitor.device
+        out["device"] = dataclasses.asdict(dataclasses.replace(dev, handle=None))
+        out["driver_version"] = pynvml.nvmlSystemGetDriverVersion()
+        out["same_library"] = pynvml.nvmlLib._handle == stub._handle
+    if idle_s is not None:
+        out["idle_w"] = monitor.measure_idle(idle_s)
+    if steps_us:
+        stub.nvml_stub_set_time_us(steps_us[0])
+        monitor.start()
+        for t_us in steps_us[1:-1]:
+            stub.nvml_stub_set_time_us(t_us)
+            monitor.sample()
+        stub.nvml_stub_set_time_us(steps_us[-1])
+        reading = monitor.stop()
+    elif real_window_s is not None:
+        out["stub_time_at_start_s"] = stub.nvml_stub_time_us() / 1e6
+        seconds = monitor.min_window_s if real_window_s == "min_window" else real_window_s
+        with monitor:
+            time.sleep(float(seconds))
+        reading = monitor.reading
+    else:
         return out
+    out["reading"] = reading
+    out["columns"] = reading.to_columns(samples)
+    out["dropped"] = getattr(monitor, "dropped", None)
+    out["sampler_cpu_s"] = getattr(monitor, "sampler_cpu_s", None)
+    return out
