@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -70,7 +71,17 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
             f"input shape {shape} is not valid: give CxHxW (3x224x224) or CxL (1x5000) with "
             "positive sizes, without the batch dimension"
         )
+    if math.prod(shape) > MAX_SAMPLE_VALUES:
+        raise InvalidInputError(
+            f"input shape {units.shape(shape)} is too large: one sample holds "
+            f"{math.prod(shape):.3g} values, more than a tensor can address (2**60 values of 8 "
+            "bytes in 2**63 bytes); give sizes such as 3x224x224"
+        )
     return shape
+
+
+# torch's sizes are int64: a tensor holds at most 2**63 - 1 bytes, 2**60 values of 8 bytes
+MAX_SAMPLE_VALUES = 2**60
 
 
 def shape_str(shape: Sequence[int]) -> str:

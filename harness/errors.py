@@ -23,7 +23,12 @@ class DuplicateModelError(HarnessError, ValueError):
 
 
 class MissingDependencyError(HarnessError, ImportError):
-    """An optional package (torchvision, timm, playwright...) is needed but not installed."""
+    """An optional package (torchvision, timm, playwright...) is needed but not installed, or is
+    installed but cannot be imported (a torchvision built for another torch)."""
+
+
+class ModelBuildError(HarnessError, RuntimeError):
+    """A model's own factory raised while building it (on the meta device, for a profile)."""
 
 
 class InvalidInputError(HarnessError, ValueError):

@@ -1,9 +1,15 @@
-"""The model registry: one dict of named factories, each knowing its default and minimum input.
+"""Model names as users type them, resolved to registry entries (harness.registry).
 
+``get_entry(name)`` is the one resolver, for the command line and the pytest plugin alike.
 Names resolve in this order:
-  * a registered zoo name (``resnet18``),
+  * a registered name (``resnet18``; the zoo registers on first use, a suite file when
+    imported, see ``load_suites``),
   * ``torchvision:NAME`` and ``timm:NAME`` when those packages are installed,
-  * ``package.module:factory`` for any importable callable that returns an ``nn.Module``.
+  * ``package.module:factory`` for any importable callable that returns an ``nn.Module``; a
+    factory that a module registered is its registered entry, with its input.
+Every failure is a HarnessError of one line: UnknownModelError (a name nothing resolves, a
+module that fails to import), MissingDependencyError (torchvision or timm missing, or built
+for another torch).
 """
 
 from __future__ import annotations
@@ -11,129 +17,115 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib.metadata
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from harness.errors import DuplicateModelError, MissingDependencyError, UnknownModelError
+from harness.errors import (
+    HarnessError,
+    InvalidInputError,
+    MissingDependencyError,
+    UnknownModelError,
+)
+from harness.registry import (
+    ModelEntry,
+    Shape,
+    entries_of,
+    register_model,
+    registered,
+    registered_names,
+    unregister_model,
+)
 
-Shape = tuple[int, ...]
+__all__ = [
+    "ModelEntry",
+    "Shape",
+    "get_entry",
+    "get_model",
+    "list_models",
+    "load_suites",
+    "register_model",
+    "unregister_model",
+]
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered architecture: its factory and what input it takes.
-
-    ``input_shape`` is the default (C, H, W) (or (C, L) for 1D models), without the batch;
-    ``min_input_shape`` the smallest the network accepts (None: not known; validation then
-    relies on the shape propagation of harness.profile.shapes alone).
-    """
-
-    name: str
-    factory: Callable[..., nn.Module]
-    input_shape: Shape
-    min_input_shape: Shape | None = None
-    family: str = ""
-    description: str = ""
-    reference: str = ""
-    source: str = "zoo"
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-    def build(self, **kwargs: Any) -> nn.Module:
-        """Call the factory with the entry's defaults and ``kwargs``; an UnknownModelError when
-        it cannot be called so or returns something that is not an ``nn.Module``."""
-        args = {**self.defaults, **kwargs}
-        what = getattr(self.factory, "__qualname__", repr(self.factory))
-        try:
-            inspect.signature(self.factory).bind(**args)
-        except TypeError as exc:
-            given = ", ".join(f"{k}={v!r}" for k, v in args.items()) or "no arguments"
-            raise UnknownModelError(
-                f"model {self.name!r}: {what} cannot be called with {given} ({exc}); name a "
-                "function that builds the model from its default arguments"
-            ) from None
-        except ValueError:  # no signature to check (a builtin): let the call say
-            pass
-        model = self.factory(**args)
-        if not isinstance(model, nn.Module):
-            raise UnknownModelError(
-                f"model {self.name!r}: {what} returned a {type(model).__name__}, not a "
-                "torch.nn.Module; name a function that builds and returns the model"
-            )
-        return model
+NAME_FORMS = (
+    "package.module:factory (e.g. mypkg.nets:build), torchvision:NAME, timm:NAME or a "
+    "registered name (`cnnbench models`)"
+)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
-_ZOO_LOADED = False
-
-
-def register_model(
-    name: str,
-    *,
-    input_shape: Shape,
-    min_input_shape: Shape | None = None,
-    family: str = "",
-    description: str = "",
-    reference: str = "",
-    **defaults: Any,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``factory`` under ``name``; a name taken twice raises.
-
-    Extra keyword arguments are default factory arguments, so one factory can serve several
-    configurations (``vgg16`` and ``vgg16_bn``).
-    """
-
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise DuplicateModelError(
-                f"a model named {name!r} is already registered "
-                f"(by {_REGISTRY[name].factory.__module__}); choose another name"
-            )
-        _REGISTRY[name] = ModelEntry(
-            name=name,
-            factory=factory,
-            input_shape=tuple(input_shape),
-            min_input_shape=tuple(min_input_shape) if min_input_shape else None,
-            family=family,
-            description=description or (factory.__doc__ or "").strip().split("\n")[0],
-            reference=reference,
-            defaults=dict(defaults),
-        )
-        return factory
-
-    return decorator
-
-
-def unregister_model(name: str) -> None:
-    """Remove a registration (for tests and interactive sessions)."""
-    _REGISTRY.pop(name, None)
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _load_zoo() -> None:
-    global _ZOO_LOADED
-    if not _ZOO_LOADED:
-        _ZOO_LOADED = True
-        importlib.import_module("harness.zoo")
+    """Import the zoo, which registers its models. A successful import is cached by Python; a
+    failed one is not, so every call after a failure raises that import error again."""
+    importlib.import_module("harness.zoo")
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern (``"resnet*"``), sorted."""
     _load_zoo()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n in registered_names() if fnmatch.fnmatchcase(n, pattern))
+
+
+# ------------------------------------------------------------------ torchvision: and timm:
+
+# How a compiled extension built for another torch fails on import: torchvision's registration
+# of its C++ operators (``operator torchvision::nms does not exist``), or the loader.
+_BUILT_FOR_ANOTHER_TORCH = re.compile(
+    r"operator \w+::\w+ does not exist|undefined symbol|DLL load failed|_C\.so"
+)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _import_optional(module: str, name: str) -> Any:
+    """Import torchvision's or timm's ``module`` for the model ``name``; a MissingDependencyError
+    of one line when the package is not installed, or installed but failing to import."""
+    package = module.split(".")[0]
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
-        package = module.split(".")[0]
+    except ModuleNotFoundError as exc:
+        if exc.name == package:
+            raise MissingDependencyError(
+                f"model {name!r} needs the package {package!r}, which is not installed: "
+                f"pip install {package}"
+            ) from exc
+        failure: BaseException = exc
+    except Exception as exc:  # a torchvision built for another torch raises RuntimeError
+        failure = exc
+    version = _version(package)
+    what = f"{package} {version}" if version else package
+    reason = _first_line(failure)
+    if _BUILT_FOR_ANOTHER_TORCH.search(reason):
+        culprit = "torchvision" if "torchvision" in reason or package == "torchvision" else package
+        base, _, local = torch.__version__.partition("+")
+        index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
         raise MissingDependencyError(
-            f"model {name!r} needs the package {package!r}, which is not installed: "
-            f"pip install {package}"
-        ) from exc
+            f"model {name!r} needs {what}, which fails to import ({reason}): torch "
+            f"{torch.__version__} and {culprit} {_version(culprit) or '(version unknown)'} do "
+            f"not match; install the {culprit} built for this torch: pip install "
+            f"'torch=={base}' {culprit}{index}"
+        ) from failure
+    raise MissingDependencyError(
+        f"model {name!r} needs {what}, which is installed but fails to import ({reason}): "
+        f"reinstall it with what it needs: pip install --force-reinstall {package}"
+    ) from failure
 
 
 def _torchvision_entry(name: str) -> ModelEntry:
@@ -170,48 +162,103 @@ def _timm_entry(name: str) -> ModelEntry:
     )
 
 
+# ------------------------------------------------------------------ package.module:factory
+
+
+def _dotted(text: str) -> bool:
+    """``a.b.c`` of Python identifiers."""
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def _cwd_on_path() -> bool:
+    return any(os.path.abspath(p or os.curdir) == os.getcwd() for p in sys.path)
+
+
+def _import_module(module_name: str, name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            where = (
+                "or run from the directory that holds it (the current directory is searched)"
+                if _cwd_on_path()
+                else "or put the directory that holds it on PYTHONPATH"
+            )
+            raise UnknownModelError(
+                f"cannot import module {module_name!r} for model {name!r} ({exc}): check the "
+                f"spelling, install its package, {where}"
+            ) from exc
+        failure: BaseException = exc
+    except HarnessError as exc:  # e.g. a register_model with a bad input_shape
+        raise UnknownModelError(f"model {name!r}: importing module {module_name!r}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # the user's module raised, or does not parse
+        failure = exc
+    raise UnknownModelError(
+        f"model {name!r}: importing module {module_name!r} raised {_first_line(failure)}; fix "
+        "the module or name another model"
+    ) from failure
+
+
 def _import_entry(name: str) -> ModelEntry:
     module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UnknownModelError(
-            f"cannot import module {module_name!r} for model {name!r} ({exc}): check the "
-            "spelling, install its package, or run from the directory that holds it"
-        ) from exc
-    factory = getattr(module, attr, None)
+    if not (_dotted(module_name) and _dotted(attr)):
+        raise UnknownModelError(f"{name!r} is not a model name: write {NAME_FORMS}")
+    factory: Any = _import_module(module_name, name)
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
     if not callable(factory):
         raise UnknownModelError(
             f"module {module_name!r} has no callable {attr!r}: write package.module:factory "
             "with the name of a function that returns the model"
         )
-    shape = getattr(factory, "input_shape", (3, 224, 224))
-    min_shape = getattr(factory, "min_input_shape", None)
+    mine = entries_of(factory)
+    if mine:  # registered by its module: the registration knows its input
+        last = attr.rsplit(".", 1)[-1]
+        return min(mine, key=lambda e: (e.name != last, bool(e.defaults)))
+    try:
+        from harness.cases import parse_shape
+
+        shape = parse_shape(getattr(factory, "input_shape", (3, 224, 224)))
+        min_shape = getattr(factory, "min_input_shape", None)
+        smallest = parse_shape(min_shape) if min_shape is not None else None
+    except (HarnessError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"model {name!r}: its input_shape attributes: {exc}") from None
     return ModelEntry(
         name=name,
         factory=factory,
-        input_shape=tuple(shape),
-        min_input_shape=tuple(min_shape) if min_shape else None,
+        input_shape=shape,
+        min_input_shape=smallest,
         source="import",
     )
 
 
+# ------------------------------------------------------------------------------ resolving
+
+
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``, resolving the ``torchvision:``/``timm:``/import forms."""
+    """The entry for a model name as a user types it, with its default (and smallest) input.
+
+    A registered name, ``torchvision:NAME``, ``timm:NAME`` or ``package.module:factory``; raises
+    UnknownModelError or MissingDependencyError with one line saying what to do.
+    """
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model name is text, got {type(name).__name__}: {NAME_FORMS}")
     _load_zoo()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    entry = registered(name)
+    if entry is not None:
+        return entry
     if name.startswith("torchvision:"):
         return _torchvision_entry(name)
     if name.startswith("timm:"):
         return _timm_entry(name)
     if ":" in name:
         return _import_entry(name)
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+    close = difflib.get_close_matches(name, registered_names(), n=5, cutoff=0.5)
     hint = f"closest: {', '.join(close)}" if close else "run `cnnbench models` for the list"
     raise UnknownModelError(
         f"unknown model {name!r}; {hint} (also accepted: torchvision:NAME, timm:NAME, "
-        f"package.module:factory)"
+        "package.module:factory, and a model a suite file registers once that file is "
+        "imported: pytest collects it, cnnbench profile/models take --suite FILE)"
     )
 
 
@@ -221,3 +268,75 @@ def get_model(name: str, **kwargs: Any) -> nn.Module:
     Wrap the call in ``with torch.device("meta"):`` to build without allocating memory.
     """
     return get_entry(name).build(**kwargs)
+
+
+# ------------------------------------------------------------------------------ suite files
+
+# pytest's defaults: the files it collects (python_files) and the directories it does not
+# enter (norecursedirs).
+SUITE_FILES = ("test_*.py", "*_test.py")
+_SKIPPED_DIRS = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv",
+                 "{arch}", "__pycache__")  # fmt: skip
+
+
+def _suite_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise InvalidInputError(
+            f"suite {path} does not exist: pass a suite file (suites/test_mine.py) or a "
+            "directory of them"
+        )
+    if path.is_file():
+        if path.suffix != ".py":
+            raise InvalidInputError(f"suite {path} is not a Python file: pass a suite's .py file")
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in _SKIPPED_DIRS))
+        found += [
+            Path(root, f) for f in sorted(files) if any(fnmatch.fnmatch(f, p) for p in SUITE_FILES)
+        ]
+    return found
+
+
+def _import_suite(path: Path) -> None:
+    """Import one suite file as pytest's default import mode (prepend) does: the first
+    directory above it without ``__init__.py`` goes first on sys.path, and the module is named
+    by its packages from there (``suites/test_mine.py`` -> ``test_mine``)."""
+    path = path.resolve()
+    root, parts = path.parent, [path.stem]
+    while (root / "__init__.py").exists():
+        parts.insert(0, root.name)
+        root = root.parent
+    module_name = ".".join(parts)
+    loaded = sys.modules.get(module_name)
+    if loaded is not None:
+        where = getattr(loaded, "__file__", None)
+        if where is not None and Path(where).resolve() == path:
+            return  # imported once, as pytest does
+        raise InvalidInputError(
+            f"suite {path}: a module named {module_name!r} is already imported from {where}: "
+            "rename one of them"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        importlib.import_module(module_name)
+    except HarnessError as exc:
+        raise InvalidInputError(f"suite {path}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise InvalidInputError(f"suite {path}: importing it raised {_first_line(exc)}") from exc
+
+
+def load_suites(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Import suite files (a directory: its test files, as pytest collects them) so that the
+    models they register are known; returns the names they registered, in order.
+
+    A file already imported is not imported again. A missing path, or a file that fails to
+    import, is an InvalidInputError naming it.
+    """
+    _load_zoo()  # the zoo's names are not the suite's
+    before = set(registered_names())
+    for path in paths:
+        for file in _suite_files(Path(path)):
+            _import_suite(file)
+    return [n for n in registered_names() if n not in before]

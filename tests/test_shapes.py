@@ -250,3 +250,63 @@ def test_a_shape_with_the_batch_says_to_drop_it():
         "input shape 8x3x224x224 has 4 dimensions: give CxHxW without the batch, e.g. 3x224x224 "
         "(the batch size is set apart: --batch, batch_sizes)"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# absurd sizes and a model whose own code fails: one typed line, never a torch traceback
+
+
+def test_a_shape_no_tensor_can_hold_is_refused_when_read():
+    # 3 * 99999999999999999999 * 2 = 6e20 values > 2**60, the most a tensor of 8-byte values
+    # can address in 2**63 bytes (torch's sizes are int64)
+    with pytest.raises(InvalidInputError) as err:
+        parse_shape("3x99999999999999999999x2")
+    assert str(err.value).startswith(
+        "input shape 3x99999999999999999999x2 is too large: one sample holds 6e+20 values"
+    )
+    assert parse_shape((1, 2**30, 2**30)) == (1, 2**30, 2**30)  # 2**60 values: the largest
+
+
+@pytest.mark.parametrize(
+    ("batch", "dtype"), [(10**16, "float32"), (2**63, "float32"), (2**61 // 1024 + 1, "float64")]
+)
+def test_a_batch_no_tensor_can_hold_is_refused_before_tracing(batch, dtype):
+    # lenet5 takes 1x32x32 = 1024 values a sample; 10**16 samples of 4 bytes = 4.1e19 bytes
+    with pytest.raises(InvalidInputError, match="more than one tensor can hold") as err:
+        validate_input("lenet5", None, batch_size=batch, dtype=dtype)
+    assert "\n" not in str(err.value) and "--batch" in str(err.value)
+    # the largest input that fits (2**61 - 1024 values of 4 bytes, 2**63 - 4096 bytes) passes
+    # this check; lenet5's first convolution then makes 6 x 28 x 28 values of each sample,
+    # which no tensor holds: also one line, naming the layer
+    with pytest.raises(InvalidInputError) as err:
+        validate_input("lenet5", None, batch_size=2**61 // 1024 - 1, dtype="float32")
+    assert str(err.value) == (
+        f"lenet5 at batch {2**61 // 1024 - 1} on input 1x32x32: layer c1 (Conv2d) with input "
+        f"{2**61 // 1024 - 1}x1x32x32 would output more than one tensor can hold (2**63 bytes): "
+        "pass a smaller batch size (--batch) or input"
+    )
+
+
+def test_a_factory_that_raises_is_one_typed_line():
+    from harness.errors import ModelBuildError
+    from harness.models import register_model, unregister_model
+
+    @register_model("shapes_raising_net", input_shape=(3, 8, 8))
+    def raising_net():
+        raise ValueError("weights file missing\nsecond line")
+
+    try:
+        for call in (
+            lambda: validate_input("shapes_raising_net", None),
+            lambda: profile("shapes_raising_net"),
+            lambda: smallest_input("shapes_raising_net"),
+        ):
+            with pytest.raises(ModelBuildError) as err:
+                call()
+            where = f"{raising_net.__module__}:{raising_net.__qualname__}"
+            assert str(err.value) == (
+                "model 'shapes_raising_net': building it raised ValueError: weights file "
+                f"missing; fix its factory ({where}) or name another model"
+            )
+    finally:
+        unregister_model("shapes_raising_net")

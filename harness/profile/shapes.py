@@ -12,6 +12,7 @@ meta forward is reported with the last layer entered.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,14 +20,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.cases import parse_dtype, shape_str
+from harness import units
+from harness.cases import dtype_name, parse_dtype, shape_str
 from harness.errors import (
     DataDependentForwardError,
     HarnessError,
     InputTooSmallError,
     InvalidInputError,
+    ModelBuildError,
 )
-from harness.profile.trace import ForwardFailed, Frame, MetaTracer, TraceResult, resolve
+from harness.profile.trace import ForwardFailed, Frame, MetaTracer, Resolved, TraceResult, resolve
 
 aten = torch.ops.aten
 
@@ -233,6 +236,36 @@ def _probe(model: nn.Module, shape: tuple[int, ...]) -> str:
     return "ok"
 
 
+def resolve_model(
+    model: nn.Module | str,
+    input_shape: Sequence[int] | str | None,
+    dtype: torch.dtype = torch.float32,
+) -> Resolved:
+    """``harness.profile.trace.resolve`` (the model built on the meta device), with a failure
+    of the model's own code (its factory, its copy to the meta device) turned into one
+    ModelBuildError line. Nothing real is allocated on the meta device, so nothing here is out
+    of memory."""
+    try:
+        return resolve(model, input_shape, dtype)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        if isinstance(model, str):
+            from harness.models import get_entry
+
+            factory = get_entry(model).factory
+            where = (
+                f"{getattr(factory, '__module__', '?')}:"
+                f"{getattr(factory, '__qualname__', repr(factory))}"
+            )
+            label, fix = f"model {model!r}", f"fix its factory ({where}) or name another model"
+        else:
+            label, fix = f"model {type(model).__name__}", "check the module"
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise ModelBuildError(f"{label}: building it raised {reason}; {fix}") from exc
+
+
 def smallest_input(
     model: nn.Module | str, channels: int | None = None, rank: int = 2, limit: int = 4096
 ) -> tuple[int, ...] | None:
@@ -244,7 +277,7 @@ def smallest_input(
     on the meta device, assuming sizes that fit grow with the input; None when nothing up to
     ``limit`` fits.
     """
-    resolved = resolve(model, None if isinstance(model, str) else (1,) * (rank + 1))
+    resolved = resolve_model(model, None if isinstance(model, str) else (1,) * (rank + 1))
     if isinstance(model, str):
         channels = channels or resolved.input_shape[0]
         rank = len(resolved.input_shape) - 1
@@ -348,6 +381,23 @@ def check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
+# torch's sizes are int64: no tensor holds more than 2**63 - 1 bytes
+MAX_TENSOR_BYTES = 2**63 - 1
+
+
+def check_input_size(batch_size: int, shape: Sequence[int], dtype: torch.dtype) -> None:
+    """InvalidInputError when a batch of ``shape`` at ``dtype`` is more than one tensor can
+    hold (torch would overflow computing its size)."""
+    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
+    nbytes = batch_size * math.prod(shape) * itemsize
+    if nbytes > MAX_TENSOR_BYTES:
+        raise InvalidInputError(
+            f"a batch of {batch_size} inputs of {shape_str(shape)} at {dtype_name(dtype)} would be "
+            f"{nbytes:.3g} bytes ({units.nbytes(nbytes)}), more than one tensor can hold "
+            "(2**63 bytes): pass a smaller batch size (--batch)"
+        )
+
+
 def checked_trace(
     model: nn.Module | str,
     input_shape: Sequence[int] | str | None,
@@ -363,8 +413,9 @@ def checked_trace(
     """
     batch_size = check_batch_size(batch_size)
     torch_dtype = parse_dtype(dtype)
-    resolved = resolve(model, input_shape, torch_dtype)
+    resolved = resolve_model(model, input_shape, torch_dtype)
     shape = resolved.input_shape
+    check_input_size(batch_size, shape, torch_dtype)
     x = torch.empty((batch_size, *shape), device="meta", dtype=torch_dtype)
     checker = _Checker()
     tracer = MetaTracer(
@@ -385,6 +436,12 @@ def checked_trace(
         too_small = smallest is not None and any(
             a < b for a, b in zip(shape[1:], smallest[1:], strict=False)
         )
+        if "Storage size calculation overflowed" in str(f.cause):
+            raise InvalidInputError(
+                f"{resolved.label} at batch {batch_size} on input {shape_str(shape)}: {where} "
+                "would output more than one tensor can hold (2**63 bytes): pass a smaller "
+                "batch size (--batch) or input"
+            ) from None
         if _reads_values(f.cause):
             raise DataDependentForwardError(
                 f"{resolved.label} reads tensor values in its forward at {where} "

@@ -1,4 +1,6 @@
-"""The classic architectures, one module per family; importing this package registers them all.
+"""The classic architectures, one module per family; importing this package registers them all
+in harness.registry. ``harness.models`` imports it on first use; an import that fails is not
+cached by Python, so the next use raises the same error again rather than finding no model.
 
 Modules written in parallel by others (Inception-v4, Inception-ResNet, 1D ResNets) are imported
 only when present, so the package imports while they are being written.
