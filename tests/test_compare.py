@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -488,11 +489,29 @@ def test_cli_lists_the_na_reasons_under_the_table(
     assert code == 0
     block = out.split("n/a (no ratio) because:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert block == [
-        "  latency, 1 case: candidate: oom: out of memory",
-        "  throughput, 1 case: candidate: oom: out of memory",
-        "  energy, 1 case: candidate: oom: out of memory",
-        "  memory, 1 case: candidate: oom: out of memory",
+        "  1 case (latency, throughput, energy, memory): candidate: oom: out of memory",
     ]
+    # the four n/a rows of the one case are one line of the table (issue 13.8)
+    rows = [x for x in out.splitlines() if x.startswith("resnet34")]
+    assert len(rows) == 1 and "latency, throughput, energy, memory" in rows[0]
+    assert rows[0].split()[-1] == "n/a"
+    # the machine formats keep one row per metric
+    code, out, _ = run_cli(capsys, runs["A"], runs["B"], "--model", "resnet34", "--format", "csv")
+    assert list(pd.read_csv(StringIO(out))["metric"]) == ["latency", "throughput", "energy",
+                                                          "memory"]  # fmt: skip
+
+
+def test_cli_na_rows_of_one_case_with_different_reasons_stay_apart(
+    runs: dict, capsys: pytest.CaptureFixture
+) -> None:
+    # lenet5: energy is missing in the baseline only; its other metrics have ratios
+    code, out, _ = run_cli(capsys, runs["A"], runs["B"], "--model", "lenet5")
+    assert code == 0
+    assert [x.split()[-1] for x in out.splitlines() if x.startswith("lenet5")] == [
+        "faster", "faster", "n/a", "same"
+    ]  # fmt: skip
+    block = out.split("n/a (no ratio) because:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert block == ["  1 case (energy): baseline: energy not recorded"]
 
 
 def test_cli_fail_on_a_metric_nobody_measured_warns(
@@ -537,3 +556,72 @@ def test_environment_bytes_are_humanised() -> None:
     assert _env_value("gpu_memory_bytes", "85899345920, 42949672960") == "80.0 GiB, 40.0 GiB"
     assert _env_value("host", "25276514304") == "25276514304"
     assert _env_value("ram_bytes", "") == "-"
+
+
+# ------------------------------------------------------------ issue 17: bounds and hygiene
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--resamples", "1000000000000"], "--resamples 1000000000000 is more than the 100000 "),
+        (["--resamples", "30000000"], "--resamples 30000000 is more than the 100000 "),
+        (["--seed", "-1"], "--seed -1: the bootstrap seed must be 0 or more"),
+    ],
+)
+def test_cli_bounds_the_bootstrap_options(
+    runs: dict, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    code, out, err = run_cli(capsys, runs["A"], runs["B"], *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("cnnbench compare: error: ") and message in err, err
+    assert err.count("\n") == 1
+
+
+HOSTILE_MODEL = "evil\x1b]0;pwned\x07\x1b[31m|x|\r\nFAKE LINE\x9b2J"
+HOSTILE_ERROR = "boom\x1b[2J\r\nresnet18 | 1.000 | same"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two runs whose strings try to drive the terminal and break markdown tables."""
+    root = tmp_path_factory.mktemp("hostile")
+    for name, device in (("A", "GPU A"), ("B", "GPU\x1b[5m B|")):
+        with ResultWriter(root / name, run_id=f"{name.lower()}-run") as w:
+            w.add_case(row(HOSTILE_MODEL, 1, samples(0.01 * (1 + (name == "B")), 1), device))
+            if name == "A":
+                w.add_case(row("vgg16", 1, samples(0.02, 2), device))
+            else:
+                w.add_case(
+                    row("vgg16", 1, None, device, status="error", error=HOSTILE_ERROR,
+                        peak_memory_bytes=None, energy_j_per_sample=None)
+                )  # fmt: skip
+    return {"A": root / "A", "B": root / "B"}
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json"])
+def test_cli_prints_strings_from_result_files_inert(
+    hostile: dict, capsys: pytest.CaptureFixture, fmt: str
+) -> None:
+    code, out, err = run_cli(
+        capsys, hostile["A"], hostile["B"], "--format", fmt, "--fail-on", "latency:5%"
+    )
+    assert code == 1
+    for text in (out, err):
+        assert not CONTROL.search(text), repr(CONTROL.search(text))
+        assert "\nFAKE LINE" not in text and "\nresnet18 | 1.000" not in text
+    assert "FAIL latency_s_median evil\\x1b]0;pwned\\x07" in err
+    if fmt == "markdown":  # every row of a table has its header's number of cells
+        for block in out.split("\n\n"):
+            lines = [x for x in block.splitlines() if x.startswith("|")]
+            cells = {len(re.split(r"(?<!\\)\|", x)) for x in lines}
+            assert len(cells) <= 1, block
+        assert "evil\\x1b]0;pwned\\x07\\x1b[31m\\|x\\|\\r\\nFAKE LINE\\x9b2J" in out
+    if fmt == "json":  # JSON escapes them itself and keeps the value exact
+        doc = json.loads(out)
+        assert {c["model"] for c in doc["cases"]} == {HOSTILE_MODEL, "vgg16"}
+    if fmt == "table":
+        assert "evil\\x1b]0;pwned\\x07\\x1b[31m|x|\\r\\nFAKE LINE\\x9b2J" in out

@@ -2,6 +2,10 @@
 
 Exit codes: 0 done; 1 some case is worse than a ``--fail-on`` threshold (listed on stderr);
 2 bad input (not a result file, corrupt, no common cases, a bad option), one line on stderr.
+
+Strings from result files (model names, errors, device names) are data somebody else may have
+written: every format prints them through harness.textsafe, so none drives the terminal, forges
+a line or breaks a markdown table.
 """
 
 from __future__ import annotations
@@ -19,13 +23,24 @@ from tabulate import tabulate
 from harness import units
 from harness.errors import InvalidInputError
 from harness.results import schema
-from harness.results.compare import METRICS, VERDICTS, Comparison, compare_runs, metric_column
+from harness.results.compare import (
+    METRICS,
+    PAIR,
+    VERDICTS,
+    Comparison,
+    compare_runs,
+    metric_column,
+)
 from harness.results.missing import is_missing
 from harness.results.schema import CASE_KEY
+from harness.textsafe import markdown_cell, terminal
 
 FORMATS = ("table", "markdown", "csv", "json")
 SORTS = ("case", "ratio", "change", "verdict")
 UNITS = {c.name: c.unit for c in schema.CASES}
+# Percentile intervals settle within a few thousand resamples (2000 is the default); each case
+# draws its resamples in memory, so an absurd count is refused rather than swapped to death.
+MAX_RESAMPLES = 100_000
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -82,8 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="changes smaller than this are 'same' (default 2%%)",
     )
     p.add_argument("--ci-level", type=float, default=0.95, help="confidence level (0.95)")
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=2000,
+        help=f"bootstrap resamples, 100 to {MAX_RESAMPLES:,} (2000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed, 0 or more (0)")
     p.set_defaults(func=run)
     return p
 
@@ -109,7 +129,22 @@ def parse_fail_on(specs: list[str]) -> dict[str, float]:
     return out
 
 
+def check_bootstrap_options(resamples: int, seed: int) -> None:
+    """One usage line naming the option and its bound."""
+    if resamples > MAX_RESAMPLES:
+        raise InvalidInputError(
+            f"--resamples {resamples} is more than the {MAX_RESAMPLES} allowed: an interval "
+            "settles within a few thousand resamples (default 2000); pass 100 to "
+            f"{MAX_RESAMPLES}"
+        )
+    if seed < 0:
+        raise InvalidInputError(
+            f"--seed {seed}: the bootstrap seed must be 0 or more; pass e.g. --seed 0"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    check_bootstrap_options(args.resamples, args.seed)
     thresholds = parse_fail_on(args.fail_on)
     shown = [metric_column(m) for m in (args.metric or METRICS)]
     comp = compare_runs(
@@ -127,14 +162,14 @@ def run(args: argparse.Namespace) -> int:
         checked = comp.cases.loc[comp.cases["column"] == column, "ratio"].notna().any()
         if not checked and not (failures["column"] == column).any():
             print(
-                f"cnnbench compare: warning: --fail-on {column} checked nothing: no case has "
-                "it on both sides (the n/a reasons say why)",
+                f"cnnbench compare: warning: --fail-on {terminal(column)} checked nothing: no "
+                "case has it on both sides (the n/a reasons say why)",
                 file=sys.stderr,
             )
     cases = _select(comp.cases, shown, args)
     if args.format == "csv":
-        sys.stdout.write(cases.to_csv(index=False))
-    elif args.format == "json":
+        sys.stdout.write(_inert(cases).to_csv(index=False))
+    elif args.format == "json":  # json.dumps escapes every control character (ensure_ascii)
         print(_json(comp, cases, failures))
     else:
         print(_text(comp, cases, markdown=args.format == "markdown"))
@@ -142,6 +177,15 @@ def run(args: argparse.Namespace) -> int:
         _report_failures(failures)
         return 1
     return 0
+
+
+def _inert(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every string cell passed through textsafe.terminal."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(lambda v: terminal(v) if isinstance(v, str) else v)
+    return out
 
 
 def _select(cases: pd.DataFrame, shown: list[str], args: argparse.Namespace) -> pd.DataFrame:
@@ -215,13 +259,15 @@ def _case_label(r: Any) -> str:
 
 def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
     fmt = "github" if markdown else "simple"
+    safe = markdown_cell if markdown else terminal
     out: list[str] = []
 
     def title(text: str) -> None:
         out.append(f"### {text}" if markdown else f"\n{text}")
 
     def table(rows: list[list[Any]], headers: list[str]) -> None:
-        out.append(tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True))
+        cells = [[safe(c) if isinstance(c, str) else c for c in r] for r in rows]
+        out.append(tabulate(cells, headers=headers, tablefmt=fmt, disable_numparse=True))
 
     roles = ["baseline"] + ["candidate"] * (len(comp.inputs) - 1)
     info = [
@@ -232,18 +278,21 @@ def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
     for r in comp.inputs.itertuples():
         if r.duplicates_dropped:
             out.append(
-                f"note: {r.label}: {r.duplicates_dropped} duplicate case row(s) dropped "
+                f"note: {safe(r.label)}: {r.duplicates_dropped} duplicate case row(s) dropped "
                 f"({comp.method['duplicates']})"
             )
         if r.incomplete_runs:
-            out.append(f"note: {r.label}: run {r.incomplete_runs} did not complete (interrupted)")
+            out.append(
+                f"note: {safe(r.label)}: run {safe(r.incomplete_runs)} did not complete "
+                "(interrupted)"
+            )
     for bname, cname in (
         comp.cases[["baseline", "candidate"]].drop_duplicates().itertuples(index=False)
     ):
-        title(f"{cname} vs {bname} (ratio = candidate / baseline)")
+        title(f"{safe(cname)} vs {safe(bname)} (ratio = candidate / baseline)")
         shown = cases[(cases["baseline"] == bname) & (cases["candidate"] == cname)]
-        _pair_table(shown, comp.method["ci_level"], table, out)
-        out += _na_lines(shown, markdown=markdown)
+        _pair_table(shown, comp.method["ci_level"], table, out, safe)
+        out += _na_lines(shown, safe, markdown=markdown)
         summary = comp.summary[comp.summary["candidate"] == cname]
         _summary_table(summary, shown, table, title)
         for name, frame in (
@@ -259,7 +308,28 @@ def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
     return ("\n\n" if markdown else "\n").join(out).strip("\n")
 
 
-def _pair_table(shown: pd.DataFrame, level: float, table: Any, out: list[str]) -> None:
+def collapse_na(shown: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one case whose metrics are n/a for the same reason as one row, where the
+    first of them was: its metric cell lists them (``latency, throughput, energy, memory``) and
+    its values are left out (they belong to different metrics)."""
+    na = shown["verdict"] == "n/a"
+    if na.sum() < 2:
+        return shown
+    group = [*PAIR, *CASE_KEY, "na_reason"]
+    key = shown[group].astype("string").fillna("<NA>").agg("\x00".join, axis=1).where(na)
+    metrics = shown.loc[na, "metric"].groupby(key[na], sort=False).agg(list)
+    out = shown[~(na & key.duplicated())].copy()
+    for i in out.index[na[out.index]]:
+        names = metrics[key[i]]
+        if len(names) > 1:
+            out.loc[i, "metric"] = ", ".join(names)
+            out.loc[i, ["baseline_value", "candidate_value"]] = np.nan
+    return out
+
+
+def _pair_table(
+    shown: pd.DataFrame, level: float, table: Any, out: list[str], safe: Any = terminal
+) -> None:
     if not len(shown):
         out.append("(no rows to show)")
         return
@@ -268,7 +338,15 @@ def _pair_table(shown: pd.DataFrame, level: float, table: Any, out: list[str]) -
     varying = [k for k in key if k not in constant] or ["model"]
     if constant:
         first = shown.iloc[0]
-        out.append("all rows: " + ", ".join(f"{k} {first[k]}" for k in constant if k != "model"))
+        out.append(
+            "all rows: "
+            + ", ".join(
+                f"{k} {'-' if is_missing(first[k]) else safe(first[k])}"
+                for k in constant
+                if k != "model"
+            )
+        )
+    shown = collapse_na(shown)
     rows = [
         [
             *(getattr(r, k) for k in varying),
@@ -286,17 +364,18 @@ def _pair_table(shown: pd.DataFrame, level: float, table: Any, out: list[str]) -
     table(rows, [*varying, "metric", "baseline", "candidate", "ratio", ci, "change", "verdict"])
 
 
-def _na_lines(shown: pd.DataFrame, *, markdown: bool) -> list[str]:
-    """Why the ``n/a`` rows have no ratio, grouped by metric and reason with counts."""
+def _na_lines(shown: pd.DataFrame, safe: Any = terminal, *, markdown: bool) -> list[str]:
+    """Why the ``n/a`` rows have no ratio: one line per reason, with the number of cases and
+    the metrics it leaves without a ratio."""
     na = shown[shown["verdict"] == "n/a"]
     if not len(na):
         return []
-    groups = na.groupby(["metric", "na_reason"], sort=False).size()
     bullet = "- " if markdown else "  "
-    lines = [
-        f"{bullet}{metric}, {n} case{'s' * (n != 1)}: {reason or 'no value'}"
-        for (metric, reason), n in groups.items()
-    ]
+    lines = []
+    for reason, rows in na.groupby(na["na_reason"].fillna(""), sort=False):
+        n = len(rows[list(CASE_KEY)].astype("string").drop_duplicates())
+        metrics = ", ".join(dict.fromkeys(rows["metric"]))
+        lines.append(f"{bullet}{n} case{'s' * (n != 1)} ({metrics}): {safe(reason or 'no value')}")
     return ["n/a (no ratio) because:\n" + "\n".join(lines)]
 
 
@@ -397,7 +476,9 @@ def _report_failures(failures: pd.DataFrame) -> None:
     for r in failures.itertuples():
         ci = "" if _ci(r.ci_low, r.ci_high) == "-" else f", CI {_ci(r.ci_low, r.ci_high)}"
         lines.append(
-            f"  FAIL {r.column} {_case_label(r)}: {r.reason} "
-            f"(ratio {_ratio(r.ratio)}{ci}; {r.candidate} vs {r.baseline})"
+            terminal(
+                f"  FAIL {r.column} {_case_label(r)}: {r.reason} "
+                f"(ratio {_ratio(r.ratio)}{ci}; {r.candidate} vs {r.baseline})"
+            )
         )
     print("\n".join(lines), file=sys.stderr)

@@ -23,6 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (default table)"
     )
+    p.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also list the models a suite file (or a directory's test files) registers "
+        "(repeatable)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -37,8 +45,7 @@ def model_rows(pattern: str = "*") -> list[dict]:
     order within it (resnet18 before resnet101): name, input_shape, min_input_shape (the
     registry's, else found by shape propagation), params, family."""
     from harness.models import get_entry, list_models
-    from harness.profile.shapes import smallest_input
-    from harness.profile.trace import resolve
+    from harness.profile.shapes import resolve_model, smallest_input
 
     names = sorted(list_models(pattern), key=lambda n: (get_entry(n).family, natural_key(n)))
     if not names:
@@ -48,7 +55,7 @@ def model_rows(pattern: str = "*") -> list[dict]:
     rows = []
     for name in names:
         entry = get_entry(name)
-        module = resolve(name, None).module
+        module = resolve_model(name, None).module
         smallest = entry.min_input_shape or smallest_input(name)
         rows.append(
             {
@@ -64,6 +71,9 @@ def model_rows(pattern: str = "*") -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.models import load_suites
+
+    load_suites(args.suite)
     rows = model_rows(args.pattern)
     if args.format == "json":
         print(json.dumps(rows, indent=2))

@@ -64,6 +64,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         f"{DEFAULT_STEPS})",
     )
     p.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="import a suite file (or a directory's test files) first, so the models it "
+        "registers are known, with their input (repeatable)",
+    )
+    p.add_argument(
         "--format",
         choices=("table", "json", "csv"),
         default="table",
@@ -299,10 +307,12 @@ def _print_measured(prof: ModelProfile, measured: Measured, args: argparse.Names
 
 def run(args: argparse.Namespace) -> int:
     from harness.errors import InvalidInputError
+    from harness.models import load_suites
     from harness.profile import profile  # torch is imported only when a command needs it
 
     if not args.measure and (args.device is not None or args.steps is not None):
         raise InvalidInputError("--device and --steps go with --measure (a measured profile)")
+    load_suites(args.suite)
     prof = profile(args.model, args.input, batch_size=args.batch, dtype=args.dtype)
     if args.measure:
         _print_measured(prof, measure(prof, args), args)
