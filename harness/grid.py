@@ -27,6 +27,7 @@ GRID_KEYS = (
     "modes",
     "compile",
     "dtype_method",
+    "threads",
 )
 DEFAULT_GRID: dict[str, Any] = {
     "input_shapes": None,
@@ -36,7 +37,9 @@ DEFAULT_GRID: dict[str, Any] = {
     "modes": ("inference",),
     "compile": (False,),
     "dtype_method": "autocast",
+    "threads": (None,),
 }
+MAX_BATCH = 1 << 20
 COMPILE_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
 
 
@@ -52,6 +55,8 @@ class GridSettings:
     modes: tuple[str, ...] | None = None
     compile: str | None = None  # off | on | both
     dtype_method: str | None = None
+    threads: tuple[int, ...] | None = None  # intra-op thread counts: a grid dimension
+    input_shape: tuple[int, ...] | None = None  # replaces every model's input
 
     def __post_init__(self) -> None:
         """Check every value once, when the options are read: a typo is one usage line
@@ -80,6 +85,26 @@ class GridSettings:
                 )
 
 
+def parse_threads(text: str | Sequence[Any] | None, most: int) -> tuple[int, ...] | None:
+    """``"1,2,4"`` -> (1, 2, 4): thread counts from 1 to ``most``; None or "" -> None."""
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        counts = tuple(int(i) for i in items)
+    except ValueError:
+        raise InvalidInputError(
+            f"--cnn-threads must be whole numbers separated by commas (1,2,4), got {text!r}"
+        ) from None
+    bad = [c for c in counts if not 1 <= c <= most]
+    if bad:
+        raise InvalidInputError(
+            f"--cnn-threads: {bad[0]} is not a usable thread count: use 1 to {most} "
+            f"(4x the {most // 4} CPU(s) here)"
+        )
+    return tuple(dict.fromkeys(counts))
+
+
 def split_list(text: str | Sequence[Any] | None) -> tuple[str, ...] | None:
     """``"1,8, 32"`` -> ("1", "8", "32"); None or "" -> None."""
     if text is None:
@@ -99,8 +124,8 @@ def parse_batch_sizes(text: str | Sequence[Any] | None) -> tuple[int, ...] | Non
         raise InvalidInputError(
             f"batch sizes must be integers separated by commas (1,8,32), got {text!r}"
         ) from None
-    if any(b < 1 for b in sizes):
-        raise InvalidInputError(f"batch sizes must be at least 1, got {text!r}")
+    if any(not 1 <= b <= MAX_BATCH for b in sizes):
+        raise InvalidInputError(f"batch sizes must be from 1 to {MAX_BATCH:,}, got {text!r}")
     return sizes
 
 
@@ -172,9 +197,10 @@ def build_cases(
     compile_values = spec["compile"]
     if settings.compile is not None:  # checked by GridSettings
         compile_values = COMPILE_CHOICES[settings.compile]
+    shapes = [settings.input_shape] if settings.input_shape else spec["input_shapes"]
     return sweep(
         models,
-        input_shapes=spec["input_shapes"],
+        input_shapes=shapes,
         batch_sizes=settings.batch_sizes or spec["batch_sizes"],
         dtypes=settings.dtypes or spec["dtypes"],
         memory_formats=settings.memory_formats or spec["memory_formats"],
@@ -182,4 +208,5 @@ def build_cases(
         compile=compile_values,
         device=device,
         dtype_method=settings.dtype_method or spec["dtype_method"],
+        threads=settings.threads or spec["threads"],
     )

@@ -1,18 +1,27 @@
-"""Run one Case end to end (build, validate, profile, warm up, measure) and return its row.
+"""Run one Case end to end (validate, profile, build, warm up, measure) and return its row.
 
-The runner knows nothing about pytest: the plugin hands it a Case and, optionally, a
-``rounds_runner`` that times the rounds through pytest-benchmark. Whatever goes wrong inside a
-case becomes the row's ``status`` (``oom``, ``error``, ``skipped``) and ``error``; only
-KeyboardInterrupt escapes, so a sweep always goes on.
+The runner knows nothing about pytest and nothing about sweeps (harness.sweep holds the policy
+across cases: out-of-memory memo, budget, isolation, writing). Whatever goes wrong inside a case
+becomes the row's ``status`` (``oom``, ``error``, ``skipped``) and ``error``: an exception, a
+``SystemExit`` from a model's forward, anything. Only Ctrl-C escapes, as ``CaseInterrupted``
+carrying the row, so the caller can write it and stop.
+
+A measured row carries its validity (harness.results.validity): when the noise signals of the
+timed rounds cross a threshold, the rounds are measured again once after a short pause
+(``RunOptions.remeasure``) and the row keeps the better measurement, saying how many times it
+was measured again (``remeasured``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,29 +29,39 @@ import pandas as pd
 import torch
 
 from harness.cases import Case
-from harness.errors import HarnessError, InvalidInputError
+from harness.errors import DataDependentForwardError, HarnessError, InvalidInputError
 from harness.measure.env import collect_environment
 from harness.measure.memory import measure_peak_memory
+from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
 from harness.measure.power import PowerReading, make_power_monitor
-from harness.measure.timing import fixed_threads, measure_latency
-from harness.profile import profile, validate_input
+from harness.measure.timing import TimingResult, fixed_threads, measure_latency
+from harness.profile import ModelProfile, profile, validate_input
 from harness.results.schema import column_names
-from harness.step import PreparedStep, prepare_step
+from harness.results.validity import assess
+from harness.step import ModelCache, PreparedStep, prepare_step
 
 LAYER_COLUMNS = column_names("layers")
-
-RoundsRunner = Callable[[Callable[[], object], int], Sequence[float]]
+PROFILE_SOURCE = "meta device (harness.profile)"
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a case is measured. Times in seconds."""
+    """How a case is measured. Times in seconds.
+
+    ``ci_target``: the rounds go on until the 95% interval of the median is within this share
+    of it (0 or None: just the minimum), up to ``max_time_s`` of rounds. ``remeasure``: how many
+    times a noisy measurement is taken again (after ``remeasure_pause_s``). ``memory_check``:
+    refuse (``skipped``) a case whose analytic lower bound on memory exceeds what is free.
+    """
 
     warmup_rounds: int = 3
     warmup_time_s: float = 0.2
     min_rounds: int = 5
     min_time_s: float = 0.5
     max_time_s: float | None = 30.0
+    ci_target: float | None = 0.01
+    remeasure: int = 1
+    remeasure_pause_s: float = 1.0
     threads: int | None = None
     power: str = "auto"
     power_sample_hz: float = 100.0
@@ -50,44 +69,78 @@ class RunOptions:
     cudnn_benchmark: bool = True
     layer_times: bool = False
     layer_time_steps: int = 5
+    memory_check: bool = True
 
     def __post_init__(self) -> None:
         def bad(name: str, value: object, rule: str) -> InvalidInputError:
             return InvalidInputError(f"{name} must be {rule}, got {value!r}")
 
-        if self.warmup_rounds < 0:
-            raise bad("warmup rounds", self.warmup_rounds, "0 or more")
-        if self.min_rounds < 1:
-            raise bad("minimum rounds", self.min_rounds, "at least 1")
+        def whole(name: str, value: object, low: int, high: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise bad(name, value, f"a whole number from {low} to {high:,}")
+
+        def finite(name: str, value: object, low: float, high: float, strict: bool) -> None:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value) and value <= high  # type: ignore[arg-type]
+            ok = ok and (value > low if strict else value >= low)  # type: ignore[operator]
+            if not ok:
+                rule = f"{'more than' if strict else 'at least'} {low:g} and at most {high:g}"
+                raise bad(name, value, f"a finite number {rule}")
+
+        whole("warmup rounds", self.warmup_rounds, 0, 1_000_000)
+        whole("minimum rounds", self.min_rounds, 1, 1_000_000)
+        whole("remeasure", self.remeasure, 0, 10)
+        whole("layer time steps", self.layer_time_steps, 1, 1000)
         for name, value in (
             ("warm-up time", self.warmup_time_s),
             ("minimum time", self.min_time_s),
             ("idle power time", self.idle_power_s),
+            ("remeasure pause", self.remeasure_pause_s),
         ):
-            if value < 0:
-                raise bad(name, value, "0 s or more")
-        if self.max_time_s is not None and self.max_time_s <= 0:
-            raise bad("maximum time", self.max_time_s, "more than 0 s (or None: no cap)")
-        if self.threads is not None and self.threads < 1:
-            raise bad("threads", self.threads, "at least 1 (or None: torch's default)")
+            finite(name, value, 0, 86_400, strict=False)
+        if self.max_time_s is not None:
+            finite("maximum time", self.max_time_s, 0, 86_400, strict=True)
+        if self.ci_target is not None:
+            finite("CI target", self.ci_target, 0, 1, strict=False)
+        if self.threads is not None:
+            whole("threads", self.threads, 1, max_threads())
         if self.power not in ("auto", "off"):
             raise bad("power", self.power, "'auto' or 'off'")
-        if not 0 < self.power_sample_hz <= 1000:
-            raise bad("power sampling rate", self.power_sample_hz, "in (0, 1000] Hz")
+        finite("power sampling rate", self.power_sample_hz, 0, 1000, strict=True)
+
+
+def max_threads() -> int:
+    """The most intra-op threads a case may ask for: 4x the CPUs torch could use (more only
+    oversubscribes; 100,000 once exhausted memory creating the pool)."""
+    return 4 * (os.cpu_count() or 1)
 
 
 @dataclass
 class CaseResult:
-    """One case's row (schema CASES columns) and its side tables."""
+    """One case's row (schema CASES columns) and its side tables.
+
+    ``poisoned``: why this process must run no further case (a sticky CUDA error left the
+    context unusable), else None. ``wall_s``: the case's whole time in the runner.
+    """
 
     case: Case
     row: dict[str, Any]
     layers: pd.DataFrame | None = None
     power: pd.DataFrame | None = None
+    poisoned: str | None = None
+    wall_s: float = field(default=0.0)
 
     @property
     def status(self) -> str:
         return str(self.row["status"])
+
+
+class CaseInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a case: the sweep stops, but the case's row (``result``) is kept."""
+
+    def __init__(self, result: CaseResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
 
 
 def resolve_device(name: str) -> torch.device:
@@ -115,14 +168,6 @@ def unavailable_reason(device: torch.device) -> str | None:
     return None
 
 
-def _load_average() -> float | None:
-    """The 1-minute load average (None where the OS has none): a busy machine's flag."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
 def _check_trainable_batch_norm(layers: Sequence[Any], case: Case) -> None:
     """Batch norm in training needs more than one value per channel: fail before running."""
     for layer in layers:
@@ -142,17 +187,58 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
-def _out_of_memory(exc: BaseException | None) -> BaseException | None:
-    """The OutOfMemoryError behind ``exc``: itself, its ``__cause__``, or the one torch.compile
-    wrapped (Dynamo raises BackendCompilerFailed ``from None``, keeping it as
-    ``inner_exception``), so that a case compiled out of memory is ``oom``, not ``error``."""
+# Allocation failures that are not torch.OutOfMemoryError but mean the same: the CPU allocator
+# (a RuntimeError), cuBLAS/cuDNN workspaces, Python's own MemoryError.
+_ALLOCATION_FAILED = re.compile(
+    r"DefaultCPUAllocator: (can't|not enough memory)|can't allocate memory|"
+    r"CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE|"
+    r"out of memory",
+    re.IGNORECASE,
+)
+# CUDA errors after which the context is unusable: every later CUDA call in the process fails.
+_STICKY = re.compile(
+    r"illegal memory access|illegal address|device-side assert|unspecified launch failure|"
+    r"misaligned address|an illegal instruction|CUDA error: (?:unknown error|launch failure)|"
+    r"uncorrectable ECC",
+    re.IGNORECASE,
+)
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc``, its ``__cause__``/``__context__``, and what torch.compile wrapped (Dynamo raises
+    BackendCompilerFailed ``from None``, keeping the original as ``inner_exception``)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, torch.OutOfMemoryError):
-            return exc
+        yield exc
         seen.add(id(exc))
         inner = getattr(exc, "inner_exception", None)
-        exc = inner if isinstance(inner, BaseException) else exc.__cause__
+        exc = inner if isinstance(inner, BaseException) else (exc.__cause__ or exc.__context__)
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """``(status, message)`` of a failed case: ``oom`` for any allocation failure (CUDA, cuBLAS,
+    cuDNN, the CPU allocator, MemoryError), ``error`` otherwise."""
+    chain = list(_chain(exc))
+    for e in chain:  # the typed error first: a wrapper's message may quote it
+        if isinstance(e, torch.OutOfMemoryError):
+            return "oom", f"out of memory: {_first_line(e)}"[:2000]
+    for e in chain:
+        if isinstance(e, MemoryError) or (
+            isinstance(e, RuntimeError) and _ALLOCATION_FAILED.search(str(e))
+        ):
+            return "oom", f"out of memory: {type(e).__name__}: {_first_line(e)}"[:2000]
+    if isinstance(exc, SystemExit):
+        return "error", f"SystemExit({exc.code!r}): the model called sys.exit()"
+    if isinstance(exc, HarnessError):
+        return "error", str(exc)
+    return "error", f"{type(exc).__name__}: {_first_line(exc)}"[:2000]
+
+
+def sticky_cuda_error(exc: BaseException) -> str | None:
+    """The message of a CUDA error that leaves the context unusable, else None."""
+    for e in _chain(exc):
+        if isinstance(e, RuntimeError) and _STICKY.search(str(e)):
+            return f"{type(e).__name__}: {_first_line(e)}"
     return None
 
 
@@ -179,6 +265,60 @@ def _release(device: torch.device, compiled: bool) -> str | None:
     return None
 
 
+def _available_memory(device: torch.device) -> tuple[int | None, str]:
+    """Bytes a case could still allocate on ``device``, and where the figure comes from."""
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except (RuntimeError, AssertionError) as exc:  # no answer: the check is skipped
+            return None, f"unknown ({type(exc).__name__}: {_first_line(exc)})"
+        return int(free), "free device memory (cudaMemGetInfo)"
+    available: int | None = None
+    source = "MemAvailable in /proc/meminfo"
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        source = "unknown"
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            left = max(0, soft - used)
+            if available is None or left < available:
+                available, source = left, "the address-space limit (ulimit -v) less what is mapped"
+    except (ImportError, OSError, ValueError):
+        pass
+    return available, source
+
+
+def _memory_lower_bound(case: Case, prof: ModelProfile) -> tuple[int, str]:
+    """A lower bound on the bytes a case needs, and its parts in words.
+
+    Weights (float32 unless cast), the input, the largest single layer output (at least one
+    must exist at once); in training also the gradients and SGD's momentum buffer (one copy of
+    the trainable weights each). The real peak is higher; a case above this bound cannot fit.
+    """
+    weight_size = case.torch_dtype.itemsize if case.dtype_method == "cast" else 4
+    weights = prof.params * weight_size
+    input_bytes = math.prod(case.full_input_shape) * (
+        case.torch_dtype.itemsize if case.dtype_method == "cast" else 4
+    )
+    largest = max((layer.activation_bytes for layer in prof.layers), default=0)
+    parts = [f"weights {weights:,}", f"input {input_bytes:,}", f"largest layer output {largest:,}"]
+    total = weights + input_bytes + largest
+    if case.mode == "training":
+        extra = 2 * prof.trainable_params * weight_size
+        total += extra
+        parts.append(f"gradients + momentum {extra:,}")
+    return total, " + ".join(parts)
+
+
 @contextlib.contextmanager
 def _cudnn_benchmark(device: torch.device, enabled: bool) -> Iterator[bool | None]:
     if device.type != "cuda":
@@ -194,8 +334,49 @@ def _cudnn_benchmark(device: torch.device, enabled: bool) -> Iterator[bool | Non
 
 def base_row(case: Case, environment: dict[str, Any]) -> dict[str, Any]:
     """The identifying and environment columns every row of a case has, whatever happens."""
-    row = {**environment, **case.to_dict(), "case_id": case.case_id}
-    return row
+    return {**environment, **case.to_dict(), "case_id": case.case_id, "isolation": "none"}
+
+
+def _static_profile(case: Case, row: dict[str, Any], result: CaseResult) -> ModelProfile | None:
+    """The meta-device profile into the row and the layer table; None (with the reason in
+    ``profile_source``) for a model whose forward reads tensor values."""
+    try:
+        validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
+        prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
+    except DataDependentForwardError as exc:
+        row["profile_source"] = f"not profiled: {exc}"
+        return None
+    row.update(prof.totals())
+    row["profile_source"] = PROFILE_SOURCE
+    if case.mode == "training":
+        _check_trainable_batch_norm(prof.layers, case)
+    layers = prof.to_frame().assign(
+        model=case.model,
+        input_shape=row["input_shape"],
+        batch_size=case.batch_size,
+        dtype=case.dtype,
+        layer_kind="leaf",
+    )  # its derived cumulative shares are not stored
+    result.layers = layers[[c for c in LAYER_COLUMNS if c in layers.columns]]
+    # MACs of an op no counter handles are not in `macs`: the row says which ones.
+    row["unhandled_ops"] = ", ".join(
+        f"{op} x{calls}" for op, calls in sorted(prof.unhandled_ops.items())
+    )
+    return prof
+
+
+def _fits(case: Case, device: torch.device, prof: ModelProfile | None) -> str | None:
+    """Why the case cannot fit in the memory left (None when it may)."""
+    if prof is None:
+        return None
+    need, parts = _memory_lower_bound(case, prof)
+    available, source = _available_memory(device)
+    if available is None or need <= available:
+        return None
+    return (
+        f"needs at least {need:,} bytes ({parts}) but {source} is {available:,} bytes: "
+        "not run, so the machine is not pushed into swapping or the OOM killer"
+    )
 
 
 def run_case(
@@ -203,81 +384,83 @@ def run_case(
     options: RunOptions | None = None,
     *,
     environment: dict[str, Any] | None = None,
-    rounds_runner: RoundsRunner | None = None,
+    models: ModelCache | None = None,
 ) -> CaseResult:
     """Measure ``case`` and return its row; failures become the row's status, never a raise.
 
     ``environment`` is ``collect_environment(...)``'s dict (collected here when None; a sweep
-    collects it once). ``rounds_runner`` times the rounds (default: the harness's own loop).
+    collects it once). ``models`` reuses a model built by an earlier case of the same key.
+    Ctrl-C raises ``CaseInterrupted`` with the row so far.
     """
     options = options or RunOptions()
+    started = time.perf_counter()
     device = resolve_device(case.device)
     reason = unavailable_reason(device)
     if environment is None:  # the host's facts still describe a case that cannot run here
         environment = collect_environment(torch.device("cpu") if reason else device)
-    env = dict(environment)
-    result = CaseResult(case, base_row(case, env))
+    result = CaseResult(case, base_row(case, dict(environment)))
     row = result.row
+    if not reason:
+        row["device"] = str(device)  # "cuda" resolved to the worker's own "cuda:N"
     prepared: PreparedStep | None = None
+    interrupted = False
     try:
-        with fixed_threads(options.threads) as threads:
-            row["cpu_threads"] = threads
-            row["load_avg_1m"] = _load_average()
+        threads = case.threads if case.threads is not None else options.threads
+        with fixed_threads(threads) as in_force:
+            row["cpu_threads"] = in_force
+            row["load_avg_1m"] = load_average()
+            row["cpu_affinity"] = cpu_affinity()
             # Static part: validation and the profile need no device and no real memory.
-            validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
-            prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
-            row.update(prof.totals())
-            if case.mode == "training":
-                _check_trainable_batch_norm(prof.layers, case)
-            layers = prof.to_frame().assign(
-                model=case.model,
-                input_shape=row["input_shape"],
-                batch_size=case.batch_size,
-                dtype=case.dtype,
-            )  # its derived cumulative shares are not stored
-            result.layers = layers[[c for c in LAYER_COLUMNS if c in layers.columns]]
-            # MACs of an op no counter handles are not in `macs`: the row says which ones.
-            row["unhandled_ops"] = ", ".join(
-                f"{op} x{calls}" for op, calls in sorted(prof.unhandled_ops.items())
-            )
-
+            prof = _static_profile(case, row, result)
             if reason:
                 row.update(status="skipped", error=reason)
                 return result
-
+            too_big = _fits(case, device, prof) if options.memory_check else None
+            if too_big:
+                row.update(status="skipped", error=too_big)
+                return result
             with _cudnn_benchmark(device, options.cudnn_benchmark) as cudnn_state:
                 row["cudnn_benchmark"] = cudnn_state
                 # On Ampere and newer "float32" may run in TF32: say which precision ran.
                 row["float32_matmul_precision"] = torch.get_float32_matmul_precision()
                 if device.type == "cuda":
                     row["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
-                prepared = prepare_step(case, device)
+                prepared = prepare_step(case, device, models)
                 row["param_bytes"] = sum(
                     p.numel() * p.element_size() for p in prepared.model.parameters()
                 )
-                _measure(prepared, case, device, options, rounds_runner, result)
+                if prof is None:  # exact without a trace
+                    row["params"] = sum(p.numel() for p in prepared.model.parameters())
+                    row["trainable_params"] = sum(
+                        p.numel() for p in prepared.model.parameters() if p.requires_grad
+                    )
+                _measure(prepared, case, device, options, result)
             row["status"] = "ok"
-    except torch.OutOfMemoryError as exc:
-        row.update(status="oom", error=f"out of memory: {_first_line(exc)}")
-    except HarnessError as exc:
-        row.update(status="error", error=str(exc))
-    except Exception as exc:
-        oom = _out_of_memory(exc)
-        if oom is not None:
-            row.update(status="oom", error=f"out of memory: {_first_line(oom)}")
-        else:
-            row.update(status="error", error=f"{type(exc).__name__}: {_first_line(exc)}"[:2000])
+            row["validity"], row["validity_reason"] = assess(row)
+    except KeyboardInterrupt:
+        interrupted = True
+        row.update(status="error", error="interrupted (Ctrl-C) while the case ran")
+    except BaseException as exc:  # SystemExit from a model included: the sweep goes on
+        status, message = classify_failure(exc)
+        row.update(status=status, error=message)
+        result.poisoned = sticky_cuda_error(exc)
+        if status != "oom" and models is not None:
+            models.clear()  # a model that failed mid-step may hold a broken state
     finally:
         prepared = None
         # A clean-up failure must not lose the row (nor crash the sweep): it becomes its error.
-        problem = _release(device, case.compile)
+        problem = _release(device, case.compile) if not reason else None
         if problem is not None:
             note = f"cleaning up after the case failed: {problem}"
+            result.poisoned = result.poisoned or problem
             if row.get("status") == "ok":
-                row.update(status="error", error=note)
+                row.update(status="error", error=note, validity=None, validity_reason=None)
             else:
                 row["error"] = f"{row['error']}; {note}" if row.get("error") else note
         row["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        result.wall_s = time.perf_counter() - started
+    if interrupted:
+        raise CaseInterrupted(result)
     return result
 
 
@@ -286,11 +469,14 @@ def _layer_times(
     case: Case,
     device: torch.device,
     options: RunOptions,
-    summary: dict[str, Any],
+    median_s: float,
     result: CaseResult,
 ) -> None:
     """Measured time per layer (harness.measure.layer_times) joined to the static layer table;
     a failure there leaves the case ``ok`` and says why in ``layer_time_source``."""
+    if result.layers is None:
+        result.row["layer_time_source"] = "not measured: the model has no static layer table"
+        return
     from harness.measure.layer_times import measure_layer_times
 
     try:
@@ -300,15 +486,36 @@ def _layer_times(
             device,
             steps=options.layer_time_steps,
             static=result.layers,
-            step_median_s=float(summary["latency_s_median"]),
+            step_median_s=median_s,
         )
     except Exception as exc:
-        result.row["layer_time_source"] = (
-            f"not measured: {type(exc).__name__}: {_first_line(exc)}"[:500]
-        )
+        result.row["layer_time_source"] = f"not measured: {type(exc).__name__}: {_first_line(exc)}"[
+            :500
+        ]
         return
     result.layers = measured.layers
     result.row.update(measured.columns)
+
+
+@dataclass
+class _Attempt:
+    """One timed measurement of a case: the timing, the noise signals, the power reading."""
+
+    timing: TimingResult
+    columns: dict[str, Any]
+    reading: PowerReading | None
+    validity: str | None
+    reason: str | None
+
+    @property
+    def spread(self) -> float:
+        """The median's interval half-width as a share of it (for picking the better try)."""
+        c = self.columns
+        return (
+            (c["latency_s_median_ci_high"] - c["latency_s_median_ci_low"])
+            / 2
+            / max(c["latency_s_median"], 1e-12)
+        )
 
 
 def _measure(
@@ -316,26 +523,11 @@ def _measure(
     case: Case,
     device: torch.device,
     options: RunOptions,
-    rounds_runner: RoundsRunner | None,
     result: CaseResult,
 ) -> None:
     row = result.row
     monitor = make_power_monitor(device, mode=options.power, sample_hz=options.power_sample_hz)
     idle_w = monitor.measure_idle(options.idle_power_s) if options.idle_power_s > 0 else None
-    readings: list[PowerReading] = []
-    inner = rounds_runner
-
-    def powered_rounds(step: Callable[[], object], rounds: int) -> Sequence[float]:
-        monitor.start()
-        try:
-            if inner is None:
-                from harness.measure.timing import run_rounds
-
-                return run_rounds(step, rounds)
-            return inner(step, rounds)
-        finally:
-            readings.append(monitor.stop())
-
     # The rounds are planned from the fastest warm-up call; 20% over the energy window and a
     # warm-up of at least 0.1 s keep a still-warming step from leaving the window short.
     min_time_s = max(options.min_time_s, 1.2 * monitor.min_window_s)
@@ -343,7 +535,20 @@ def _measure(
     max_time_s = options.max_time_s
     if max_time_s is not None:
         max_time_s = max(max_time_s, min_time_s)
-    with prepared.contexts():
+
+    def attempt() -> _Attempt:
+        readings: list[PowerReading] = []
+        probe = NoiseProbe()
+
+        @contextlib.contextmanager
+        def window() -> Iterator[None]:
+            with probe:
+                monitor.start()
+                try:
+                    yield
+                finally:
+                    readings.append(monitor.stop())
+
         timing = measure_latency(
             prepared.step,
             device=device,
@@ -352,18 +557,32 @@ def _measure(
             min_rounds=options.min_rounds,
             min_time_s=min_time_s,
             max_time_s=max_time_s,
-            rounds_runner=powered_rounds,
+            ci_target=options.ci_target,
+            window=window,
         )
+        columns = {**timing.to_columns(), **probe.columns()}
+        columns["throughput_per_s"] = case.batch_size / columns["latency_s_median"]
+        reading = readings[-1] if readings else None
+        if reading is not None:
+            columns.update(reading.to_columns(int(columns["rounds"]) * case.batch_size))
+        validity, why = assess({**row, **columns, "status": "ok"})
+        return _Attempt(timing, columns, reading, validity, why)
+
+    with prepared.contexts():
+        tries = [attempt()]
+        while tries[-1].validity == "noisy" and len(tries) <= options.remeasure:
+            time.sleep(options.remeasure_pause_s)  # let a passing burst of load go by
+            tries.append(attempt())
+        valid = [t for t in tries if t.validity == "valid"]
+        kept = valid[-1] if valid else min(tries, key=lambda t: t.spread)
         memory = measure_peak_memory(prepared.step, device, baseline_tensors=prepared.tensors)
         if options.layer_times:  # after the timed rounds, never inside them
-            _layer_times(prepared, case, device, options, timing.summary(), result)
-    columns = timing.to_columns()
-    row.update(columns)
-    row["throughput_per_s"] = case.batch_size / columns["latency_s_median"]
+            _layer_times(prepared, case, device, options, kept.columns["latency_s_median"], result)
+    row.update(kept.columns)
+    row["latency_s_first"] = tries[0].columns["latency_s_first"]  # the cold call is the first's
+    row["remeasured"] = len(tries) - 1
     row.update(memory.to_columns())
-    if readings:
-        reading = readings[-1]
-        row.update(reading.to_columns(int(columns["rounds"]) * case.batch_size))
-        result.power = reading.trace_frame()
+    if kept.reading is not None:
+        result.power = kept.reading.trace_frame()
     if idle_w is not None:
         row["power_w_idle"] = idle_w

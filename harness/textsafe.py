@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 
-# C0 controls (but tab), DEL and the C1 controls (0x80-0x9f: CSI, OSC, ... in 8-bit form).
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# C0 controls (but tab), DEL, the C1 controls (0x80-0x9f: CSI, OSC, ... in 8-bit form), and the
+# Unicode bidirectional overrides and isolates, which make printed text read in another order.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match[str]) -> str:
     ch = match.group(0)
+    if ord(ch) > 0xFF:
+        return f"\\u{ord(ch):04x}"
     return {"\n": "\\n", "\r": "\\r"}.get(ch, f"\\x{ord(ch):02x}")
 
 

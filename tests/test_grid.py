@@ -15,7 +15,7 @@ def test_split_and_parse_lists():
     assert parse_batch_sizes("1,8") == (1, 8)
     with pytest.raises(InvalidInputError, match="integers"):
         parse_batch_sizes("1,x")
-    with pytest.raises(InvalidInputError, match="at least 1"):
+    with pytest.raises(InvalidInputError, match="from 1 to"):
         parse_batch_sizes("0")
 
 

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = [
     "--cnn-min-time=0.01",
     "--cnn-min-rounds=3",
+    "--cnn-max-time=0.5",
     "--cnn-warmup-rounds=1",
+    "--cnn-remeasure=0",
     "--cnn-power=off",
     "-p",
     "no:cacheprovider",
@@ -64,7 +66,7 @@ def test_run_writes_one_row_per_case_and_goes_on_after_failures(suite: pytest.Py
     out.stdout.fnmatch_lines(
         [
             "*cnnbench summary*",
-            "*model*input*batch*dtype*mode*median*throughput*peak mem*status*",
+            "*model*input*batch*dtype*mode*median*IQR*throughput*peak mem*status*validity*test",
             "*tiny_cnn*3x16x16*2*float32*inference*ok*",
             "*failing_above_batch_1*error: ValueError: this model refuses batch 2*",
             "*oom_from_batch_4*oom*",
@@ -127,7 +129,7 @@ def test_ini_options_and_filters(suite: pytest.Pytester):
     "option, message",
     [
         ("--cnn-batch-sizes=one", "*batch sizes must be integers*"),
-        ("--cnn-threads=0", "*threads must be at least 1*"),
+        ("--cnn-threads=0", "*--cnn-threads: 0 is not a usable thread count*"),
         ("--cnn-device=tpu", "*'tpu' is not a device: use auto, cpu, cuda or cuda:N*"),
         ("--cnn-models=tiny_cn", "*'tiny_cn' matches no model of the collected suites*"),
     ],

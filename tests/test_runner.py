@@ -171,7 +171,7 @@ def test_a_failing_cuda_clean_up_becomes_the_rows_error_not_a_crash(monkeypatch)
     # the input is too small: the case fails before the device is touched, then cleans up
     res = run_case(Case("alexnet", (3, 32, 32), device="cuda"), FAST, environment={})
     row = res.row
-    assert row["status"] == "error" and row["device"] == "cuda"
+    assert row["status"] == "error" and row["device"] == "cuda:0"  # "cuda" resolved
     assert "too small" in row["error"]  # the case's own reason comes first
     assert row["error"].endswith(
         "cleaning up after the case failed: AcceleratorError: CUDA error: an illegal memory "
@@ -183,7 +183,7 @@ def test_a_failing_cuda_clean_up_becomes_the_rows_error_not_a_crash(monkeypatch)
 def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     _broken_cuda_context(monkeypatch)
     prepared = SimpleNamespace(model=torch.nn.Linear(2, 2))
-    monkeypatch.setattr(runner, "prepare_step", lambda case, device: prepared)
+    monkeypatch.setattr(runner, "prepare_step", lambda case, device, models=None: prepared)
     monkeypatch.setattr(runner, "_measure", lambda *args: None)  # "measured" without error
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"

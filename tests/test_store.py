@@ -238,7 +238,10 @@ def test_committed_v1_fixture_loads_beside_a_current_file(tmp_path: Path) -> Non
     # the columns later versions added are null in the v1 rows, never 0
     added = set(schema.column_names("cases")) - set(pq.read_schema(V1_FIXTURE).names)
     assert bool(added) == (schema.SCHEMA_VERSION > 1)
-    assert df.loc[:1, sorted(added)].isna().all().all()
+    assessed = {"validity", "validity_reason"}  # decided on loading, from what v1 recorded
+    assert df.loc[:1, sorted(added - assessed)].isna().all().all()
+    assert df["validity"][1] is pd.NA  # a failed case has no verdict
+    assert df["validity_reason"][0].startswith("assessed on load (schema version 1 file)")
     assert math.isclose(df["latency_s_median"][0], 0.002)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -205,31 +206,105 @@ def test_plan_rounds_arithmetic() -> None:
     assert plan_rounds(1.0, min_rounds=5, min_time_s=0.0, max_rounds=None, max_time_s=0.1) == 1
 
 
-def test_rounds_runner_gets_the_unwrapped_step_on_cpu() -> None:
-    seen: list[tuple[object, int]] = []
+class FakeClock:
+    """``time.perf_counter`` replaced: each call of the step advances it by the next scripted
+    duration, so the stopping rule is tested on known samples."""
 
-    def runner(step: object, n: int) -> list[float]:
-        seen.append((step, n))
-        return [0.001 * (i + 1) for i in range(n)]
+    def __init__(self, durations: list[float]) -> None:
+        self.now = 0.0
+        self.durations = durations
+        self.calls = 0
 
-    step = CountingStep()
-    res = measure_latency(step, device="cpu", min_rounds=6, min_time_s=0.0, rounds_runner=runner)
-    assert len(seen) == 1
-    assert seen[0][0] is step  # nothing wrapped around the step on CPU: no extra call timed
-    assert seen[0][1] == res.calibrated_rounds == 6
-    assert res.samples_s.tolist() == [0.001 * (i + 1) for i in range(6)]
-    assert step.calls == 1 + 3  # first call and default warm-up; the runner called nothing
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self) -> None:
+        self.now += self.durations[self.calls % len(self.durations)]
+        self.calls += 1
 
 
-def test_rounds_runner_must_return_one_duration_per_round() -> None:
-    with pytest.raises(InvalidInputError, match="one duration"):
-        measure_latency(
-            lambda: None,
-            device="cpu",
-            min_rounds=4,
-            min_time_s=0.0,
-            rounds_runner=lambda step, n: [0.1] * (n - 1),
-        )
+def _fake(monkeypatch: pytest.MonkeyPatch, durations: list[float]) -> FakeClock:
+    clock = FakeClock(durations)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    return clock
+
+
+def test_window_wraps_exactly_the_timed_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    clock = _fake(monkeypatch, [0.01])
+
+    def step() -> None:
+        clock.step()
+        events.append("step")
+
+    @contextlib.contextmanager
+    def window():
+        events.append("open")
+        yield
+        events.append("close")
+
+    res = measure_latency(step, device="cpu", warmup_rounds=2, min_rounds=6, min_time_s=0.0,
+                          window=window)  # fmt: skip
+    assert events == ["step"] * 3 + ["open"] + ["step"] * 6 + ["close"]
+    assert res.samples_s.tolist() == pytest.approx([0.01] * 6)
+
+
+def test_stable_steps_stop_on_the_target_at_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _fake(monkeypatch, [0.010, 0.01005, 0.00995])
+    res = measure_latency(
+        clock.step, device="cpu", warmup_rounds=0, min_rounds=6, min_time_s=0.0, ci_target=0.01
+    )
+    assert res.stop_reason == "target"
+    assert len(res.samples_s) == 6  # the 95% interval [x(1), x(6)] is within 1% at once
+    cols = res.to_columns()
+    assert cols["latency_s_median_ci_low"] == pytest.approx(0.00995)
+    assert cols["latency_s_median_ci_high"] == pytest.approx(0.01005)
+    assert cols["ci_target"] == 0.01
+
+
+def test_noisy_steps_go_on_until_the_time_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every other step twice as long: the median's interval never narrows to 1%
+    clock = _fake(monkeypatch, [0.01, 0.02])
+    res = measure_latency(
+        clock.step, device="cpu", warmup_rounds=0, min_rounds=6, min_time_s=0.0,
+        max_time_s=1.0, ci_target=0.01,
+    )  # fmt: skip
+    assert res.stop_reason == "time_cap"
+    assert sum(res.samples_s) <= 1.0 + 0.02  # one batch never passes the cap by a step
+    assert len(res.samples_s) > 6
+
+
+def test_noise_that_settles_reaches_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10 wild rounds, then steady ones: more rounds narrow the interval to the target
+    durations = [0.01, 0.03] * 5 + [0.02] * 400
+    clock = _fake(monkeypatch, durations)
+    res = measure_latency(
+        clock.step, device="cpu", warmup_rounds=0, min_rounds=6, min_time_s=0.0,
+        max_time_s=30.0, ci_target=0.01,
+    )  # fmt: skip
+    assert res.stop_reason == "target"
+    assert 10 < len(res.samples_s) < 400
+    lo, hi = timing.median_interval(res.samples_s)
+    assert (hi - lo) / 2 <= 0.01 * float(np.median(res.samples_s))
+
+
+def test_without_a_target_the_minimum_is_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _fake(monkeypatch, [0.01, 0.02])
+    res = measure_latency(clock.step, device="cpu", warmup_rounds=0, min_rounds=7, min_time_s=0)
+    assert (res.stop_reason, len(res.samples_s)) == ("min_rounds", 7)
+    res = measure_latency(
+        clock.step, device="cpu", warmup_rounds=0, min_rounds=7, min_time_s=0.0,
+        max_rounds=9, ci_target=0.01,
+    )  # fmt: skip
+    assert (res.stop_reason, len(res.samples_s)) == ("max_rounds", 9)
+
+
+def test_a_cap_below_the_minimum_says_time_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _fake(monkeypatch, [0.5])
+    res = measure_latency(
+        clock.step, device="cpu", warmup_rounds=1, min_rounds=10, min_time_s=0.0, max_time_s=2.0
+    )
+    assert (res.stop_reason, len(res.samples_s)) == ("time_cap", 4)
 
 
 def test_run_rounds_times_each_call() -> None:
@@ -333,18 +408,17 @@ def test_cuda_protocol_synchronises_around_every_timed_step(
     def step() -> None:
         events.append("step")
 
-    def runner(s: object, n: int) -> list[float]:
-        events.append("runner")
-        for _ in range(n):
-            s()  # type: ignore[operator]
-        return [1e-3] * n
+    @contextlib.contextmanager
+    def window():
+        events.append("window")
+        yield
 
     res = measure_latency(
-        step, device="cuda:0", warmup_rounds=2, min_rounds=3, min_time_s=0.0, rounds_runner=runner
+        step, device="cuda:0", warmup_rounds=2, min_rounds=3, min_time_s=0.0, window=window
     )
     first = ["sync", "step", "sync"]
     warm = ["step", "sync"] * 2
-    rounds = ["sync", "runner"] + ["step", "sync"] * 3
+    rounds = ["window", "sync"] + ["step", "sync"] * 3
     assert events == first + warm + rounds
     assert res.method == "perf_counter+cuda.synchronize"
     assert res.cudnn_benchmark is True

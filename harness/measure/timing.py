@@ -10,8 +10,9 @@ The statistics are derived from the raw samples, which are kept (``latency_s_sam
 percentiles use numpy's ``"linear"`` method (Hyndman & Fan type 7, numpy's default), and a p99
 from fewer than 100 samples is flagged ``p99_reliable = False``.
 
-This module knows nothing of pytest: a caller that wants pytest-benchmark to run the rounds passes
-a ``rounds_runner`` (see ``measure_latency``).
+Rounds continue until the median is known well enough (``ci_target``) or a time cap is reached
+(see ``measure_latency``). This module knows nothing of pytest: the plugin hands the samples to
+pytest-benchmark afterwards, so its statistics and files hold exactly these samples.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ import gc
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from harness.errors import InvalidInputError
+from harness.results.validity import MIN_ROUNDS as MIN_ROUNDS_FOR_CI
+from harness.results.validity import median_ci
 
 PERCENTILE_METHOD = "linear"
 P99_MIN_SAMPLES = 100
 
 Step = Callable[[], object]
-RoundsRunner = Callable[[Step, int], Sequence[float]]
 
 
 # --- statistics ------------------------------------------------------------------------------
@@ -51,10 +53,10 @@ def summarize(samples_s: Sequence[float]) -> dict[str, float | int | bool | str 
             f"summarize needs a flat, non-empty sequence of durations in seconds; got shape "
             f"{a.shape}: measure at least one round"
         )
-    if not np.all(np.isfinite(a)) or np.any(a < 0):
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise InvalidInputError(
-            "durations must be finite and >= 0 seconds; got "
-            f"{a[~np.isfinite(a) | (a < 0)][:5].tolist()}: check the timer that produced them"
+            "durations must be finite and > 0 seconds; got "
+            f"{a[~np.isfinite(a) | (a <= 0)][:5].tolist()}: check the timer that produced them"
         )
     p25, p75, p90, p99 = np.percentile(a, [25, 75, 90, 99], method=PERCENTILE_METHOD)
     return {
@@ -70,38 +72,6 @@ def summarize(samples_s: Sequence[float]) -> dict[str, float | int | bool | str 
         "rounds": int(a.size),
         "percentile_method": PERCENTILE_METHOD,
     }
-
-
-@dataclass
-class TimingResult:
-    """What one timed measurement produced: every sample kept, statistics derived on demand.
-
-    ``samples_s``: one duration per measured round, in order (s). ``first_call_s``: the very first
-    call, cold, timed on its own (s). ``warmup_rounds``: uncounted calls between the two.
-    ``method``: how rounds were timed. ``calibrated_rounds``: the rounds calibration asked for.
-    ``cudnn_benchmark``: ``torch.backends.cudnn.benchmark`` during the rounds (None off CUDA).
-    """
-
-    samples_s: np.ndarray
-    first_call_s: float
-    warmup_rounds: int
-    method: str
-    calibrated_rounds: int
-    cudnn_benchmark: bool | None = field(default=None)
-
-    def summary(self) -> dict[str, float | int | bool | str | None]:
-        return summarize(self.samples_s)
-
-    def to_columns(self) -> dict[str, object]:
-        """Result-schema columns: the statistics, the first call, warm-up, method, raw samples."""
-        return {
-            **self.summary(),
-            "latency_s_first": float(self.first_call_s),
-            "warmup_rounds": int(self.warmup_rounds),
-            "timing_method": self.method,
-            "latency_s_samples": [float(s) for s in self.samples_s],
-            "cudnn_benchmark": self.cudnn_benchmark,
-        }
 
 
 # --- devices and threads ---------------------------------------------------------------------
@@ -193,7 +163,12 @@ def fixed_threads(n: int | None) -> Iterator[int]:
             torch.set_num_threads(before)
 
 
-# --- timing ----------------------------------------------------------------------------------
+# --- timing ---------------------------------------------------------------------------------
+
+STOP_REASONS = ("target", "time_cap", "max_rounds", "min_rounds")
+# After the planned minimum, each further batch adds this share of the rounds so far, so the
+# interval is checked O(log n) times however many rounds a fast step needs.
+BATCH_GROWTH = 0.25
 
 
 def run_rounds(step: Step, rounds: int) -> list[float]:
@@ -226,8 +201,11 @@ def _check_positive(name: str, value: float | None, *, integer: bool, allow_zero
     if value is None:
         return
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    low_ok = value >= 0 if allow_zero else value > 0
-    if isinstance(value, bool) or not ok_type or not low_ok or not math.isfinite(value):
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        low_ok = False
+    else:
+        low_ok = value >= 0 if allow_zero else value > 0
+    if not low_ok:
         kind = "integer" if integer else "number of seconds"
         bound = ">= 0" if allow_zero else "> 0"
         raise InvalidInputError(f"{name} must be a finite {kind} {bound}; got {value!r}")
@@ -241,8 +219,8 @@ def plan_rounds(
     max_rounds: int | None,
     max_time_s: float | None,
 ) -> int:
-    """Rounds to measure: ``max(min_rounds, ceil(min_time_s / per_call_s))``, then capped by
-    ``max_rounds`` and by ``floor(max_time_s / per_call_s)``; never fewer than one.
+    """Rounds to measure at least: ``max(min_rounds, ceil(min_time_s / per_call_s))``, then
+    capped by ``max_rounds`` and by ``floor(max_time_s / per_call_s)``; never fewer than one.
 
     ``max_time_s`` bounds slow cases and may cut below ``min_rounds`` (the result then says how
     few rounds it has, and p99 is flagged).
@@ -256,6 +234,62 @@ def plan_rounds(
     return max(1, rounds)
 
 
+def median_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The 95% distribution-free confidence interval of the median (order statistics)."""
+    return median_ci(samples, 0.95)
+
+
+def ci_reached(samples: np.ndarray, target: float) -> bool:
+    """Whether the median's 95% interval is within +-``target`` (a share) of the median (never
+    with fewer than ``MIN_ROUNDS_FOR_CI`` samples: there is no 95% interval then)."""
+    if samples.size < MIN_ROUNDS_FOR_CI:  # no 95% interval exists yet
+        return False
+    lo, hi = median_interval(samples)
+    return (hi - lo) / 2.0 <= target * float(np.median(samples))
+
+
+@dataclass
+class TimingResult:
+    """What one timed measurement produced: every sample kept, statistics derived on demand.
+
+    ``samples_s``: one duration per measured round, in order (s). ``first_call_s``: the very
+    first call, cold, timed on its own (s). ``warmup_rounds``: uncounted calls between the two.
+    ``method``: how rounds were timed. ``calibrated_rounds``: the minimum the plan asked for.
+    ``stop_reason``: why the rounds stopped (``STOP_REASONS``). ``ci_target``: the half-width
+    of the median's interval aimed at, as a share of the median (None: no target).
+    ``cudnn_benchmark``: ``torch.backends.cudnn.benchmark`` during the rounds (None off CUDA).
+    """
+
+    samples_s: np.ndarray
+    first_call_s: float
+    warmup_rounds: int
+    method: str
+    calibrated_rounds: int
+    stop_reason: str = "min_rounds"
+    ci_target: float | None = None
+    cudnn_benchmark: bool | None = field(default=None)
+
+    def summary(self) -> dict[str, float | int | bool | str | None]:
+        return summarize(self.samples_s)
+
+    def to_columns(self) -> dict[str, object]:
+        """Result-schema columns: the statistics, the median's interval, why the rounds stopped,
+        the first call, warm-up, method and the raw samples."""
+        lo, hi = median_interval(self.samples_s)
+        return {
+            **self.summary(),
+            "latency_s_median_ci_low": lo,
+            "latency_s_median_ci_high": hi,
+            "ci_target": self.ci_target,
+            "stop_reason": self.stop_reason,
+            "latency_s_first": float(self.first_call_s),
+            "warmup_rounds": int(self.warmup_rounds),
+            "timing_method": self.method,
+            "latency_s_samples": [float(s) for s in self.samples_s],
+            "cudnn_benchmark": self.cudnn_benchmark,
+        }
+
+
 def measure_latency(
     step: Step,
     *,
@@ -266,7 +300,8 @@ def measure_latency(
     min_time_s: float = 0.5,
     max_rounds: int | None = None,
     max_time_s: float | None = None,
-    rounds_runner: RoundsRunner | None = None,
+    ci_target: float | None = None,
+    window: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> TimingResult:
     """Time ``step`` (a callable doing one forward, or one training step) on ``device``.
 
@@ -274,13 +309,19 @@ def measure_latency(
     2. Warm-up: at least ``warmup_rounds`` calls and at least ``warmup_time_s`` seconds, not
        counted; the fastest of them is the per-call estimate (the first call's when there is no
        warm-up), so one slow warm-up call cannot leave the rounds short of ``min_time_s``.
-    3. Calibration: ``plan_rounds`` (at least ``min_rounds`` and ``min_time_s``, capped by
-       ``max_rounds`` / ``max_time_s``).
-    4. The rounds: ``rounds_runner(timed_step, rounds)`` (default ``run_rounds``) returns one
-       duration per round in seconds. ``timed_step`` is ``step`` itself on the CPU and ``step``
-       followed by a device synchronisation elsewhere; the device is synchronised once before the
-       first round. The garbage collector is collected before and paused during the rounds (as
-       ``timeit`` does), so a collection of unrelated objects is not billed to one step.
+    3. The planned minimum: ``plan_rounds`` (at least ``min_rounds`` and ``min_time_s``, capped
+       by ``max_rounds`` / ``max_time_s``).
+    4. Stability: with a ``ci_target``, rounds go on in growing batches until the 95%
+       distribution-free interval of the median (order statistics) is within +-``ci_target``
+       of the median (``stop_reason = "target"``), or until one more batch would pass
+       ``max_time_s`` (``"time_cap"``) or ``max_rounds`` (``"max_rounds"``). Without a target
+       the planned minimum is all (``"min_rounds"``; ``"time_cap"`` when the cap cut it).
+    Every round is timed alone: ``perf_counter`` around the bare step on the CPU, around the
+    step and a device synchronisation elsewhere (the device is synchronised once before the
+    first round). The garbage collector is collected before and paused during the rounds (as
+    ``timeit`` does), so a collection of unrelated objects is not billed to one step.
+    ``window`` (a context manager factory: the power monitor, the noise probe) is entered right
+    before the first measured round and left right after the last.
 
     Inputs must already be on the device and the model in the wanted mode (the caller's job).
     """
@@ -292,11 +333,13 @@ def measure_latency(
     _check_positive("min_time_s", min_time_s, integer=False, allow_zero=True)
     _check_positive("max_rounds", max_rounds, integer=True, allow_zero=False)
     _check_positive("max_time_s", max_time_s, integer=False, allow_zero=False)
+    _check_positive("ci_target", ci_target, integer=False, allow_zero=True)
     if max_rounds is not None and max_rounds < min_rounds:
         raise InvalidInputError(
             f"max_rounds ({max_rounds}) is below min_rounds ({min_rounds}): raise max_rounds or "
             "lower min_rounds"
         )
+    target = ci_target or None
     sync = cuda_sync_fn(device)
     timed_step = _synced(step, sync)
     timer = time.perf_counter
@@ -315,38 +358,60 @@ def measure_latency(
         warm.append(timer() - t0)
     estimate = min(warm) if warm else first_call_s
 
-    rounds = plan_rounds(
+    planned = plan_rounds(
         estimate,
         min_rounds=min_rounds,
         min_time_s=min_time_s,
         max_rounds=max_rounds,
         max_time_s=max_time_s,
     )
+    cut = planned < min_rounds or (
+        max_time_s is not None and planned * max(estimate, 1e-9) > max_time_s * 0.999
+    )
     cudnn_state = cudnn_benchmark_state() if _as_device(device).type == "cuda" else None
-    runner = rounds_runner if rounds_runner is not None else run_rounds
 
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    samples: list[float] = []
     try:
-        sync()
-        samples = runner(timed_step, rounds)
+        with window() if window is not None else nullcontext():
+            sync()
+            started = timer()
+            samples += run_rounds(timed_step, planned)
+            reason = "time_cap" if cut else "min_rounds"
+            while target is not None:
+                arr = np.asarray(samples)
+                if ci_reached(arr, target):
+                    reason = "target"
+                    break
+                batch = max(1, math.ceil(len(samples) * BATCH_GROWTH))
+                per_call = float(np.median(arr))
+                if max_rounds is not None:
+                    if len(samples) >= max_rounds:
+                        reason = "max_rounds"
+                        break
+                    batch = min(batch, max_rounds - len(samples))
+                if max_time_s is not None:
+                    left = max_time_s - (timer() - started)
+                    batch = min(batch, math.floor(left / max(per_call, 1e-9)))
+                    if batch < 1:
+                        reason = "time_cap"
+                        break
+                samples += run_rounds(timed_step, batch)
     finally:
         if gc_was_enabled:
             gc.enable()
 
-    arr = np.asarray(list(samples), dtype=np.float64)
-    if arr.ndim != 1 or arr.size != rounds:
-        raise InvalidInputError(
-            f"rounds_runner returned {arr.size} durations for {rounds} rounds: it must return one "
-            "duration in seconds per round"
-        )
-    summarize(arr)  # validates: finite, non-negative
+    arr = np.asarray(samples, dtype=np.float64)
+    summarize(arr)  # validates: finite, positive
     return TimingResult(
         samples_s=arr,
         first_call_s=first_call_s,
         warmup_rounds=len(warm),
         method=timing_method(device),
-        calibrated_rounds=rounds,
+        calibrated_rounds=planned,
+        stop_reason=reason,
+        ci_target=target,
         cudnn_benchmark=cudnn_state,
     )

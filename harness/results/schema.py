@@ -22,7 +22,7 @@ Version history:
   3: trust and scale-out. Cases: ``threads`` (requested intra-op threads, part of the case
      key), ``test_name``, the median's confidence interval and why the rounds stopped, the noise
      signals and the validity verdict (``validity``, ``validity_reason``, ``remeasured``), the
-     worker and isolation a case ran in, measured layer-time coverage, the run's measured CPU
+     worker and isolation a case ran in, where its static profile came from, measured layer-time coverage, the run's measured CPU
      roofs, Dynamo statistics of compiled cases, the energy counter's scope, released cuBLAS
      workspaces; status ``crashed``. Layers: measured time per layer and what follows from it
      (share, achieved FLOP/s, bytes moved, arithmetic intensity) and ``layer_kind``.
@@ -157,6 +157,12 @@ CASES: tuple[Column, ...] = (
     _c("activation_bytes", INT, "bytes", "sum of leaf-layer output bytes, one forward pass"),
     _c("connections", INT, "count", "LeNet-style connections: MACs plus bias additions"),
     _c("unhandled_ops", STR, "", "ops no MAC counter handles ('op x calls', comma-separated)"),
+    _c(
+        "profile_source",
+        STR,
+        "",
+        "where the static columns come from (the meta device), or why they are null",
+    ),
     # timing
     _c("timing_method", STR, "", "how rounds were timed (perf_counter + synchronize, ...)"),
     _c("percentile_method", STR, "", "numpy percentile method used for iqr, p90, p99"),

@@ -4,29 +4,37 @@ Files of one run sit side by side in a results directory, one per table (schema.
 ``<run_id>.parquet`` (cases), ``<run_id>.layers.parquet``, ... Each carries the key-value
 metadata ``cnnbench.table`` and ``cnnbench.schema_version``.
 
-Writing: after every ``add_case`` each table's file is rewritten whole and atomically
-(``<name>.tmp`` in the same directory, fsync, ``os.replace``, fsync of the directory), side
-tables before the cases file, so a run killed at any moment leaves readable files that hold
-every finished case, and every case in the cases file has its side rows. NaN in a float column
-is stored as null (a metric that could not be measured is null, never a number).
+Writing, in O(1) per case: each ``add_case`` writes the case as small part files in
+``<run_id>.parts/`` (``<writer>-<seq>.<table>.parquet``; side tables first, then the cases
+part, each through a temporary file and ``os.replace``), so a process killed at any moment
+leaves every finished case readable, and every case part has its side rows. ``finish()``
+merges the parts of every writer of the run (pytest-xdist workers share one run id, each
+writing its own parts) into the run's files, atomically and with fsync, and removes the parts.
+A part is not fsynced (4 ms each on this machine's disk, half a minute over a 2,000-case sweep):
+a killed process loses nothing; a power cut may lose parts the kernel had not yet flushed.
+NaN in a float column is stored as null (a metric that could not be measured is null, never a
+number). An ``ok`` row with impossible timings (not finite, not positive) is refused.
 
-Loading: files and directories (a directory contributes the files directly inside it, not its
-sub-directories, chosen by their ``cnnbench.table`` metadata, never by name alone). Columns come
-back in schema order with every current column (those a file of an older schema version lacks
-are null), unknown extra columns kept at the end. Dtypes are pandas ``ArrowDtype`` for every
-column (``int64[pyarrow]``, ``string[pyarrow]``, ``list<double>[pyarrow]``...), so a null stays
-``pd.NA`` and is never turned into 0 or NaN. Cases rows of files older than the validity
-verdict are assessed on loading, and impossible timings are marked ``invalid``
-(harness.results.validity).
+Loading: files and directories (a directory contributes the files directly inside it, and the
+parts of runs that never finished, not its other sub-directories), chosen by their
+``cnnbench.table`` metadata, never by name alone. Columns come back in schema order with every
+current column (those a file of an older schema version lacks are null), unknown extra columns
+kept at the end. Dtypes are pandas ``ArrowDtype`` for every column (``int64[pyarrow]``,
+``string[pyarrow]``, ``list<double>[pyarrow]``...), so a null stays ``pd.NA`` and is never
+turned into 0 or NaN. Cases rows of files older than the validity verdict are assessed on
+loading, and impossible timings are marked ``invalid`` (harness.results.validity).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,17 +105,27 @@ def _is_float(t: pa.DataType) -> bool:
     return pa.types.is_floating(t) or (pa.types.is_list(t) and pa.types.is_floating(t.value_type))
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so that a reader sees the old file or the new one, whole."""
+PARTS_SUFFIX = ".parts"
+
+
+def _write_atomic(table: pa.Table, path: Path, *, durable: bool = True) -> None:
+    """Write ``table`` to ``path`` so that a reader sees the old file or the new one, whole; the
+    temporary file is removed if the write fails (a full disk, Ctrl-C)."""
     tmp = path.with_name(path.name + ".tmp")
-    # No dictionary encoding of floats: on the raw samples it would make the rewrite after
-    # every case several times slower, for no gain (timings rarely repeat exactly).
+    # No dictionary encoding of floats: on the raw samples it would make writing several
+    # times slower, for no gain (timings rarely repeat exactly).
     dictionary = [f.name for f in table.schema if not _is_float(f.type)]
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, use_dictionary=dictionary)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, use_dictionary=dictionary)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _sync_directory(directory: Path) -> None:
@@ -120,44 +138,97 @@ def _sync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-class ResultWriter:
-    """Writes a run's tables to ``<results_dir>/<run_id><suffix>``, rewritten after each case.
+def check_writable(results_dir: PathLike) -> Path:
+    """Create ``results_dir`` if needed and prove a file can be written there, before anything
+    is measured; an InvalidInputError saying why not otherwise."""
+    directory = Path(results_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cnnbench-write-check-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write results to {directory}: {exc.strerror or exc}; pass a writable "
+            "directory (--cnn-results-dir)"
+        ) from None
+    return directory
 
+
+def parts_dir(results_dir: PathLike, run_id: str) -> Path:
+    return Path(results_dir) / f"{run_id}{PARTS_SUFFIX}"
+
+
+def _part_files(directory: Path, table: str) -> list[Path]:
+    return sorted(directory.glob(f"*.{table}.parquet"))
+
+
+class ResultWriter:
+    """Writes a run's cases to ``<results_dir>/<run_id>.parts/`` as they finish, and the run's
+    files at ``finish()``.
+
+    ``name`` tells this writer's parts from another's in the same run (an xdist worker id);
+    ``join=True`` writes into a run another writer started (the parts directory may exist);
+    ``merge=False`` leaves the parts for the writer that merges them (the xdist controller).
     Use as a context manager: leaving the block normally marks the run complete; an exception
     (KeyboardInterrupt included) keeps every row written and marks the run incomplete.
     """
 
-    def __init__(self, results_dir: PathLike, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        results_dir: PathLike,
+        run_id: str | None = None,
+        *,
+        name: str = "main",
+        join: bool = False,
+        merge: bool = True,
+    ) -> None:
         self.results_dir = Path(results_dir)
         self.run_id = run_id or new_run_id()
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.run_id):
-            raise InvalidInputError(
-                f"run id {self.run_id!r} cannot be a file name: use letters, digits, '.', '_', '-'"
-            )
+        for what, value in (("run id", self.run_id), ("writer name", name)):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) or value.endswith(
+                PARTS_SUFFIX
+            ):
+                raise InvalidInputError(
+                    f"{what} {value!r} cannot be a file name: use letters, digits, '.', '_', '-'"
+                )
+        self.name = name
+        self.merge = merge
         self.results_dir.mkdir(parents=True, exist_ok=True)
         taken = [self._path(t) for t in schema.TABLES if self._path(t).exists()]
+        if not join and self.parts.exists():
+            taken.append(self.parts)
         if taken:
             raise InvalidInputError(
                 f"{taken[0]} already exists: pick another run id (or none, for a fresh one) so "
                 "that an earlier run's results are not overwritten"
             )
-        self._chunks: dict[str, list[pa.Table]] = {t: [] for t in schema.TABLES}
-        self._complete = False
+        self._seq = 0
+        self._written: dict[str, bool] = dict.fromkeys(schema.TABLES, False)
+        self._merged: dict[str, Path] = {}
         self._finished = False
+
+    @property
+    def parts(self) -> Path:
+        return parts_dir(self.results_dir, self.run_id)
 
     def _path(self, table: str) -> Path:
         return self.results_dir / f"{self.run_id}{schema.FILE_SUFFIX[table]}"
 
     @property
     def paths(self) -> dict[str, Path]:
-        """Table name -> file written, for the tables that have rows."""
-        return {t: self._path(t) for t, chunks in self._chunks.items() if chunks}
+        """Table name -> the run's file, for the tables with rows: the merged files after
+        ``finish()``, the parts directory before (load_results reads either)."""
+        if self._merged:
+            return dict(self._merged)
+        return {t: self.parts for t, written in self._written.items() if written}
 
     def add_case(self, row: Mapping[str, Any], **tables: pd.DataFrame | None) -> None:
-        """Append one case (schema CASES columns) and its side tables, then rewrite the files.
+        """Write one case (schema CASES columns) and its side tables as part files.
 
-        Missing columns are null; an unknown column or table name is an error. The writer fills
-        ``schema_version``, ``run_id`` and ``run_complete`` (and, in side tables, ``case_id``).
+        Missing columns are null; an unknown column or table name is an error, and so is an
+        ``ok`` row whose timings are impossible. The writer fills ``schema_version``,
+        ``run_id`` and ``run_complete`` (and, in side tables, ``case_id``).
         """
         if self._finished:
             raise RuntimeError("ResultWriter.add_case after finish(): open a new writer")
@@ -167,6 +238,12 @@ class ResultWriter:
                 f"unknown result table(s) {', '.join(map(repr, bad))}; the schema defines "
                 f"{', '.join(t for t in schema.TABLES if t != 'cases')}"
             )
+        if row.get("status") == "ok":
+            from harness.results.validity import impossible
+
+            why = impossible(row, require=False)
+            if why is not None:
+                raise InvalidInputError(f"refusing an ok row with impossible timings: {why}")
         filled = {
             "schema_version": schema.SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -192,35 +269,22 @@ class ResultWriter:
                 }
             )
             side[name] = _columns_to_table(name, cols, n, f"{name!r} table of {row['case_id']}")
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        stem = f"{self.name}-{self._seq:07d}"
+        # Side tables first: every case part on disk then has its side rows.
         for name, t in side.items():
-            self._chunks[name].append(t)
-        self._chunks["cases"].append(case_row)
-        self._flush()
-
-    def _table(self, name: str) -> pa.Table:
-        chunks = self._chunks[name]
-        table = pa.concat_tables(chunks).combine_chunks()
-        self._chunks[name] = [table]  # keep one chunk: the next concat is cheap
-        if name == "cases":
-            idx = table.schema.get_field_index("run_complete")
-            table = table.set_column(
-                idx, table.schema.field(idx), pa.array([self._complete] * len(table), pa.bool_())
-            )
-        return table
-
-    def _flush(self) -> None:
-        # Side tables first: every case in the cases file then has its side rows on disk.
-        for name in sorted(self._chunks, key=lambda t: t == "cases"):
-            if self._chunks[name]:
-                _write_atomic(self._table(name), self._path(name))
-        _sync_directory(self.results_dir)
+            _write_atomic(t, self.parts / f"{stem}.{name}.parquet", durable=False)
+            self._written[name] = True
+        _write_atomic(case_row, self.parts / f"{stem}.cases.parquet", durable=False)
+        self._written["cases"] = True
 
     def finish(self, complete: bool = True) -> None:
-        """Rewrite every file with ``run_complete = complete`` (False after an interruption)."""
-        self._complete = bool(complete)
+        """Merge the run's parts into its files with ``run_complete = complete`` (False after
+        an interruption); a writer with ``merge=False`` leaves them for the merging one."""
         self._finished = True
-        if any(self._chunks.values()):
-            self._flush()
+        if self.merge:
+            self._merged = merge_parts(self.results_dir, self.run_id, complete=complete)
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -232,6 +296,40 @@ class ResultWriter:
         tb: TracebackType | None,
     ) -> None:
         self.finish(complete=exc_type is None)
+
+
+def merge_parts(results_dir: PathLike, run_id: str, *, complete: bool) -> dict[str, Path]:
+    """Merge ``<run_id>.parts/`` (every writer's) into ``<run_id><suffix>`` files, atomically,
+    side tables first, then remove the parts; -> table -> file written.
+
+    Parts whose case part is missing (a writer killed between its side parts and its case part)
+    are left out of the side tables, so every merged side row belongs to a merged case.
+    """
+    results = Path(results_dir)
+    parts = parts_dir(results, run_id)
+    if not parts.is_dir():
+        return {}
+    case_parts = _part_files(parts, "cases")
+    stems = {p.name.removesuffix(".cases.parquet") for p in case_parts}
+    out: dict[str, Path] = {}
+    for table in sorted(schema.TABLES, key=lambda t: t == "cases"):
+        suffix = f".{table}.parquet"
+        files = [p for p in _part_files(parts, table) if p.name.removesuffix(suffix) in stems]
+        if not files:
+            continue
+        merged = pa.concat_tables([pq.read_table(f) for f in files]).combine_chunks()
+        merged = merged.cast(schema.arrow_schema(table))
+        if table == "cases":
+            idx = merged.schema.get_field_index("run_complete")
+            merged = merged.set_column(
+                idx, merged.schema.field(idx), pa.array([bool(complete)] * len(merged))
+            )
+        path = results / f"{run_id}{schema.FILE_SUFFIX[table]}"
+        _write_atomic(merged, path)
+        out[table] = path
+    _sync_directory(results)
+    shutil.rmtree(parts, ignore_errors=True)
+    return {t: out[t] for t in schema.TABLES if t in out}
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -251,9 +349,14 @@ def _file_meta(path: Path) -> tuple[str, int]:
             f"{path} is not a cnnbench result file (no cnnbench.table metadata); pass the "
             "files cnnbench writes into its results directory (<run_id>.parquet)"
         )
-    table = meta[schema.META_TABLE].decode()
-    raw = meta.get(schema.META_VERSION, b"").decode()
-    if not raw.isdigit():
+    try:
+        table = meta[schema.META_TABLE].decode("utf-8")
+        raw = meta.get(schema.META_VERSION, b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise ResultFileError(
+            f"{path} has cnnbench metadata that is not UTF-8 text: not a file cnnbench wrote"
+        ) from None
+    if not (raw.isascii() and raw.isdigit()):
         raise ResultFileError(f"{path} has no valid cnnbench.schema_version metadata ({raw!r})")
     version = int(raw)
     if version > schema.SCHEMA_VERSION:
@@ -269,24 +372,44 @@ def _file_meta(path: Path) -> tuple[str, int]:
     return table, version
 
 
-def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> list[Path]:
-    """The result files of ``table`` that ``paths`` name, in order, each once.
+def scan_result_files(
+    paths: PathLike | Iterable[PathLike], table: str = "cases"
+) -> tuple[list[Path], list[str]]:
+    """The result files of ``table`` that ``paths`` name, in order, each once, and the reasons
+    files found inside directories were passed over (corrupt, foreign, a bad version).
 
-    A directory gives every ``*.parquet`` file directly in it whose metadata says ``table``
-    (sub-directories such as fixtures are not searched). A file of another table of the same
-    run (``run.layers.parquet`` when asking for cases) stands for its sibling file of ``table``,
-    if that exists. Raises ResultFileError for a missing, corrupt or foreign file, or no files.
+    A directory gives every ``*.parquet`` file directly in it whose metadata says ``table``,
+    and the part files of runs that were never merged (``<run_id>.parts/``); other
+    sub-directories are not searched. One bad file in a directory does not hide the others:
+    it is passed over and named. A file named explicitly must be good. A file of another table
+    of the same run (``run.layers.parquet`` when asking for cases) stands for its sibling file
+    of ``table``, if that exists.
     """
     if table not in schema.TABLES:
         raise InvalidInputError(f"unknown table {table!r}; use one of {', '.join(schema.TABLES)}")
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     found: dict[Path, None] = {}
+    skipped: list[str] = []
+
+    def consider(f: Path) -> None:
+        try:
+            if f.is_file() and _file_meta(f)[0] == table:
+                found[f] = None
+        except ResultFileError as exc:
+            skipped.append(str(exc))
+
     for item in items:
         path = Path(item)
         if path.is_dir():
             for f in sorted(path.glob("*.parquet")):
-                if f.is_file() and _file_meta(f)[0] == table:
-                    found[f] = None
+                consider(f)
+            # runs still going, or killed before their parts were merged
+            for parts in sorted(path.glob(f"*{PARTS_SUFFIX}")):
+                run_id = parts.name.removesuffix(PARTS_SUFFIX)
+                merged = path / f"{run_id}{schema.FILE_SUFFIX[table]}"
+                if parts.is_dir() and not merged.exists():
+                    for f in _part_files(parts, table):
+                        consider(f)
         elif path.is_file():
             kind, _ = _file_meta(path)
             if kind == table:
@@ -300,6 +423,11 @@ def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> 
             raise ResultFileError(f"{path} does not exist: pass result files or directories")
     if not found:
         shown = ", ".join(str(p) for p in items) or "(nothing)"
+        if skipped:
+            raise ResultFileError(
+                f"no readable cnnbench {table!r} result files in {shown}: {skipped[0]}"
+                + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else "")
+            )
         nested = _nested_result_dirs([Path(p) for p in items if Path(p).is_dir()], table)
         if nested:
             more = " ..." if len(nested) > 5 else ""
@@ -312,7 +440,13 @@ def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> 
             f"no cnnbench {table!r} result files in {shown}: run `pytest suites/ "
             "--benchmark-only` to write some, or pass the results directory"
         )
-    return list(found)
+    return list(found), skipped
+
+
+def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> list[Path]:
+    """The result files of ``table`` that ``paths`` name (``scan_result_files`` without the
+    passed-over list); a ResultFileError for a missing, corrupt or foreign named file, or none."""
+    return scan_result_files(paths, table)[0]
 
 
 def _nested_result_dirs(directories: list[Path], table: str) -> list[Path]:
@@ -347,20 +481,38 @@ def _conform(t: pa.Table, target: pa.Schema, path: Path) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=target)
 
 
+def _check_versions(t: pa.Table, path: Path) -> None:
+    """Every row's ``schema_version`` must be the file's: a row claiming another version was
+    not written with this file (spliced or edited), and is refused with its file."""
+    if "schema_version" not in t.column_names:
+        return
+    declared = int((t.schema.metadata or {}).get(schema.META_VERSION, b"0").decode())
+    values = {v for v in t.column("schema_version").to_pylist() if v is not None}
+    if values - {declared}:
+        raise ResultFileError(
+            f"{path}: rows claim schema version(s) {sorted(values - {declared})} but the file "
+            f"says {declared}: the file was edited or spliced; it is not read"
+        )
+
+
 def load_results(paths: PathLike | Iterable[PathLike], table: str = "cases") -> pd.DataFrame:
     """One DataFrame of ``table`` from result files and directories (see ``result_files``).
 
     Every current schema column, in schema order, then unknown extra columns; ArrowDtype
-    columns (nulls stay ``pd.NA``). Files of an older schema version give nulls for the
-    columns they lack; a newer version, a foreign or corrupt file is a ResultFileError.
+    columns (nulls stay ``pd.NA``). ``frame.attrs["skipped_files"]`` lists the files found in
+    directories that were passed over, with the reason. Files of an older schema version give
+    nulls for the columns they lack; a newer version, a foreign or corrupt file named
+    explicitly is a ResultFileError.
     """
-    files = result_files(paths, table)
+    files, skipped = scan_result_files(paths, table)
     tables: list[tuple[Path, pa.Table]] = []
     for f in files:
         try:
-            tables.append((f, pq.read_table(f)))
+            t = pq.read_table(f)
         except (pa.ArrowException, OSError) as exc:
             raise ResultFileError(f"{f} could not be read ({exc}); it may be corrupt") from None
+        _check_versions(t, f)
+        tables.append((f, t))
     fields = list(schema.arrow_schema(table))
     names = {f.name for f in fields}
     for _, t in tables:
@@ -371,6 +523,7 @@ def load_results(paths: PathLike | Iterable[PathLike], table: str = "cases") -> 
     target = pa.schema(fields)
     combined = pa.concat_tables([_conform(t, target, f) for f, t in tables])
     frame = combined.to_pandas(types_mapper=pd.ArrowDtype)
+    frame.attrs["skipped_files"] = skipped
     if table == "cases":  # older files get a verdict; impossible timings are never valid
         from harness.results.validity import assess_frame
 

@@ -32,6 +32,8 @@ import pyarrow.compute as pc
 
 from harness.results.missing import is_missing
 
+# Below 6 rounds no pair of order statistics covers the median with 95% probability.
+MIN_ROUNDS = 6
 # A quartile spread this wide means the distribution, not one step, is being measured.
 IQR_REL_MAX = 0.25
 # The median known to +-2.5%: two valid runs of one case should not differ by 5% from noise.
@@ -56,6 +58,7 @@ THROTTLE_NOISY = (
 )
 
 THRESHOLDS: dict[str, float] = {
+    "min_rounds": MIN_ROUNDS,
     "iqr_rel_max": IQR_REL_MAX,
     "ci_half_width_rel_max": CI_HALF_WIDTH_REL_MAX,
     "cpu_pressure_max": CPU_PRESSURE_MAX,
@@ -65,18 +68,12 @@ THRESHOLDS: dict[str, float] = {
     "temperature_rise_max_c": TEMPERATURE_RISE_MAX_C,
 }
 RULE = (
-    "noisy when any of: IQR > {iqr:.0%} of the median; the median's 95% interval wider than "
-    "+-{ci:.1%}; CPU pressure > {psi:.0%} of the rounds; > {inv:g} involuntary switches/s "
-    "(without PSI); 1-minute load > cores + {load:g}; SM clock down > {clk:.0%}; temperature "
-    "up > {temp:g} C; a thermal or hardware slowdown reason"
-).format(
-    iqr=IQR_REL_MAX,
-    ci=CI_HALF_WIDTH_REL_MAX,
-    psi=CPU_PRESSURE_MAX,
-    inv=INVOLUNTARY_SWITCHES_PER_S_MAX,
-    load=LOAD_ABOVE_CORES_MAX,
-    clk=SM_CLOCK_DROP_MAX,
-    temp=TEMPERATURE_RISE_MAX_C,
+    f"noisy when any of: fewer than {MIN_ROUNDS} rounds; IQR > {IQR_REL_MAX:.0%} of the "
+    f"median; the median's 95% interval wider than +-{CI_HALF_WIDTH_REL_MAX:.1%}; CPU "
+    f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
+    f"involuntary switches/s (without PSI); 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
+    f"SM clock down > {SM_CLOCK_DROP_MAX:.0%}; temperature up > {TEMPERATURE_RISE_MAX_C:g} C; "
+    "a thermal or hardware slowdown reason"
 )
 
 
@@ -98,11 +95,14 @@ def _samples(row: Mapping[str, Any]) -> np.ndarray | None:
     return a if a.size else None
 
 
-def impossible(row: Mapping[str, Any]) -> str | None:
-    """Why the row's timings cannot be real (None when they can)."""
+def impossible(row: Mapping[str, Any], *, require: bool = True) -> str | None:
+    """Why the row's timings cannot be real (None when they can); with ``require=False`` a
+    missing median or throughput is not itself a fault (only present values are judged)."""
     for key in ("latency_s_median", "throughput_per_s"):
         v = _num(row, key)
         if v is None:
+            if not require:
+                continue
             return f"{key} is missing in an ok row"
         if not math.isfinite(v) or v <= 0:
             return f"{key} is {v!r}: a time or rate must be a finite positive number"
@@ -150,15 +150,19 @@ def _ci_half_width_rel(row: Mapping[str, Any]) -> float | None:
 def noise_signals(row: Mapping[str, Any]) -> list[str]:
     """Each signal of the row that crossed its threshold, worded with its value and limit."""
     found: list[str] = []
+    rounds = _num(row, "rounds")
+    if rounds is not None and rounds < MIN_ROUNDS:
+        found.append(
+            f"only {rounds:.0f} round(s): too few for a 95% interval of the median "
+            f"(needs {MIN_ROUNDS})"
+        )
     median = _num(row, "latency_s_median")
     iqr = _num(row, "latency_s_iqr")
     if median and iqr is not None and iqr / median > IQR_REL_MAX:
         found.append(f"IQR {iqr / median:.0%} of the median (limit {IQR_REL_MAX:.0%})")
     half = _ci_half_width_rel(row)
     if half is not None and half > CI_HALF_WIDTH_REL_MAX:
-        found.append(
-            f"median's 95% interval +-{half:.1%} (limit +-{CI_HALF_WIDTH_REL_MAX:.1%})"
-        )
+        found.append(f"median's 95% interval +-{half:.1%} (limit +-{CI_HALF_WIDTH_REL_MAX:.1%})")
     psi = _num(row, "cpu_pressure")
     if psi is not None and psi > CPU_PRESSURE_MAX:
         found.append(
@@ -181,14 +185,10 @@ def noise_signals(row: Mapping[str, Any]) -> list[str]:
             )
     clk0, clk1 = _num(row, "sm_clock_mhz_start"), _num(row, "sm_clock_mhz_end")
     if clk0 and clk1 is not None and (clk0 - clk1) / clk0 > SM_CLOCK_DROP_MAX:
-        found.append(
-            f"SM clock fell {clk0:.0f} -> {clk1:.0f} MHz (limit {SM_CLOCK_DROP_MAX:.0%})"
-        )
+        found.append(f"SM clock fell {clk0:.0f} -> {clk1:.0f} MHz (limit {SM_CLOCK_DROP_MAX:.0%})")
     t0, t1 = _num(row, "temperature_c_start"), _num(row, "temperature_c_end")
     if t0 is not None and t1 is not None and t1 - t0 > TEMPERATURE_RISE_MAX_C:
-        found.append(
-            f"temperature rose {t0:.0f} -> {t1:.0f} C (limit +{TEMPERATURE_RISE_MAX_C} C)"
-        )
+        found.append(f"temperature rose {t0:.0f} -> {t1:.0f} C (limit +{TEMPERATURE_RISE_MAX_C} C)")
     reasons = row.get("throttle_reasons_end")
     if not is_missing(reasons):
         hit = [r for r in str(reasons).split(",") if r.strip() in THROTTLE_NOISY]
