@@ -22,10 +22,11 @@ Version history:
   3: trust and scale-out. Cases: ``threads`` (requested intra-op threads, part of the case
      key), ``test_name``, the median's confidence interval and why the rounds stopped, the noise
      signals and the validity verdict (``validity``, ``validity_reason``, ``remeasured``), the
-     worker and isolation a case ran in, where its static profile came from, measured layer-time coverage, the run's measured CPU
-     roofs, Dynamo statistics of compiled cases, the energy counter's scope, released cuBLAS
-     workspaces; status ``crashed``. Layers: measured time per layer and what follows from it
-     (share, achieved FLOP/s, bytes moved, arithmetic intensity) and ``layer_kind``.
+     worker and isolation a case ran in, where its static profile came from, measured
+     layer-time coverage, the run's measured CPU roofs, Dynamo statistics of compiled cases,
+     the energy counter's scope, released cuBLAS workspaces; status ``crashed``. Layers:
+     measured time per layer and what follows from it (share, achieved FLOP/s, bytes moved,
+     arithmetic intensity) and ``layer_kind``.
 """
 
 from __future__ import annotations
