@@ -70,6 +70,7 @@ measured; measure the eager case instead.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,6 @@ class _Call:
     name: str
     module: nn.Module
     leaf: bool
-    parent: int | None
     inputs: list[tuple[int, int | None]] = field(default_factory=list)  # _tensor_sizes
     outputs: list[tuple[int, int | None]] = field(default_factory=list)
     output_shape: tuple[int, ...] = ()
@@ -156,7 +156,6 @@ class _Hooks:
     steps' ranges. Removed on exit."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model
         self.names = _module_names(model)
         self.handles: list[Any] = []
 
@@ -178,13 +177,8 @@ class _Hooks:
         stack: list[int] = []
 
         def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            call = _Call(
-                len(calls),
-                self.names[module],
-                module,
-                leaf=next(module.children(), None) is None,
-                parent=stack[-1] if stack else None,
-            )
+            leaf = next(module.children(), None) is None
+            call = _Call(len(calls), self.names[module], module, leaf)
             call.inputs = _tensor_sizes(args) + _tensor_sizes(kwargs)
             calls.append(call)
             stack.append(call.index)
@@ -375,8 +369,6 @@ def _profile(
     reset: Callable[[], None],
 ) -> tuple[list[Any], list[float]]:
     """Run ``steps`` profiled steps; returns the profiler's events and each step's wall time."""
-    import time
-
     from torch._C._profiler import _RecordFunctionFast
     from torch.profiler import ProfilerActivity, profile
 
