@@ -29,7 +29,18 @@ from harness.claims import (
     check_claims,
     select_claims,
 )
-from harness.claims.core import Equals, Monotonic, Near, Quantity, Range, Ref, evaluate, fmt, q
+from harness.claims.core import (
+    Equals,
+    Monotonic,
+    Near,
+    Quantity,
+    Range,
+    Ref,
+    as_quantity,
+    evaluate,
+    fmt,
+    q,
+)
 from harness.claims.static import Models
 from harness.cli import main
 from harness.errors import InvalidInputError
@@ -42,7 +53,11 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 def real() -> dict[str, dict[str, Quantity]]:
     """The quantities the static and structural claims measure on the zoo (meta device)."""
     models = Models()
-    return {c.id: c.measure(models) for c in CLAIMS if c.kind != "measured"}
+    return {
+        c.id: {k: as_quantity(v) for k, v in c.measure(models).items()}
+        for c in CLAIMS
+        if c.kind != "measured"
+    }
 
 
 def names(claim_id: str) -> list[str]:

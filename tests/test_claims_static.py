@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from harness.claims import CLAIMS, CONFIRMED, PARTLY, REFUTED, vgg16_memory
-from harness.claims.core import evaluate
+from harness.claims.core import as_quantity, evaluate
 from harness.claims.depth import weighted_depth
 from harness.claims.static import Models
 from harness.claims.vgg_memory import NOTES_TOTAL
@@ -33,7 +33,7 @@ def got() -> dict[str, dict[str, object]]:
     """Each static/structural claim's measured values, by claim id and quantity name."""
     models = Models()
     return {
-        c.id: {k: v.value for k, v in c.measure(models).items()}
+        c.id: {k: as_quantity(v).value for k, v in c.measure(models).items()}
         for c in CLAIMS
         if c.kind != "measured"
     }
@@ -251,7 +251,7 @@ def test_vgg16_memory_from_a_layer_table() -> None:
     m = vgg16_memory(vgg16_layer_table(batch=2))
     convs_pools, fc = vgg16_outputs(), 4096 + 4096 + 1000
     assert m.rows_values == 3 * 224 * 224 + sum(convs_pools) + fc == 15_237_608
-    assert m.fc_params == 123_642_856 and m.params == 138_357_544
+    assert m.params["fc"] == 123_642_856 and m.params["all"] == 138_357_544
     assert m.shares["early_activation_share"] == pytest.approx(sum(convs_pools[:6]) / 15_237_608)
     assert m.total_line_agrees is False
     assert m.total_line_ratio == pytest.approx(NOTES_TOTAL.value / 15_237_608)

@@ -67,24 +67,10 @@ if sorted(_DEFINED) != sorted(ORDER):  # a claim defined but not ordered, or the
 CLAIMS: tuple[Claim, ...] = tuple(_DEFINED[i] for i in ORDER)
 
 __all__ = [
-    "CLAIMS",
-    "COMBINATION_RULE",
-    "CONFIRMED",
-    "INSUFFICIENT",
-    "KINDS",
-    "PARTLY",
-    "REFUTED",
-    "UNDECIDED",
-    "VERDICTS",
-    "Claim",
-    "ClaimResult",
-    "Quantity",
-    "Vgg16Memory",
-    "as_data",
-    "check_claims",
-    "select_claims",
-    "vgg16_memory",
-]
+    "CLAIMS", "COMBINATION_RULE", "CONFIRMED", "INSUFFICIENT", "KINDS", "ORDER", "PARTLY",
+    "REFUTED", "UNDECIDED", "VERDICTS", "Claim", "ClaimResult", "Measured", "Quantity",
+    "Vgg16Memory", "as_data", "check_claims", "evaluate", "select_claims", "vgg16_memory",
+]  # fmt: skip
 
 
 def _patterns(items: str | Iterable[str]) -> list[str]:

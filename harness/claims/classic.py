@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.claims.core import Claim, Equals, Near, Quantity, q
+from harness.claims.core import Claim, Equals, Near, q
 from harness.claims.static import Models, joined, shape
 
 LECUN = "LeCun, Bottou, Bengio, Haffner 1998 (Proc. IEEE 86(11)), Table I and Section II-B"
@@ -33,63 +33,52 @@ def equals(expected: dict[str, Any]) -> tuple[Equals, ...]:
     return tuple(Equals(k, v) for k, v in expected.items())
 
 
-def _lenet_maps(m: Models) -> dict[str, Quantity]:
+def _lenet_maps(m: Models) -> dict[str, Any]:
     prof = m.profile("lenet5")
-    out = {"input": q(shape(prof.input_shape), "text")}
-    return out | {s.name: q(shape(s.output_shape[1:]), "text") for s in prof.layers
-                  if s.name in LENET_MAPS}  # fmt: skip
+    maps = {s.name: shape(s.output_shape[1:]) for s in prof.layers if s.name in LENET_MAPS}
+    return {"input": shape(prof.input_shape)} | maps
 
 
-def _lenet_layers(m: Models) -> dict[str, Quantity]:
+def _lenet_layers(m: Models) -> dict[str, Any]:
     rows = {s.name: s for s in m.profile("lenet5").layers}
-    out = {}
-    for name in LENET_TABLE:
-        out[f"{name}_params"] = q(rows[name].params, "count")
-        out[f"{name}_connections"] = q(rows[name].connections, "count")
-    return out
+    return {f"{k}_{what}": getattr(rows[k], what) for k in LENET_TABLE
+            for what in ("params", "connections")}  # fmt: skip
 
 
 def _adjacent(maps: tuple[int, ...], total: int = 6) -> bool:
     return any(set(maps) == {(j + i) % total for i in range(len(maps))} for j in range(total))
 
 
-def _lenet_c3(m: Models) -> dict[str, Quantity]:
-    table = m.model("lenet5").c3.table
-    c3 = next(s for s in m.profile("lenet5").layers if s.name == "c3")
+def _lenet_c3(m: Models) -> dict[str, Any]:
+    t = m.model("lenet5").c3.table
     return {
-        "maps_0_5_see_3_adjacent": q(sum(len(t) == 3 and _adjacent(t) for t in table[:6]),
-                                     "count"),
-        "maps_6_11_see_4_adjacent": q(sum(len(t) == 4 and _adjacent(t) for t in table[6:12]),
-                                      "count"),
-        "maps_12_14_see_4_non_adjacent": q(
-            sum(len(t) == 4 and not _adjacent(t) for t in table[12:15]), "count"
-        ),
-        "map_15_sees_all_6": q(len(table) == 16 and len(table[15]) == 6, "text"),
-        "connected_kernels": q(sum(len(t) for t in table), "count"),
-        "c3_params": q(c3.params, "count"),
-    }  # fmt: skip
-
-
-def _lenet_params(m: Models) -> dict[str, Quantity]:
-    prof = m.profile("lenet5")
-    out = next(s for s in prof.layers if s.name == "output")
-    return {
-        "trainable_params": q(prof.trainable_params, "count"),
-        "output_trainable_params": q(out.params, "count"),
-        "output_fixed_centres": q(m.model("lenet5").output.centers.numel(), "count"),
+        "maps_0_5_see_3_adjacent": sum(len(x) == 3 and _adjacent(x) for x in t[:6]),
+        "maps_6_11_see_4_adjacent": sum(len(x) == 4 and _adjacent(x) for x in t[6:12]),
+        "maps_12_14_see_4_non_adjacent": sum(len(x) == 4 and not _adjacent(x) for x in t[12:15]),
+        "map_15_sees_all_6": len(t) == 16 and len(t[15]) == 6,
+        "connected_kernels": sum(len(x) for x in t),
+        "c3_params": next(s.params for s in m.profile("lenet5").layers if s.name == "c3"),
     }
 
 
-def _alexnet_layout(m: Models) -> dict[str, Quantity]:
+def _lenet_params(m: Models) -> dict[str, Any]:
+    prof = m.profile("lenet5")
+    return {
+        "trainable_params": prof.trainable_params,
+        "output_trainable_params": next(s.params for s in prof.layers if s.name == "output"),
+        "output_fixed_centres": m.model("lenet5").output.centers.numel(),
+    }
+
+
+def _alexnet_layout(m: Models) -> dict[str, Any]:
     from torch import nn
 
     model, prof = m.model("alexnet_original"), m.profile("alexnet_original")
-    convs = [c for c in model.modules() if isinstance(c, nn.Conv2d)]
-    fcs = [f for f in model.modules() if isinstance(f, nn.Linear)]
-    pools = [p for p in model.modules() if isinstance(p, nn.MaxPool2d)]
-    conv_out = [s.output_shape for s in prof.layers if s.type == "Conv2d"]
-    pool_out = [s.output_shape for s in prof.layers if s.type == "MaxPool2d"]
-    texts = {
+    convs, fcs, pools = (m.layers("alexnet_original", t) for t in (nn.Conv2d, nn.Linear,
+                                                                  nn.MaxPool2d))  # fmt: skip
+    outputs = {t: [s.output_shape[1:] for s in prof.layers if s.type == t]
+               for t in ("Conv2d", "MaxPool2d")}  # fmt: skip
+    return {
         "input": shape(prof.input_shape),
         "filters": joined(c.out_channels for c in convs),
         "kernels": joined(c.kernel_size[0] for c in convs),
@@ -97,85 +86,65 @@ def _alexnet_layout(m: Models) -> dict[str, Quantity]:
         "paddings": joined(c.padding[0] for c in convs),
         "groups": joined(c.groups for c in convs),
         "input_channels_per_filter": joined(c.in_channels // c.groups for c in convs),
-        "conv1_output": shape(conv_out[0][1:]),
-        "pool5_output": shape(pool_out[-1][1:]),
+        "conv1_output": shape(outputs["Conv2d"][0]),
+        "pool5_output": shape(outputs["MaxPool2d"][-1]),
         "fc": joined([fcs[0].in_features, *(f.out_features for f in fcs)]),
-    }
-    counts = {
         "overlapping_pools_3x3_stride_2": sum(p.kernel_size == 3 and p.stride == 2 for p in pools),
         "lrn_layers": sum(isinstance(x, nn.LocalResponseNorm) for x in model.modules()),
         "dropout_layers": sum(isinstance(x, nn.Dropout) for x in model.modules()),
     }
-    return {k: q(v, "text") for k, v in texts.items()} | {
-        k: q(v, "count") for k, v in counts.items()
-    }
 
 
-def _alexnet_split(m: Models) -> dict[str, Quantity]:
+def _alexnet_split(m: Models) -> dict[str, Any]:
     by_type, total = m.params_by_type("alexnet_original"), m.profile("alexnet_original").params
     conv, fc = by_type.get("Conv2d", 0), by_type.get("Linear", 0)
-    return {
-        "params": q(total, "count"),
-        "conv_params": q(conv, "count"),
-        "fc_params": q(fc, "count"),
-        "conv_share": q(conv / total, "share"),
-        "fc_share": q(fc / total, "share"),
-    }
+    return {"params": total, "conv_params": conv, "fc_params": fc,
+            "conv_share": q(conv / total, "share"), "fc_share": q(fc / total, "share")}  # fmt: skip
 
 
-def _alexnet_single_tower(m: Models) -> dict[str, Quantity]:
+def _alexnet_single_tower(m: Models) -> dict[str, Any]:
     from torch import nn
 
-    convs = [c for c in m.model("alexnet").modules() if isinstance(c, nn.Conv2d)]
+    convs = m.layers("alexnet", nn.Conv2d)
     tower, two = m.profile("alexnet"), m.profile("alexnet_original")
     return {
-        "filters": q(joined(c.out_channels for c in convs), "text"),
-        "groups": q(joined(c.groups for c in convs), "text"),
-        "input": q(shape(tower.input_shape), "text"),
-        "params": q(tower.params, "count"),
-        "two_gpu_params": q(two.params, "count"),
+        "filters": joined(c.out_channels for c in convs),
+        "groups": joined(c.groups for c in convs),
+        "input": shape(tower.input_shape),
+        "params": tower.params,
+        "two_gpu_params": two.params,
         "macs": q(tower.macs, "MACs"),
         "two_gpu_macs": q(two.macs, "MACs"),
         "conv_share": q(m.params_by_type("alexnet")["Conv2d"] / tower.params, "share"),
     }
 
 
-def _profiled_size(k: int, pad: int, size: int = 32) -> int:
+def _conv(c_in: int, c_out: int, k: int, pad: int, size: int) -> tuple[Any, Any]:
+    """One Conv2d and its profiled layer on a meta c_in x size x size input."""
     from torch import nn
 
     from harness.profile import profile
 
-    conv = nn.Conv2d(1, 1, k, padding=pad, device="meta")
-    return profile(conv, (1, size, size)).layers[0].output_shape[-1]
+    conv = nn.Conv2d(c_in, c_out, k, padding=pad, device="meta")
+    return conv, profile(conv, (c_in, size, size)).layers[0]
 
 
-def _output_size(m: Models) -> dict[str, Quantity]:
+def _output_size(m: Models) -> dict[str, Any]:
     from harness.profile import output_size
 
-    out = {
-        "5x5_on_32_stride_1": q(output_size(32, 5, 1, 0), "count"),
-        "5x5_on_32_profiled": q(_profiled_size(5, 0), "count"),
-    }
+    out = {"5x5_on_32_stride_1": output_size(32, 5, 1, 0),
+           "5x5_on_32_profiled": _conv(1, 1, 5, 0, 32)[1].output_shape[-1]}  # fmt: skip
     for k in (3, 5, 7, 11):
         p = (k - 1) // 2
-        out[f"{k}x{k}_pad_{p}_on_32"] = q(output_size(32, k, 1, p), "count")
-        out[f"{k}x{k}_pad_{p}_on_32_profiled"] = q(_profiled_size(k, p), "count")
+        out[f"{k}x{k}_pad_{p}_on_32"] = output_size(32, k, 1, p)
+        out[f"{k}x{k}_pad_{p}_on_32_profiled"] = _conv(1, 1, k, p, 32)[1].output_shape[-1]
     return out
 
 
-def _conv1x1(m: Models) -> dict[str, Quantity]:
-    from torch import nn
-
-    from harness.profile import profile
-
-    conv = nn.Conv2d(192, 32, 1, device="meta")
-    layer = profile(conv, (192, 28, 28)).layers[0]
-    return {
-        "output": q(shape(layer.output_shape[1:]), "text"),
-        "weights": q(conv.weight.numel(), "count"),
-        "params": q(layer.params, "count"),
-        "macs": q(layer.macs, "MACs"),
-    }
+def _conv1x1(m: Models) -> dict[str, Any]:
+    conv, layer = _conv(192, 32, 1, 0, 28)
+    return {"output": shape(layer.output_shape[1:]), "weights": conv.weight.numel(),
+            "params": layer.params, "macs": q(layer.macs, "MACs")}  # fmt: skip
 
 
 CLASSIC_CLAIMS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.claims.core import Claim, Equals, Near, Quantity, Range, Ref, q
+from harness.claims.core import Claim, Equals, Near, Range, Ref, q
 from harness.claims.static import Models, joined, shape
 
 SZEGEDY_2014 = "Szegedy et al. 2014, Going deeper with convolutions (arXiv:1409.4842)"
@@ -26,7 +26,7 @@ def _branch_widths(module: Any) -> list[int]:
             for b in branches]  # fmt: skip
 
 
-def _3a_channels(m: Models) -> dict[str, Quantity]:
+def _3a_channels(m: Models) -> dict[str, Any]:
     import torch
 
     reduced, naive = m.model("inception_3a"), m.model("inception_3a_naive")
@@ -35,42 +35,30 @@ def _3a_channels(m: Models) -> dict[str, Quantity]:
     with torch.no_grad():
         out, naive_out = reduced(x).shape[1], naive(x).shape[1]
     reductions = [reduced.branch2[0][0].out_channels, reduced.branch3[0][0].out_channels]
-    return {
-        "input": q(shape(p.input_shape), "text"),
-        "branches": q(joined(_branch_widths(reduced)), "text"),
-        "reductions_3x3_5x5": q(joined(reductions), "text"),
-        "output_channels": q(out, "count"),
-        "naive_branches": q(joined(_branch_widths(naive)), "text"),
-        "naive_output_channels": q(naive_out, "count"),
-    }
+    return {"input": shape(p.input_shape), "branches": joined(_branch_widths(reduced)),
+            "reductions_3x3_5x5": joined(reductions), "output_channels": out,
+            "naive_branches": joined(_branch_widths(naive)),
+            "naive_output_channels": naive_out}  # fmt: skip
 
 
-def _3a_weights(m: Models) -> dict[str, Quantity]:
+def _3a_weights(m: Models) -> dict[str, Any]:
     w = sum(c.weight.numel() for c in _convs(m.model("inception_3a")))
     w_naive = sum(c.weight.numel() for c in _convs(m.model("inception_3a_naive")))
     macs, naive_macs = m.profile("inception_3a").macs, m.profile("inception_3a_naive").macs
-    return {
-        "weights_ratio": q(w_naive / w, "x"),
-        "weights": q(w, "count"),
-        "naive_weights": q(w_naive, "count"),
-        "macs_ratio": q(naive_macs / macs, "x"),
-    }
+    return {"weights_ratio": q(w_naive / w, "x"), "weights": w, "naive_weights": w_naive,
+            "macs_ratio": q(naive_macs / macs, "x")}  # fmt: skip
 
 
-def _googlenet_depth(m: Models) -> dict[str, Quantity]:
+def _googlenet_depth(m: Models) -> dict[str, Any]:
     from harness.claims.depth import weighted_depth
 
     model = m.model("googlenet")
-    return {
-        "weighted_depth": q(weighted_depth(model), "count"),
-        "depth_with_pooling": q(weighted_depth(model, count_pools=True), "count"),
-        "inception_modules": q(
-            sum(type(x).__name__ == "Inception" for x in model.modules()), "count"
-        ),
-    }
+    modules = sum(type(x).__name__ == "Inception" for x in model.modules())
+    return {"weighted_depth": weighted_depth(model), "inception_modules": modules,
+            "depth_with_pooling": weighted_depth(model, count_pools=True)}  # fmt: skip
 
 
-def _googlenet_head(m: Models) -> dict[str, Quantity]:
+def _googlenet_head(m: Models) -> dict[str, Any]:
     import torch
 
     from harness.models import get_model
@@ -81,19 +69,18 @@ def _googlenet_head(m: Models) -> dict[str, Quantity]:
     with torch.device("meta"):
         model = get_model("googlenet", aux_logits=True)
     x = torch.empty(2, 3, 224, 224, device="meta")
-    train_out, eval_out = model.train()(x), model.eval()(x)
-    aux = sum(p.numel() for k, p in model.named_parameters() if k.startswith("aux"))
+    train, evaluated = model.train()(x), model.eval()(x)
     return {
-        "fc_layers": q(len(fcs), "count"),
-        "pool_before_fc": q(pool.type, "text"),
-        "pool_output": q(shape(pool.output_shape[1:]), "text"),
-        "outputs_in_training": q(len(train_out) if isinstance(train_out, tuple) else 1, "count"),
-        "outputs_in_eval": q(len(eval_out) if isinstance(eval_out, tuple) else 1, "count"),
-        "aux_params": q(aux, "count"),
+        "fc_layers": len(fcs),
+        "pool_before_fc": pool.type,
+        "pool_output": shape(pool.output_shape[1:]),
+        "outputs_in_training": len(train) if isinstance(train, tuple) else 1,
+        "outputs_in_eval": len(evaluated) if isinstance(evaluated, tuple) else 1,
+        "aux_params": sum(p.numel() for k, p in model.named_parameters() if k.startswith("aux")),
     }
 
 
-def _vs_alexnet(m: Models) -> dict[str, Quantity]:
+def _vs_alexnet(m: Models) -> dict[str, Any]:
     from torch import nn
 
     model = m.model("googlenet")
@@ -101,19 +88,13 @@ def _vs_alexnet(m: Models) -> dict[str, Quantity]:
     two, tv = m.profile("alexnet_original").params, m.profile("alexnet").params
     # The paper's GoogLeNet: true 5x5 convs (torchvision's are 3x3), conv biases, no batch norm.
     channels = sum(c.out_channels for c in _convs(model))
-    bn = sum(p.numel() for x in model.modules() if isinstance(x, nn.BatchNorm2d)
-             for p in x.parameters())  # fmt: skip
+    bn = sum(p.numel() for x in m.layers("googlenet", nn.BatchNorm2d) for p in x.parameters())
     fives = [x.branch3[1].conv for x in model.modules() if type(x).__name__ == "Inception"]
     paper = g - bn + channels + sum(c.in_channels * c.out_channels * (25 - 9) for c in fives)
-    return {
-        "two_gpu_ratio": q(two / g, "x"),
-        "torchvision_ratio": q(tv / g, "x"),
-        "googlenet_params": q(g, "count"),
-        "alexnet_two_gpu_params": q(two, "count"),
-        "alexnet_torchvision_params": q(tv, "count"),
-        "paper_googlenet_params": q(paper, "count"),
-        "two_gpu_to_paper_googlenet_ratio": q(two / paper, "x"),
-    }
+    return {"two_gpu_ratio": q(two / g, "x"), "torchvision_ratio": q(tv / g, "x"),
+            "googlenet_params": g, "alexnet_two_gpu_params": two,
+            "alexnet_torchvision_params": tv, "paper_googlenet_params": paper,
+            "two_gpu_to_paper_googlenet_ratio": q(two / paper, "x")}  # fmt: skip
 
 
 def _blocks(model: Any) -> list[Any]:
@@ -122,17 +103,17 @@ def _blocks(model: Any) -> list[Any]:
     return [b for b in model.modules() if isinstance(b, (Block35, Block17, Block8))]
 
 
-def _scales(m: Models) -> dict[str, Quantity]:
+def _scales(m: Models) -> dict[str, Any]:
     out = {}
     for name in INCEPTION_RESNETS:
         scales = [float(b.scale) for b in _blocks(m.model(name))]
-        out[f"{name}_min_scale"] = q(min(scales), "number")
-        out[f"{name}_max_scale"] = q(max(scales), "number")
-        out[f"{name}_residual_blocks"] = q(len(scales), "count")
+        out |= {f"{name}_min_scale": q(min(scales), "number"),
+                f"{name}_max_scale": q(max(scales), "number"),
+                f"{name}_residual_blocks": len(scales)}  # fmt: skip
     return out
 
 
-def _projection(m: Models) -> dict[str, Quantity]:
+def _projection(m: Models) -> dict[str, Any]:
     blocks = [b for name in INCEPTION_RESNETS for b in _blocks(m.model(name))]
     joined_ok = sum(
         b.conv2d.kernel_size == (1, 1)
@@ -140,10 +121,7 @@ def _projection(m: Models) -> dict[str, Quantity]:
         and b.conv2d.bias is not None  # a linear conv: no batch norm, no activation
         for b in blocks
     )
-    return {
-        "residual_blocks": q(len(blocks), "count"),
-        "joined_by_1x1_to_input_depth": q(joined_ok, "count"),
-    }
+    return {"residual_blocks": len(blocks), "joined_by_1x1_to_input_depth": joined_ok}
 
 
 INCEPTION_CLAIMS = (

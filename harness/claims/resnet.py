@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.claims.core import Claim, Equals, Quantity, Ref, q
+from harness.claims.core import Claim, Equals, Ref, q
 from harness.claims.static import Models, joined, n_params, shape
 
 HE_2015 = "He, Zhang, Ren, Sun 2015, Deep residual learning (arXiv:1512.03385), Table 1"
@@ -19,36 +19,29 @@ PREACT_ORDER = "BatchNorm2d ReLU Conv2d BatchNorm2d ReLU Conv2d"
 ORIGINAL_ORDER = "Conv2d BatchNorm2d ReLU Conv2d BatchNorm2d ReLU"
 
 
-def _layout(m: Models) -> dict[str, Quantity]:
+def _layout(m: Models) -> dict[str, Any]:
     from torch import nn
 
     from harness.claims.depth import weighted_depth
 
     model, layers = m.model("resnet18"), m.profile("resnet18").layers
     rows = {s.name: s for s in layers}
-    stages = [
-        next(s for s in reversed(layers) if s.name.startswith(f"layer{i}.")).output_shape[1:]
-        for i in range(1, 5)
-    ]
+    stages = [next(s for s in reversed(layers) if s.name.startswith(f"layer{i}.")).output_shape
+              for i in range(1, 5)]  # fmt: skip
     c1, pool = model.conv1, model.maxpool
-    texts = {
+    return {
         "conv1": f"{c1.out_channels} {c1.kernel_size[0]}x{c1.kernel_size[1]}/{c1.stride[0]}",
         "conv1_output": shape(rows["conv1"].output_shape[1:]),
         "maxpool": f"{pool.kernel_size}x{pool.kernel_size}/{pool.stride}",
         "maxpool_output": shape(rows["maxpool"].output_shape[1:]),
         "blocks_per_stage": joined(len(getattr(model, f"layer{i}")) for i in range(1, 5)),
-        "stage_channels": joined(s[0] for s in stages),
-        "stage_sizes": joined(s[1] for s in stages),
-    }
-    counts = {
+        "stage_channels": joined(s[1] for s in stages),
+        "stage_sizes": joined(s[2] for s in stages),
         "main_path_convs": sum(isinstance(x, nn.Conv2d) and "downsample" not in k
                                for k, x in model.named_modules()),
-        "fc_layers": sum(isinstance(x, nn.Linear) for x in model.modules()),
+        "fc_layers": len(m.layers("resnet18", nn.Linear)),
         "weighted_depth": weighted_depth(model),
     }  # fmt: skip
-    return {k: q(v, "text") for k, v in texts.items()} | {
-        k: q(v, "count") for k, v in counts.items()
-    }
 
 
 def _added_before_last_relu() -> bool:
@@ -73,32 +66,31 @@ def _two_3x3_conv_bn(block: Any) -> bool:
     return block.conv1.kernel_size == block.conv2.kernel_size == (3, 3) and bns
 
 
-def _blocks(m: Models) -> dict[str, Quantity]:
+def _blocks(m: Models) -> dict[str, Any]:
     blocks = [b for name in ("resnet18", "resnet34") for i in range(1, 5)
               for b in getattr(m.model(name), f"layer{i}")]  # fmt: skip
     reshaping = [b.stride != 1 or b.conv1.in_channels != b.conv2.out_channels for b in blocks]
-    projected = [b.downsample is not None for b in blocks]
     return {
-        "blocks_checked": q(len(blocks), "count"),
-        "blocks_two_3x3_conv_bn": q(sum(map(_two_3x3_conv_bn, blocks)), "count"),
-        "projections_exactly_where_shape_changes": q(projected == reshaping, "text"),
-        "projections_are_1x1": q(
-            all(b.downsample[0].kernel_size == (1, 1) for b in blocks if b.downsample), "text"
-        ),
-        "added_before_last_relu": q(_added_before_last_relu(), "text"),
-    }
+        "blocks_checked": len(blocks),
+        "blocks_two_3x3_conv_bn": sum(map(_two_3x3_conv_bn, blocks)),
+        "projections_exactly_where_shape_changes": [b.downsample is not None for b in blocks]
+        == reshaping,
+        "projections_are_1x1": all(b.downsample[0].kernel_size == (1, 1)
+                                   for b in blocks if b.downsample),
+        "added_before_last_relu": _added_before_last_relu(),
+    }  # fmt: skip
 
 
-def _deeper(m: Models) -> dict[str, Quantity]:
+def _deeper(m: Models) -> dict[str, Any]:
     from harness.claims.depth import weighted_depth
 
-    out = {}
+    out: dict[str, Any] = {}
     for d in DEPTHS:
         model, prof = m.model(f"resnet{d}"), m.profile(f"resnet{d}")
-        out[f"resnet{d}_weighted_depth"] = q(weighted_depth(model), "count")
-        out[f"resnet{d}_block"] = q(type(model.layer1[0]).__name__, "text")
-        out[f"resnet{d}_params"] = q(prof.params, "count")
-        out[f"resnet{d}_macs"] = q(prof.macs, "MACs")
+        out |= {f"resnet{d}_weighted_depth": weighted_depth(model),
+                f"resnet{d}_block": type(model.layer1[0]).__name__,
+                f"resnet{d}_params": prof.params,
+                f"resnet{d}_macs": q(prof.macs, "MACs")}  # fmt: skip
     return out
 
 
@@ -114,38 +106,33 @@ def _shortcut_adds(m: Models, name: str) -> int:
     )  # fmt: skip
 
 
-def _plain(m: Models) -> dict[str, Quantity]:
+def _plain(m: Models) -> dict[str, Any]:
     from harness.claims.depth import weighted_depth
 
-    out = {}
+    out: dict[str, Any] = {}
     for d in (18, 34):
         res, plain = f"resnet{d}", f"plain{d}"
         p, pp = m.profile(res), m.profile(plain)
         proj = [x for k, x in m.model(res).named_modules() if k.endswith("downsample")]
+        proj_macs = sum(s.macs for s in p.layers if ".downsample." in s.name)
         out |= {
-            f"{res}_minus_{plain}_params": q(p.params - pp.params, "count"),
-            f"{res}_projection_params": q(sum(n_params(x) for x in proj), "count"),
+            f"{res}_minus_{plain}_params": p.params - pp.params,
+            f"{res}_projection_params": sum(n_params(x) for x in proj),
             f"{res}_minus_{plain}_macs": q(p.macs - pp.macs, "MACs"),
-            f"{res}_projection_macs": q(
-                sum(s.macs for s in p.layers if ".downsample." in s.name), "MACs"
-            ),
-            f"{plain}_has_shortcut_modules": q(
-                any("downsample" in k for k, _ in m.model(plain).named_modules()), "text"
-            ),
-            f"{plain}_weighted_depth": q(weighted_depth(m.model(plain)), "count"),
-            f"{res}_shortcut_adds": q(_shortcut_adds(m, res), "count"),
-        }
+            f"{res}_projection_macs": q(proj_macs, "MACs"),
+            f"{plain}_has_shortcut_modules": any(
+                "downsample" in k for k, _ in m.model(plain).named_modules()),
+            f"{plain}_weighted_depth": weighted_depth(m.model(plain)),
+            f"{res}_shortcut_adds": _shortcut_adds(m, res),
+        }  # fmt: skip
     return out
 
 
-def _preact(m: Models) -> dict[str, Quantity]:
+def _preact(m: Models) -> dict[str, Any]:
     def order(name: str) -> str:
         return " ".join(s.type for s in m.profile(name).layers if s.name.startswith("layer1.0."))
 
-    return {
-        "preact_block_order": q(order("preact_resnet18"), "text"),
-        "resnet_block_order": q(order("resnet18"), "text"),
-    }
+    return {"preact_block_order": order("preact_resnet18"), "resnet_block_order": order("resnet18")}
 
 
 RESNET_CLAIMS = (

@@ -59,8 +59,8 @@ class Rows:
             return self.absent.format(model=model)
         r = rows.iloc[0]
         if r["status"] != "ok":
-            return missing_reason(r, "the case", ())
-        return f"{_text(r['validity'])} row: {_text(r['validity_reason'])}"
+            return f"{model}: {missing_reason(r, 'the case', ())}"
+        return f"{model}: {_text(r['validity'])} row: {_text(r['validity_reason'])}"
 
     def value(self, model: str, column: str, unit: str) -> Quantity:
         r = self.row(model)

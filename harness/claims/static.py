@@ -1,36 +1,28 @@
-"""What static and structural claims measure with: profiles and models on the meta device.
-
-``Models`` builds each profile and meta model once per ``check_claims`` call; torch is imported
-only when one is asked for.
+"""What static and structural claims measure with: profiles (batch 1, float32) and models on the
+meta device, built once per ``check_claims`` call; torch is imported only when one is asked for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import units
 
-if TYPE_CHECKING:
-    from torch import nn
-
-    from harness.profile import ModelProfile
-
 
 class Models:
-    """Profiles (batch 1, float32) and meta models of registered models, cached."""
-
     def __init__(self) -> None:
-        self._profiles: dict[tuple[str, Any], ModelProfile] = {}
-        self._models: dict[str, nn.Module] = {}
+        self._profiles: dict[str, Any] = {}
+        self._models: dict[str, Any] = {}
 
-    def profile(self, name: str, input_shape: tuple[int, ...] | None = None) -> ModelProfile:
+    def profile(self, name: str) -> Any:
+        """The ModelProfile of a registered model (batch 1, float32, its default input)."""
         from harness.profile import profile
 
-        if (name, input_shape) not in self._profiles:
-            self._profiles[name, input_shape] = profile(name, input_shape)
-        return self._profiles[name, input_shape]
+        if name not in self._profiles:
+            self._profiles[name] = profile(name)
+        return self._profiles[name]
 
-    def model(self, name: str) -> nn.Module:
+    def model(self, name: str) -> Any:
         """The model built on the meta device in eval mode (shared: do not modify)."""
         if name not in self._models:
             import torch
@@ -40,6 +32,10 @@ class Models:
             with torch.device("meta"):
                 self._models[name] = get_model(name).eval()
         return self._models[name]
+
+    def layers(self, name: str, kind: type) -> list[Any]:
+        """The modules of ``name`` of one class (nn.Conv2d, ...), in order."""
+        return [x for x in self.model(name).modules() if isinstance(x, kind)]
 
     def params_by_type(self, name: str) -> dict[str, int]:
         """Parameters per layer type (Conv2d, Linear, ...) of the profile of ``name``."""
@@ -56,6 +52,6 @@ def joined(values: Any) -> str:
     return "/".join(str(v) for v in values)
 
 
-def n_params(module: nn.Module) -> int:
+def n_params(module: Any) -> int:
     """Parameters of a module, each shared tensor once."""
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())

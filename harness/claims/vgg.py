@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harness.claims.core import Claim, Equals, Near, Quantity, Range, q
+from typing import Any
+
+from harness.claims.core import Claim, Equals, Near, Range, q
 from harness.claims.static import Models, joined
 from harness.claims.vgg_memory import NOTES_BYTES_PER_VALUE, NOTES_PARAMS, NOTES_TOTAL
 from harness.claims.vgg_memory import vgg16_memory as _vgg16_memory
@@ -14,38 +16,32 @@ CONFIGS = {"A": ("vgg11", 11), "A-LRN": ("vgg11_lrn", 11), "B": ("vgg13", 13),
            "C": ("vgg16_c", 16), "D": ("vgg16", 16), "E": ("vgg19", 19)}  # fmt: skip
 
 
-def _kernels(m: Models) -> dict[str, Quantity]:
+def _kernels(m: Models) -> dict[str, Any]:
     from torch import nn
 
-    three = one = other_conv = pools = other_pool = 0
-    c_stages: list[int] = []
+    out = dict.fromkeys(("conv_3x3_stride_1_pad_1", "conv_1x1_config_c", "other_convs",
+                         "maxpool_2x2_stride_2", "other_pools"), 0)  # fmt: skip
+    stages: set[int] = set()
     for cfg, (name, _) in CONFIGS.items():
         stage = 1
         for layer in m.model(name).features:
             if isinstance(layer, nn.MaxPool2d):
                 stage += 1
                 ok = layer.kernel_size == 2 and layer.stride == 2
-                pools, other_pool = pools + ok, other_pool + (not ok)
+                out["maxpool_2x2_stride_2" if ok else "other_pools"] += 1
             elif isinstance(layer, nn.Conv2d):
                 geometry = (layer.kernel_size, layer.stride, layer.padding)
                 if geometry == ((3, 3), (1, 1), (1, 1)):
-                    three += 1
+                    out["conv_3x3_stride_1_pad_1"] += 1
                 elif geometry == ((1, 1), (1, 1), (0, 0)) and cfg == "C":
-                    one += 1
-                    c_stages.append(stage)
+                    out["conv_1x1_config_c"] += 1
+                    stages.add(stage)
                 else:
-                    other_conv += 1
-    return {
-        "conv_3x3_stride_1_pad_1": q(three, "count"),
-        "conv_1x1_config_c": q(one, "count"),
-        "config_c_1x1_stages": q(joined(sorted(set(c_stages))), "text"),
-        "other_convs": q(other_conv, "count"),
-        "maxpool_2x2_stride_2": q(pools, "count"),
-        "other_pools": q(other_pool, "count"),
-    }
+                    out["other_convs"] += 1
+    return out | {"config_c_1x1_stages": joined(sorted(stages))}
 
 
-def _depth(m: Models) -> dict[str, Quantity]:
+def _depth(m: Models) -> dict[str, Any]:
     from torch import nn
 
     from harness.claims.depth import weighted_depth
@@ -53,20 +49,19 @@ def _depth(m: Models) -> dict[str, Quantity]:
     out = {}
     for cfg, (name, _) in CONFIGS.items():
         model = m.model(name)
-        out[f"{cfg}_weight_layers"] = q(
-            sum(isinstance(x, (nn.Conv2d, nn.Linear)) for x in model.modules()), "count"
+        out[f"{cfg}_weight_layers"] = sum(
+            isinstance(x, (nn.Conv2d, nn.Linear)) for x in model.modules()
         )
-        out[f"{cfg}_longest_weighted_path"] = q(weighted_depth(model), "count")
+        out[f"{cfg}_longest_weighted_path"] = weighted_depth(model)
     return out
 
 
-def _params_vs_depth(m: Models) -> dict[str, Quantity]:
-    out = {}
+def _params_vs_depth(m: Models) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for name in ("vgg11", "vgg13", "vgg16", "vgg19"):
         by_type, total = m.params_by_type(name), m.profile(name).params
-        out[f"{name}_params"] = q(total, "count")
-        out[f"{name}_conv_params"] = q(by_type["Conv2d"], "count")
-        out[f"{name}_fc_share"] = q(by_type["Linear"] / total, "share")
+        out |= {f"{name}_params": total, f"{name}_conv_params": by_type["Conv2d"],
+                f"{name}_fc_share": q(by_type["Linear"] / total, "share")}  # fmt: skip
     change = m.profile("vgg19").params / m.profile("vgg11").params - 1
     return out | {"params_11_to_19_change": q(change, "share")}
 
@@ -87,7 +82,7 @@ def _receptive_field(kernels: list[int], size: int = 15) -> int:
     return int(rows.max() - rows.min() + 1)
 
 
-def _three_3x3(m: Models) -> dict[str, Quantity]:
+def _three_3x3(m: Models) -> dict[str, Any]:
     import torch
     from torch import nn
 
@@ -101,29 +96,25 @@ def _three_3x3(m: Models) -> dict[str, Quantity]:
     return {
         "three_3x3_weights_per_c2": q(ps.params / c**2, "count"),
         "one_7x7_weights_per_c2": q(p1.params / c**2, "count"),
-        "three_3x3_receptive_field": q(_receptive_field([3, 3, 3]), "count"),
-        "one_7x7_receptive_field": q(_receptive_field([7]), "count"),
-        "channels": q(c, "count"),
+        "three_3x3_receptive_field": _receptive_field([3, 3, 3]),
+        "one_7x7_receptive_field": _receptive_field([7]),
+        "channels": c,
         "three_3x3_macs": q(ps.macs, "MACs"),
         "one_7x7_macs": q(p1.macs, "MACs"),
     }
 
 
-def _memory(m: Models) -> dict[str, Quantity]:
+def _memory(m: Models) -> dict[str, Any]:
     mem = _vgg16_memory(m.profile("vgg16").to_frame(), batch_size=1, dtype="float32",
                         input_shape="3x224x224")  # fmt: skip
-    values = {"rows_values": mem.rows_values, "input_values": mem.input_values,
-              "other_values": mem.other_values}  # fmt: skip
-    return (
-        {k: q(v, "share") for k, v in mem.shares.items() if not k.endswith("time_share")}
-        | {k: q(v, "count") for k, v in values.items()}
-        | {
-            "rows_bytes_at_4_bytes": q(mem.rows_values * NOTES_BYTES_PER_VALUE, "bytes"),
-            "notes_total_to_rows_ratio": q(mem.total_line_ratio, "x"),
-            "params": q(mem.params, "count"),
-            "fc_params": q(mem.fc_params, "count"),
-        }
-    )
+    shares = {k: q(v, "share") for k, v in mem.shares.items() if "time" not in k}
+    return shares | {
+        "rows_values": int(mem.rows_values), "input_values": mem.input_values,
+        "other_values": int(mem.values["other"]), "params": int(mem.params["all"]),
+        "fc_params": int(mem.params["fc"]),
+        "rows_bytes_at_4_bytes": q(mem.rows_values * NOTES_BYTES_PER_VALUE, "bytes"),
+        "notes_total_to_rows_ratio": q(mem.total_line_ratio, "x"),
+    }  # fmt: skip
 
 
 VGG_CLAIMS = (

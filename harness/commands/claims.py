@@ -108,7 +108,7 @@ def _line(r: ClaimResult, width: int) -> str:
     line = f"{r.verdict:<18} {r.id}{f' [{r.rows}]' if r.rows else ''}: {first.status}: "
     text = terminal(first.text + more)  # escaped before shortening joins lines
     if len(line) + len(text) > width:
-        text = textwrap.shorten(text, max(width - len(line), 30), placeholder=" ...")
+        text = textwrap.shorten(text, max(width - len(line), 70), placeholder=" ...")
     return line + text
 
 
