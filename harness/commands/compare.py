@@ -91,6 +91,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "e.g. latency_s_median:5%% (repeatable)",
     )
     p.add_argument(
+        "--include-noisy",
+        action="store_true",
+        help="let --fail-on judge cases measured noisy or invalid on either side (left out by "
+        "default: noise is never a regression)",
+    )
+    p.add_argument(
         "--min-effect",
         default="2%",
         metavar="PCT",
@@ -157,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         n_resamples=args.resamples,
         seed=args.seed,
     )
-    failures = comp.failures(thresholds)
+    failures = comp.failures(thresholds, include_noisy=args.include_noisy)
     for column in thresholds:
         checked = comp.cases.loc[comp.cases["column"] == column, "ratio"].notna().any()
         if not checked and not (failures["column"] == column).any():
@@ -278,8 +284,8 @@ def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
     for r in comp.inputs.itertuples():
         if r.duplicates_dropped:
             out.append(
-                f"note: {safe(r.label)}: {r.duplicates_dropped} duplicate case row(s) dropped "
-                f"({comp.method['duplicates']})"
+                f"note: {safe(r.label)}: {r.duplicates_dropped} duplicate case row(s) dropped: "
+                f"{safe(r.duplicates_why)} ({comp.method['duplicates']})"
             )
         if r.incomplete_runs:
             out.append(
@@ -293,6 +299,7 @@ def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
         shown = cases[(cases["baseline"] == bname) & (cases["candidate"] == cname)]
         _pair_table(shown, comp.method["ci_level"], table, out, safe)
         out += _na_lines(shown, safe, markdown=markdown)
+        out += _noisy_lines(comp.noisy[comp.noisy["candidate"] == cname], safe)
         summary = comp.summary[comp.summary["candidate"] == cname]
         _summary_table(summary, shown, table, title)
         for name, frame in (
@@ -304,8 +311,25 @@ def _text(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
             if len(sel):
                 _SECTIONS[name](sel, table, title)
     m = comp.method
-    out.append(f"\nratio: {m['ratio']}; interval: {m['ci']}.\nsame: {m['same']}.")
+    out.append(
+        f"\nratio: {m['ratio']}; interval: {m['ci']}.\nsame: {m['same']}.\nnoisy: {m['noisy']}."
+    )
     return ("\n\n" if markdown else "\n").join(out).strip("\n")
+
+
+def _noisy_lines(noisy: pd.DataFrame, safe: Any) -> list[str]:
+    """Each side of a case measured noisy or invalid, with the signal: why it has no verdict."""
+    if noisy.empty:
+        return []
+    lines = [
+        f"{len(noisy)} row(s) not valid: their cases get no faster/slower verdict and are left "
+        "out of --fail-on (--include-noisy judges them):"
+    ]
+    for r in noisy.itertuples(index=False):
+        lines.append(
+            f"  {r.side}: {safe(_case_label(r))}: {r.validity}: {safe(r.validity_reason)}"
+        )
+    return ["\n".join(lines)]
 
 
 def collapse_na(shown: pd.DataFrame) -> pd.DataFrame:
@@ -466,6 +490,7 @@ def _json(comp: Comparison, cases: pd.DataFrame, failures: pd.DataFrame) -> str:
         "environment": _records(comp.environment),
         "static_changes": _records(comp.static),
         "only": _records(comp.only),
+        "noisy": _records(comp.noisy),
         "failures": _records(failures),
     }
     return json.dumps(doc, indent=2)

@@ -9,12 +9,18 @@ Rules (also in ``Comparison.method``):
   a case's interval). Throughput is ``batch_size / latency_s_median`` with the same batch on
   both sides, so its ratio is the inverse of latency's and so is its interval. Energy, memory
   and every other column have no raw samples: their ratio comes without an interval.
-* Verdict: ``same`` when the interval contains 1, or when the ratio lies within a factor of
-  ``1 + min_effect`` of 1 either way (default 2%); otherwise ``faster``/``slower`` for time
-  and throughput columns, ``lower``/``higher`` for the others; ``n/a`` when either side has no
-  value (a failed case, an unmeasured metric), with each side's reason in ``na_reason``.
-* The same case twice in one input: the row with the latest ``timestamp_utc`` wins (on a tie,
-  the one read last); the number dropped is reported per input.
+* Verdict: ``noisy`` (or ``invalid``) when either side's row is not ``valid``
+  (harness.results.validity) for a time, throughput, power or energy column: noise is never
+  called faster or slower; otherwise ``same`` when the interval contains 1, or when the ratio
+  lies within a factor of ``1 + min_effect`` of 1 either way (default 2%); otherwise
+  ``faster``/``slower`` for time and throughput columns, ``lower``/``higher`` for the others;
+  ``n/a`` when either side has no value (a failed case, an unmeasured metric), with each
+  side's reason in ``na_reason``. Peak memory does not depend on the machine's noise and keeps
+  its verdict.
+* Gates (``Comparison.failures``) leave noisy and invalid cases out unless asked
+  (``include_noisy``); a case ``ok`` in the baseline and not in the candidate always fails.
+* The same case twice in one input: ``harness.results.runs.DUPLICATE_RULE`` (a valid row wins,
+  then the latest); what was dropped and why is reported per input.
 * Static columns (params, macs, activation_bytes) that differ for a matched case are listed:
   the model definition changed between the runs.
 """
@@ -22,6 +28,7 @@ Rules (also in ``Comparison.method``):
 from __future__ import annotations
 
 import fnmatch
+import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +42,7 @@ from harness.errors import InvalidInputError
 from harness.results import schema
 from harness.results.bootstrap import log_median_ratio_draws, sample_array
 from harness.results.missing import is_missing, pair_reason, reason_columns
+from harness.results.runs import DUPLICATE_RULE, pick_one_per_case
 from harness.results.schema import CASE_KEY
 from harness.results.store import PathLike, load_results
 
@@ -55,18 +63,20 @@ ENV_FIELDS = (
     "timing_method", "percentile_method", "memory_source", "power_source", "dtype_method",
 )
 METRICS_WITH_CI = ("latency_s_median", "throughput_per_s")
-VERDICTS = ("faster", "slower", "lower", "higher", "same", "n/a")
+VERDICTS = ("faster", "slower", "lower", "higher", "same", "noisy", "invalid", "n/a")
+# Columns whose value depends on how quiet the machine was: a noisy row gives no verdict.
+NOISE_FREE = frozenset({"peak_memory_bytes", "memory_baseline_bytes", *STATIC_COLUMNS})
 FLOAT_COLUMNS = ("baseline_value", "candidate_value", "ratio", "ci_low", "ci_high", "change")
 PAIR = ("baseline", "candidate")
 VALUES = ("baseline_value", "candidate_value")
 CASE_COLUMNS = (*PAIR, *CASE_KEY, "metric", "column", *FLOAT_COLUMNS, "verdict",
-                "baseline_status", "candidate_status", "na_reason")
+                "baseline_status", "candidate_status", "na_reason", "noise_reason")
+NOISY_COLUMNS = (*PAIR, "side", *CASE_KEY, "validity", "validity_reason")
 ENV_COLUMNS = (*PAIR, "field", *VALUES)
 STATIC_ROW_COLUMNS = (*PAIR, *CASE_KEY[:4], "column", *VALUES)
 SUMMARY_COLUMNS = (*PAIR, "metric", "column", "cases", "geomean_ratio", "ci_low", "ci_high",
                    *VERDICTS)
 # fmt: on
-DUPLICATE_RULE = "the row with the latest timestamp_utc wins (on a tie, the one read last)"
 
 ResultsInput = PathLike | Iterable[PathLike] | pd.DataFrame
 
@@ -95,7 +105,11 @@ def is_time_like(column: str) -> bool:
 
 @dataclass
 class Comparison:
-    """Everything ``cnnbench compare`` shows; ``cases`` is what ``compare()`` returns."""
+    """Everything ``cnnbench compare`` shows; ``cases`` is what ``compare()`` returns.
+
+    ``noisy``: each row of a matched case that is not ``valid``, with the side and its reason
+    (its metrics got the verdict ``noisy``/``invalid``).
+    """
 
     inputs: pd.DataFrame
     cases: pd.DataFrame
@@ -104,13 +118,18 @@ class Comparison:
     static: pd.DataFrame
     summary: pd.DataFrame
     method: dict[str, Any] = field(default_factory=dict)
+    noisy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NOISY_COLUMNS))
 
-    def failures(self, thresholds: dict[str, float]) -> pd.DataFrame:
+    def failures(
+        self, thresholds: dict[str, float], *, include_noisy: bool = False
+    ) -> pd.DataFrame:
         """Cases worse than ``thresholds`` (column -> allowed worsening, 0.05 = 5%).
 
         A case fails when its change in the worse direction exceeds the threshold and, where a
         confidence interval exists, the whole interval lies on the worse side of 1; or when it
-        was ``ok`` in the baseline and is not in the candidate.
+        was ``ok`` in the baseline and is not in the candidate. Cases whose verdict is
+        ``noisy`` or ``invalid`` are left out unless ``include_noisy`` (their ratio is then
+        judged like any other).
         """
         rows = []
         c = self.cases
@@ -121,6 +140,8 @@ class Comparison:
                 bad = not is_missing(r.candidate_status) and r.candidate_status != "ok"
                 if r.baseline_status == "ok" and bad:
                     reason = f"status ok -> {r.candidate_status}"
+                elif r.verdict in ("noisy", "invalid") and not include_noisy:
+                    continue
                 elif not is_missing(r.ratio):
                     worse = (1 - r.ratio) if column in HIGHER_IS_BETTER else (r.ratio - 1)
                     if column in HIGHER_IS_BETTER:
@@ -154,8 +175,9 @@ def _unique(labels: list[str]) -> list[str]:
 
 def _prepare(
     frame: pd.DataFrame, label: str, models: Sequence[str] | None
-) -> tuple[pd.DataFrame, int]:
-    """Filter by model patterns, drop duplicate cases (latest wins); -> (frame, dropped)."""
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Filter by model patterns, keep one row per case (``DUPLICATE_RULE``);
+    -> (frame indexed by the case key, {why dropped: count})."""
     missing = [k for k in CASE_KEY if k not in frame.columns]
     if missing:
         raise InvalidInputError(f"{label}: the results lack the case key column(s) {missing}")
@@ -164,17 +186,10 @@ def _prepare(
         names = df["model"].astype("string").fillna("")
         keep = [any(fnmatch.fnmatchcase(m, p) for p in models) for m in names]
         df = df[keep].reset_index(drop=True)
+    df, dropped = pick_one_per_case(df, CASE_KEY)
     keys = df[list(CASE_KEY)].astype("string").fillna("<NA>")
-    df["_key"] = ["|".join(k) for k in keys.itertuples(index=False)]
-    df["_order"] = range(len(df))
-    if "timestamp_utc" in df:
-        stamps = df["timestamp_utc"].astype("string")
-        df["_stamp"] = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
-    else:
-        df["_stamp"] = pd.NaT
-    df = df.sort_values(["_stamp", "_order"], na_position="first", kind="stable")
-    deduped = df.drop_duplicates("_key", keep="last").sort_values("_order")
-    return deduped.set_index("_key"), len(df) - len(deduped)
+    df = df.assign(_key=["|".join(k) for k in keys.itertuples(index=False)])
+    return df.set_index("_key"), dropped
 
 
 def _distinct(series: pd.Series | None) -> str:
@@ -183,7 +198,7 @@ def _distinct(series: pd.Series | None) -> str:
     return ", ".join(sorted({str(v) for v in series.dropna().unique()}))
 
 
-def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: int) -> dict:
+def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: dict[str, int]) -> dict:
     incomplete = ""
     if "run_complete" in raw and "run_id" in raw:
         incomplete = _distinct(raw.loc[raw["run_complete"].eq(False).fillna(False), "run_id"])
@@ -191,7 +206,8 @@ def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: int) -
         "label": label,
         "rows": len(raw),
         "cases": len(df),
-        "duplicates_dropped": dropped,
+        "duplicates_dropped": sum(dropped.values()),
+        "duplicates_why": "; ".join(f"{n} {why}" for why, n in dropped.items()),
         "runs": _distinct(raw.get("run_id")),
         "devices": _distinct(df.get("device_name")),
         "incomplete_runs": incomplete,
@@ -211,6 +227,14 @@ def _verdict(
     return "higher" if ratio > 1 else "lower"
 
 
+def _validity(row: pd.Series) -> tuple[str | None, str]:
+    """``(None, "")`` for a valid row (or one that did not run), else (validity, reason)."""
+    validity = row.get("validity")
+    if is_missing(validity) or validity == "valid" or row.get("status") != "ok":
+        return None, ""
+    return str(validity), str(row.get("validity_reason") or "no reason recorded")
+
+
 @dataclass(frozen=True)
 class _Settings:
     columns: list[str]
@@ -225,10 +249,31 @@ class _Settings:
         return [alpha, 1 - alpha]
 
 
+class _Accumulator:
+    """Per metric: the cases' log ratios and, resample by resample, the running sum of their
+    bootstrap draws (so the summary's interval needs O(resamples) memory, not O(cases x
+    resamples): 50,000 cases once held 3.2 GB of draws)."""
+
+    def __init__(self, n_resamples: int) -> None:
+        self.logs: list[float] = []
+        self.draw_sum = np.zeros(n_resamples)
+        self.with_draws = 0
+        self.verdicts: dict[str, int] = dict.fromkeys(VERDICTS, 0)
+
+    def add(self, ratio: float | None, draws: np.ndarray | None, verdict: str) -> None:
+        self.verdicts[verdict] += 1
+        if verdict in ("noisy", "invalid") or ratio is None or ratio <= 0:
+            return
+        self.logs.append(math.log(ratio))
+        if draws is not None:
+            self.draw_sum += draws
+            self.with_draws += 1
+
+
 def _compare_pair(
     base: pd.DataFrame, cand: pd.DataFrame, pair: dict[str, str], s: _Settings, out: dict
 ) -> None:
-    """Append one pair's case, one-sided, environment, static and summary rows to ``out``."""
+    """Append one pair's case, one-sided, environment, static, noisy and summary rows."""
     for side, own, other in (("baseline", base, cand), ("candidate", cand, base)):
         for key in own.index.difference(other.index, sort=False):
             out["only"].append({**pair, "side": side, **own.loc[key, list(CASE_KEY)]})
@@ -238,10 +283,11 @@ def _compare_pair(
             out["environment"].append(
                 {**pair, "field": fld, "baseline_value": a, "candidate_value": b}
             )
-    draws: dict[str, list[np.ndarray | None]] = {c: [] for c in s.columns}
-    rows = []
-    for key in base.index.intersection(cand.index, sort=False):
-        b_row, c_row = base.loc[key], cand.loc[key]
+    acc = {col: _Accumulator(s.n_resamples) for col in s.columns}
+    keys = base.index.intersection(cand.index, sort=False)
+    for key, (_, b_row), (_, c_row) in zip(
+        keys, base.loc[keys].iterrows(), cand.loc[keys].iterrows(), strict=True
+    ):
         case = {k: b_row[k] for k in CASE_KEY}
         for col in STATIC_COLUMNS:
             bv, cv = b_row.get(col), c_row.get(col)
@@ -250,13 +296,25 @@ def _compare_pair(
                 out["static"].append(
                     {**pair, **static, "column": col, "baseline_value": bv, "candidate_value": cv}
                 )
+        noise = {side: _validity(r) for side, r in (("baseline", b_row), ("candidate", c_row))}
+        for side, (validity, why) in noise.items():
+            if validity is not None:
+                out["noisy"].append(
+                    {**pair, "side": side, **case, "validity": validity, "validity_reason": why}
+                )
+        flagged = [(side, v, why) for side, (v, why) in noise.items() if v is not None]
+        noise_verdict = None
+        if flagged:
+            noise_verdict = "invalid" if any(v == "invalid" for _, v, _ in flagged) else "noisy"
         log_draws = None
         bs, cs = (
             sample_array(b_row.get("latency_s_samples")),
             sample_array(c_row.get("latency_s_samples")),
         )
-        if bs is not None and cs is not None:  # each case its own stream: filters change nothing
-            rng = np.random.default_rng([s.seed, zlib.crc32(key.encode())])
+        if bs is not None and cs is not None and noise_verdict is None:
+            rng = np.random.default_rng(
+                [s.seed, zlib.crc32(key.encode())]
+            )  # filters change nothing
             log_draws = log_median_ratio_draws(bs, cs, s.n_resamples, rng)
         for col in s.columns:
             bv, cv = b_row.get(col), c_row.get(col)
@@ -267,8 +325,13 @@ def _compare_pair(
             if ratio is not None and log_draws is not None and col in METRICS_WITH_CI:
                 ci_draws = log_draws if col == "latency_s_median" else -log_draws
                 lo, hi = (float(v) for v in np.exp(np.quantile(ci_draws, s.quantiles)))
-            draws[col].append(ci_draws)
-            rows.append(
+            verdict = _verdict(col, ratio, lo, hi, s.min_effect)
+            noise_reason = ""
+            if noise_verdict is not None and ratio is not None and col not in NOISE_FREE:
+                verdict = noise_verdict
+                noise_reason = "; ".join(f"{side}: {v}: {why}" for side, v, why in flagged)
+            acc[col].add(ratio, ci_draws, verdict)
+            out["cases"].append(
                 {
                     **pair,
                     **case,
@@ -280,7 +343,7 @@ def _compare_pair(
                     "ci_low": lo,
                     "ci_high": hi,
                     "change": None if ratio is None else ratio - 1,
-                    "verdict": _verdict(col, ratio, lo, hi, s.min_effect),
+                    "verdict": verdict,
                     "baseline_status": b_row.get("status"),
                     "candidate_status": c_row.get("status"),
                     "na_reason": ""
@@ -290,35 +353,34 @@ def _compare_pair(
                         metric_name(col),
                         reason_columns(col),
                     ),
+                    "noise_reason": noise_reason,
                 }
             )
-    out["cases"] += rows
-    out["summary"] += _summarise(rows, pair, draws, s)
+    out["summary"] += _summarise(acc, pair, s)
 
 
-def _summarise(rows: list[dict], pair: dict, draws: dict, s: _Settings) -> list[dict]:
-    """Geometric mean of the ratios per metric for one pair, with an interval where every case
-    has bootstrap draws (the geometric mean of the cases' draws, resample by resample)."""
+def _summarise(acc: dict[str, _Accumulator], pair: dict, s: _Settings) -> list[dict]:
+    """Geometric mean of the ratios per metric for one pair (valid cases only), with an
+    interval where every such case has bootstrap draws (the geometric mean of the cases'
+    draws, resample by resample)."""
     summary = []
     for col in s.columns:
-        mine = [r for r in rows if r["column"] == col]
-        ratios = np.array([r["ratio"] for r in mine if r["ratio"] is not None and r["ratio"] > 0])
-        counts = pd.Series([r["verdict"] for r in mine], dtype=object).value_counts()
-        geo = float(np.exp(np.log(ratios).mean())) if len(ratios) else None
+        a = acc[col]
+        n = len(a.logs)
+        geo = float(math.exp(sum(a.logs) / n)) if n else None
         lo = hi = None
-        got = [d for d in draws[col] if d is not None]
-        if len(ratios) and len(got) == len(ratios):
-            lo, hi = (float(v) for v in np.exp(np.quantile(np.mean(got, axis=0), s.quantiles)))
+        if n and a.with_draws == n:
+            lo, hi = (float(v) for v in np.exp(np.quantile(a.draw_sum / n, s.quantiles)))
         summary.append(
             {
                 **pair,
                 "metric": metric_name(col),
                 "column": col,
-                "cases": len(ratios),
+                "cases": n,
                 "geomean_ratio": geo,
                 "ci_low": lo,
                 "ci_high": hi,
-                **{v: int(counts.get(v, 0)) for v in VERDICTS},
+                **a.verdicts,
             }
         )
     return summary
@@ -370,7 +432,9 @@ def compare_runs(
         df, dropped = _prepare(raw, name, models)
         frames.append(df)
         info.append(_input_info(raw, df, name, dropped))
-    out: dict[str, list] = {k: [] for k in ("cases", "only", "environment", "static", "summary")}
+    out: dict[str, list] = {
+        k: [] for k in ("cases", "only", "environment", "static", "summary", "noisy")
+    }
     for cand, cname in zip(frames[1:], names[1:], strict=True):
         if not len(frames[0].index.intersection(cand.index)):
             hint = f" matching --model {' '.join(models)}" if models else ""
@@ -394,6 +458,7 @@ def compare_runs(
         ),
         summary=pd.DataFrame(out["summary"], columns=SUMMARY_COLUMNS),
         method=_method(s),
+        noisy=pd.DataFrame(out["noisy"], columns=NOISY_COLUMNS),
     )
 
 
@@ -405,6 +470,9 @@ def _method(s: _Settings) -> dict[str, Any]:
         "is the inverse of latency's; other metrics have no raw samples and no interval",
         "same": f"the interval contains 1, or the ratio is within x{1 + s.min_effect:g} of 1 "
         f"either way (min_effect {s.min_effect:.0%})",
+        "noisy": "a row that is not valid on either side (harness.results.validity) gives "
+        "'noisy' or 'invalid' for every metric but peak memory and static columns; such cases "
+        "are left out of the geometric mean and of --fail-on unless --include-noisy",
         "duplicates": DUPLICATE_RULE,
         "ci_level": s.ci_level,
         "n_resamples": s.n_resamples,

@@ -96,14 +96,14 @@ def _samples(row: Mapping[str, Any]) -> np.ndarray | None:
 
 
 def impossible(row: Mapping[str, Any], *, require: bool = True) -> str | None:
-    """Why the row's timings cannot be real (None when they can); with ``require=False`` a
-    missing median or throughput is not itself a fault (only present values are judged)."""
+    """Why the row's timings cannot be real (None when they can): a median, throughput or
+    sample that is not a finite positive number, or (with ``require``) no median at all."""
     for key in ("latency_s_median", "throughput_per_s"):
         v = _num(row, key)
         if v is None:
-            if not require:
-                continue
-            return f"{key} is missing in an ok row"
+            if require and key == "latency_s_median":
+                return f"{key} is missing in an ok row"
+            continue
         if not math.isfinite(v) or v <= 0:
             return f"{key} is {v!r}: a time or rate must be a finite positive number"
     s = _samples(row)
