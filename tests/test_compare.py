@@ -719,8 +719,9 @@ def test_the_writer_refuses_impossible_timings_in_an_ok_row(tmp_path: Path) -> N
 def test_duplicates_keep_the_valid_row_and_say_why(tmp_path: Path) -> None:
     with ResultWriter(tmp_path) as w:
         w.add_case(row("m", 1, samples(0.010, 71), "CPU", timestamp_utc="2026-01-01T00:00:00Z"))
-        w.add_case(row("m", 1, samples(0.050, 72), "CPU", validity="noisy",
-                       validity_reason="IQR 36% of the median", timestamp_utc="2026-01-02T00:00:00Z"))  # fmt: skip
+        noisy = {"validity": "noisy", "validity_reason": "IQR 36% of the median"}
+        w.add_case(row("m", 1, samples(0.050, 72), "CPU", timestamp_utc="2026-01-02T00:00:00Z",
+                       **noisy))  # fmt: skip
     c = compare_runs(tmp_path, tmp_path, labels=["x", "y"], metrics=["latency"])
     assert c.cases.iloc[0]["baseline_value"] == pytest.approx(0.010, rel=0.05)  # not the later
     info = c.inputs.iloc[0]
