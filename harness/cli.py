@@ -19,7 +19,7 @@ from typing import NoReturn
 from harness.errors import HarnessError
 from harness.textsafe import terminal
 
-COMMANDS = ("models", "profile", "claims", "compare", "report")
+COMMANDS = ("models", "profile", "claims", "compare", "report", "doctor")
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 

@@ -9,7 +9,6 @@ formula E = P * t, not from the code under test.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -18,7 +17,10 @@ from typing import Any
 import pytest
 
 from tests.nvml_stub import scenarios
-from tests.nvml_stub.build import build_stub, compiler_or_skip
+from tests.nvml_stub.build import build_stub
+from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
+
+__all__ = ["stub_dir", "stub_lib"]  # fixtures used below
 
 UUIDS = [
     "GPU-1b6e2a9c-0000-4c1e-9d2e-aaaaaaaaaaaa",
@@ -29,24 +31,9 @@ PCI = ["00000000:17:00.0", "00000000:65:00.0", "00000000:CA:00.0"]
 NO_CUDA_ENV = {"CUDA_VISIBLE_DEVICES": None, "CUDA_DEVICE_ORDER": None}
 
 
-@pytest.fixture(scope="session")
-def stub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    compiler_or_skip()  # fails instead under CI
-    return tmp_path_factory.mktemp("nvml_stub")
-
-
-@pytest.fixture(scope="session")
-def stub_lib(stub_dir: Path) -> str:
-    return str(build_stub(stub_dir))
-
-
-def _pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-
-
 @pytest.fixture(scope="module")
 def worker() -> Iterator[ProcessPoolExecutor]:
-    with _pool() as pool:
+    with spawn_pool() as pool:
         yield pool
 
 
@@ -147,7 +134,7 @@ def test_drivers_before_r535_give_throttle_reasons_under_the_old_name(
     old = str(build_stub(stub_dir, old_driver=True))
     conf = tmp_path / "old.conf"
     conf.write_text("clock=manual\ndev0.reasons=0x40\n")
-    with _pool() as pool:  # a process of its own: one NVML library per process
+    with spawn_pool() as pool:  # a process of its own: one NVML library per process
         out = pool.submit(
             scenarios.run_monitor, old, str(conf), NO_CUDA_ENV, steps_us=MANUAL_1_2_S
         ).result(timeout=120)

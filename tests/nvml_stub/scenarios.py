@@ -147,3 +147,23 @@ def _measure(
     out["dropped"] = getattr(monitor, "dropped", None)
     out["sampler_cpu_s"] = getattr(monitor, "sampler_cpu_s", None)
     return out
+
+
+def doctor_facts(
+    lib: str, config: str, env: Mapping[str, str | None] | None = None
+) -> dict[str, Any]:
+    """What ``cnnbench doctor`` says about the stub's GPUs: NVML facts (every GPU, and the
+    readings of the one the CUDA device maps to) and the power monitor it would use."""
+    import torch
+
+    from harness.doctor import facts
+
+    env = {"CNNBENCH_NVML_LIBRARY": lib, **(env or {})}
+    with _environment(config, env, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        out = {"nvml": facts.nvml_facts(None)}
+        device = nvml_match.match_device(0, None)
+        out["readings"] = facts.gpu_power_readings(device)
+        # torch has no CUDA here: the device is matched as the only GPU NVML sees
+        out["power_monitor"] = facts.power_monitor_facts(torch.device("cuda:0"))
+        return out
