@@ -27,7 +27,7 @@ import pandas as pd
 from harness.claims.core import Quantity, q
 from harness.errors import InvalidInputError
 from harness.results.missing import is_missing, missing_reason, reason_columns
-from harness.results.runs import config_key, config_label, select_runs
+from harness.results.runs import CONFIG_COLUMNS, config_label, select_runs
 from harness.results.schema import column_names
 from harness.results.validity import assess_frame, median_ci, usable
 
@@ -116,16 +116,22 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(xs.rank().corr(ys.rank()))
 
 
-def _preference(settings: pd.Series) -> tuple:
-    batch = settings["batch_size"]
-    return (
-        settings["mode"] != "inference",
-        settings["compiled"] is True,
-        settings["memory_format"] != "contiguous",
-        settings["dtype"] != "float32",
-        math.inf if is_missing(batch) else float(batch),
-        not is_missing(settings["threads"]),
-    )
+def _key(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """One text key per row from ``columns`` (vectorised: a 50,000-row table in milliseconds)."""
+    key = pd.Series("", index=frame.index, dtype=object)
+    for c in columns:
+        key = key + frame[c].astype("string").fillna("-").astype(object) + "\x1f"
+    return key
+
+
+def _preference(frame: pd.DataFrame) -> pd.Series:
+    """Per row, the rank of its setting: inference, eager, contiguous, float32, the smallest
+    batch and torch's default threads first."""
+    batch = pd.to_numeric(frame["batch_size"], errors="coerce").fillna(math.inf)
+    flags = [frame["mode"] != "inference", frame["compiled"].map(lambda v: v is True),
+             frame["memory_format"] != "contiguous", frame["dtype"] != "float32"]  # fmt: skip
+    return pd.Series(list(zip(*flags, batch, frame["threads"].map(is_missing) == False,  # noqa: E712
+                              strict=True)), index=frame.index)  # fmt: skip
 
 
 class Measured:
@@ -148,13 +154,16 @@ class Measured:
                 "results lack the columns model and status: pass the cases table of "
                 "harness.load_results(paths) (not the layers or power table)"
             )
-        frame = cases.copy()
-        for col in column_names("cases"):
-            if col not in frame:
-                frame[col] = pd.Series(pd.NA, index=frame.index, dtype=object)
+        absent = {c: pd.Series(pd.NA, index=cases.index, dtype=object)
+                  for c in column_names("cases") if c not in cases}  # fmt: skip
+        frame = pd.concat([cases, pd.DataFrame(absent, index=cases.index)], axis=1)
         selection = select_runs(assess_frame(frame), all_runs=all_runs)
         self.notes = selection.notes()
-        self.frame = selection.frame.astype(object).where(selection.frame.notna(), None)
+        f = selection.frame.astype(object).where(selection.frame.notna(), None)
+        keys = pd.DataFrame({"_config": _key(f, [*CONFIG_COLUMNS, "device"]),
+                             "_setting": _key(f, SETTINGS), "_usable": _usable(f),
+                             "_preference": _preference(f)}, index=f.index)  # fmt: skip
+        self.frame = pd.concat([f, keys], axis=1).copy()  # the copy consolidates the blocks
 
     def groups(self, models: Sequence[str]) -> list[Rows]:
         """One Rows per configuration holding any row of ``models`` (any model when empty),
@@ -163,18 +172,23 @@ class Measured:
             return [Rows(_empty(), None, "", NO_RESULTS)]
         frame = self.frame
         wanted = frame if not models else frame[frame["model"].isin(list(models))]
+        stats = (
+            wanted[["_config", "_setting", "_preference", "model"]]
+            .assign(_covered=wanted["model"].where(wanted["_usable"]))
+            .groupby(["_config", "_setting"], sort=True)
+            .agg(covered=("_covered", "nunique"), n=("model", "size"),
+                 preference=("_preference", "first"))
+        )  # fmt: skip
+        best: dict[str, tuple] = {}  # per configuration: the setting with most valid models
+        for (config, setting), covered, n, preference in zip(
+            stats.index, stats["covered"], stats["n"], stats["preference"], strict=True
+        ):
+            rank = (-covered, -n, preference, setting)
+            if config not in best or rank < best[config]:
+                best[config] = rank
         out = []
-        configs = [(*config_key(r), _text(r["device"])) for _, r in wanted.iterrows()]
-        for _, rows in wanted.groupby(pd.Series(configs, index=wanted.index), sort=True):
-            best: tuple | None = None
-            keys = [rows[c].map(_text) for c in SETTINGS]
-            for _, same in rows.groupby(keys, sort=False):
-                covered = same[_usable(same)]["model"].nunique()
-                rank = (-covered, -len(same), _preference(same.iloc[0]))
-                if best is None or rank < best[0]:
-                    best = (rank, same)
-            assert best is not None
-            chosen = best[1]
+        for config, rank in best.items():
+            chosen = wanted[(wanted["_config"] == config) & (wanted["_setting"] == rank[-1])]
             out.append(Rows(chosen, self.layers, _label(chosen), "no row of {model} here"))
         if not out:
             total = len(frame)
