@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 BENCH_ARGS ?=
 
-.PHONY: install bench test lint
+.PHONY: install bench test test-gpu lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ bench: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# On a machine with a CUDA GPU (without one every test there skips): tests/gpu.
+test-gpu: install
+	$(BIN)/python -m pytest tests/gpu -m gpu
 
 lint: install
 	$(BIN)/ruff check harness suites tests benchmarks
