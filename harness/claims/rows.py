@@ -18,7 +18,7 @@ the two intervals (conservative: it covers at least 90%). Torch-free.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ class Rows:
     """The rows of one configuration and setting, as a measured claim's ``measure`` reads them
     (empty, with ``absent`` saying why, when there are none)."""
 
-    def __init__(self, frame: pd.DataFrame, layers: pd.DataFrame | None, label: str,
+    def __init__(self, frame: pd.DataFrame, layers: Callable[[], pd.DataFrame | None], label: str,
                  absent: str) -> None:  # fmt: skip
         self.frame, self._layers, self.label, self.absent = frame, layers, label, absent
         self.usable = frame[_usable(frame)]
@@ -86,10 +86,9 @@ class Rows:
 
     def layer_rows(self, model: str) -> pd.DataFrame | None:
         """The layer rows of ``model``'s case here (None without a layers table or a row)."""
-        r = self.row(model)
-        if r is None or self._layers is None:
+        r, lay = self.row(model), self._layers()
+        if r is None or lay is None:
             return None
-        lay = self._layers
         return lay[(lay["run_id"] == r["run_id"]) & (lay["case_id"] == r["case_id"])]
 
 
@@ -130,17 +129,21 @@ def _preference(frame: pd.DataFrame) -> pd.Series:
     batch = pd.to_numeric(frame["batch_size"], errors="coerce").fillna(math.inf)
     flags = [frame["mode"] != "inference", frame["compiled"].map(lambda v: v is True),
              frame["memory_format"] != "contiguous", frame["dtype"] != "float32"]  # fmt: skip
-    return pd.Series(list(zip(*flags, batch, frame["threads"].map(is_missing) == False,  # noqa: E712
-                              strict=True)), index=frame.index)  # fmt: skip
+    asked = ~frame["threads"].map(is_missing).astype(bool)  # a requested thread count
+    return pd.Series(list(zip(*flags, batch, asked, strict=True)), index=frame.index)
 
 
 class Measured:
-    """The cases table (and layers table) of result files, one run per configuration."""
+    """The cases table (and layers table) of result files, one run per configuration.
 
-    def __init__(self, cases: pd.DataFrame | None, layers: pd.DataFrame | None = None,
+    ``layers`` is the layers table, or a function that loads it (called once, when a claim
+    first reads layer rows: a large sweep's layer rows are read only when needed)."""
+
+    def __init__(self, cases: pd.DataFrame | None,
+                 layers: pd.DataFrame | Callable[[], pd.DataFrame | None] | None = None,
                  all_runs: bool = False) -> None:  # fmt: skip
         self.notes: list[str] = []
-        self.layers = layers
+        self._layers = layers
         if cases is None:
             self.frame = None
             return
@@ -165,11 +168,16 @@ class Measured:
                              "_preference": _preference(f)}, index=f.index)  # fmt: skip
         self.frame = pd.concat([f, keys], axis=1).copy()  # the copy consolidates the blocks
 
+    def layers(self) -> pd.DataFrame | None:
+        if callable(self._layers):
+            self._layers = self._layers()
+        return self._layers
+
     def groups(self, models: Sequence[str]) -> list[Rows]:
         """One Rows per configuration holding any row of ``models`` (any model when empty),
         or a single empty Rows saying why there is none."""
         if self.frame is None:
-            return [Rows(_empty(), None, "", NO_RESULTS)]
+            return [Rows(_empty(), self.layers, "", NO_RESULTS)]
         frame = self.frame
         wanted = frame if not models else frame[frame["model"].isin(list(models))]
         stats = (
@@ -193,7 +201,7 @@ class Measured:
         if not out:
             total = len(frame)
             why = f"no row of {{model}} in the results ({total} rows of other models)"
-            return [Rows(_empty(), None, "", why)]
+            return [Rows(_empty(), self.layers, "", why)]
         return out
 
 

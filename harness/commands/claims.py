@@ -25,6 +25,8 @@ from harness.errors import InvalidInputError, ResultFileError
 from harness.textsafe import markdown_cell, terminal
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from harness.claims import ClaimResult
 
 FORMATS = ("table", "markdown", "json")
@@ -170,20 +172,23 @@ def markdown(results: Sequence[ClaimResult], details: bool = False) -> str:
 def run(args: argparse.Namespace) -> int:
     from harness.claims import as_data, check_claims  # torch only when a static claim runs
 
-    cases = layers = None
+    wanted = _verdicts(args.verdict)  # a bad --verdict fails before anything is read
+    from harness.claims.rows import Measured
+
+    cases, layers = None, None
     if args.results:
         from harness.results import load_results
 
         cases = load_results(args.results)
-        try:
-            layers = load_results(args.results, table="layers")
-        except ResultFileError:  # no layers files: the layer-time claim says so
-            layers = None
-    from harness.claims.rows import Measured
+
+        def layers() -> pd.DataFrame | None:  # read only if a claim asks for layer rows
+            try:
+                return load_results(args.results, table="layers")
+            except ResultFileError:  # no layers files: the layer-time claim says so
+                return None
 
     measured = Measured(cases, layers, args.all_runs)
     results = check_claims(only=args.only, measured=measured)
-    wanted = _verdicts(args.verdict)
     if wanted is not None:
         results = [r for r in results if r.verdict in wanted]
     if args.format == "json":
