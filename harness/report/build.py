@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from harness.report.data import ensure_columns, prepare_cases
 from harness.report.headline import headline
 from harness.report.layers import (
     attach_case_keys,
+    keep_wanted,
     layer_figure,
     layer_models,
     layer_roofline,
@@ -68,11 +69,30 @@ def build_report(
     ``sources`` (the files read) are listed in the footer. Per-model figures read one run per
     configuration (``harness.results.runs.select_runs``); the table of cases holds every row.
     """
+    df, notes = prepare(cases)
+    return render(df, notes, layers, power, title=title, sources=sources)
+
+
+def prepare(cases: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The cases ready for the page (``data.prepare_cases``, with ``in_figures`` from the run
+    selection) and the selection's notes."""
     marked, notes = _selected(cases)
-    df = prepare_cases(marked)
+    return prepare_cases(marked), notes
+
+
+def render(
+    df: pd.DataFrame,
+    notes: list[str],
+    layers: pd.DataFrame | None,
+    power: pd.DataFrame | None,
+    *,
+    title: str = DEFAULT_TITLE,
+    sources: Iterable[str] = (),
+) -> str:
+    """The page from prepared cases (``prepare``) and the side tables."""
     lay = None
     if layers is not None and not layers.empty:
-        lay = attach_case_keys(ensure_columns(layers, "layers"), df)
+        lay = attach_case_keys(ensure_columns(keep_wanted(layers, df), "layers"), df)
     runs = df["run_id"].astype(object).nunique()
     configs = df["config"].nunique()
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -201,8 +221,9 @@ def _layers_section(layers: pd.DataFrame | None, cases: pd.DataFrame) -> Section
         if layers.loc[layers["model"] == model, "time_s"].notna().any():
             section.parts.append(layer_roofline(layers, cases, model))
     rows = []
+    split = dict(tuple(layers.groupby("model", sort=False)))
     for model in models:
-        shares = layer_shares(select_profile(layers, model, timed=True))
+        shares = layer_shares(select_profile(split[model], model, timed=True))
         if not shares.empty:
             rows.append(shares.assign(model=model))
     if rows:
@@ -214,8 +235,12 @@ def _layers_section(layers: pd.DataFrame | None, cases: pd.DataFrame) -> Section
     return section
 
 
-def _load_optional(paths: list[str | Path], table: str) -> pd.DataFrame | None:
-    """A secondary table (layers, power), or None where the files or the store have none."""
+def _load_side(
+    paths: list[str | Path], table: str, keep: Callable[[pd.DataFrame], pd.DataFrame]
+) -> pd.DataFrame | None:
+    """A side table (layers, power) read file by file, each file cut to the rows ``keep``
+    returns before the next is read (a 50,000-case directory holds millions of layer rows; the
+    page reads a few thousand); None where the paths hold no such file."""
     from harness.results import schema, store
 
     if table not in schema.TABLES:  # a table this schema version does not define yet
@@ -224,8 +249,9 @@ def _load_optional(paths: list[str | Path], table: str) -> pd.DataFrame | None:
         files = store.result_files(paths, table)
     except ResultFileError:  # no file of this table among the paths (a corrupt one raised
         return None  # already, when the cases were read from the same paths)
-    df = store.load_results(files, table=table)
-    return df if not df.empty else None
+    parts = [keep(store.load_results([f], table=table)) for f in files]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def write_report(paths: Iterable[str | Path], out: str | Path, *, title: str | None = None) -> Path:
@@ -236,11 +262,17 @@ def write_report(paths: Iterable[str | Path], out: str | Path, *, title: str | N
     path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not path_list:
         raise ResultFileError("no result files given: pass parquet files or directories")
-    cases = load_results(path_list, table="cases")
-    layers = _load_optional(path_list, "layers")
-    power = _load_optional(path_list, "power")
-    text = build_report(
-        cases, layers, power, title=title or DEFAULT_TITLE, sources=[str(p) for p in path_list]
+    df, notes = prepare(load_results(path_list, table="cases"))
+    layers = _load_side(path_list, "layers", lambda t: keep_wanted(t, df))
+    drawn = set(zip(df.loc[df["in_figures"], "run_id"], df.loc[df["in_figures"], "case_id"],
+                    strict=True))  # fmt: skip
+    power = _load_side(
+        path_list,
+        "power",
+        lambda t: t[[p in drawn for p in zip(t["run_id"], t["case_id"], strict=True)]],
+    )
+    text = render(
+        df, notes, layers, power, title=title or DEFAULT_TITLE, sources=[str(p) for p in path_list]
     )
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)

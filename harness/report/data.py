@@ -28,13 +28,27 @@ from harness import units
 from harness.results.missing import POWER_REASONS as POWER_REASONS
 from harness.results.missing import is_missing as is_missing
 from harness.results.missing import missing_reason
-from harness.results.runs import CONFIG_COLUMNS, config_label
+from harness.results.runs import config_label
 from harness.results.schema import CASE_KEY as CASE_KEY  # the key compare joins on too
 from harness.results.schema import column_names
 
 # Case settings that, when they vary within a model, split a curve in two.
 VARIANT_DIMS = ("input_shape", "dtype", "dtype_method", "memory_format", "mode", "compiled")
 MISSING_TEXT = "—"
+# The case columns any part of the report reads: the rest of a row (samples, clocks, the noise
+# signals...) is dropped on entry, so 50,000 rows stay small and quick to walk.
+REPORT_COLUMNS = (
+    *CASE_KEY,
+    "schema_version", "run_id", "run_complete", "timestamp_utc", "case_id", "test_name",
+    "dtype_method", "device", "device_name", "host", "os", "cpu_model", "cpu_cores",
+    "cpu_threads", "torch_version", "cuda_version", "cudnn_version", "driver_version",
+    "python_version", "harness_version", "git_commit", "git_dirty", "command_line",
+    "params", "param_bytes", "macs", "flops", "activation_bytes", "rounds", "stop_reason",
+    "latency_s_median", "latency_s_p90", "latency_s_p99", "p99_reliable", "throughput_per_s",
+    "validity", "validity_reason", "layer_time_coverage", "peak_flops_measured",
+    "peak_bytes_per_s_measured", "peak_memory_bytes", "memory_source", "power_w_mean",
+    "energy_j_per_sample", "samples_per_j", "power_source", "power_reason", "status", "error",
+)  # fmt: skip
 # Statuses of rows that did not run to a measurement, in the order the headline counts them.
 FAILED = ("oom", "error", "crashed")
 
@@ -68,16 +82,27 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index, columns=df.columns)
 
 
+def with_columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``df`` with every one of ``columns`` present, absent ones null."""
+    absent = [c for c in dict.fromkeys(columns) if c not in df.columns]
+    if not absent:
+        return df
+    fill = pd.DataFrame({c: [None] * len(df) for c in absent}, index=df.index, dtype=object)
+    return pd.concat([df, fill], axis=1)
+
+
 def ensure_columns(df: pd.DataFrame, table: str, extra: Sequence[str] = ()) -> pd.DataFrame:
     """``df`` normalized, with every column of ``table`` (and ``extra``) present, absent ones
     null. Files of an older schema, or tables built by hand, then render like any other: what
     they lack shows as missing."""
-    out = normalize(df)
-    absent = [c for c in [*column_names(table), *extra] if c not in out.columns]
-    if absent:
-        fill = pd.DataFrame({c: [None] * len(out) for c in absent}, index=out.index, dtype=object)
-        out = pd.concat([out, fill], axis=1)
-    return out
+    return with_columns(normalize(df), [*column_names(table), *extra])
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``df`` as dicts (``to_dict("records")`` without its per-cell overhead)."""
+    cols = list(df.columns)
+    columns = [df[c].tolist() for c in cols]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def has_values(df: pd.DataFrame, column: str) -> bool:
@@ -113,28 +138,29 @@ def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     if cases.empty:
         empty = pd.Series([], index=cases.index, dtype=object)
         return empty, empty
-    cols = {
-        c: (cases[c] if c in cases else pd.Series(None, index=cases.index)) for c in CONFIG_COLUMNS
-    }
-    device = [
-        _text_or(n, _text_or(d, "unknown device"))
-        for n, d in zip(
-            cols["device_name"],
-            cases["device"] if "device" in cases else [None] * len(cases),
-            strict=True,
-        )
-    ]
-    parts = pd.DataFrame(
+    raw = pd.DataFrame(
         {
-            "device": device,
-            "host": [_text_or(h, "?") for h in cols["host"]],
-            "threads": [_threads_text(t) for t in cols["cpu_threads"]],
-            "torch": [_text_or(t, "?") for t in cols["torch_version"]],
+            c: (cases[c] if c in cases else pd.Series(None, index=cases.index)).astype(object)
+            for c in ("device_name", "device", "host", "cpu_threads", "torch_version")
         },
         index=cases.index,
     )
-    key = parts.astype(str).agg("\x1f".join, axis=1)
-    uniq = parts.loc[~key.duplicated()]
+    raw = raw.where(raw.notna(), None)
+    text = raw.astype(str)
+    key = text["device_name"].str.cat([text[c] for c in list(text.columns)[1:]], sep="\x1f")
+    first = raw.loc[~key.duplicated()]
+    uniq = pd.DataFrame(
+        {
+            "device": [
+                _text_or(n, _text_or(d, "unknown device"))
+                for n, d in zip(first["device_name"], first["device"], strict=True)
+            ],
+            "host": [_text_or(h, "?") for h in first["host"]],
+            "threads": [_threads_text(t) for t in first["cpu_threads"]],
+            "torch": [_text_or(t, "?") for t in first["torch_version"]],
+        },
+        index=first.index,
+    )
     full = {
         k: config_label(
             {
@@ -144,7 +170,7 @@ def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
                 "torch_version": r["torch"],
             }
         )
-        for k, (_, r) in zip(key[uniq.index], uniq.iterrows(), strict=True)
+        for k, r in zip(key[uniq.index], records(uniq), strict=True)
     }
     short = uniq["device"].map(short_device)
     for column, fmt in (
@@ -157,7 +183,7 @@ def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         extra = [fmt.format(s, _text_or(v, "?")) for s, v in zip(short, uniq[column], strict=True)]
         short = short.where(~ambiguous, extra)
     short_by_key = dict(zip(key[uniq.index], short, strict=True))
-    return key.map(full), key.map(short_by_key)
+    return key.map(full).astype(object), key.map(short_by_key).astype(object)
 
 
 def varying_dims(cases: pd.DataFrame, dims: Sequence[str] = VARIANT_DIMS) -> list[str]:
@@ -228,8 +254,8 @@ def prepare_cases(cases: pd.DataFrame) -> pd.DataFrame:
     Rows keep their order (the order of the files given), so the first configuration is the
     baseline of cross-hardware ratios.
     """
-    df = ensure_columns(cases.drop(columns=["latency_s_samples"], errors="ignore"), "cases")
-    df = df.reset_index(drop=True)
+    keep = [c for c in dict.fromkeys((*REPORT_COLUMNS, "in_figures")) if c in cases.columns]
+    df = with_columns(normalize(cases[keep]).reset_index(drop=True), REPORT_COLUMNS)
     full, short = config_labels(df)
     variant = variant_texts(df, varying_dims(df))
     series = [f"{c} · {v}" if v else c for c, v in zip(short, variant, strict=True)]
@@ -263,7 +289,7 @@ def drawable(cases: pd.DataFrame) -> pd.DataFrame:
 
 def points(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per point (the latest measurement), sorted by batch size for line drawing."""
-    out = latest_per_point(df, keys)
+    out = latest_per_point(df, keys) if df.duplicated(list(keys)).any() else df
     return out.sort_values("batch_size", kind="stable") if not out.empty else out
 
 
@@ -299,12 +325,12 @@ def missing_summary(
     absent = df[df[column].isna()]
     if absent.empty:
         return []
-    records = absent.to_dict("records")
-    reasons = [missing_reason(r, what, sources) for r in records]
+    rows = records(absent)
+    reasons = [missing_reason(r, what, sources) for r in rows]
     counts = Counter(reasons)
     lines = []
     for reason, n in counts.most_common(max_reasons):
-        ex = [case_label(r) for r, why in zip(records, reasons, strict=True) if why == reason]
+        ex = [case_label(r) for r, why in zip(rows, reasons, strict=True) if why == reason]
         shown = ex[:max_examples]
         more = ", …" if n > len(shown) else ""
         lines.append(f"{reason} ({n} case{'s' if n > 1 else ''}: {', '.join(shown)}{more})")

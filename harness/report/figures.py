@@ -30,7 +30,9 @@ from harness.report.data import (
     number,
     points,
     prepared,
+    records,
     values,
+    variant_texts,
     varying_dims,
 )
 from harness.report.style import (
@@ -48,9 +50,9 @@ from harness.report.style import (
 )
 from harness.report.text import hover, ptext
 
-MAX_FACETS = 20
+MAX_FACETS = 12
 MAX_DOTS = 40
-MAX_SERIES = 10
+MAX_SERIES = 8
 FACET_COLUMNS = 4
 FACET_ROW_PX = 210
 TRAINING_MAC_FACTOR = 3  # forward + backward (about 2x forward: input and weight gradients)
@@ -94,13 +96,22 @@ def _bounded_models(models: list[str], limit: int, notes: list[str], what: str) 
     return models[:limit]
 
 
+# The setting and configuration head every point's hover once per trace (``meta``), so each
+# point carries only its own lines: a page of 2,000 cases stays small.
+HOVER_TEMPLATE = "<b>%{meta[0]}</b><br>%{meta[1]}<br>%{hovertext}<extra></extra>"
+
+
+def series_hover(series: str, frame: pd.DataFrame) -> dict[str, Any]:
+    """The trace-level hover settings: the setting and its full configuration label."""
+    config = frame["config"].iloc[0] if "config" in frame and len(frame) else ""
+    return {"meta": [ptext(series), ptext(config)], "hovertemplate": HOVER_TEMPLATE}
+
+
 def case_hover(r: dict[str, Any], *lines: str) -> str:
-    """Hover text of one case: model, setting, configuration, batch, the given lines, and
-    whether the row is noisy and why."""
+    """A point's own hover lines: model and batch, the given lines, and whether the row is
+    noisy and why."""
     return hover(
-        f"{r['model']} · {r['series']}",
-        r.get("config"),
-        f"batch {units.integer(r['batch_size'])}",
+        f"{r['model']}, batch {units.integer(r['batch_size'])}",
         *lines,
         validity_line(r.get("quality"), r.get("validity_reason")),
     )
@@ -144,18 +155,24 @@ def _facets(
         horizontal_spacing=0.06 if cols > 1 else 0.0,
         vertical_spacing=min(0.12, 0.5 / rows) if rows > 1 else 0.0,
     )
+    fig._validate = False  # the traces are built here from checked values: skip plotly's checks
     seen: set[str] = set()
     by_model = {m: g for m, g in df.groupby("model", sort=False)}
+    axes: dict[str, Any] = {}
     for i, model in enumerate(models):
         row, col = divmod(i, cols)
         g = by_model[model]
         ys = draw(fig, g, row + 1, col + 1, seen)
-        axis = log_range(ys, kind=kind)
-        if axis:
-            fig.update_yaxes(**axis, row=row + 1, col=col + 1)
-        fig.update_xaxes(**batch_axis(g["batch_size"]), row=row + 1, col=col + 1)
-    fig.update_xaxes(title_text="batch size", row=rows)
-    fig.update_yaxes(title_text=ptext(y_title), col=1)
+        suffix = "" if i == 0 else str(i + 1)
+        y_axis = log_range(ys, kind=kind) or {}
+        x_axis = batch_axis(g["batch_size"])
+        if row == rows - 1 or i + cols >= len(models):
+            x_axis["title_text"] = "batch size"
+        if col == 0:
+            y_axis["title_text"] = ptext(y_title)
+        axes[f"xaxis{suffix}"] = x_axis
+        axes[f"yaxis{suffix}"] = y_axis
+    fig.update_layout(axes)
     height = 150 + FACET_ROW_PX * rows
     style(fig, title, height=height)
     fig.update_layout(margin={"t": 80, "b": 100}, legend=legend_below(height, 80, 100))
@@ -166,8 +183,7 @@ def _facets(
 def _series_trace(
     g: pd.DataFrame, column: str, color: str, seen: set[str], **extra: Any
 ) -> go.Scatter:
-    recs = g.to_dict("records")
-    series = recs[0]["series"]
+    series = g["series"].iloc[0]
     return go.Scatter(
         x=values(g["batch_size"]),
         y=values(g[column]),
@@ -177,14 +193,24 @@ def _series_trace(
         mode="lines+markers",
         line={"color": color, "width": 1.5},
         marker={"color": color, "size": 7, "symbol": symbols(g["quality"])},
-        hovertext=[case_hover(r, *_latency_lines(r)) for r in recs],
-        hoverinfo="text",
+        hovertext=g["_hover"].tolist(),
+        **series_hover(series, g),
         **extra,
     )
 
 
 def _per_series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return [(s, points(g, ("series", "batch_size"))) for s, g in df.groupby("series", sort=False)]
+    """Each curve's rows by batch size (``one_point_each`` has made them one per batch)."""
+    return [
+        (s, g.sort_values("batch_size", kind="stable")) for s, g in df.groupby("series", sort=False)
+    ]
+
+
+def one_point_each(df: pd.DataFrame, hover: Callable[[dict[str, Any]], str]) -> pd.DataFrame:
+    """One row per model, curve and batch size (the latest where a point was measured twice),
+    with each point's hover text in ``_hover`` (made once per figure, not per curve)."""
+    df = points(df, ("model", "series", "batch_size"))
+    return df.assign(_hover=[hover(r) for r in records(df)])
 
 
 # ----------------------------------------------------------------------- latency, throughput
@@ -203,6 +229,7 @@ def latency_figures(cases: pd.DataFrame) -> list[Plot | Missing]:
         return [Missing("Latency and throughput", lost or ["no case has a measured latency"])]
     notes: list[str] = [NOT_PLOTTED + line for line in lost[:1]] + lost[1:]
     df = _bounded_series(df, notes)
+    df = one_point_each(df, lambda r: case_hover(r, *_latency_lines(r)))
     col = colors(df["series"])
     multi, single = split_by_batches(df)
     out: list[Plot | Missing] = []
@@ -293,8 +320,7 @@ def _dots(df: pd.DataFrame, models: list[str], notes: list[str]) -> Plot:
     )
     seen: set[str] = set()
     for series, s in g.groupby("series", sort=False):
-        recs = s.to_dict("records")
-        text = [case_hover(r, *_latency_lines(r)) for r in recs]
+        text = s["_hover"].tolist()
         names = [ptext(m) for m in s["model"]]
         med, p90 = values(s["latency_s_median"]), values(s["latency_s_p90"])
         marker = {"color": col[series], "size": 8, "symbol": symbols(s["quality"])}
@@ -303,7 +329,7 @@ def _dots(df: pd.DataFrame, models: list[str], notes: list[str]) -> Plot:
             "mode": "markers",
             "marker": marker,
             "hovertext": text,
-            "hoverinfo": "text",
+            **series_hover(series, s),
             "legendgroup": ptext(series),
             "name": ptext(series),
         }
@@ -399,10 +425,9 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
     df = drawable(full)
     title = "Speed against cost: throughput at the best batch size against MACs per sample"
     dims = [d for d in varying_dims(df) if d != "mode"]
-    key = [
-        " · ".join([c, *[str(r) for r in rest]]) if dims else c
-        for c, *rest in zip(df["config_short"], *[df[d] for d in dims], strict=True)
-    ]
+    key = df["config_short"].astype(str)
+    if dims:
+        key = key.str.cat(variant_texts(df, dims).astype(str), sep=" · ")
     df = df.assign(cost_series=key)
     best = best_per_model(df, "cost_series")
     if best.empty:
@@ -434,7 +459,7 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
             x = [c * factor for c in s["macs_per_sample"]]
             xs_all += x
             front = set(pareto_front(s))
-            recs = s.to_dict("records")
+            recs = records(s)
             labels = [
                 ptext(r["model"]) if i in front else "" for i, r in zip(s.index, recs, strict=True)
             ]
@@ -472,7 +497,7 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
                         )
                         for i, r, xv in zip(s.index, recs, x, strict=True)
                     ],
-                    hoverinfo="text",
+                    **series_hover(series, s),
                 ),
                 row=1,
                 col=p,
@@ -536,6 +561,16 @@ def energy_figure(cases: pd.DataFrame) -> Plot | Missing:
         return Missing(title, lines or ["no cases in these results"])
     notes = [NOT_PLOTTED + lines[0], *lines[1:]] if lines else []
     has = _bounded_series(has, notes)
+    has = one_point_each(
+        has,
+        lambda r: case_hover(
+            r,
+            f"{units.si(r['samples_per_j'])} samples per joule",
+            f"{units.si(r['energy_j_per_sample'], 'J')} per sample",
+            f"mean power {units.si(r['power_w_mean'], 'W')}",
+            f"source {r['power_source']}",
+        ),
+    )
     col = colors(has["series"])
     models = _ordered(has["model"])
     models = _bounded_models(models, MAX_FACETS, notes, "models with energy")
@@ -543,7 +578,6 @@ def energy_figure(cases: pd.DataFrame) -> Plot | Missing:
     def draw(fig: go.Figure, g: pd.DataFrame, row: int, c: int, seen: set[str]):
         ys: list[float | None] = []
         for series, pts in _per_series(g):
-            recs = pts.to_dict("records")
             fig.add_trace(
                 go.Scatter(
                     x=values(pts["batch_size"]),
@@ -554,17 +588,8 @@ def energy_figure(cases: pd.DataFrame) -> Plot | Missing:
                     mode="lines+markers",
                     line={"color": col[series], "width": 1.5},
                     marker={"color": col[series], "size": 7, "symbol": symbols(pts["quality"])},
-                    hovertext=[
-                        case_hover(
-                            r,
-                            f"{units.si(r['samples_per_j'])} samples per joule",
-                            f"{units.si(r['energy_j_per_sample'], 'J')} per sample",
-                            f"mean power {units.si(r['power_w_mean'], 'W')}",
-                            f"source {r['power_source']}",
-                        )
-                        for r in recs
-                    ],
-                    hoverinfo="text",
+                    hovertext=pts["_hover"].tolist(),
+                    **series_hover(series, pts),
                 ),
                 row=row,
                 col=c,
@@ -590,6 +615,15 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
         return [Missing(title, lost or ["no case has a measured or analytic memory figure"])]
     notes = [NOT_PLOTTED + lost[0], *lost[1:]] if lost else []
     has = _bounded_series(has, notes)
+    has = one_point_each(
+        has,
+        lambda r: case_hover(
+            r,
+            f"measured peak {units.nbytes(r['peak_memory_bytes'])}",
+            f"analytic activations {units.nbytes(r['activation_bytes'])}",
+            f"source {r['memory_source']}",
+        ),
+    )
     col = colors(has["series"])
     multi, single = split_by_batches(has)
 
@@ -598,7 +632,6 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
         for series, pts in _per_series(g):
             if pts["peak_memory_bytes"].isna().all():
                 continue
-            recs = pts.to_dict("records")
             fig.add_trace(
                 go.Scatter(
                     x=values(pts["batch_size"]),
@@ -610,16 +643,8 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
                     mode="lines+markers",
                     line={"color": col[series], "width": 1.5},
                     marker={"color": col[series], "size": 7, "symbol": symbols(pts["quality"])},
-                    hovertext=[
-                        case_hover(
-                            r,
-                            f"measured peak {units.nbytes(r['peak_memory_bytes'])}",
-                            f"analytic activations {units.nbytes(r['activation_bytes'])}",
-                            f"source {r['memory_source']}",
-                        )
-                        for r in recs
-                    ],
-                    hoverinfo="text",
+                    hovertext=pts["_hover"].tolist(),
+                    **series_hover(series, pts),
                 ),
                 row=row,
                 col=c,
@@ -648,7 +673,7 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
                             f"batch {units.integer(r['batch_size'])}",
                             f"sum of layer outputs {units.nbytes(r['activation_bytes'])}",
                         )
-                        for r in a.to_dict("records")
+                        for r in records(a)
                     ],
                     hoverinfo="text",
                 ),
@@ -697,9 +722,9 @@ def _memory_dots(
                         f"measured peak {units.nbytes(r['peak_memory_bytes'])}",
                         f"source {r['memory_source']}",
                     )
-                    for r in s.to_dict("records")
+                    for r in records(s)
                 ],
-                hoverinfo="text",
+                **series_hover(series, s),
             )
         )
     a = g[g["activation_bytes"].notna()].drop_duplicates(
@@ -721,7 +746,7 @@ def _memory_dots(
                         f"{r['input_shape']}, batch {units.integer(r['batch_size'])})",
                         f"sum of layer outputs {units.nbytes(r['activation_bytes'])}",
                     )
-                    for r in a.to_dict("records")
+                    for r in records(a)
                 ],
                 hoverinfo="text",
             )

@@ -21,6 +21,7 @@ from harness.report.data import (
     missing_reason,
     number,
     prepared,
+    records,
     validity_counts,
 )
 from harness.report.figures import best_per_model, pareto_front
@@ -81,7 +82,7 @@ def _efficient(df: pd.DataFrame) -> str:
     work = df.assign(per_j=per_j)
     rows, caveat = _trusted(work[work["per_j"].notna()])
     if rows.empty:
-        reasons = [missing_reason(r, "energy", POWER_REASONS) for r in df.to_dict("records")]
+        reasons = [missing_reason(r, "energy", POWER_REASONS) for r in records(df)]
         return reasons[0] if reasons else "energy not measured"
     r = rows.loc[rows["per_j"].idxmax()].to_dict()
     return f"{r['model']}, {units.si(r['per_j'])} samples/J ({_where(r)}){caveat}"

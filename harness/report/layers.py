@@ -27,7 +27,7 @@ from plotly.subplots import make_subplots
 
 from harness import units
 from harness.claims.vgg_memory import vgg16_memory
-from harness.report.data import is_missing, number, values
+from harness.report.data import is_missing, number, records, values
 from harness.report.roofline import roof_name, roof_traces, roofs_for
 from harness.report.style import (
     Missing,
@@ -106,15 +106,50 @@ def attach_case_keys(layers: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def wanted_cases(cases: pd.DataFrame) -> set[tuple[Any, Any]]:
+    """The (run_id, case_id) whose layer rows the report reads: per model the one static
+    profile it shows (a case the figures draw, batch 1 or the smallest, float32 first) and the
+    cases with measured layer times (one per batch size). A 50,000-case directory holds a layer
+    table per case; the page needs a few hundred of them."""
+    if cases.empty:
+        return set()
+    df = cases[["run_id", "case_id", "model", "batch_size", "dtype", "in_figures",
+                "layer_time_coverage"]].copy()  # fmt: skip
+    df["_drawn"] = ~df["in_figures"].astype(bool)
+    df["_bs"] = df["batch_size"].fillna(float("inf"))
+    df["_fp"] = df["dtype"] != "float32"
+    df["_pos"] = range(len(df))
+    ordered = df.sort_values(["_drawn", "_bs", "_fp", "_pos"], kind="stable")
+    static = ordered.drop_duplicates("model")
+    timed = ordered[ordered["layer_time_coverage"].notna()]
+    timed = timed.drop_duplicates(["model", "batch_size"])
+    keys = pd.concat([static, timed])
+    return set(zip(keys["run_id"], keys["case_id"], strict=True))
+
+
+def keep_wanted(layers: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``layers`` the report reads (``wanted_cases``); layer rows of a case the
+    cases table does not hold are kept too (nothing says they are not wanted)."""
+    if layers.empty:
+        return layers
+    wanted = wanted_cases(cases)
+    known = pd.MultiIndex.from_arrays(
+        [cases["run_id"].astype(object), cases["case_id"].astype(object)]
+    )
+    pairs = pd.MultiIndex.from_arrays(
+        [layers["run_id"].astype(object), layers["case_id"].astype(object)]
+    )
+    mask = pairs.isin(list(wanted)) | ~pairs.isin(known)
+    return layers[mask]
+
+
 def _profiles(layers: pd.DataFrame, model: str) -> pd.DataFrame:
     df = layers[layers["model"] == model]
     cands = df.drop_duplicates(["run_id", "case_id"])[["run_id", "case_id", "batch_size", "dtype"]]
-    timed = df.groupby(["run_id", "case_id"], sort=False)["time_s"].apply(
-        lambda s: bool(s.notna().any())
-    )
+    timed = df.groupby(["run_id", "case_id"], sort=False)["time_s"].count() > 0
     return cands.assign(
-        _bs=[number(b) if number(b) is not None else float("inf") for b in cands["batch_size"]],
-        _fp=[0 if d == "float32" else 1 for d in cands["dtype"]],
+        _bs=pd.to_numeric(cands["batch_size"], errors="coerce").fillna(float("inf")),
+        _fp=(cands["dtype"] != "float32").astype(int),
         _pos=range(len(cands)),
         timed=[
             bool(timed.get((r, c), False))
@@ -152,29 +187,25 @@ def timed_profiles(layers: pd.DataFrame, model: str) -> list[pd.DataFrame]:
     return [_one(layers, r, c) for r, c in zip(cands["run_id"], cands["case_id"], strict=True)]
 
 
-def _known_sum(column: pd.Series) -> tuple[float | None, int]:
-    """(sum of the present values or None when none is present, how many are missing)."""
-    nums = [number(v) for v in column]
-    present = [v for v in nums if v is not None]
-    return (sum(present) if present else None), len(nums) - len(present)
-
-
 def layer_shares(profile: pd.DataFrame) -> pd.DataFrame:
     """Per layer category of one profile: layers, params, MACs, output bytes and measured time,
     with their shares (0..1) of the model's totals over the layers that have the value; None
     where no layer of the category (or of the model) has it."""
-    rows = []
     columns = [c for c, _ in SHARE_COLUMNS if c in profile.columns]
-    totals = {c: _known_sum(profile[c])[0] for c in columns}
+    if profile.empty:
+        return pd.DataFrame()
+    nums = profile[columns].astype("float64")
+    sums = nums.groupby(profile["category"], sort=False).sum(min_count=1)
+    counts = profile.groupby("category", sort=False).size()
+    totals = nums.sum(min_count=1)
+    rows = []
     for cat in CATEGORIES:
-        g = profile[profile["category"] == cat]
-        if g.empty:
+        if cat not in sums.index:
             continue
-        row: dict[str, object] = {"category": cat, "layers": len(g)}
+        row: dict[str, object] = {"category": cat, "layers": int(counts[cat])}
         for c in columns:
-            part, _ = _known_sum(g[c])
+            part, total = number(sums.loc[cat, c]), number(totals[c])
             row[c] = part
-            total = totals[c]
             row[f"{c}_share"] = None if part is None or not total else part / total
         rows.append(row)
     return pd.DataFrame(rows)
@@ -214,7 +245,7 @@ def layer_figure(layers: pd.DataFrame, model: str) -> Plot | Missing:
         vertical_spacing=0.3 / len(panels),
         subplot_titles=[t for _, t, _ in panels],
     )
-    recs = prof.to_dict("records")
+    recs = records(prof)
     text = {
         i: hover(
             f"#{units.integer(r['layer_index'])} {r['layer_name']} ({r['layer_type']})",
@@ -295,9 +326,10 @@ def shares_figure(layers: pd.DataFrame, models: list[str]) -> Plot | Missing:
     (100%-stacked bars, one facet per quantity): does time follow MACs?"""
     title = "Shares by layer type: measured time against static MACs, parameters, output bytes"
     shown = models[:MAX_SHARE_MODELS]
+    split = dict(tuple(layers.groupby("model", sort=False)))
     rows = []
     for model in shown:
-        prof = select_profile(layers, model, timed=True)
+        prof = select_profile(split.get(model, layers.iloc[0:0]), model, timed=True)
         if prof.empty:
             continue
         shares = layer_shares(prof)
@@ -404,7 +436,7 @@ def layer_roofline(layers: pd.DataFrame, cases: pd.DataFrame, model: str) -> Plo
                         f"{units.si(r['achieved_flops_per_s'], 'FLOP/s')} in "
                         f"{units.seconds(r['time_s'], micro='µ')}",
                     )
-                    for r in g.to_dict("records")
+                    for r in records(g)
                 ],
                 hoverinfo="text",
             )

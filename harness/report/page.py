@@ -247,7 +247,7 @@ document.querySelectorAll("div.cases-table").forEach(function (box) {
     }, 150);
   });
   apply();
-  box.setAttribute("data-ready", "true");
+  box.setAttribute("data-ready", String(Math.round(performance.now())));
 });
 """
 
@@ -262,6 +262,7 @@ RENDER_JS = """
   });
   Promise.all(jobs).then(function () {
     document.body.setAttribute("data-figures-rendered", String(jobs.length));
+    document.body.setAttribute("data-rendered-ms", String(Math.round(performance.now())));
   }, function (err) { console.error("cnnbench report: a figure failed to render:", err); });
 })();
 """

@@ -21,11 +21,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from harness import units
-from harness.report.data import drawable, is_missing, number, prepared
+from harness.report.data import drawable, is_missing, number, prepared, records
 from harness.report.style import Missing, Plot, colors, legend_once, log_range, style, symbols
 from harness.report.text import hover, ptext
 
 T = 1e12
+MAX_POINTS = 1500  # beyond this many cases, one point per model and setting
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,11 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
                 f"({len(inf)} inference cases, {len(df)} cases)"
             ],
         )
+    reduced = len(ok) > MAX_POINTS
+    if reduced:  # one point per model and setting: its best batch size
+        from harness.report.figures import best_per_model
+
+        ok = best_per_model(ok, "series")
     ok = ok.assign(
         ai=ok["flops"] / (ok["param_bytes"].fillna(0) + ok["activation_bytes"].fillna(0)),
         achieved=ok["flops"] / ok["latency_s_median"],
@@ -207,7 +213,7 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
             if not found:
                 without.append(f"{config} ({dtype})")
             best = max((r.flops_per_s for r in found), default=None)
-            recs = gd.to_dict("records")
+            recs = records(gd)
             name = f"{config} · {dtype}"
             fig.add_trace(
                 go.Scatter(
@@ -282,7 +288,12 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
             + ", ".join(dict.fromkeys(without))
             + " (points only)"
         )
-    skipped = len(inf) - len(ok)
+    skipped = 0 if reduced else len(inf) - len(ok)
+    if reduced:
+        notes.append(
+            f"More than {MAX_POINTS} inference cases: each model is drawn at its best batch size "
+            "per setting (every case is in the table)."
+        )
     if skipped:
         notes.append(f"{skipped} inference cases lack a latency, flops or byte count")
     if len(df) > len(inf):

@@ -69,9 +69,11 @@ def style(fig: go.Figure, title: str, *, height: int = 420, legend: bool = True)
     return fig
 
 
-def symbols(qualities: Iterable[Any], base: str = "circle") -> list[str]:
-    """The marker of each point: ``base``, or its open variant for a noisy row."""
-    return [base + HOLLOW if q == "noisy" else base for q in qualities]
+def symbols(qualities: Iterable[Any], base: str = "circle") -> list[str] | str:
+    """The marker of each point: ``base``, or its open variant for a noisy row (one value for
+    the whole trace when every point has the same)."""
+    out = [base + HOLLOW if q == "noisy" else base for q in qualities]
+    return out[0] if out and len(set(out)) == 1 else out
 
 
 def validity_line(quality: Any, reason: Any) -> str:

@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from harness import units
-from harness.report.data import MISSING_TEXT, POWER_REASONS, is_missing, missing_reason, number
+from harness.report.data import (
+    MISSING_TEXT,
+    POWER_REASONS,
+    is_missing,
+    missing_reason,
+    number,
+    records,
+)
 from harness.report.page import Html, script_safe_json
 from harness.report.text import esc
 
@@ -106,97 +113,98 @@ def run_summary_table(cases: pd.DataFrame) -> Html:
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the table of cases: its heading, how to read a row's value, and how to
-    print it (None: text)."""
+    """One column of the table of cases: its heading, its values (a column of the frame, or a
+    function of the frame), how to print a number (None: text), the tooltip (a column of the
+    frame), and, for a missing value, the tooltip that says why (a function of the row)."""
 
     header: str
-    value: Callable[[dict[str, Any]], Any]
+    value: str | Callable[[pd.DataFrame], Sequence[Any]]
     fmt: Callable[[float], str] | None = None
-    title: Callable[[dict[str, Any]], str | None] | None = None
-    mark: Callable[[dict[str, Any]], str] | None = None  # appended to the text (e.g. "†")
+    title: str | None = None
+    why: Callable[[dict[str, Any]], str | None] | None = None
+    mark: tuple[str, str] | None = None  # (column, text): appended where the column is False
 
 
 def _latency(column: str) -> Column:
     return Column(
         column.removeprefix("latency_s_"),
-        lambda r: r[column],
-        lambda v: units.seconds(v, micro="µ"),
-        lambda r: missing_reason(r, "latency", None) if is_missing(r[column]) else None,
+        column,
+        _seconds,
+        why=lambda r: missing_reason(r, "latency", None),
     )
 
 
-def _gmacs(r: dict[str, Any]) -> float | None:
-    m, b = number(r["macs"]), number(r["batch_size"])
-    return None if m is None or not b else m / b
+def _seconds(v: float) -> str:
+    return units.seconds(v, micro="µ")
+
+
+def _per_sample(df: pd.DataFrame) -> Sequence[Any]:
+    macs = pd.to_numeric(df["macs"], errors="coerce")
+    bs = pd.to_numeric(df["batch_size"], errors="coerce")
+    return (macs / bs.where(bs > 0)).tolist()
+
+
+def _dtype(df: pd.DataFrame) -> Sequence[Any]:
+    method = df["dtype_method"].where(df["dtype_method"].notna(), None)
+    return [
+        None if not isinstance(d, str) else d + (f" ({m})" if isinstance(m, str) else "")
+        for d, m in zip(df["dtype"], method, strict=True)
+    ]
+
+
+def _compiled(df: pd.DataFrame) -> Sequence[Any]:
+    return [_yes_no(v, "compiled", "eager") for v in df["compiled"]]
 
 
 def case_columns(cases: pd.DataFrame) -> list[Column]:
     """The columns shown; ``run`` only when the table holds several runs."""
-    power = lambda r: missing_reason(r, "power", POWER_REASONS)  # noqa: E731
     cols = [
-        Column("model", lambda r: r["model"]),
-        Column("input", lambda r: r["input_shape"]),
-        Column("batch", lambda r: r["batch_size"], units.integer),
-        Column(
-            "dtype",
-            lambda r: (
-                r["dtype"]
-                + (f" ({r['dtype_method']})" if isinstance(r.get("dtype_method"), str) else "")
-                if isinstance(r["dtype"], str)
-                else None
-            ),
-        ),
-        Column("mode", lambda r: r["mode"]),
-        Column("format", lambda r: r["memory_format"]),
-        Column("compiled", lambda r: _yes_no(r["compiled"], "compiled", "eager")),
-        Column("configuration", lambda r: r["config_short"], title=lambda r: r["config"]),
-        Column("status", lambda r: r["status"], title=lambda r: r["error"]),
+        Column("model", "model"),
+        Column("input", "input_shape"),
+        Column("batch", "batch_size", units.integer),
+        Column("dtype", _dtype),
+        Column("mode", "mode"),
+        Column("format", "memory_format"),
+        Column("compiled", _compiled),
+        Column("configuration", "config_short", title="config"),
+        Column("status", "status", title="error"),
         Column(
             "validity",
-            lambda r: r["validity"],
-            title=lambda r: (
-                r["validity_reason"]
-                if isinstance(r["validity_reason"], str)
-                else ("did not run" if r["status"] != "ok" else None)
-            ),
+            "validity",
+            title="validity_reason",
+            why=lambda r: "did not run" if r["status"] != "ok" else None,
         ),
         _latency("latency_s_median"),
         _latency("latency_s_p90"),
         Column(
             "p99",
-            lambda r: r["latency_s_p99"],
-            lambda v: units.seconds(v, micro="µ"),
-            lambda r: (
-                "unreliable: from fewer than 100 samples"
-                if r.get("p99_reliable") is False
-                else None
-            ),
-            mark=lambda r: " †" if r.get("p99_reliable") is False else "",
+            "latency_s_p99",
+            _seconds,
+            mark=("p99_reliable", " †"),
+            why=lambda r: missing_reason(r, "latency", None),
         ),
-        Column("throughput", lambda r: r["throughput_per_s"], lambda v: units.rate(v, "/s")),
-        Column("MACs/sample", _gmacs, lambda v: units.si(v)),
-        Column("params", lambda r: r["params"], units.count),
-        Column("activations", lambda r: r["activation_bytes"], units.nbytes),
+        Column("throughput", "throughput_per_s", lambda v: units.rate(v, "/s")),
+        Column("MACs/sample", _per_sample, units.si),
+        Column("params", "params", units.count),
+        Column("activations", "activation_bytes", units.nbytes),
         Column(
             "peak memory",
-            lambda r: r["peak_memory_bytes"],
+            "peak_memory_bytes",
             units.nbytes,
-            lambda r: (
-                missing_reason(r, "peak memory", "memory_source")
-                if is_missing(r["peak_memory_bytes"])
-                else r["memory_source"]
-            ),
+            title="memory_source",
+            why=lambda r: missing_reason(r, "peak memory", "memory_source"),
         ),
         Column(
             "energy/sample",
-            lambda r: r["energy_j_per_sample"],
+            "energy_j_per_sample",
             lambda v: units.si(v, "J"),
-            lambda r: power(r) if is_missing(r["energy_j_per_sample"]) else r["power_source"],
+            title="power_source",
+            why=lambda r: missing_reason(r, "power", POWER_REASONS),
         ),
-        Column("error", lambda r: r["error"], title=lambda r: r["error"]),
+        Column("error", "error", title="error"),
     ]
     if cases["run_id"].nunique(dropna=True) > 1:
-        cols.insert(0, Column("run", lambda r: r["run_id"]))
+        cols.insert(0, Column("run", "run_id"))
     return cols
 
 
@@ -216,33 +224,68 @@ def _encode(texts: list[str], order: Sequence[float] | None) -> dict[str, Any]:
     return {"d": uniq, "c": [index.get(t, -1) for t in texts]}
 
 
+def _number_texts(raw: pd.Series, fmt: Callable[[float], str]) -> tuple[list[str], list]:
+    """Each value printed (each distinct value formatted once), and the values to sort by."""
+    vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(vals)
+    uniq = np.unique(vals[ok])
+    printed = np.array([fmt(float(v)) for v in uniq] + [MISSING_TEXT], dtype=object)
+    where = np.full(len(vals), len(uniq))
+    where[ok] = np.searchsorted(uniq, vals[ok])
+    return list(printed[where]), list(np.where(ok, vals, np.inf))
+
+
+def _texts(values: Sequence[Any]) -> list[str]:
+    cache: dict[Any, str] = {}
+    out = []
+    for v in values:
+        key = v if isinstance(v, (str, int, float, bool)) or v is None else repr(v)
+        if key not in cache:
+            cache[key] = _cut(_text(v))
+        out.append(cache[key])
+    return out
+
+
 def cases_payload(cases: pd.DataFrame) -> dict[str, Any]:
     """The table of cases as columns: heading, dictionary, codes, tooltips."""
-    records = cases.to_dict("records")
+    n = len(cases)
+    rows: list[dict[str, Any]] | None = None
     columns = []
     for col in case_columns(cases):
-        raw = [col.value(r) for r in records]
+        raw = cases[col.value] if isinstance(col.value, str) else pd.Series(col.value(cases))
         if col.fmt is not None:
-            nums = [number(v) for v in raw]
-            texts = [MISSING_TEXT if v is None else col.fmt(v) for v in nums]
+            texts, order = _number_texts(raw, col.fmt)
             if col.mark is not None:
+                flag, mark = col.mark
                 texts = [
-                    t if t == MISSING_TEXT else t + col.mark(r)
-                    for t, r in zip(texts, records, strict=True)
+                    t if t == MISSING_TEXT or f is not False else t + mark
+                    for t, f in zip(texts, cases[flag].tolist(), strict=True)
                 ]
-            order = [np.inf if v is None else v for v in nums]
             data = _encode(texts, order)
             data["n"] = 1
         else:
-            texts = [_cut(_text(v)) for v in raw]
+            texts = _texts(raw.tolist())
             data = _encode(texts, None)
         data["h"] = col.header
+        titles = [MISSING_TEXT] * n
         if col.title is not None:
-            titles = [col.title(r) for r in records]
-            titles = [t if isinstance(t, str) and t else MISSING_TEXT for t in titles]
+            titles = _texts(cases[col.title].tolist())
+        if col.mark is not None:
+            titles = [
+                "unreliable: from fewer than 100 samples" if f is False else t
+                for t, f in zip(titles, cases[col.mark[0]].tolist(), strict=True)
+            ]
+        if col.why is not None:
+            missing = [i for i, t in enumerate(texts) if t == MISSING_TEXT]
+            if missing:
+                rows = rows if rows is not None else records(cases)
+                for i in missing:
+                    why = col.why(rows[i])
+                    titles[i] = why if why else titles[i]
+        if any(t != MISSING_TEXT for t in titles):
             data["t"] = _encode(titles, None)
         columns.append(data)
-    return {"rows": len(records), "columns": columns}
+    return {"rows": n, "columns": columns}
 
 
 def cases_table(cases: pd.DataFrame) -> Html:
