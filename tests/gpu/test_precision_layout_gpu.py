@@ -37,21 +37,19 @@ def test_fp16_training_with_grad_scaler(cuda: torch.device) -> None:
     prepared = prepare_step(case, cuda)
     before = [p.detach().clone() for p in prepared.model.parameters()]
     seen = _conv_dtypes_and_layouts(prepared.model)
-    losses = [float(prepared.step()) for _ in range(5)]
+    # 10 steps: the scaler's first steps may overflow at its initial scale (65536) and be
+    # skipped while it backs off; the later ones update the weights
+    losses = [float(prepared.step().detach()) for _ in range(10)]
     torch.cuda.synchronize(cuda)
     # autocast: float32 master weights, float16 convolutions
     assert {p.dtype for p in prepared.model.parameters()} == {torch.float32}
     assert seen and {dtype for dtype, _, _ in seen} == {torch.float16}
     assert all(torch.isfinite(torch.tensor(losses)))
-    # the scaler unscaled finite gradients and the optimizer stepped: every weight moved
-    moved = [
-        not torch.equal(a, p.detach())
-        for a, p in zip(before, prepared.model.parameters(), strict=True)
-    ]
-    assert sum(moved) >= len(moved) - 1  # (a bias of a layer with zero grad could stay)
-    assert all(
-        torch.isfinite(p.grad).all() for p in prepared.model.parameters() if p.grad is not None
-    )
+    # the scaler let the optimizer step: (nearly) every weight moved
+    params = list(prepared.model.parameters())
+    moved = [not torch.equal(a, p.detach()) for a, p in zip(before, params, strict=True)]
+    assert sum(moved) >= len(moved) - 1, f"{sum(moved)} of {len(moved)} tensors moved"
+    assert all(torch.isfinite(p).all() for p in params)
 
 
 def test_float64_is_a_cast_on_cuda(cuda: torch.device) -> None:
