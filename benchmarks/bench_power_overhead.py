@@ -1,12 +1,13 @@
 """Overhead of the power sampler on the timed step: no sampler, a sampler thread, a sampler process.
 
 The step is a CPU-bound case on this machine: the zoo's ResNet-18 at batch 1 (about 50 ms), or
-``--model mlp``, three 64-wide Linear layers at batch 1 (about 40 us: the sub-millisecond,
-launch-bound kind of step where a poll that takes the GIL at the wrong moment shows), in eval
-mode under inference_mode with a fixed thread count. Short blocks of ``--block-rounds`` rounds
-are timed with each sampler mode in turn, the order rotating (off thread process | process
-thread off | ...) many times over, so that the load of a shared machine, which drifts over
-seconds, falls on every mode alike; each round is timed alone (``time.perf_counter``).
+``--model mlp[:WIDTH]``, three WIDTH-wide Linear layers at batch 1 (64: about 25 to 40 us,
+512: about 70 us; the sub-millisecond, launch-bound kind of step where a poll that takes the GIL
+at the wrong moment shows), in eval mode under inference_mode with a fixed thread count. Short
+blocks of ``--block-rounds`` rounds are timed with each sampler mode in turn, the order
+rotating (off thread process | process thread off | ...) many times over, so that the load of a
+shared machine, which drifts over seconds, falls on every mode alike; each round is timed alone
+(``time.perf_counter``).
 
 The sampler polls at ``--sample-hz``:
 
@@ -89,11 +90,12 @@ def monitor_for(source: str, sample_hz: float, workdir: Path, sampler: str) -> P
 
 
 def build_step(model: str, batch: int) -> functools.partial:
-    if model == "mlp":
+    if model.startswith("mlp"):  # mlp or mlp:WIDTH
+        w = int(model.partition(":")[2] or 64)
         net = nn.Sequential(
-            nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+            nn.Linear(w, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, 10)
         )
-        x = torch.randn(batch, 64)
+        x = torch.randn(batch, w)
     else:
         entry = harness.get_entry(model)
         net = entry.build()
@@ -123,7 +125,9 @@ def ratio_interval(on: np.ndarray, off: np.ndarray, q: float, n: int = 1000) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="resnet18", help="a zoo model, or mlp (sub-ms)")
+    parser.add_argument(
+        "--model", default="resnet18", help="a zoo model, or mlp[:WIDTH] (sub-ms; width 64)"
+    )
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--blocks", type=int, default=60, help="blocks per mode")
@@ -150,8 +154,8 @@ def main() -> int:
                     monitor.start()
                     rounds[mode] += timed_rounds(step, args.block_rounds)
                     reading = monitor.stop()
-                    if reading.window_s:
-                        rates[mode].append(reading.polls / reading.window_s)
+                    if reading.window_s:  # the sampler's own polls (2 are start and stop)
+                        rates[mode].append((reading.polls - 2) / reading.window_s)
                         cpu[mode].append(monitor.sampler_cpu_s / reading.window_s)
         source = monitors["thread"].source
         for monitor in monitors.values():

@@ -305,3 +305,23 @@ def test_the_rapl_child_reads_the_same_files(powercap) -> None:
     assert reading.window_s < 1.0 and reading.energy_j is None
     assert reading.power_w_mean == pytest.approx(5.0 / reading.window_s, rel=1e-9)
     assert len(reading.trace) >= 4  # the child saw the steps between start and stop
+
+
+def test_a_sweep_reuses_one_sampler_process(powercap) -> None:
+    root, _, _ = powercap
+
+    def pid(monitor: object) -> int:
+        return monitor._child._proc.pid  # type: ignore[attr-defined]
+
+    first = make_power_monitor("cpu", powercap_root=root)
+    pid1 = pid(first)
+    first.close()  # the case is over: its child goes back
+    second = make_power_monitor("cpu", powercap_root=root)
+    assert pid(second) == pid1  # no new process for the next case
+    third = make_power_monitor("cpu", powercap_root=root)  # while the second still holds it
+    assert pid(third) != pid1
+    for monitor in (second, third):
+        with monitor:
+            time.sleep(0.02)
+        assert monitor.reading.polls >= 2
+        monitor.close()

@@ -22,6 +22,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from array import array
 from collections.abc import Callable
 
@@ -46,6 +47,12 @@ def lower_this_threads_priority() -> None:
     so it is late, not wrong; energy comes from counters read at start and stop."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: as is
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+def _release_child(child: object) -> None:
+    from harness.measure.sampler_process import release
+
+    release(child)  # type: ignore[arg-type]
 
 
 class PowerMonitor:
@@ -172,10 +179,12 @@ class SampledMonitor(PowerMonitor):
         ``sampler_note``."""
         if self.sampler != "process" or self._child is not None:
             return
-        from harness.measure.sampler_process import ChildSampler, SamplerUnavailable
+        from harness.measure.sampler_process import SamplerUnavailable, acquire
 
         try:
-            self._child = ChildSampler(self.reader_spec(), self.sample_hz)
+            self._child = acquire(self.reader_spec(), self.sample_hz)
+            # given back once: by close(), or when this monitor is collected
+            self._child_release = weakref.finalize(self, _release_child, self._child)
         except SamplerUnavailable as err:
             self.sampler, self.sampler_note = "thread", f"thread (process failed: {err.reason})"
 
@@ -267,9 +276,10 @@ class SampledMonitor(PowerMonitor):
         self._raw = []
 
     def close(self) -> None:
-        """End the child process, if any (also done when the monitor is collected)."""
+        """Give the child process back (also done when the monitor is collected): the next
+        monitor of the same device uses it."""
         if self._child is not None:
-            self._child.close()  # type: ignore[attr-defined]
+            self._child_release()
             self._child = None
 
     def sample(self) -> None:

@@ -1,7 +1,11 @@
 """The power sampler's child process: polls a power reader at a fixed rate, away from the GIL of
 the process being timed.
 
-Parent side, ``ChildSampler(spec, sample_hz)``: starts ``python -m
+Parent side, ``acquire(spec, sample_hz)`` hands out an idle child polling the same reader, or
+starts one, and ``release(child)`` returns it: one child per GPU serves every case of a sweep
+(starting one costs about 0.2 s). NVML children live in the NVML session's cache, so shutting
+NVML down (the tests' stand-in library re-reading its script) ends them. ``ChildSampler(spec,
+sample_hz)``: starts ``python -m
 harness.measure.sampler_process`` (importing neither torch nor the caller's ``__main__``),
 hands it the monitor's ``reader_spec()`` and waits until it has opened its reader (NVML
 initialised, the GPU found by UUID; or the RAPL files). ``begin()`` starts polling, ``end()``
@@ -23,6 +27,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -74,6 +79,7 @@ class ChildSampler:
             raise SamplerUnavailable(f"the sampler process could not start: {err}") from err
         self._finalizer = weakref.finalize(self, _terminate, self._proc)
         self._buffer = b""
+        self.busy = False
         self._send({"spec": spec, "sample_hz": sample_hz})
         reply = self._receive(_READY_TIMEOUT_S)
         if reply.get("error"):
@@ -122,8 +128,43 @@ class ChildSampler:
         reply = self._receive(_REPLY_TIMEOUT_S)
         return [(float(t), raw) for t, raw in reply["polls"]], float(reply["cpu_s"])
 
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
     def close(self) -> None:
         self._finalizer()
+
+
+_LOCK = threading.Lock()
+_OTHER_CHILDREN: dict[str, list[ChildSampler]] = {}  # RAPL readers: files, no session
+
+
+def _registry(spec: dict[str, Any]) -> dict[str, list[ChildSampler]]:
+    if spec.get("kind") == "nvml":
+        from harness.measure import nvml
+
+        return nvml.session_cache().setdefault("sampler_children", {})  # type: ignore[return-value]
+    return _OTHER_CHILDREN
+
+
+def acquire(spec: dict[str, Any], sample_hz: float) -> ChildSampler:
+    """An idle child polling ``spec`` at ``sample_hz``, started if there is none."""
+    key = json.dumps([spec, sample_hz], sort_keys=True)
+    with _LOCK:
+        children = _registry(spec).setdefault(key, [])
+        children[:] = [c for c in children if c.alive()]
+        child = next((c for c in children if not c.busy), None)
+        if child is None:
+            child = ChildSampler(spec, sample_hz)
+            children.append(child)
+        child.busy = True
+        return child
+
+
+def release(child: ChildSampler) -> None:
+    """Give ``child`` back for the next monitor of the same reader."""
+    with _LOCK:
+        child.busy = False
 
 
 # -- the child ---------------------------------------------------------------------------------
