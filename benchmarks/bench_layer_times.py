@@ -65,6 +65,7 @@ def measure_cli(threads: int | None) -> dict[str, float]:
 
     import harness.measure.layer_times as layer_times
     import harness.profile
+    import harness.runner  # imported before the patches below, which it must not keep
     import harness.step
     from harness.cli import build_parser, main
 
@@ -87,8 +88,8 @@ def measure_cli(threads: int | None) -> dict[str, float]:
 
         return call
 
-    def counting(case, device):  # type: ignore[no-untyped-def]
-        prepared = timed("build_s", originals[1])(case, device)
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        prepared = timed("build_s", originals[1])(*args, **kwargs)
         inner = prepared.step
 
         def step() -> object:
@@ -252,6 +253,7 @@ def zoo_coverage(threads: int | None, batches: list[int]) -> list[float]:
     run_case as a sweep runs it; the profiled step's wall time / the timed median beside it
     (the profiler's overhead, and any change of load) and the runner's validity verdict."""
     from harness.cases import Case
+    from harness.measure.layer_times import profiled_step_ratio
     from harness.models import get_entry
     from harness.runner import RunOptions, run_case
     from suites.test_classic_cnns import QUICK
@@ -269,10 +271,10 @@ def zoo_coverage(threads: int | None, batches: list[int]) -> list[float]:
                 print(f"  {case.case_id}: {row['status']} {row.get('error') or ''} "
                       f"{row.get('layer_time_source') or ''}")  # fmt: skip
                 continue
-            ratio = row["layer_time_source"].rsplit("took ", 1)[1].split("x")[0]
+            ratio = profiled_step_ratio(row["layer_time_source"])
             found.append(row["layer_time_coverage"])
             print(f"  {model:<22} b{batch:<2} step {1e3 * row['latency_s_median']:9.2f} ms  "
-                  f"coverage {row['layer_time_coverage']:.3f}  profiled step {ratio}x  "
+                  f"coverage {row['layer_time_coverage']:.3f}  profiled step {ratio:.2f}x  "
                   f"{row['validity']} (load {row['load_avg_1m']:.1f})", flush=True)  # fmt: skip
     return found
 

@@ -3,16 +3,16 @@
 Method. After a case's timed rounds (never inside them) the runner calls
 ``measure_layer_times``. It runs the case's own step a few more times:
 
-1. One *shape step*, not profiled: forward hooks on every module record each call (in execution
-   order, with its parent) and the real sizes of its inputs and outputs. The leaf calls must
-   line up one to one, in order, with the static profile's rows (harness.profile.layers: one row
-   per leaf-layer call, a module called twice has two rows); a model whose calls differ from the
+1. ``steps`` (K) *profiled steps* under ``torch.profiler`` (CPU activity; CUDA activity through
+   CUPTI on a GPU). A forward pre-hook on every module opens a ``record_function`` range per
+   module call (``torch._C._profiler._RecordFunctionFast``, the cheap C++ range Dynamo uses)
+   and the forward hook closes it, so every ATen op the profiler records sits inside the range
+   of the innermost module whose forward issued it.
+2. In the first profiled step the hooks also record each call (in execution order) and the
+   real sizes of its inputs and outputs, outside the ranges. The leaf calls must line up one to
+   one, in order, with the static profile's rows (harness.profile.layers: one row per
+   leaf-layer call, a module called twice has two rows); a model whose calls differ from the
    static trace's (a module that runs only in training) is refused with the first difference.
-2. ``steps`` (K) *profiled steps* under ``torch.profiler`` (CPU activity; CUDA activity through
-   CUPTI on a GPU). A forward pre-hook opens a ``record_function`` range per module call
-   (``torch._C._profiler._RecordFunctionFast``, the cheap C++ range Dynamo uses) and the forward
-   hook closes it, so every ATen op the profiler records sits inside the range of the innermost
-   module whose forward issued it.
 3. Each ATen op's time goes to that innermost module call: on the CPU the op's CPU time (its
    self time plus its nested ops' self time), on a GPU the time of the kernels (and memcpy /
    memset) it launched, measured on the device by CUPTI. An op issued by a parent module's own
@@ -50,8 +50,8 @@ Columns (harness.results.schema LAYERS). ``time_share`` = time_s / sum of time_s
 ``achieved_flops_per_s`` = 2 x macs / time_s; ``bytes_moved`` = the layer's own parameters and
 buffers (read at every call, so a shared module counts them at each) + every tensor it gets +
 every tensor it returns, floating-point tensors at the case's dtype (the precision the case asks
-for, also under autocast; other tensors at their own size), from the sizes seen in the shape
-step, views included (Flatten copies nothing but counts its input and output);
+for, also under autocast; other tensors at their own size), from the sizes seen in the first
+profiled step, views included (Flatten copies nothing but counts its input and output);
 ``arithmetic_intensity`` = 2 x macs / bytes_moved. Null, never 0, where a value cannot be had:
 FLOP/s and intensity of a layer without counted MACs (ReLU, pooling, the residual add: the MAC
 counter counts multiply-accumulates only) or with no measured time; ``bytes_moved`` of a
@@ -70,6 +70,7 @@ measured; measure the eager case instead.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,6 +100,11 @@ TIME_COLUMNS = (
     "bytes_moved",
     "arithmetic_intensity",
 )
+PROFILED_RATIO_TEXT = (
+    "a profiled step took {ratio:.3f}x the timed median (the profiler's overhead, and any "
+    "change of load since the rounds)"
+)
+PROFILED_RATIO_PATTERN = r"a profiled step took ([0-9.]+)x the timed median"
 COMPILED_REASON = (
     "not measured: compiled case (torch.compile fuses ops of neighbouring layers into one "
     "kernel, so no op belongs to one layer); measure the eager case"
@@ -123,7 +129,7 @@ class LayerTimes:
 
 @dataclass
 class _Call:
-    """One module call in one step, seen by the hooks of the shape step."""
+    """One module call, as the hooks saw it in the first profiled step."""
 
     index: int  # order of the call's start (pre-hook)
     name: str
@@ -152,78 +158,58 @@ def _module_names(model: nn.Module) -> dict[nn.Module, str]:
 
 
 class _Hooks:
-    """Forward hooks on every module of ``model``: the shape step's recorder, or the profiled
-    steps' ranges. Removed on exit."""
+    """Forward hooks on every module of ``model``: each call opens a profiler range named after
+    its index in the step (``cnnbench.layer#<i>``) and closes it when the call returns. In a
+    step begun with ``record=True`` they also record each call (name, leaf, the sizes of its
+    inputs and outputs), outside the ranges."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.names = _module_names(model)
-        self.handles: list[Any] = []
+        from torch._C._profiler import _RecordFunctionFast
 
-    def _install(self, pre: Callable[..., None], post: Callable[..., None], **kw: Any) -> None:
+        self.names = _module_names(model)
+        self.calls: list[_Call] = []
+        self.finished: list[int] = []  # call indices in finish order
+        self._record = False
+        self._next = 0
+        self._open: list[tuple[int, Any]] = []
+        range_ = _RecordFunctionFast
+
+        def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            index = self._next
+            self._next = index + 1
+            if self._record:
+                leaf = next(module.children(), None) is None
+                call = _Call(index, self.names[module], module, leaf)
+                call.inputs = _tensor_sizes(args) + _tensor_sizes(kwargs)
+                self.calls.append(call)
+            rf = range_(f"{RANGE_PREFIX}{index}")
+            rf.__enter__()
+            self._open.append((index, rf))
+
+        def post(module: nn.Module, args: tuple, output: Any) -> None:
+            index, rf = self._open.pop()
+            rf.__exit__(None, None, None)
+            if self._record:
+                call = self.calls[index]
+                call.outputs = _tensor_sizes(output)
+                first = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
+                call.output_shape = tuple(first.shape) if first is not None else ()
+                self.finished.append(index)
+
+        self.handles = []
         for module in self.names:
-            self.handles.append(module.register_forward_pre_hook(pre, **kw))
+            self.handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
             self.handles.append(module.register_forward_hook(post, always_call=True))
+
+    def begin_step(self, record: bool) -> None:
+        self._record = record
+        self._next = 0
+        self._open.clear()
 
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
-
-    def record_calls(self, step: Callable[[], object]) -> tuple[list[_Call], list[int]]:
-        """Run ``step`` once with recording hooks: calls in start order, and the call indices
-        in finish order."""
-        calls: list[_Call] = []
-        finished: list[int] = []
-        stack: list[int] = []
-
-        def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            leaf = next(module.children(), None) is None
-            call = _Call(len(calls), self.names[module], module, leaf)
-            call.inputs = _tensor_sizes(args) + _tensor_sizes(kwargs)
-            calls.append(call)
-            stack.append(call.index)
-
-        def post(module: nn.Module, args: tuple, output: Any) -> None:
-            index = stack.pop()
-            call = calls[index]
-            call.outputs = _tensor_sizes(output)
-            first = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
-            call.output_shape = tuple(first.shape) if first is not None else ()
-            finished.append(index)
-
-        self._install(pre, post, with_kwargs=True)
-        try:
-            step()
-        finally:
-            self.remove()
-        return calls, finished
-
-    def open_ranges(self, range_names: list[str]) -> Callable[[], None]:
-        """Install the profiled steps' hooks; returns the reset to call before each step."""
-        from torch._C._profiler import _RecordFunctionFast
-
-        state = {"next": 0}
-        stack: list[Any] = []
-
-        def pre(module: nn.Module, args: tuple) -> None:
-            i = state["next"]
-            state["next"] = i + 1
-            # a call beyond the shape step's is named too, and refused when the events are read
-            rf = _RecordFunctionFast(
-                range_names[i] if i < len(range_names) else f"{RANGE_PREFIX}{i}"
-            )
-            rf.__enter__()
-            stack.append(rf)
-
-        def post(module: nn.Module, args: tuple, output: Any) -> None:
-            stack.pop().__exit__(None, None, None)
-
-        def reset() -> None:
-            state["next"] = 0
-            stack.clear()
-
-        self._install(pre, post)
-        return reset
 
 
 # ------------------------------------------------------------------------- joining to static
@@ -305,7 +291,7 @@ def _forward_times(
         if index is not None:
             if index >= n_calls:
                 raise LayerTimeError(
-                    f"a profiled step made more module calls than the shape step ({n_calls})"
+                    f"a profiled step made more module calls than the first one ({n_calls})"
                 )
             todo.extend((c, index) for c in event.cpu_children)
             continue
@@ -366,9 +352,10 @@ def _profile(
     step: Callable[[], object],
     steps: int,
     device: torch.device,
-    reset: Callable[[], None],
+    hooks: _Hooks,
 ) -> tuple[list[Any], list[float]]:
-    """Run ``steps`` profiled steps; returns the profiler's events and each step's wall time."""
+    """Run ``steps`` profiled steps (the first also records the calls); returns the profiler's
+    events and each step's wall time."""
     from torch._C._profiler import _RecordFunctionFast
     from torch.profiler import ProfilerActivity, profile
 
@@ -381,7 +368,7 @@ def _profile(
     sync()
     with profile(activities=activities, record_shapes=False, with_stack=False) as prof:
         for k in range(steps):
-            reset()
+            hooks.begin_step(record=k == 0)
             t0 = time.perf_counter()
             with _RecordFunctionFast(f"{STEP_PREFIX}{k}"):
                 step()
@@ -506,10 +493,16 @@ def _source(device: torch.device, training: bool, steps: int, overhead: float) -
             "; backward per layer by autograd sequence number (loss, optimizer step and "
             "gradient accumulation in no layer)"
         )
-    return (
-        f"{text}; a profiled step took {overhead:.2f}x the timed median (the profiler's "
-        "overhead, and any change of load since the rounds)"
-    )
+    return f"{text}; {PROFILED_RATIO_TEXT.format(ratio=overhead)}"
+
+
+def profiled_step_ratio(source: str | None) -> float | None:
+    """The profiled step's median wall time / the timed median, read back from a
+    ``layer_time_source``; None where it is not there (not measured). ``layer_time_coverage``
+    divided by it is the layers' share of the profiled steps themselves, which a change of load
+    between the timed rounds and the profiled steps leaves alone."""
+    match = re.search(PROFILED_RATIO_PATTERN, source or "")
+    return float(match.group(1)) if match else None
 
 
 def measure_layer_times(
@@ -538,14 +531,13 @@ def measure_layer_times(
     training = case.mode == "training"
     cuda = _in_cuda(device)
     hooks = _Hooks(prepared.model)
-    calls, finished = hooks.record_calls(prepared.step)
-    rows = _join(calls, finished, static)
-    n = len(calls)
-    reset = hooks.open_ranges([f"{RANGE_PREFIX}{i}" for i in range(n)])
     try:
-        events, walls = _profile(prepared.step, steps, device, reset)
+        events, walls = _profile(prepared.step, steps, device, hooks)
     finally:
         hooks.remove()
+    calls = hooks.calls
+    rows = _join(calls, hooks.finished, static)
+    n = len(calls)
 
     step_events = sorted(
         (e for e in events if e.name.startswith(STEP_PREFIX)), key=lambda e: e.time_range.start
