@@ -14,7 +14,9 @@ The sampler polls at ``--sample-hz``:
 * ``--source nvml-stub`` (default): ``NvmlPowerMonitor`` through the real nvidia-ml-py bindings
   on the stand-in libnvidia-ml of tests/nvml_stub (built here with gcc), so every poll is a real
   pynvml ``nvmlDeviceGetFieldValues`` call through ctypes;
-* ``--source rapl-fake``: ``RaplPowerMonitor`` reading a powercap tree in a temporary directory.
+* ``--source rapl-fake``: ``RaplPowerMonitor`` reading a powercap tree in a temporary directory;
+* ``--source nvml``: the machine's own GPU 0 through its driver (on a GPU machine: the step
+  still runs on the CPU, the polls are real NVML calls, ioctls into the driver).
 
 ``thread`` polls from a thread of this process (it needs this process's GIL for each poll);
 ``process`` polls from the child process of harness/measure/sampler_process.py.
@@ -56,7 +58,9 @@ STATS = (("median", 50), ("p90", 90), ("p99", 99))
 
 
 def monitor_for(source: str, sample_hz: float, workdir: Path, sampler: str) -> PowerMonitor:
-    if source == "nvml-stub":
+    if source == "nvml":
+        monitor = make_power_monitor("cuda:0", sample_hz=sample_hz, sampler=sampler)
+    elif source == "nvml-stub":
         lib = workdir / "nvml_stub.so"
         if not lib.exists():
             build_stub(workdir)
@@ -133,7 +137,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=60, help="blocks per mode")
     parser.add_argument("--block-rounds", type=int, default=3, help="rounds per block")
     parser.add_argument("--sample-hz", type=float, default=100.0)
-    parser.add_argument("--source", choices=["nvml-stub", "rapl-fake"], default="nvml-stub")
+    parser.add_argument("--source", choices=["nvml-stub", "rapl-fake", "nvml"], default="nvml-stub")
     args = parser.parse_args()
 
     rounds: dict[str, list[float]] = {m: [] for m in MODES}
