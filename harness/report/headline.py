@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from harness import units
+from harness.report.cost import best_per_model, pareto_front
 from harness.report.data import (
     FAILED,
     POWER_REASONS,
@@ -24,7 +25,6 @@ from harness.report.data import (
     records,
     validity_counts,
 )
-from harness.report.figures import best_per_model, pareto_front
 from harness.report.page import Html
 from harness.report.text import esc
 

@@ -191,7 +191,7 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
         )
     reduced = len(ok) > MAX_POINTS
     if reduced:  # one point per model and setting: its best batch size
-        from harness.report.figures import best_per_model
+        from harness.report.cost import best_per_model
 
         ok = best_per_model(ok, "series")
     ok = ok.assign(

@@ -1,0 +1,213 @@
+"""Memory against batch size: measured peak (per setting) beside the analytic activations.
+
+The analytic line is the sum of the leaf layers' output bytes of one forward pass (static, from
+the profile); the measured peak adds weights, workspace and the allocator's rounding. Bytes are
+in binary units on every axis and in every hover.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from harness import units
+from harness.report.data import (
+    drawable,
+    missing_summary,
+    points,
+    prepared,
+    records,
+    values,
+)
+from harness.report.facets import (
+    MAX_DOTS,
+    MAX_FACETS,
+    NOT_PLOTTED,
+    bounded_models,
+    bounded_series,
+    case_hover,
+    facets,
+    one_point_each,
+    per_series,
+    series_hover,
+    split_by_batches,
+)
+from harness.report.style import (
+    Missing,
+    Plot,
+    colors,
+    legend_below,
+    legend_once,
+    log_range,
+    style,
+    symbols,
+)
+from harness.report.text import hover, ptext
+
+
+def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
+    """Measured peak memory (solid, one curve per setting) beside the analytic activation
+    bytes (dashed grey: the sum of the layer outputs of one forward pass) against batch size,
+    one facet per model; models measured at one batch size as dots."""
+    full = prepared(cases)
+    df = drawable(full)
+    title = "Peak memory against batch size: measured (solid) and analytic activations (dashed)"
+    lost = missing_summary(
+        full[full["in_figures"]], "peak_memory_bytes", "peak memory", "memory_source"
+    )
+    has = df[df["peak_memory_bytes"].notna() | df["activation_bytes"].notna()]
+    if has.empty:
+        return [Missing(title, lost or ["no case has a measured or analytic memory figure"])]
+    notes = [NOT_PLOTTED + lost[0], *lost[1:]] if lost else []
+    has = bounded_series(has, notes)
+    has = one_point_each(
+        has,
+        lambda r: case_hover(
+            r,
+            f"measured peak {units.nbytes(r['peak_memory_bytes'])}",
+            f"analytic activations {units.nbytes(r['activation_bytes'])}",
+            f"source {r['memory_source']}",
+        ),
+    )
+    col = colors(has["series"])
+    multi, single = split_by_batches(has)
+
+    def draw(fig: go.Figure, g: pd.DataFrame, row: int, c: int, seen: set[str]):
+        ys: list[float | None] = []
+        for series, pts in per_series(g):
+            if pts["peak_memory_bytes"].isna().all():
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=values(pts["batch_size"]),
+                    y=values(pts["peak_memory_bytes"]),
+                    name=ptext(series),
+                    legendgroup=ptext(series),
+                    legendgrouptitle_text="measured peak (solid)" if not seen else None,
+                    showlegend=legend_once(seen, series),
+                    mode="lines+markers",
+                    line={"color": col[series], "width": 1.5},
+                    marker={"color": col[series], "size": 7, "symbol": symbols(pts["quality"])},
+                    hovertext=pts["_hover"].tolist(),
+                    **series_hover(series, pts),
+                ),
+                row=row,
+                col=c,
+            )
+            ys += values(pts["peak_memory_bytes"])
+        analytic = g[g["activation_bytes"].notna()]
+        for (dtype, shape), a in analytic.groupby(
+            ["dtype", "input_shape"], sort=False, dropna=False
+        ):
+            a = points(a, ("dtype", "input_shape", "batch_size"))
+            label = "analytic activations"
+            fig.add_trace(
+                go.Scatter(
+                    x=values(a["batch_size"]),
+                    y=values(a["activation_bytes"]),
+                    name=ptext(label),
+                    legendgroup="analytic",
+                    legendgrouptitle_text=None if "analytic" in seen else "analytic (dashed)",
+                    showlegend=legend_once(seen, "analytic"),
+                    mode="lines+markers",
+                    line={"color": "#777", "dash": "dash", "width": 1.5},
+                    marker={"color": "#777", "size": 5, "symbol": "diamond"},
+                    hovertext=[
+                        hover(
+                            f"{r['model']}: analytic activations ({dtype}, input {shape})",
+                            f"batch {units.integer(r['batch_size'])}",
+                            f"sum of layer outputs {units.nbytes(r['activation_bytes'])}",
+                        )
+                        for r in records(a)
+                    ],
+                    hoverinfo="text",
+                ),
+                row=row,
+                col=c,
+            )
+            ys += values(a["activation_bytes"])
+        return ys
+
+    out: list[Plot | Missing] = []
+    if multi:
+        models = bounded_models(multi, MAX_FACETS, notes, "models with several batch sizes")
+        out.append(facets(has, models, title, "bytes", "bytes", draw, notes))
+    if single:
+        out.append(_memory_dots(has, single, [] if multi else notes, col))
+    out[-1].notes.append(
+        "Analytic activations: the sum of the leaf layers' output bytes of one forward pass "
+        "(static, from the profile); the measured peak adds weights, workspace and the "
+        "allocator's rounding. Hollow markers: noisy rows."
+    )
+    return out
+
+
+def _memory_dots(
+    df: pd.DataFrame, models: list[str], notes: list[str], col: dict[str, str]
+) -> Plot:
+    """Measured peak and analytic activations of models measured at one batch size."""
+    models = bounded_models(models, MAX_DOTS, notes, "models measured at one batch size")
+    g = df[df["model"].isin(models)]
+    fig = go.Figure()
+    seen: set[str] = set()
+    for series, s in g[g["peak_memory_bytes"].notna()].groupby("series", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=values(s["peak_memory_bytes"]),
+                y=[ptext(m) for m in s["model"]],
+                mode="markers",
+                name=ptext(series),
+                legendgroup=ptext(series),
+                legendgrouptitle_text="measured peak" if not seen else None,
+                showlegend=legend_once(seen, series),
+                marker={"color": col[series], "size": 9, "symbol": symbols(s["quality"])},
+                hovertext=[
+                    case_hover(
+                        r,
+                        f"measured peak {units.nbytes(r['peak_memory_bytes'])}",
+                        f"source {r['memory_source']}",
+                    )
+                    for r in records(s)
+                ],
+                **series_hover(series, s),
+            )
+        )
+    a = g[g["activation_bytes"].notna()].drop_duplicates(
+        ["model", "dtype", "input_shape", "batch_size"]
+    )
+    if not a.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=values(a["activation_bytes"]),
+                y=[ptext(m) for m in a["model"]],
+                mode="markers",
+                name="sum of layer outputs",
+                legendgroup="analytic",
+                legendgrouptitle_text="analytic",
+                marker={"color": "#777", "size": 8, "symbol": "diamond"},
+                hovertext=[
+                    hover(
+                        f"{r['model']}: analytic activations ({r['dtype']}, input "
+                        f"{r['input_shape']}, batch {units.integer(r['batch_size'])})",
+                        f"sum of layer outputs {units.nbytes(r['activation_bytes'])}",
+                    )
+                    for r in records(a)
+                ],
+                hoverinfo="text",
+            )
+        )
+    axis = log_range(list(g["peak_memory_bytes"]) + list(g["activation_bytes"]), kind="bytes")
+    if axis:
+        fig.update_xaxes(**axis)
+    order = [ptext(m) for m in models]
+    fig.update_yaxes(categoryorder="array", categoryarray=order[::-1], type="category")
+    batches = sorted({units.integer(b) for b in g["batch_size"]})
+    height = 190 + 22 * len(models)
+    style(
+        fig,
+        f"Memory of models measured at one batch size (batch {', '.join(batches)}): measured "
+        "peak and analytic activations",
+        height=height,
+    )
+    fig.update_layout(margin={"t": 60, "l": 160, "b": 100}, legend=legend_below(height, 60, 100))
+    return Plot(fig, notes)
