@@ -470,3 +470,24 @@ def test_prepare_cases_accepts_an_older_table_missing_columns() -> None:
     assert df["param_bytes"].isna().all()
     assert set(df["quality"]) <= {"unassessed", "oom", "error"}
     assert isinstance(figures.energy_figure(old), Plot)
+
+
+# ------------------------------------------------------------------------------- power trace
+
+
+def test_power_trace_plots_the_table_with_gaps_and_units_in_the_hover() -> None:
+    from harness.report.power import power_trace_figure
+    from tests.report_data import power_trace
+
+    cases = make_cases(hostile=False)
+    power = power_trace()
+    arrow = pa.Table.from_pandas(power, preserve_index=False).to_pandas(types_mapper=pd.ArrowDtype)
+    plot = power_trace_figure(arrow, cases)
+    (trace,) = plot.figure.data
+    assert list(trace.x) == pytest.approx(list(power["t_s"]))
+    assert trace.y[25] is None and trace.y[0] == 250.0  # a missing sample is a gap
+    assert trace.name == "resnet18 bs 8 · H100 80GB HBM3"
+    assert trace.hovertext[1] == "20 ms: 260 W"
+    missing = power_trace_figure(None, cases[cases["device"] == "cpu"])
+    assert isinstance(missing, Missing)
+    assert any(f"power not measured: {NVML_MISSING}" in line for line in missing.lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from harness import units
 from harness.report.data import (
     POWER_REASONS,
     case_label,
@@ -17,6 +18,7 @@ from harness.report.data import (
     prepared,
     values,
 )
+from harness.report.facets import HOVER_TEMPLATE
 from harness.report.style import Missing, Plot, style
 from harness.report.text import ptext
 
@@ -52,8 +54,12 @@ def power_trace_figure(
                 name=ptext(label),
                 mode="lines",
                 visible=True if i < visible else "legendonly",
-                meta=[ptext(detail)],
-                hovertemplate="%{x:.3f} s: %{y:.1f} W<extra>%{meta[0]}</extra>",
+                hovertext=[
+                    f"{units.seconds(t, micro='µ')}: {units.si(w, 'W')}"
+                    for t, w in zip(g["t_s"], g["power_w"], strict=True)
+                ],
+                meta=[ptext(label), ptext(detail)],
+                hovertemplate=HOVER_TEMPLATE,
             )
         )
     fig.update_xaxes(title_text="time since the window started (s)")
