@@ -24,10 +24,11 @@ Method. After a case's timed rounds (never inside them) the runner calls
 Why this method. Hooks that read a clock (DeepSpeed's flops profiler, ``flops-profiler``) bill
 each module the hooks' own cost and, on a GPU, need a synchronise per module; their per-module
 latencies do not add up to the step. ``torch.profiler``'s ``key_averages()`` gives time per op
-name, not per layer. Here the hooks only open and close a range (about a microsecond each, on
-the CPU, outside every op), the clock is the profiler's, and only op time is billed, so a small
-module is not inflated by the hooks. What the profiler itself costs shows in
-``layer_time_source``: the profiled steps' wall time as a multiple of the timed median.
+name, not per layer. Here the hooks only open and close a range; their Python (a few
+microseconds per module call) runs between ops, the clock is the profiler's, and only op time
+is billed, so a small module is not inflated by the hooks. What the profiler itself costs (the
+hooks, and its bookkeeping of every op) shows in ``layer_time_source``: the profiled steps'
+wall time as a multiple of the timed median (``profiled_step_ratio`` reads it back).
 
 What the rows add up to. ``layer_time_coverage`` = (sum of ``time_s`` + sum of
 ``time_s_backward``) / the timed median step. On the CPU the rest is Python time between ops
