@@ -325,3 +325,28 @@ def test_a_sweep_reuses_one_sampler_process(powercap) -> None:
             time.sleep(0.02)
         assert monitor.reading.polls >= 2
         monitor.close()
+
+
+def test_a_sampler_process_killed_mid_window_loses_the_trace_not_the_energy(powercap) -> None:
+    import signal
+
+    root, pkg0, _ = powercap
+    monitor = make_power_monitor("cpu", powercap_root=root, min_window_s=0.2)
+    proc = monitor._child._proc  # type: ignore[attr-defined]
+    monitor.start()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    set_energy(pkg0, (MAX_UJ - 1_000 + 2_000_000) % MAX_UJ)  # 2 J, across the wraparound
+    time.sleep(0.25)  # the window: longer than its 0.2 s minimum
+    reading = monitor.stop()
+    # the counters were read here, at start and stop: the energy stands
+    assert reading.energy_j == pytest.approx(2.0, rel=1e-9) and reading.reason is None
+    assert reading.polls == 2  # only this process's polls: the trace is start and stop
+    assert monitor.sampler_note.startswith("the sampler process failed")
+    monitor.close()
+    fresh = make_power_monitor("cpu", powercap_root=root)
+    assert fresh._child._proc.pid != proc.pid  # type: ignore[attr-defined]
+    with fresh:
+        time.sleep(0.02)
+    assert fresh.reading.polls >= 2
+    fresh.close()

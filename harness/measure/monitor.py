@@ -214,7 +214,8 @@ class SampledMonitor(PowerMonitor):
         try:
             self._child.begin()  # type: ignore[attr-defined]
         except SamplerUnavailable as err:
-            self._fatal = err.reason
+            self.sampler_note = f"the sampler process failed ({err.reason}): trace from start/stop"
+            self._child.close()  # type: ignore[attr-defined]  # broken: never handed out again
 
     def stop(self) -> PowerReading:
         if not self._running:
@@ -257,8 +258,9 @@ class SampledMonitor(PowerMonitor):
         try:
             polls, cpu_s = self._child.end()  # type: ignore[attr-defined]
         except SamplerUnavailable as err:
-            if self._fatal is None:
-                self._fatal = err.reason
+            # The energy (counters read here) stands; the trace keeps this process's polls.
+            self.sampler_note = f"the sampler process failed ({err.reason}): trace from start/stop"
+            self._child.close()  # type: ignore[attr-defined]  # broken: never handed out again
             return
         self.sampler_cpu_s = cpu_s
         for t, raw in polls:

@@ -8,9 +8,10 @@ NVML down (the tests' stand-in library re-reading its script) ends them. ``Child
 sample_hz)``: starts ``python -m
 harness.measure.sampler_process`` (importing neither torch nor the caller's ``__main__``),
 hands it the monitor's ``reader_spec()`` and waits until it has opened its reader (NVML
-initialised, the GPU found by UUID; or the RAPL files). ``begin()`` starts polling, ``end()``
-stops it and returns the polls ``[(perf_counter time, raw reading), ...]`` with the child's
-CPU seconds; ``close()`` (also run when the object is collected, and at exit) ends the child.
+initialised, the GPU found by UUID; or the RAPL files). ``begin()`` starts polling (without
+waiting for the child), ``end()`` stops it and returns the polls ``[(perf_counter time, raw
+reading), ...]`` with the child's CPU seconds; ``close()`` (also run when the object is
+collected, and at exit) ends the child.
 
 Child side, ``main()``: nice 19; between polls it waits in ``select`` on its command pipe, so a
 command is answered at once and a tick costs one wake-up. Polls are stamped with
@@ -118,9 +119,9 @@ class ChildSampler:
         return "no message"
 
     def begin(self) -> None:
-        """Start polling (it has started when this returns)."""
+        """Start polling. Not waited for: at nice 19 on a busy machine the child may take a
+        while to wake, and polls from before the window are dropped anyway."""
         self._send({"command": "start"})
-        self._receive(_REPLY_TIMEOUT_S)
 
     def end(self) -> tuple[list[tuple[float, list[Any]]], float]:
         """Stop polling: the polls since ``begin`` and the child's CPU seconds meanwhile."""
@@ -209,7 +210,6 @@ def main() -> int:
                 if command == "start":
                     polls, polling, cpu0 = [], True, time.process_time()
                     next_t = time.perf_counter()
-                    _write({"started": True})
                 elif command == "stop":
                     polling = False
                     _write({"polls": polls, "cpu_s": time.process_time() - cpu0})
