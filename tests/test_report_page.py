@@ -323,3 +323,19 @@ def test_the_report_reads_results_only() -> None:
                 continue
             bad = [n for n in names if n.split(".")[0] == "torch" or n.startswith(forbidden[1:])]
             assert not bad, f"{f.name} imports {bad}"
+
+
+def test_headline_names_the_fastest_the_most_efficient_and_the_pareto_front() -> None:
+    # (model, MACs per sample, throughput, samples per joule): b is fastest, c most efficient;
+    # the front (no model both cheaper and faster) is a -> b, cheapest first; c and d are beaten
+    spec = [("a", 1e8, 500.0, 2.0), ("b", 1e9, 800.0, 3.0), ("c", 2e9, 300.0, 9.0),
+            ("d", 5e8, 400.0, 1.0)]  # fmt: skip
+    rows = [
+        case_row(model=m, batch_size=4, macs=int(4 * c), throughput_per_s=t,
+                 latency_s_median=4 / t, samples_per_j=j, validity="valid", **cpu_env())
+        for m, c, t, j in spec
+    ]  # fmt: skip
+    html = build_report(pd.DataFrame(rows))
+    assert "inference: b, 800 samples/s (batch 4)" in html
+    assert "c, 9 samples/J (batch 4)" in html
+    assert "a (100 MMACs, 500 /s, batch 4) → b (1 GMACs, 800 /s, batch 4)" in html

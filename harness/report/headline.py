@@ -61,9 +61,9 @@ def _trusted(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def _where(r: dict[str, Any]) -> str:
-    return f"batch {units.integer(r['batch_size'])}" + (
-        f", {r['variant']}" if isinstance(r.get("variant"), str) and r["variant"] else ""
-    )
+    """``batch 8, float16 · channels_last``: the batch and the settings (the mode is said)."""
+    parts = [p for p in str(r.get("variant") or "").split(" · ") if p and p != r.get("mode")]
+    return f"batch {units.integer(r['batch_size'])}" + (f", {' · '.join(parts)}" if parts else "")
 
 
 def _fastest(df: pd.DataFrame, mode: str) -> str | None:
@@ -89,22 +89,20 @@ def _efficient(df: pd.DataFrame) -> str:
 
 
 def _front(df: pd.DataFrame) -> str:
+    """The models no other beats on both MACs per sample and throughput (inference, each model
+    at its best batch size and setting), cheapest first."""
     rows, caveat = _trusted(df[df["mode"] == "inference"])
-    best = best_per_model(rows, "series")
+    best = best_per_model(rows.assign(_all="all"), "_all")
     if best.empty:
         return "no inference case with a throughput and a MAC count"
-    parts = []
-    for _, g in best.groupby("series", sort=False):
-        front = [g.loc[i] for i in pareto_front(g)]
-        names = [
-            f"{r['model']} ({units.si(r['macs_per_sample'], 'MACs')}, "
-            f"{units.rate(r['throughput_per_s'], '/s')})"
-            for r in front[:MAX_FRONT]
-        ]
-        more = f" and {len(front) - MAX_FRONT} more" if len(front) > MAX_FRONT else ""
-        prefix = f"{g['variant'].iloc[0]}: " if g["variant"].iloc[0] else ""
-        parts.append(prefix + " → ".join(names) + more)
-    return "; ".join(parts) + caveat
+    front = [best.loc[i] for i in pareto_front(best)]
+    names = [
+        f"{r['model']} ({units.si(r['macs_per_sample'], 'MACs')}, "
+        f"{units.rate(r['throughput_per_s'], '/s')}, {_where(r)})"
+        for r in front[:MAX_FRONT]
+    ]
+    more = f" and {len(front) - MAX_FRONT} more" if len(front) > MAX_FRONT else ""
+    return " → ".join(names) + more + caveat
 
 
 def headline(cases: pd.DataFrame, selection_notes: list[str]) -> list[Html]:
