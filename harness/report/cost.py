@@ -88,7 +88,9 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
     title = "Speed against cost: throughput at the best batch size against MACs per sample"
     dims = [d for d in varying_dims(df) if d != "mode"]
     key = df["config_short"].astype(str)
-    if dims:
+    if dims and key.nunique() <= 1:
+        key = variant_texts(df, dims).astype(str)
+    elif dims:
         key = key.str.cat(variant_texts(df, dims).astype(str), sep=" · ")
     df = df.assign(cost_series=key)
     best = best_per_model(df, "cost_series")
@@ -117,14 +119,17 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
         factor = TRAINING_MAC_FACTOR if mode == "training" else 1
         g = best[best["mode"] == mode]
         xs_all: list[float] = []
+        named: set[str] = set()  # a model on several settings' fronts is labelled once
         for series, s in g.groupby("cost_series", sort=False):
             x = [c * factor for c in s["macs_per_sample"]]
             xs_all += x
             front = set(pareto_front(s))
             recs = records(s)
-            labels = [
-                ptext(r["model"]) if i in front else "" for i, r in zip(s.index, recs, strict=True)
-            ]
+            labels = []
+            for i, r in zip(s.index, recs, strict=True):
+                on = i in front and r["model"] not in named
+                labels.append(ptext(r["model"]) if on else "")
+                named |= {r["model"]} if on else set()
             fig.add_trace(
                 go.Scatter(
                     x=x,

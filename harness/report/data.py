@@ -258,7 +258,11 @@ def prepare_cases(cases: pd.DataFrame) -> pd.DataFrame:
     df = with_columns(normalize(cases[keep]).reset_index(drop=True), REPORT_COLUMNS)
     full, short = config_labels(df)
     variant = variant_texts(df, varying_dims(df))
-    series = [f"{c} · {v}" if v else c for c, v in zip(short, variant, strict=True)]
+    one_config = short.nunique() <= 1  # then a curve is named by its settings alone
+    series = [
+        (v or c) if one_config else (f"{c} · {v}" if v else c)
+        for c, v in zip(short, variant, strict=True)
+    ]
     extra = pd.DataFrame(
         {
             "config": full,
