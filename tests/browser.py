@@ -126,13 +126,14 @@ def screenshot(
     report: Path,
     out: Path,
     *,
-    width: int = 1400,
-    height: int = 900,
+    width: int = 1366,
+    height: int = 768,
     full_page: bool = False,
     section: str | None = None,
 ) -> Path:
-    """A PNG of a rendered report: the viewport (scrolled to ``section``, an element id, when
-    given) or the full page."""
+    """A PNG of a rendered report: the first screen (``width`` x ``height``), the whole page,
+    or one section (an element id: headline, latency, cost, memory, energy, layers, roofline,
+    speedup, power, cases, runs) from its top to its bottom."""
     path = chromium_path()
     if path is None:
         raise SystemExit("no Chromium found (apt-get install chromium)")
@@ -140,9 +141,11 @@ def screenshot(
     try:
         v = b.visit(report, width=width, height=height, wait_for=RENDERED)
         if section:
-            v.page.evaluate("id => document.getElementById(id).scrollIntoView()", section)
-            v.page.wait_for_timeout(300)
-        v.page.screenshot(path=str(out), full_page=full_page)
+            # the sticky navigation bar would cover the section's top in an element shot
+            v.page.add_style_tag(content="nav { position: static !important; }")
+            v.page.locator(f"#{section}").screenshot(path=str(out))
+        else:
+            v.page.screenshot(path=str(out), full_page=full_page)
         if v.console_errors or v.page_errors:
             raise SystemExit(f"the page reported errors: {v.console_errors + v.page_errors}")
     finally:
@@ -160,9 +163,9 @@ if __name__ == "__main__":  # python -m tests.browser REPORT.html OUT.png [--ful
     ap.add_argument("report", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--full", action="store_true", help="the whole page, not the viewport")
-    ap.add_argument("--section", default=None, help="scroll to this section id (layers, ...)")
-    ap.add_argument("--width", type=int, default=1400)
-    ap.add_argument("--height", type=int, default=900)
+    ap.add_argument("--section", default=None, help="only this section (headline, layers...)")
+    ap.add_argument("--width", type=int, default=1366)
+    ap.add_argument("--height", type=int, default=768)
     a = ap.parse_args()
     print(
         screenshot(

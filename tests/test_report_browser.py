@@ -196,3 +196,15 @@ def test_a_report_with_nothing_optional_says_what_is_missing(
     assert f"power not measured: {NVML_MISSING}" in body
     assert "No layer table in these results" in body
     assert "One configuration only" in body
+
+
+def test_the_screenshot_tool_takes_one_section(tmp_path: Path) -> None:
+    from tests.browser import screenshot
+
+    require_browser()
+    page = tmp_path / "plain.html"
+    page.write_text(build_report(make_cases(hostile=False)), encoding="utf-8")
+    out = screenshot(page, tmp_path / "headline.png", section="headline")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") < 1366  # the section's box, not the viewport
