@@ -130,14 +130,15 @@ def screenshot(
     height: int = 768,
     full_page: bool = False,
     section: str | None = None,
+    browser: Browser | None = None,
 ) -> Path:
     """A PNG of a rendered report: the first screen (``width`` x ``height``), the whole page,
     or one section (an element id: headline, latency, cost, memory, energy, layers, roofline,
     speedup, power, cases, runs) from its top to its bottom."""
     path = chromium_path()
-    if path is None:
+    if path is None and browser is None:
         raise SystemExit("no Chromium found (apt-get install chromium)")
-    b = Browser(path)
+    b = browser or Browser(str(path))
     try:
         v = b.visit(report, width=width, height=height, wait_for=RENDERED)
         if section:
@@ -149,7 +150,8 @@ def screenshot(
         if v.console_errors or v.page_errors:
             raise SystemExit(f"the page reported errors: {v.console_errors + v.page_errors}")
     finally:
-        b.close()
+        if browser is None:
+            b.close()
     return out
 
 

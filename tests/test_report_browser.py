@@ -198,13 +198,12 @@ def test_a_report_with_nothing_optional_says_what_is_missing(
     assert "One configuration only" in body
 
 
-def test_the_screenshot_tool_takes_one_section(tmp_path: Path) -> None:
+def test_the_screenshot_tool_takes_one_section(browser: Browser, tmp_path: Path) -> None:
     from tests.browser import screenshot
 
-    require_browser()
     page = tmp_path / "plain.html"
     page.write_text(build_report(make_cases(hostile=False)), encoding="utf-8")
-    out = screenshot(page, tmp_path / "headline.png", section="headline")
+    out = screenshot(page, tmp_path / "headline.png", section="headline", browser=browser)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") < 1366  # the section's box, not the viewport
