@@ -339,3 +339,18 @@ def test_headline_names_the_fastest_the_most_efficient_and_the_pareto_front() ->
     assert "inference: b, 800 samples/s (batch 4)" in html
     assert "c, 9 samples/J (batch 4)" in html
     assert "a (100 MMACs, 500 /s, batch 4) → b (1 GMACs, 800 /s, batch 4)" in html
+
+
+def test_vgg16_time_shares_at_every_measured_batch_reach_the_page() -> None:
+    cases = make_cases(hostile=False, two_devices=False)
+    timed = (cases["model"] == "vgg16") & cases["batch_size"].isin([1, 8])
+    cases.loc[timed, "layer_time_coverage"] = 0.97
+    layers = pd.concat(
+        [vgg16_layers(timed=True), vgg16_layers(8, case_id="vgg16-bs8-cuda:0", timed=True),
+         vgg16_layers(2, case_id="vgg16-bs2-cuda:0")],  # static only: not read
+        ignore_index=True,
+    )  # fmt: skip
+    html = build_report(cases, layers)
+    assert "Measured layer times: batch 1 (float32" in html
+    assert "; batch 8 (float32" in html
+    assert "Layer times add up to 97.0% of the step" in html

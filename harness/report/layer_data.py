@@ -91,15 +91,16 @@ def wanted_cases(cases: pd.DataFrame) -> set[tuple[Any, Any]]:
     table per case; the page needs a few hundred of them."""
     if cases.empty:
         return set()
-    df = cases[["run_id", "case_id", "model", "batch_size", "dtype", "in_figures",
-                "layer_time_coverage"]].copy()  # fmt: skip
+    columns = ["run_id", "case_id", "model", "batch_size", "dtype", "in_figures"]
+    df = cases[columns].copy()
+    df["_timed"] = cases["layer_time_coverage"].notna() | cases["layer_time_steps"].notna()
     df["_drawn"] = ~df["in_figures"].astype(bool)
     df["_bs"] = df["batch_size"].fillna(float("inf"))
     df["_fp"] = df["dtype"] != "float32"
     df["_pos"] = range(len(df))
     ordered = df.sort_values(["_drawn", "_bs", "_fp", "_pos"], kind="stable")
     static = ordered.drop_duplicates("model")
-    timed = ordered[ordered["layer_time_coverage"].notna()]
+    timed = ordered[ordered["_timed"]]
     timed = timed.drop_duplicates(["model", "batch_size"])
     keys = pd.concat([static, timed])
     return set(zip(keys["run_id"], keys["case_id"], strict=True))

@@ -44,6 +44,7 @@ from harness.report.style import (
     Missing,
     Plot,
     colors,
+    legend_below,
     linear_axis,
     log_range,
     short_list,
@@ -244,12 +245,12 @@ def shares_figure(layers: pd.DataFrame, models: list[str]) -> Plot | Missing:
             )
     fig.update_xaxes(range=[0, 1], tickvals=[0, 0.5, 1], ticktext=["0", "50%", "100%"])
     fig.update_yaxes(categoryorder="array", categoryarray=order[::-1], type="category")
-    style(fig, title, height=150 + 22 * len(order))
+    style(fig, title, height=190 + 22 * len(order))
     fig.update_layout(
         barmode="stack",
         bargap=0.25,
-        margin={"t": 80, "l": 160},
-        legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
+        margin={"t": 80, "l": 160, "b": 100},
+        legend=legend_below(190 + 22 * len(order), 80, 100),
     )
     notes = []
     if len(models) > MAX_SHARE_MODELS:
@@ -331,7 +332,9 @@ def layer_roofline(layers: pd.DataFrame, cases: pd.DataFrame, model: str) -> Plo
         )
     x_axis = log_range([lo, hi], kind="count")
     y_axis = log_range(
-        list(pts["achieved_flops_per_s"]) + [r.flops_per_s for r in roofs], kind="flops"
+        pad=2.0,
+        data=list(pts["achieved_flops_per_s"]) + [r.flops_per_s for r in roofs],
+        kind="flops",
     )
     if x_axis:
         fig.update_xaxes(**x_axis)

@@ -262,7 +262,7 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
         )
     x_axis = log_range([lo, hi], kind="count")
     y_vals = list(ok["achieved"]) + [r.flops_per_s for _, _, r in roofs]
-    y_axis = log_range(y_vals, kind="flops")
+    y_axis = log_range(y_vals, kind="flops", pad=2.0)
     if x_axis:
         x_axis["range"] = [math.log10(lo), math.log10(hi)]
         fig.update_xaxes(**x_axis)
