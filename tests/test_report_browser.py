@@ -172,7 +172,7 @@ def test_several_runs_and_configurations(browser: Browser, tmp_path: Path) -> No
     # three configurations, not four runs: the GPU baseline and the CPU at 2 and 1 threads
     assert [t.split(" (")[0] for t in legend] == [
         "Intel Xeon Test · 2 threads",
-        "Intel Xeon Test · 1 threads",
+        "Intel Xeon Test · 1 thread",
     ]
     assert all(len(t) < 60 for t in legend)  # short entries, details in the hover
     notes = page.locator("#speedup .figure-notes").bounding_box()

@@ -121,7 +121,7 @@ def test_configurations_not_runs_and_short_labels_only_as_long_as_needed() -> No
         f"{gpu} @ gpu-box",
         f"{gpu} @ other-box",
         "Intel Xeon Test · 2 threads",
-        "Intel Xeon Test · 1 threads",
+        "Intel Xeon Test · 1 thread",
     ]
     assert full[0] == f"gpu-box, {GPU_NAME}, 8 threads, torch 2.13.0"
     assert full[4] == f"{rows['host'][4]}, {CPU_NAME}, 1 thread, torch 2.13.0"

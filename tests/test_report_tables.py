@@ -90,7 +90,7 @@ def test_several_runs_get_a_run_column_and_configurations_are_counted(tmp_path: 
     payload = cases_payload(prepare_cases(marked))
     assert _column(payload, "run") == ["run-a", "run-b"]
     assert _column(payload, "configuration") == [
-        "Intel Xeon Test · 1 threads",
+        "Intel Xeon Test · 1 thread",
         "Intel Xeon Test · 2 threads",
     ]
 

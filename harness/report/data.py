@@ -180,7 +180,10 @@ def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     ):
         counts = uniq.groupby(short)[column].nunique()
         ambiguous = short.map(counts) > 1
-        extra = [fmt.format(s, _text_or(v, "?")) for s, v in zip(short, uniq[column], strict=True)]
+        extra = [
+            fmt.format(s, _text_or(v, "?")).replace("· 1 threads", "· 1 thread")
+            for s, v in zip(short, uniq[column], strict=True)
+        ]
         short = short.where(~ambiguous, extra)
     short_by_key = dict(zip(key[uniq.index], short, strict=True))
     return key.map(full).astype(object), key.map(short_by_key).astype(object)
