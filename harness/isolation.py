@@ -103,6 +103,7 @@ def _child(
         try:
             result = run_case(case, options, environment=environments[device], models=models)
         except CaseInterrupted as stop:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear it
             conn.send(stop.result)
             return
         conn.send(result)
@@ -219,6 +220,9 @@ class CaseProcess:
                         case, started, f"no answer after {timeout_s:.0f} s: killed as hung"
                     )
         except KeyboardInterrupt:
+            # Ctrl-C: keep what the child measured; further Ctrl-Cs wait until the row and the
+            # run's files are saved (the caller restores the handler)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             result = None
             with contextlib.suppress(Exception):  # the child got Ctrl-C too: take its row
                 if self._conn.poll(3.0):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -372,6 +374,10 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
     state = _state_from_config(config)
     config.stash[STATE] = state
+    if state.role != "main" and config.getoption("benchmark_only", False):
+        # pytest-benchmark turns itself off under xdist and then refuses --benchmark-only; the
+        # harness times every case itself, so the option's filter is let go there
+        config.option.benchmark_only = False
     config.pluginmanager.register(_Progress(config), "cnnbench-progress")
     if state.role == "controller":
         _configure_controller(config, state)
@@ -425,10 +431,6 @@ def _configure_controller(config: pytest.Config, state: _State) -> None:
                 f"-n {n} asks for more workers than the {len(cpus)} CPU(s) this process may use: "
                 "each worker is pinned to cores of its own; use -n auto or fewer workers"
             )
-    # one model's cases on one worker: the out-of-memory memo and model reuse stay valid
-    args = config.invocation_params.args
-    if config.getoption("dist") == "load" and not any(str(a).startswith("--dist") for a in args):
-        config.option.dist = "loadgroup"
     state.workers = n
     state.run_id = new_run_id()
     if state.results_dir is not None:
@@ -436,6 +438,30 @@ def _configure_controller(config: pytest.Config, state: _State) -> None:
             check_writable(state.results_dir)
         except InvalidInputError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+
+# A case's pytest id starts with its model, then the input shape and batch: "resnet50-3x224x224-b8-"
+_CASE_MODEL = re.compile(r"\[(?P<model>.+?)-\d+(?:x\d+)+-b\d+-[^\]]*\]$")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """One model's cases on one worker: the out-of-memory memo and model reuse stay valid.
+
+    pytest-xdist's ``loadgroup`` cannot do it under pytest 9 (it renames ``item._nodeid``,
+    which pytest 9 no longer reads), so the harness groups by the model in the case's id with
+    xdist's own scope scheduler; any other test is a group of its own.
+    """
+    if config.getoption("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModelScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            match = _CASE_MODEL.search(nodeid)
+            return f"cnnbench-model:{match['model']}" if match else nodeid
+
+    return ModelScheduling(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -471,6 +497,8 @@ def _configure_worker(config: pytest.Config, state: _State) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
+    if state.role != "worker":
+        _shield_interrupts()
     if state.role == "controller":
         return
     from harness.results.store import check_writable
@@ -563,10 +591,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ids=["no-cases"],
         )
         return
-    params = [
-        pytest.param(c, id=c.case_id, marks=pytest.mark.xdist_group(name=c.model)) for c in cases
-    ]
-    metafunc.parametrize("cnn_case", params)
+    metafunc.parametrize("cnn_case", cases, ids=[c.case_id for c in cases])
 
 
 def _is_case(item: pytest.Item) -> bool:
@@ -728,6 +753,8 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
     """
     state = request.config.stash[STATE]
     test_name = request.node.nodeid.split("[")[0]
+    if test_name.startswith("::"):  # a file outside the rootdir (the built-in test)
+        test_name = f"{request.node.path.name}{test_name}"
 
     def run(case: Case) -> CaseResult:
         if not isinstance(case, Case):
@@ -829,6 +856,23 @@ def progress_line(
 
 
 # --- the end ---------------------------------------------------------------------------------
+
+
+def _first_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C stops the sweep as usual; the ones after it are held off until the run's files are
+    saved and the summary printed (they would tear the merge and print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _shield_interrupts() -> None:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _first_interrupt)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, _first_interrupt):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

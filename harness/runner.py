@@ -18,7 +18,6 @@ import contextlib
 import gc
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import torch
 
 from harness.cases import Case
 from harness.errors import DataDependentForwardError, HarnessError, InvalidInputError
+from harness.measure import cuda_state
 from harness.measure.env import collect_environment
 from harness.measure.memory import measure_peak_memory
 from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
@@ -187,59 +187,17 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
-# Allocation failures that are not torch.OutOfMemoryError but mean the same: the CPU allocator
-# (a RuntimeError), cuBLAS/cuDNN workspaces, Python's own MemoryError.
-_ALLOCATION_FAILED = re.compile(
-    r"DefaultCPUAllocator: (can't|not enough memory)|can't allocate memory|"
-    r"CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE|"
-    r"out of memory",
-    re.IGNORECASE,
-)
-# CUDA errors after which the context is unusable: every later CUDA call in the process fails.
-_STICKY = re.compile(
-    r"illegal memory access|illegal address|device-side assert|unspecified launch failure|"
-    r"misaligned address|an illegal instruction|CUDA error: (?:unknown error|launch failure)|"
-    r"uncorrectable ECC",
-    re.IGNORECASE,
-)
-
-
-def _chain(exc: BaseException | None) -> Iterator[BaseException]:
-    """``exc``, its ``__cause__``/``__context__``, and what torch.compile wrapped (Dynamo raises
-    BackendCompilerFailed ``from None``, keeping the original as ``inner_exception``)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        yield exc
-        seen.add(id(exc))
-        inner = getattr(exc, "inner_exception", None)
-        exc = inner if isinstance(inner, BaseException) else (exc.__cause__ or exc.__context__)
-
-
 def classify_failure(exc: BaseException) -> tuple[str, str]:
     """``(status, message)`` of a failed case: ``oom`` for any allocation failure (CUDA, cuBLAS,
-    cuDNN, the CPU allocator, MemoryError), ``error`` otherwise."""
-    chain = list(_chain(exc))
-    for e in chain:  # the typed error first: a wrapper's message may quote it
-        if isinstance(e, torch.OutOfMemoryError):
-            return "oom", f"out of memory: {_first_line(e)}"[:2000]
-    for e in chain:
-        if isinstance(e, MemoryError) or (
-            isinstance(e, RuntimeError) and _ALLOCATION_FAILED.search(str(e))
-        ):
-            return "oom", f"out of memory: {type(e).__name__}: {_first_line(e)}"[:2000]
+    cuDNN, the CPU allocator, MemoryError: harness.measure.cuda_state), ``error`` otherwise."""
+    if cuda_state.classify_failure(exc) == "oom":
+        line = cuda_state.failure_line(exc).removeprefix("OutOfMemoryError: ")
+        return "oom", f"out of memory: {line}"[:2000]
     if isinstance(exc, SystemExit):
         return "error", f"SystemExit({exc.code!r}): the model called sys.exit()"
     if isinstance(exc, HarnessError):
         return "error", str(exc)
     return "error", f"{type(exc).__name__}: {_first_line(exc)}"[:2000]
-
-
-def sticky_cuda_error(exc: BaseException) -> str | None:
-    """The message of a CUDA error that leaves the context unusable, else None."""
-    for e in _chain(exc):
-        if isinstance(e, RuntimeError) and _STICKY.search(str(e)):
-            return f"{type(e).__name__}: {_first_line(e)}"
-    return None
 
 
 def _release(device: torch.device, compiled: bool) -> str | None:
@@ -425,6 +383,7 @@ def run_case(
                 row["float32_matmul_precision"] = torch.get_float32_matmul_precision()
                 if device.type == "cuda":
                     row["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+                    row.update(cuda_state.release_between_cases(device))
                 prepared = prepare_step(case, device, models)
                 row["param_bytes"] = sum(
                     p.numel() * p.element_size() for p in prepared.model.parameters()
@@ -443,7 +402,8 @@ def run_case(
     except BaseException as exc:  # SystemExit from a model included: the sweep goes on
         status, message = classify_failure(exc)
         row.update(status=status, error=message)
-        result.poisoned = sticky_cuda_error(exc)
+        if cuda_state.classify_failure(exc) == "sticky":  # the context is lost: no more cases
+            result.poisoned = cuda_state.failure_line(exc)
         if status != "oom" and models is not None:
             models.clear()  # a model that failed mid-step may hold a broken state
     finally:
@@ -568,7 +528,8 @@ def _measure(
         validity, why = assess({**row, **columns, "status": "ok"})
         return _Attempt(timing, columns, reading, validity, why)
 
-    with prepared.contexts():
+    dynamo = cuda_state.dynamo_stats() if case.compile else contextlib.nullcontext({})
+    with prepared.contexts(), dynamo as compiled:
         tries = [attempt()]
         while tries[-1].validity == "noisy" and len(tries) <= options.remeasure:
             time.sleep(options.remeasure_pause_s)  # let a passing burst of load go by
@@ -579,6 +540,7 @@ def _measure(
         if options.layer_times:  # after the timed rounds, never inside them
             _layer_times(prepared, case, device, options, kept.columns["latency_s_median"], result)
     row.update(kept.columns)
+    row.update(compiled)  # unique graphs and graph breaks: a silently eager "compiled" case shows
     row["latency_s_first"] = tries[0].columns["latency_s_first"]  # the cold call is the first's
     row["remeasured"] = len(tries) - 1
     row.update(memory.to_columns())

@@ -86,3 +86,132 @@ def with_uncounted_op() -> nn.Module:
 
 
 with_uncounted_op.input_shape = (1, 4, 4)  # type: ignore[attr-defined]
+
+
+class _Burst(nn.Module):
+    """Slow and fast calls in turn for the first ``burst`` real calls (10x the time every other
+    call: a neighbour's burst of load), then steady: the first measurement is noisy, the one
+    taken again after the pause is not."""
+
+    def __init__(self, seconds: float, burst: int) -> None:
+        super().__init__()
+        self.seconds, self.burst, self.calls = seconds, burst, 0
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            self.calls += 1
+            slow = self.calls <= self.burst and self.calls % 2 == 0
+            time.sleep(self.seconds * (10 if slow else 1))
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def burst_then_steady() -> nn.Module:
+    return _Burst(0.002, 60)
+
+
+burst_then_steady.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+class _Outliers(nn.Module):
+    """Every fifth call takes 10x as long (20% of calls): the median must not move."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.calls = seconds, 0
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            self.calls += 1
+            time.sleep(self.seconds * (10 if self.calls % 5 == 0 else 1))
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def outliers_20_percent() -> nn.Module:
+    return _Outliers(0.002)
+
+
+outliers_20_percent.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+class _Abort(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            import os
+
+            os.abort()  # as a segfaulting extension would: the process dies
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def aborts_in_forward() -> nn.Module:
+    return _Abort()
+
+
+aborts_in_forward.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+class _Exit(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            import sys
+
+            sys.exit(3)
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def exits_in_forward() -> nn.Module:
+    return _Exit()
+
+
+exits_in_forward.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+class _DataDependent(nn.Module):
+    """Control flow that reads a tensor's value: the meta device cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).mean(dim=(2, 3))
+        if y.mean() > 0:  # reads a value
+            y = y * 2
+        return self.fc(y)
+
+
+def data_dependent() -> nn.Module:
+    return _DataDependent()
+
+
+data_dependent.input_shape = (3, 8, 8)  # type: ignore[attr-defined]
+
+
+class _Sticky(nn.Module):
+    """Raises what CUDA raises after an illegal memory access (the context is then lost)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def sticky_cuda_error() -> nn.Module:
+    return _Sticky()
+
+
+sticky_cuda_error.input_shape = (1, 2, 2)  # type: ignore[attr-defined]

@@ -185,6 +185,7 @@ def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     prepared = SimpleNamespace(model=torch.nn.Linear(2, 2))
     monkeypatch.setattr(runner, "prepare_step", lambda case, device, models=None: prepared)
     monkeypatch.setattr(runner, "_measure", lambda *args: None)  # "measured" without error
+    monkeypatch.setattr(runner.cuda_state, "release_between_cases", lambda device: {})
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"
     assert row["error"].startswith("cleaning up after the case failed: AcceleratorError")

@@ -31,6 +31,7 @@ Version history:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -304,6 +305,7 @@ FILE_SUFFIX: dict[str, str] = {
 }
 
 
+@functools.cache
 def arrow_schema(table: str) -> pa.Schema:
     """The pyarrow schema of ``table``, with the cnnbench metadata attached."""
     cols = TABLES[table]

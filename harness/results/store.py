@@ -4,14 +4,15 @@ Files of one run sit side by side in a results directory, one per table (schema.
 ``<run_id>.parquet`` (cases), ``<run_id>.layers.parquet``, ... Each carries the key-value
 metadata ``cnnbench.table`` and ``cnnbench.schema_version``.
 
-Writing, in O(1) per case: each ``add_case`` writes the case as small part files in
-``<run_id>.parts/`` (``<writer>-<seq>.<table>.parquet``; side tables first, then the cases
-part, each through a temporary file and ``os.replace``), so a process killed at any moment
-leaves every finished case readable, and every case part has its side rows. ``finish()``
+Writing, in O(1) per case: each ``add_case`` appends the case to its writer's Arrow IPC
+streams in ``<run_id>.parts/`` (``<writer>-<pid>.<table>.arrows``; side tables first, then the
+cases row), flushed to the OS at once, so a process killed at any moment leaves every finished
+case readable: a torn last message is not read, and side rows whose case row never made it are
+left out. ``finish()``
 merges the parts of every writer of the run (pytest-xdist workers share one run id, each
 writing its own parts) into the run's files, atomically and with fsync, and removes the parts.
-A part is not fsynced (4 ms each on this machine's disk, half a minute over a 2,000-case sweep):
-a killed process loses nothing; a power cut may lose parts the kernel had not yet flushed.
+Parts are not fsynced (4 ms a call on this machine's disk, half a minute over a 2,000-case
+sweep): a killed process loses nothing; a power cut may lose what the kernel had not flushed.
 NaN in a float column is stored as null (a metric that could not be measured is null, never a
 number). An ``ok`` row with impossible timings (not finite, not positive) is refused.
 
@@ -43,6 +44,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.errors import InvalidInputError, ResultFileError
@@ -108,7 +110,7 @@ def _is_float(t: pa.DataType) -> bool:
 PARTS_SUFFIX = ".parts"
 
 
-def _write_atomic(table: pa.Table, path: Path, *, durable: bool = True) -> None:
+def _write_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so that a reader sees the old file or the new one, whole; the
     temporary file is removed if the write fails (a full disk, Ctrl-C)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -118,9 +120,8 @@ def _write_atomic(table: pa.Table, path: Path, *, durable: bool = True) -> None:
     try:
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, use_dictionary=dictionary)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -159,8 +160,41 @@ def parts_dir(results_dir: PathLike, run_id: str) -> Path:
     return Path(results_dir) / f"{run_id}{PARTS_SUFFIX}"
 
 
+PART_SUFFIX = ".arrows"  # an Arrow IPC stream per writer and table, appended case by case
+
+
 def _part_files(directory: Path, table: str) -> list[Path]:
-    return sorted(directory.glob(f"*.{table}.parquet"))
+    return sorted(directory.glob(f"*.{table}{PART_SUFFIX}"))
+
+
+def _read_stream(path: Path) -> pa.Table:
+    """Every complete record batch of a part stream: a writer killed mid-append leaves a torn
+    last message, which is not read (it belongs to a case whose cases row never finished)."""
+    batches: list[pa.RecordBatch] = []
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_stream(source)
+        schema_ = reader.schema
+        while True:
+            try:
+                batches.append(reader.read_next_batch())
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError):  # torn by a kill: what came before stands
+                break
+    return pa.Table.from_batches(batches, schema=schema_)
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    if path.suffix == PART_SUFFIX:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_stream(source).schema
+    return pq.read_schema(path)
+
+
+def _read_table(path: Path) -> pa.Table:
+    if path.suffix == PART_SUFFIX:
+        return _read_stream(path)
+    return pq.read_table(path)
 
 
 class ResultWriter:
@@ -203,7 +237,7 @@ class ResultWriter:
                 f"{taken[0]} already exists: pick another run id (or none, for a fresh one) so "
                 "that an earlier run's results are not overwritten"
             )
-        self._seq = 0
+        self._streams: dict[str, tuple[Any, Any]] = {}  # table -> (file, IPC stream writer)
         self._written: dict[str, bool] = dict.fromkeys(schema.TABLES, False)
         self._merged: dict[str, Path] = {}
         self._finished = False
@@ -269,20 +303,37 @@ class ResultWriter:
                 }
             )
             side[name] = _columns_to_table(name, cols, n, f"{name!r} table of {row['case_id']}")
-        self.parts.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        stem = f"{self.name}-{self._seq:07d}"
-        # Side tables first: every case part on disk then has its side rows.
+        # Side tables first: every case row on disk then has its side rows.
         for name, t in side.items():
-            _write_atomic(t, self.parts / f"{stem}.{name}.parquet", durable=False)
-            self._written[name] = True
-        _write_atomic(case_row, self.parts / f"{stem}.cases.parquet", durable=False)
-        self._written["cases"] = True
+            self._append(name, t)
+        self._append("cases", case_row)
+
+    def _append(self, table: str, rows: pa.Table) -> None:
+        """Append ``rows`` to this writer's stream of ``table`` and flush it to the OS: a
+        process killed afterwards loses nothing of it."""
+        if table not in self._streams:
+            self.parts.mkdir(parents=True, exist_ok=True)
+            path = self.parts / f"{self.name}-{os.getpid()}.{table}{PART_SUFFIX}"
+            sink = pa.OSFile(str(path), "wb")
+            self._streams[table] = (sink, pa.ipc.new_stream(sink, schema.arrow_schema(table)))
+        sink, stream = self._streams[table]
+        stream.write_table(rows)
+        sink.flush()
+        self._written[table] = True
+
+    def _close_streams(self) -> None:
+        for sink, stream in self._streams.values():
+            with contextlib.suppress(OSError, pa.ArrowException):
+                stream.close()
+            with contextlib.suppress(OSError):
+                sink.close()
+        self._streams.clear()
 
     def finish(self, complete: bool = True) -> None:
         """Merge the run's parts into its files with ``run_complete = complete`` (False after
         an interruption); a writer with ``merge=False`` leaves them for the merging one."""
         self._finished = True
+        self._close_streams()
         if self.merge:
             self._merged = merge_parts(self.results_dir, self.run_id, complete=complete)
 
@@ -302,23 +353,30 @@ def merge_parts(results_dir: PathLike, run_id: str, *, complete: bool) -> dict[s
     """Merge ``<run_id>.parts/`` (every writer's) into ``<run_id><suffix>`` files, atomically,
     side tables first, then remove the parts; -> table -> file written.
 
-    Parts whose case part is missing (a writer killed between its side parts and its case part)
-    are left out of the side tables, so every merged side row belongs to a merged case.
+    Side rows whose case row is missing (a writer killed between the two) are left out, so
+    every merged side row belongs to a merged case.
     """
     results = Path(results_dir)
     parts = parts_dir(results, run_id)
     if not parts.is_dir():
         return {}
-    case_parts = _part_files(parts, "cases")
-    stems = {p.name.removesuffix(".cases.parquet") for p in case_parts}
+    cases = {f.name.removesuffix(f".cases{PART_SUFFIX}"): _read_stream(f)
+             for f in _part_files(parts, "cases")}  # fmt: skip
     out: dict[str, Path] = {}
     for table in sorted(schema.TABLES, key=lambda t: t == "cases"):
-        suffix = f".{table}.parquet"
-        files = [p for p in _part_files(parts, table) if p.name.removesuffix(suffix) in stems]
-        if not files:
+        pieces = []
+        for f in _part_files(parts, table):
+            writer = f.name.removesuffix(f".{table}{PART_SUFFIX}")
+            if writer not in cases:
+                continue  # killed before its first case row: nothing of it was finished
+            t = cases[writer] if table == "cases" else _read_stream(f)
+            if table != "cases":  # side rows of a case whose row never finished are left out
+                done = pa.array(cases[writer].column("case_id").to_pylist())
+                t = t.filter(pc.is_in(t.column("case_id"), value_set=done))
+            pieces.append(t)
+        if not pieces or not sum(len(p) for p in pieces):
             continue
-        merged = pa.concat_tables([pq.read_table(f) for f in files]).combine_chunks()
-        merged = merged.cast(schema.arrow_schema(table))
+        merged = pa.concat_tables(pieces).combine_chunks().cast(schema.arrow_schema(table))
         if table == "cases":
             idx = merged.schema.get_field_index("run_complete")
             merged = merged.set_column(
@@ -338,7 +396,7 @@ def merge_parts(results_dir: PathLike, run_id: str, *, complete: bool) -> dict[s
 def _file_meta(path: Path) -> tuple[str, int]:
     """(table, schema_version) of a result file, or a ResultFileError saying what it is not."""
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = _read_schema(path).metadata or {}
     except (pa.ArrowException, OSError) as exc:
         raise ResultFileError(
             f"{path} is not a readable parquet file ({exc}); it may be corrupt or truncated: "
@@ -403,6 +461,9 @@ def scan_result_files(
         if path.is_dir():
             for f in sorted(path.glob("*.parquet")):
                 consider(f)
+            if path.name.endswith(PARTS_SUFFIX):  # a run's parts directory, named directly
+                for f in _part_files(path, table):
+                    consider(f)
             # runs still going, or killed before their parts were merged
             for parts in sorted(path.glob(f"*{PARTS_SUFFIX}")):
                 run_id = parts.name.removesuffix(PARTS_SUFFIX)
@@ -508,7 +569,7 @@ def load_results(paths: PathLike | Iterable[PathLike], table: str = "cases") -> 
     tables: list[tuple[Path, pa.Table]] = []
     for f in files:
         try:
-            t = pq.read_table(f)
+            t = _read_table(f)
         except (pa.ArrowException, OSError) as exc:
             raise ResultFileError(f"{f} could not be read ({exc}); it may be corrupt") from None
         _check_versions(t, f)

@@ -1,0 +1,152 @@
+"""Numbers a user can trust: the validity verdict, the re-measure, and the noise signals on real
+runs of this CPU (issue: stability-driven rounds and a verdict on every row).
+
+Ground truth: models whose forward sleeps known times (tests/models_for_tests.py), neighbour
+processes that burn the CPUs, and the order-statistics confidence interval of the median, whose
+ranks are those of the binomial tables (n=20: 6th and 15th; n=100: 40th and 61st).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from harness.cases import Case
+from harness.results.validity import (
+    CI_HALF_WIDTH_REL_MAX,
+    IQR_REL_MAX,
+    assess,
+    median_ci,
+    noise_signals,
+)
+from harness.runner import RunOptions, run_case
+
+M = "tests.models_for_tests:"
+QUICK = RunOptions(
+    warmup_rounds=1, warmup_time_s=0.0, min_rounds=6, min_time_s=0.05, max_time_s=1.0,
+    ci_target=0.01, remeasure=1, remeasure_pause_s=0.2, power="off",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("n", "ranks"),
+    [(6, (1, 6)), (9, (2, 8)), (20, (6, 15)), (100, (40, 61)), (1000, (469, 532))],
+)
+def test_median_interval_ranks_are_the_binomial_tables(n: int, ranks: tuple[int, int]) -> None:
+    """Distribution-free 95% interval of the median: ranks from published tables (e.g. Conover,
+    Practical Nonparametric Statistics, table A3; n=100 gives the 40th and 61st values)."""
+    x = np.arange(1.0, n + 1)
+    assert median_ci(np.random.default_rng(0).permutation(x)) == ranks
+
+
+def test_fewer_than_six_rounds_have_no_95_percent_interval_and_are_not_valid() -> None:
+    row = {"status": "ok", "latency_s_median": 0.01, "throughput_per_s": 100.0, "rounds": 5,
+           "latency_s_samples": [0.01] * 5}  # fmt: skip
+    validity, reason = assess(row)
+    assert validity == "noisy" and reason.startswith("only 5 round(s)")
+
+
+def test_each_signal_names_its_value_and_limit() -> None:
+    base = {"status": "ok", "latency_s_median": 0.010, "throughput_per_s": 100.0, "rounds": 50}
+    cases = {
+        "IQR 40% of the median (limit 25%)": {"latency_s_iqr": 0.004},
+        "median's 95% interval +-5.0% (limit +-2.5%)": {
+            "latency_s_median_ci_low": 0.0095,
+            "latency_s_median_ci_high": 0.0105,
+        },
+        "CPU pressure 50% of the rounds": {"cpu_pressure": 0.5},
+        "load 2.8 on 2 cores (limit cores + 0.5)": {"load_avg_1m": 2.8, "cpu_cores": 2},
+        "SM clock fell 1980 -> 1410 MHz": {"sm_clock_mhz_start": 1980, "sm_clock_mhz_end": 1410},
+        "GPU slowed down: hw_thermal_slowdown": {"throttle_reasons_end": "hw_thermal_slowdown"},
+        "240 involuntary context switches/s": {"involuntary_switches_per_s": 240.0},
+    }
+    for text, extra in cases.items():
+        found = noise_signals({**base, **extra})
+        assert len(found) == 1 and found[0].startswith(text.split(" (")[0]), (text, found)
+    assert noise_signals(base) == []
+    # the thresholds are the documented constants, not literals elsewhere
+    assert (IQR_REL_MAX, CI_HALF_WIDTH_REL_MAX) == (0.25, 0.025)
+    # switches decide only without PSI: with a pressure reading they are not a second vote
+    assert noise_signals({**base, "involuntary_switches_per_s": 240.0, "cpu_pressure": 0.0}) == []
+
+
+def test_outliers_in_a_fifth_of_the_calls_do_not_move_a_valid_median() -> None:
+    """Every fifth call sleeps 10x as long: the median is the fast call's time; either the row
+    is valid with that median, or it is flagged (never a wrong median passed as valid)."""
+    row = run_case(Case(M + "outliers_20_percent", (1, 2, 2)), QUICK).row
+    assert row["status"] == "ok", row.get("error")
+    if row["validity"] == "valid":
+        assert 0.0019 <= row["latency_s_median"] <= 0.0024, row["latency_s_median"]
+    else:
+        assert row["validity"] == "noisy" and row["validity_reason"]
+
+
+def test_a_burst_of_noise_is_measured_again_to_a_valid_row() -> None:
+    """Calls alternate 2 ms / 20 ms for the first 60 calls, then stay at 2 ms: the first
+    measurement's quartiles are far apart (noisy), the one taken again after the pause is
+    valid, and the row keeps it."""
+    row = run_case(Case(M + "burst_then_steady", (1, 2, 2)), QUICK).row
+    assert row["status"] == "ok", row.get("error")
+    assert row["remeasured"] == 1
+    if row["validity"] == "valid":  # what a quiet machine gives
+        assert 0.0019 <= row["latency_s_median"] <= 0.0026, row["latency_s_median"]
+        assert row["latency_s_iqr"] / row["latency_s_median"] <= IQR_REL_MAX
+    else:  # a busy machine: still flagged, with the signal named
+        assert row["validity"] == "noisy" and row["validity_reason"]
+
+
+def _burners(n: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+@pytest.mark.slow
+def test_a_cpu_burning_neighbour_gives_flagged_rows() -> None:
+    """Two processes spinning on this 2-core machine while a case runs on two threads: the
+    row is flagged noisy, naming a signal, and was measured again once."""
+    burners = _burners(2)
+    try:
+        time.sleep(0.5)  # let them take the CPUs
+        row = run_case(
+            Case("lenet5", (1, 32, 32), threads=2),
+            RunOptions(
+                warmup_rounds=2,
+                min_rounds=6,
+                min_time_s=0.3,
+                max_time_s=1.0,
+                remeasure=1,
+                remeasure_pause_s=0.1,
+                power="off",
+            ),
+        ).row
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    assert row["status"] == "ok", row.get("error")
+    assert row["validity"] == "noisy", row
+    assert row["remeasured"] == 1
+    assert any(
+        signal in row["validity_reason"]
+        for signal in ("CPU pressure", "involuntary", "IQR", "interval", "load")
+    ), row["validity_reason"]
+    if row["cpu_pressure"] is not None:  # where the kernel has PSI, it saw the neighbours
+        assert row["cpu_pressure"] > 0.10
+
+
+def test_rows_record_the_rounds_stop_and_the_interval() -> None:
+    row = run_case(Case("lenet5", (1, 32, 32)), QUICK).row
+    assert row["status"] == "ok"
+    assert row["stop_reason"] in ("target", "time_cap")
+    lo, hi = row["latency_s_median_ci_low"], row["latency_s_median_ci_high"]
+    assert lo <= row["latency_s_median"] <= hi
+    assert (lo, hi) == median_ci(row["latency_s_samples"])
+    assert row["ci_target"] == 0.01
+    if row["stop_reason"] == "target":
+        assert (hi - lo) / 2 <= 0.01 * row["latency_s_median"] * (1 + 1e-9)
+    assert row["validity"] in ("valid", "noisy")
+    for column in ("load_avg_1m_end", "involuntary_switches_per_s", "cpu_affinity"):
+        assert row[column] is not None, column
