@@ -385,7 +385,9 @@ def test_vgg16_statement_comes_from_the_claims_function_with_time_shares_per_bat
         t = vgg16_layers(bs, timed=True)
         fc = t[t["layer_type"] == "Linear"]
         share = fc["time_s"].sum() / t["time_s"].sum()
-        assert f"batch {bs} (float32): the FC layers take {100 * share:.1f}%" in text
+        assert (
+            f"batch {bs} (float32, {t['time_s'].sum():.3g} s): FC layers {100 * share:.1f}%" in text
+        )
     assert vgg16_statement(vgg16_layers(model="vgg19")) is None
     assert vgg16_statement(None) is None
 

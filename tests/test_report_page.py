@@ -351,6 +351,9 @@ def test_vgg16_time_shares_at_every_measured_batch_reach_the_page() -> None:
         ignore_index=True,
     )  # fmt: skip
     html = build_report(cases, layers)
-    assert "Measured layer times: batch 1 (float32" in html
-    assert "; batch 8 (float32" in html
+    assert (
+        "Measured layer times, as shares of the layers&#x27; summed time: batch 1 (float32, H100"
+        in html
+    )
+    assert "; batch 8 (float32, H100 80GB HBM3, " in html
     assert "Layer times add up to 97.0% of the step" in html

@@ -201,29 +201,27 @@ def vgg16_statement(layers: pd.DataFrame | None) -> str | None:
     if not names:
         return None
     static = select_profile(layers, names[0])
-    text = vgg16_memory(static).statement()
-    # The static statement may carry one case's time; the measured sentences below cover
-    # every timed batch size.
-    text = text.split(" Measured layer times:")[0]
-    timed = timed_profiles(layers, names[0])
+    # the static statement; the measured sentence below covers every timed batch size
+    text = vgg16_memory(static.drop(columns=["time_s"], errors="ignore")).statement()
     parts = []
-    for prof in timed:
+    for prof in timed_profiles(layers, names[0]):
         m = vgg16_memory(prof)
         s = m.shares
-        first = prof.iloc[0]
-        config = first.get("case_config_short")
+        config = prof.iloc[0].get("case_config_short")
+        where = ", ".join(
+            p for p in (m.dtype, config if isinstance(config, str) else None,
+                        units.seconds(m.time_s, micro="µ")) if p
+        )  # fmt: skip
         parts.append(
-            f"batch {units.integer(m.batch_size)} ({m.dtype}"
-            + (f", {config}" if isinstance(config, str) else "")
-            + f"): the FC layers take {units.percent(s['fc_time_share'])} of "
-            f"{units.seconds(m.time_s, micro='µ')} (they hold "
-            f"{units.percent(s['fc_params_share'])} of the parameters and "
-            f"{units.percent(s['fc_macs_share'], 2)} of the MACs), the "
-            f"convolutions {units.percent(s['conv_time_share'])}, the first two blocks "
+            f"batch {units.integer(m.batch_size)} ({where}): FC layers "
+            f"{units.percent(s['fc_time_share'])}, convolutions "
+            f"{units.percent(s['conv_time_share'])}, first two blocks "
             f"{units.percent(s['early_time_share'])}"
         )
     if parts:
-        text += " Measured layer times: " + "; ".join(parts) + "."
+        text += (
+            " Measured layer times, as shares of the layers' summed time: " + "; ".join(parts) + "."
+        )
     return f"{names[0]}: {text}" if names[0] != "vgg16" else text
 
 
