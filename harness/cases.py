@@ -94,7 +94,11 @@ class Case:
 
     ``dtype_method`` says how a reduced precision is applied: ``autocast`` (weights stay
     float32, ops run in ``dtype`` where torch's autocast lists allow) or ``cast`` (weights and
-    input converted). It is ignored for float32.
+    input converted). None picks the default: ``cast`` for inference (what is deployed; under
+    ``inference_mode`` autocast also re-casts every weight in every round, 1.2-6x slower on
+    this CPU: benchmarks/bench_autocast_cost.py), ``autocast`` for training (mixed precision
+    keeps float32 master weights). float64 is always a cast (autocast has no float64). It is
+    ignored for float32 (recorded as ``autocast``).
     """
 
     model: str
@@ -105,7 +109,7 @@ class Case:
     mode: str = "inference"
     compile: bool = False
     device: str = "cpu"
-    dtype_method: str = "autocast"
+    dtype_method: str | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -131,6 +135,11 @@ class Case:
                 f"threads must be a positive integer (or None: torch's default), got "
                 f"{self.threads!r}"
             )
+        if self.dtype == "float64":
+            object.__setattr__(self, "dtype_method", "cast")
+        elif self.dtype_method is None:
+            cast = self.mode == "inference" and self.dtype != "float32"
+            object.__setattr__(self, "dtype_method", "cast" if cast else "autocast")
         if self.dtype_method not in DTYPE_METHODS:
             raise InvalidInputError(
                 f"unknown dtype method {self.dtype_method!r}; use one of {', '.join(DTYPE_METHODS)}"
@@ -180,7 +189,7 @@ def sweep(
     modes: Iterable[str] = ("inference",),
     compile: Iterable[bool] = (False,),
     device: str = "cpu",
-    dtype_method: str = "autocast",
+    dtype_method: str | None = None,
     threads: Iterable[int | None] = (None,),
 ) -> list[Case]:
     """Every combination of the given values; a model without ``input_shapes`` runs at its own

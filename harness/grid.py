@@ -36,7 +36,7 @@ DEFAULT_GRID: dict[str, Any] = {
     "memory_formats": ("contiguous",),
     "modes": ("inference",),
     "compile": (False,),
-    "dtype_method": "autocast",
+    "dtype_method": None,  # the Case's default: cast for inference, autocast for training
     "threads": (None,),
 }
 MAX_BATCH = 1 << 20

@@ -93,6 +93,14 @@ def _child(
             return
         if message is None:
             return
+        if message[0] == "roofs":  # the device's measured roofs, once per run and dtype
+            from harness.measure.roofs import roof_columns
+
+            try:
+                conn.send(roof_columns(message[1], getattr(torch, message[2])))
+            except Exception as exc:
+                conn.send(f"{type(exc).__name__}: {exc}")
+            continue
         case, options = message
         device = str(resolve_device(case.device))
         if device not in environments:
@@ -232,6 +240,24 @@ class CaseProcess:
                 result.row["status"] = "error"
             self.close()
             raise CaseInterrupted(result) from None
+
+    def roofs(self, device: str, dtype: str, timeout_s: float = 300.0) -> dict[str, float]:
+        """The device's measured roofs (harness.measure.roofs), measured in the child so that
+        this process never touches the GPU; ``{}`` when they could not be measured."""
+        if not self.alive:
+            self.close()
+            self._start()
+        assert self._conn is not None
+        self._conn.send(("roofs", device, dtype))
+        if not self._conn.poll(timeout_s):
+            self.close()
+            return {}
+        try:
+            answer = self._conn.recv()
+        except (EOFError, OSError):
+            self.close()
+            return {}
+        return answer if isinstance(answer, dict) else {}
 
     def _crashed(self, case: Any, started: float, why: str | None = None) -> Any:
         from datetime import datetime, timezone

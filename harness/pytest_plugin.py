@@ -526,6 +526,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         merge=not worker,
         worker=state.worker,
         cuda_index=state.cuda_index,
+        roofs=not state.smoke,
     )
     state.run_id = state.sweep.run_id
 

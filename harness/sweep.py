@@ -97,6 +97,8 @@ class Sweep:
     ``run_id``, ``writer_name``, ``join``, ``merge``: how this process writes its part of the
     run (an xdist worker joins the controller's run id and leaves the merge to it).
     ``environment``: the run's facts for the rows (collected once; a callable per device).
+    ``roofs``: measure the device's roofs once per dtype and add them to the rows (the plugin
+    does; a few seconds).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Sweep:
         cuda_index: int | None = None,
         environment: Callable[[str], dict[str, Any]] | None = None,
         timeout_s: float | None = None,
+        roofs: bool = False,
     ) -> None:
         if isolate not in ISOLATIONS:
             raise InvalidInputError(
@@ -146,6 +149,8 @@ class Sweep:
         self._oom_at: dict[tuple, int] = {}
         self._process: CaseProcess | None = None
         self._process_model: str | None = None
+        self.measure_roofs = roofs
+        self._roofs: dict[tuple[str, str], dict[str, float]] = {}
 
     # -- the environment of a row ------------------------------------------------------------
 
@@ -222,6 +227,26 @@ class Sweep:
             self._process_model = case.model
         return self._process
 
+    def roofs(self, case: Case) -> dict[str, float]:
+        """The measured roofs of the case's device at its dtype (harness.measure.roofs), taken
+        once per run before the first case that needs them: a short GEMM and a copy, a few
+        seconds. Under isolation a child measures them, so this process never touches a GPU."""
+        key = (case.device, case.dtype)
+        if not self.measure_roofs:
+            return {}
+        if key not in self._roofs:
+            cols: dict[str, float] = {}
+            if self.isolate == "none":
+                from harness.measure.roofs import roof_columns
+                from harness.runner import resolve_device
+
+                with contextlib.suppress(Exception):  # no roofs is a missing column, not a fail
+                    cols = roof_columns(resolve_device(case.device), case.torch_dtype)
+            else:
+                cols = self._child(case).roofs(case.device, case.dtype)
+            self._roofs[key] = cols
+        return self._roofs[key]
+
     def _execute(self, case: Case) -> CaseResult:
         if self.isolate == "none":
             return run_case(
@@ -253,7 +278,10 @@ class Sweep:
             result = self._skip(case, reason)
         else:
             try:
+                roofs = self.roofs(case)
                 result = self._execute(case)
+                if result.status == "ok":
+                    result.row.update(roofs)
             except CaseInterrupted as stop:
                 interrupted, result = stop, stop.result
             if self.isolate != "none" and result.status != "crashed":

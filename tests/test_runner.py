@@ -65,11 +65,21 @@ def test_training_step_runs_and_needs_more_memory_than_inference():
     assert train["peak_memory_bytes"] > inf["peak_memory_bytes"]
 
 
-def test_channels_last_and_bfloat16_autocast_run_on_cpu():
-    case = Case(M + "tiny_cnn", (3, 16, 16), dtype="bfloat16", memory_format="channels_last")
+@pytest.mark.parametrize("method", ["autocast", "cast"])
+def test_channels_last_and_bfloat16_run_on_cpu(method: str):
+    case = Case(M + "tiny_cnn", (3, 16, 16), dtype="bfloat16", memory_format="channels_last",
+                dtype_method=method)  # fmt: skip
     row = run_case(case, FAST).row
     assert row["status"] == "ok", row.get("error")
-    assert row["dtype"] == "bfloat16" and row["dtype_method"] == "autocast"
+    assert row["dtype"] == "bfloat16" and row["dtype_method"] == method
+
+
+def test_the_dtype_method_defaults_to_cast_for_inference_and_autocast_for_training():
+    shape = (3, 16, 16)
+    assert Case("m", shape, dtype="bfloat16").dtype_method == "cast"
+    assert Case("m", shape, dtype="bfloat16", mode="training").dtype_method == "autocast"
+    assert Case("m", shape, dtype="float64", dtype_method="autocast").dtype_method == "cast"
+    assert Case("m", shape).dtype_method == "autocast"  # ignored for float32
 
 
 @pytest.mark.parametrize(
