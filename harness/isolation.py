@@ -93,11 +93,14 @@ def _child(
             return
         if message is None:
             return
-        if message[0] == "roofs":  # the device's measured roofs, once per run and dtype
+        if message[0] == "roofs":  # the device's measured roofs, once per run, dtype, threads
             from harness.measure.roofs import roof_columns
+            from harness.measure.timing import fixed_threads
 
+            _, device, dtype, threads = message
             try:
-                conn.send(roof_columns(message[1], getattr(torch, message[2])))
+                with fixed_threads(threads):
+                    conn.send(roof_columns(device, getattr(torch, dtype)))
             except Exception as exc:
                 conn.send(f"{type(exc).__name__}: {exc}")
             continue
@@ -241,14 +244,16 @@ class CaseProcess:
             self.close()
             raise CaseInterrupted(result) from None
 
-    def roofs(self, device: str, dtype: str, timeout_s: float = 300.0) -> dict[str, float]:
+    def roofs(
+        self, device: str, dtype: str, threads: int | None, timeout_s: float = 300.0
+    ) -> dict[str, float]:
         """The device's measured roofs (harness.measure.roofs), measured in the child so that
         this process never touches the GPU; ``{}`` when they could not be measured."""
         if not self.alive:
             self.close()
             self._start()
         assert self._conn is not None
-        self._conn.send(("roofs", device, dtype))
+        self._conn.send(("roofs", device, dtype, threads))
         if not self._conn.poll(timeout_s):
             self.close()
             return {}

@@ -231,19 +231,21 @@ class Sweep:
         """The measured roofs of the case's device at its dtype (harness.measure.roofs), taken
         once per run before the first case that needs them: a short GEMM and a copy, a few
         seconds. Under isolation a child measures them, so this process never touches a GPU."""
-        key = (case.device, case.dtype)
+        threads = case.threads if case.threads is not None else self.options.threads
+        key = (case.device, case.dtype, threads)  # a CPU's roof depends on its threads
         if not self.measure_roofs:
             return {}
         if key not in self._roofs:
             cols: dict[str, float] = {}
             if self.isolate == "none":
                 from harness.measure.roofs import roof_columns
+                from harness.measure.timing import fixed_threads
                 from harness.runner import resolve_device
 
-                with contextlib.suppress(Exception):  # no roofs is a missing column, not a fail
+                with contextlib.suppress(Exception), fixed_threads(threads):  # none: a null
                     cols = roof_columns(resolve_device(case.device), case.torch_dtype)
             else:
-                cols = self._child(case).roofs(case.device, case.dtype)
+                cols = self._child(case).roofs(case.device, case.dtype, threads)
             self._roofs[key] = cols
         return self._roofs[key]
 

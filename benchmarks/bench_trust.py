@@ -1,0 +1,92 @@
+"""Are the quick grid's numbers reproducible? Two runs back to back (a benchmark, not a test).
+
+    python benchmarks/bench_trust.py [--old PATH] [--runs 2] [-- extra pytest args]
+
+Runs ``pytest suites/ --benchmark-only`` (the CPU quick grid, README's main job) ``--runs``
+times back to back into fresh directories and prints:
+
+* the wall time of each run (and, with ``--old PATH``, of the same command run by the harness
+  checked out at PATH, e.g. a ``git worktree`` of the previous release, side by side);
+* how many rows each run flagged (noisy or invalid) and why;
+* among the cases valid in both runs, the share whose medians differ by more than 5% (the
+  goal is at most 5%), with the largest differences named.
+
+These machines are noisy: the figures hold for the load they were taken under, which is
+printed (the 1-minute load average before each run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = ["model", "input_shape", "batch_size", "dtype", "memory_format", "mode", "compiled"]
+
+
+def _run(checkout: Path, results: Path, extra: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    cmd = [
+        *(sys.executable, "-m", "pytest", "suites/", "--benchmark-only", "-q"),
+        *(f"--cnn-results-dir={results}", "--cnn-no-report", "-p", "no:cacheprovider"),
+        *extra,
+    ]
+    started = time.perf_counter()
+    out = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if out.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-3000:]}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", type=Path, help="a checkout of the harness to time beside")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("extra", nargs="*", help="more pytest arguments (after --)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from harness.results import load_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.old:
+            load = os.getloadavg()[0]
+            wall = _run(args.old.resolve(), Path(tmp) / "old", [])
+            print(f"old harness ({args.old}): {wall:.1f} s wall (load before {load:.1f})")
+        frames = []
+        for i in range(args.runs):
+            load = os.getloadavg()[0]
+            wall = _run(ROOT, Path(tmp) / f"run{i}", args.extra)
+            df = load_results(Path(tmp) / f"run{i}")
+            ok = df[df["status"] == "ok"]
+            flagged = ok[ok["validity"] != "valid"]
+            print(
+                f"run {i + 1}: {wall:.1f} s wall (load before {load:.1f}); {len(df)} rows, "
+                f"{len(ok)} ok, {len(flagged)} flagged"
+            )
+            for r in flagged.itertuples():
+                print(f"    {r.model} b{r.batch_size} {r.mode}: {r.validity}: {r.validity_reason}")
+            frames.append(ok.set_index(KEY))
+        for i in range(1, len(frames)):
+            a, b = frames[0], frames[i]
+            both = a.join(b, how="inner", lsuffix="_a", rsuffix="_b")
+            valid = both[(both["validity_a"] == "valid") & (both["validity_b"] == "valid")]
+            ratio = valid["latency_s_median_b"] / valid["latency_s_median_a"]
+            off = ratio[(ratio - 1).abs() > 0.05]
+            share = len(off) / len(valid) if len(valid) else float("nan")
+            print(
+                f"run 1 vs run {i + 1}: {len(both)} cases in both, {len(valid)} valid in both; "
+                f"{len(off)} differ by more than 5% ({share:.1%}; goal: at most 5%)"
+            )
+            worst = (ratio - 1).abs().sort_values(ascending=False).head(5)
+            for key, change in worst.items():
+                print(f"    {key[0]} b{key[2]} {key[5]}: {ratio[key]:.3f} ({change:+.1%})")
+
+
+if __name__ == "__main__":
+    main()
