@@ -636,11 +636,10 @@ def pytest_collection_modifyitems(
         name, problem = state.model_problems[0]
         import difflib
 
-        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
-        if close:  # a typo of a suite's model, most likely
-            problem = (
-                f"{name!r} matches no model of the collected suites; closest: {', '.join(close)}"
-            )
+        if ":" not in name:  # a plain name: a typo of a suite's model, most likely
+            close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+            hint = f"closest: {', '.join(close)}" if close else "`cnnbench models` lists them"
+            problem = f"{name!r} matches no model of the collected suites; {hint}"
         raise pytest.UsageError(f"--cnn-models: {problem}")
     if state.settings.models and known:
         missing = unmatched_patterns(state.settings.models, known)

@@ -89,25 +89,28 @@ with_uncounted_op.input_shape = (1, 4, 4)  # type: ignore[attr-defined]
 
 
 class _Burst(nn.Module):
-    """Slow and fast calls in turn for the first ``burst`` real calls (10x the time every other
-    call: a neighbour's burst of load), then steady: the first measurement is noisy, the one
-    taken again after the pause is not."""
+    """For the first ``burst_s`` seconds after its first real call, every other call takes 10x
+    as long (a neighbour's burst of load), then steady: a measurement inside the burst is noisy,
+    one taken after it is not."""
 
-    def __init__(self, seconds: float, burst: int) -> None:
+    def __init__(self, seconds: float, burst_s: float) -> None:
         super().__init__()
-        self.seconds, self.burst, self.calls = seconds, burst, 0
+        self.seconds, self.burst_s, self.calls = seconds, burst_s, 0
+        self.started: float | None = None
         self.fc = nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "meta":
+            now = time.monotonic()
+            self.started = self.started if self.started is not None else now
             self.calls += 1
-            slow = self.calls <= self.burst and self.calls % 2 == 0
+            slow = now - self.started < self.burst_s and self.calls % 2 == 0
             time.sleep(self.seconds * (10 if slow else 1))
         return self.fc(x.flatten(1)[:, :4])
 
 
 def burst_then_steady() -> nn.Module:
-    return _Burst(0.002, 60)
+    return _Burst(0.002, 1.5)
 
 
 burst_then_steady.input_shape = (1, 2, 2)  # type: ignore[attr-defined]

@@ -79,21 +79,24 @@ def test_outliers_in_a_fifth_of_the_calls_do_not_move_a_valid_median() -> None:
     is valid with that median, or it is flagged (never a wrong median passed as valid)."""
     row = run_case(Case(M + "outliers_20_percent", (1, 2, 2)), QUICK).row
     assert row["status"] == "ok", row.get("error")
-    if row["validity"] == "valid":
-        assert 0.0019 <= row["latency_s_median"] <= 0.0024, row["latency_s_median"]
+    samples = np.asarray(row["latency_s_samples"])
+    assert samples.mean() > 1.5 * row["latency_s_median"]  # the outliers are in the samples...
+    if row["validity"] == "valid":  # ...and not in a valid median: the fast call's time (a
+        # 2 ms sleep, plus the scheduler's wake-up: tens of us quiet, more under load)
+        assert 0.0019 <= row["latency_s_median"] <= 0.003, row["latency_s_median"]
     else:
         assert row["validity"] == "noisy" and row["validity_reason"]
 
 
 def test_a_burst_of_noise_is_measured_again_to_a_valid_row() -> None:
-    """Calls alternate 2 ms / 20 ms for the first 60 calls, then stay at 2 ms: the first
-    measurement's quartiles are far apart (noisy), the one taken again after the pause is
-    valid, and the row keeps it."""
+    """Calls alternate 2 ms / 20 ms for the first 1.5 s, then stay at 2 ms: the first
+    measurement (capped at 1 s) lies inside the burst, its quartiles far apart (noisy); the one
+    taken again after the pause lies mostly after it, and the row keeps that one."""
     row = run_case(Case(M + "burst_then_steady", (1, 2, 2)), QUICK).row
     assert row["status"] == "ok", row.get("error")
     assert row["remeasured"] == 1
     if row["validity"] == "valid":  # what a quiet machine gives
-        assert 0.0019 <= row["latency_s_median"] <= 0.0026, row["latency_s_median"]
+        assert 0.0019 <= row["latency_s_median"] <= 0.003, row["latency_s_median"]
         assert row["latency_s_iqr"] / row["latency_s_median"] <= IQR_REL_MAX
     else:  # a busy machine: still flagged, with the signal named
         assert row["validity"] == "noisy" and row["validity_reason"]
