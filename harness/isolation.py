@@ -35,7 +35,10 @@ from pathlib import Path
 from typing import Any
 
 ISOLATIONS = ("model", "case", "none")
-PRELOAD = ["harness.runner", "pytest"]
+# Imported once by the fork server, so no child pays for them: torch and the harness, and what
+# the first case would import lazily (torch._dynamo, pulled in by the first traced forward,
+# costs 2 s; the zoo; pyarrow's pandas bridge). None of them starts a thread.
+PRELOAD = ["torch._dynamo", "harness.runner", "harness.zoo", "pyarrow.pandas_compat", "pytest"]
 # A child must answer within this long after a case's own time cap: a hang is a crash too.
 HANG_GRACE_S = 600.0
 

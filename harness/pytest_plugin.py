@@ -74,7 +74,7 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "max-time",
         "string",
         None,
-        "cap on a case's measured time, s, or 'none' (default 1.5 quick, 30 full)",
+        "cap on a case's measured time, s, or 'none' (default 1 quick, 30 full)",
     ),
     ("warmup-rounds", "string", None, "uncounted warm-up rounds (default 2 quick, 10 full)"),
     (
@@ -323,6 +323,7 @@ def _state_from_config(config: pytest.Config) -> _State:
                 power_sample_hz=_number(config, "power-hz", float, 100.0, low=0.1, high=1000),
                 idle_power_s=_number(config, "idle-power", float, 0.0, low=0, high=3600),
                 layer_times=bool(_bool(config, "layer-times")),
+                remeasure_pause_s=0.5 if quick else 1.0,
             )
     except HarnessError as exc:
         raise pytest.UsageError(f"--cnn-* option: {exc}") from None

@@ -478,6 +478,18 @@ class _Attempt:
         )
 
 
+def _worth_again(attempt: _Attempt) -> bool:
+    """Whether measuring again may give a valid row: not when the time cap alone left too few
+    rounds for an interval (the same cap would again)."""
+    if attempt.validity != "noisy":
+        return False
+    capped = attempt.timing.stop_reason == "time_cap"
+    only_short = (
+        capped and (attempt.reason or "").startswith("only ") and ";" not in (attempt.reason or "")
+    )
+    return not only_short
+
+
 def _measure(
     prepared: PreparedStep,
     case: Case,
@@ -531,7 +543,7 @@ def _measure(
     dynamo = cuda_state.dynamo_stats() if case.compile else contextlib.nullcontext({})
     with prepared.contexts(), dynamo as compiled:
         tries = [attempt()]
-        while tries[-1].validity == "noisy" and len(tries) <= options.remeasure:
+        while _worth_again(tries[-1]) and len(tries) <= options.remeasure:
             time.sleep(options.remeasure_pause_s)  # let a passing burst of load go by
             tries.append(attempt())
         valid = [t for t in tries if t.validity == "valid"]

@@ -38,7 +38,7 @@ GEMM_N = {"cpu": 1024, "cuda": 8192}
 # Copy buffers, bytes: far larger than any cache (a CPU's L3 is tens of MiB; an H100's L2 50 MiB).
 COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}
 # Time each measurement aims at, seconds (the best of REPEATS batches filling it).
-TARGET_S = {"gemm": 1.0, "copy": 0.6}
+TARGET_S = {"gemm": 0.4, "copy": 0.25}
 REPEATS = 5
 COLUMNS = ("peak_flops_measured", "peak_bytes_per_s_measured")
 

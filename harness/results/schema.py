@@ -125,6 +125,13 @@ CASES: tuple[Column, ...] = (
         "1/s",
         "involuntary context switches of this process per second of timed rounds (getrusage)",
     ),
+    _c(
+        "speed_probe_ratio",
+        FLT,
+        "",
+        "a fixed Python loop's time around the rounds / its fastest time seen on this host "
+        "(1.0: the CPU ran at its best; a VM's slow state shows here and nowhere else)",
+    ),
     _c("cpu_affinity", STR, "", "the CPUs the process was allowed to run on (0-3,8)"),
     _c("worker", STR, "", "pytest-xdist worker id (gw0, ...) or 'main'"),
     _c("isolation", STR, "", "how the case ran: in the test process (none) or a child process"),

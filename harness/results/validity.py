@@ -43,6 +43,9 @@ CPU_PRESSURE_MAX = 0.10
 # Involuntary context switches per second of rounds; decides only where the kernel has no
 # PSI (a quiet 2-core VM shows up to ~100/s from the kernel's own work).
 INVOLUNTARY_SWITCHES_PER_S_MAX = 150.0
+# The CPU ran a fixed probe this much slower than its best on this host (harness.measure.noise):
+# this VM's slow state is 1.5-1.8x, its fast state within 1.1x.
+SPEED_PROBE_SLOW_MAX = 1.25
 # 1-minute load average above the cores by this much: more runnable tasks than CPUs.
 LOAD_ABOVE_CORES_MAX = 0.5
 # GPU: SM clock falling by more than this share across the window; temperature rise in C.
@@ -63,6 +66,7 @@ THRESHOLDS: dict[str, float] = {
     "ci_half_width_rel_max": CI_HALF_WIDTH_REL_MAX,
     "cpu_pressure_max": CPU_PRESSURE_MAX,
     "involuntary_switches_per_s_max": INVOLUNTARY_SWITCHES_PER_S_MAX,
+    "speed_probe_slow_max": SPEED_PROBE_SLOW_MAX,
     "load_above_cores_max": LOAD_ABOVE_CORES_MAX,
     "sm_clock_drop_max": SM_CLOCK_DROP_MAX,
     "temperature_rise_max_c": TEMPERATURE_RISE_MAX_C,
@@ -71,7 +75,8 @@ RULE = (
     f"noisy when any of: fewer than {MIN_ROUNDS} rounds; IQR > {IQR_REL_MAX:.0%} of the "
     f"median; the median's 95% interval wider than +-{CI_HALF_WIDTH_REL_MAX:.1%}; CPU "
     f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
-    f"involuntary switches/s (without PSI); 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
+    f"involuntary switches/s (without PSI); the CPU's speed probe > {SPEED_PROBE_SLOW_MAX:g}x "
+    f"its best on the host; 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
     f"SM clock down > {SM_CLOCK_DROP_MAX:.0%}; temperature up > {TEMPERATURE_RISE_MAX_C:g} C; "
     "a thermal or hardware slowdown reason"
 )
@@ -175,6 +180,12 @@ def noise_signals(row: Mapping[str, Any]) -> list[str]:
             f"{switches:.0f} involuntary context switches/s "
             f"(limit {INVOLUNTARY_SWITCHES_PER_S_MAX:g})"
         )
+    speed = _num(row, "speed_probe_ratio")
+    if speed is not None and speed > SPEED_PROBE_SLOW_MAX:
+        found.append(
+            f"CPU running {speed:.2f}x slower than its best on this host (speed probe; "
+            f"limit {SPEED_PROBE_SLOW_MAX:g}x)"
+        )
     cores = _num(row, "cpu_cores")
     if cores:
         loads = [v for v in (_num(row, "load_avg_1m"), _num(row, "load_avg_1m_end")) if v]
@@ -219,7 +230,8 @@ def usable(validity: Any) -> bool:
 SIGNAL_COLUMNS = (
     "status", "schema_version", "rounds", "latency_s_median", "throughput_per_s",
     "latency_s_samples", "latency_s_iqr", "latency_s_median_ci_low", "latency_s_median_ci_high",
-    "cpu_pressure", "involuntary_switches_per_s", "cpu_cores", "load_avg_1m", "load_avg_1m_end",
+    "cpu_pressure", "involuntary_switches_per_s", "speed_probe_ratio", "cpu_cores",
+    "load_avg_1m", "load_avg_1m_end",
     "sm_clock_mhz_start", "sm_clock_mhz_end", "temperature_c_start", "temperature_c_end",
     "throttle_reasons_end",
 )  # fmt: skip
