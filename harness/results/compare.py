@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from harness.errors import InvalidInputError
 from harness.results import schema
@@ -186,10 +187,16 @@ def _prepare(
         names = df["model"].astype("string").fillna("")
         keep = [any(fnmatch.fnmatchcase(m, p) for p in models) for m in names]
         df = df[keep].reset_index(drop=True)
-    df, dropped = pick_one_per_case(df, CASE_KEY)
-    keys = df[list(CASE_KEY)].astype("string").fillna("<NA>")
-    df = df.assign(_key=["|".join(k) for k in keys.itertuples(index=False)])
-    return df.set_index("_key"), dropped
+    keys = ["|".join(k) for k in df[list(CASE_KEY)].astype("string").fillna("<NA>").itertuples(
+        index=False
+    )]  # fmt: skip
+    dropped: dict[str, int] = {}
+    if len(set(keys)) < len(keys):  # reordering copies every column: only when needed
+        df, dropped = pick_one_per_case(df, CASE_KEY)
+        keys = ["|".join(k) for k in df[list(CASE_KEY)].astype("string").fillna("<NA>")
+                .itertuples(index=False)]  # fmt: skip
+    df.index = pd.Index(keys, name="_key")
+    return df, dropped
 
 
 def _distinct(series: pd.Series | None) -> str:
@@ -249,6 +256,47 @@ class _Settings:
         return [alpha, 1 - alpha]
 
 
+# Columns of a row that the comparison reads besides the case key and the metrics.
+ROW_COLUMNS = ("status", "error", "validity", "validity_reason", "schema_version")
+
+
+def _sample_views(column: pd.Series | None, n: int) -> list[np.ndarray | None]:
+    """Each row's finite samples as a numpy view into the column's buffers (no Python float
+    per sample, no copy); None where a row has none."""
+    if column is None:
+        return [None] * n
+    data = pa.chunked_array(pa.array(column, from_pandas=True))
+    if not pa.types.is_list(data.type):
+        return [sample_array(v) for v in column]
+    out: list[np.ndarray | None] = []
+    for chunk in data.chunks:
+        values = pc.list_flatten(chunk).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        offsets = chunk.offsets.to_numpy()
+        offsets = offsets - offsets[0]
+        nulls = chunk.is_null().to_numpy(zero_copy_only=False)
+        for i in range(len(chunk)):
+            view = None if nulls[i] else values[offsets[i] : offsets[i + 1]]
+            if view is not None and not np.all(np.isfinite(view)):
+                view = view[np.isfinite(view)]
+            out.append(view if view is not None and len(view) else None)
+    return out
+
+
+class _Columns:
+    """Rows gathered column by column (a dict per row held 200,000 times is most of what a
+    50,000-case comparison once spent in memory)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.data: dict[str, list] = {n: [] for n in names}
+
+    def add(self, **row: Any) -> None:
+        for name, values in self.data.items():
+            values.append(row.get(name))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data)
+
+
 class _Accumulator:
     """Per metric: the cases' log ratios and, resample by resample, the running sum of their
     bootstrap draws (so the summary's interval needs O(resamples) memory, not O(cases x
@@ -285,8 +333,19 @@ def _compare_pair(
             )
     acc = {col: _Accumulator(s.n_resamples) for col in s.columns}
     keys = base.index.intersection(cand.index, sort=False)
-    for key, (_, b_row), (_, c_row) in zip(
-        keys, base.loc[keys].iterrows(), cand.loc[keys].iterrows(), strict=True
+    # plain dicts of the columns read below: a pandas row per case costs more than the case
+    wanted = [*CASE_KEY, *STATIC_COLUMNS, *s.columns, *ROW_COLUMNS]
+    wanted += [c for col in s.columns for c in reason_columns(col)]
+    records, samples = {}, {}
+    for side, frame in (("baseline", base), ("candidate", cand)):
+        pos = frame.index.get_indexer(keys)
+        small = frame[[c for c in dict.fromkeys(wanted) if c in frame]]  # not the samples
+        records[side] = small.iloc[pos].to_dict("records")
+        views = _sample_views(frame.get("latency_s_samples"), len(frame))  # views, no copy
+        samples[side] = [views[p] for p in pos]
+    cases = out["cases"]
+    for i, (key, b_row, c_row) in enumerate(
+        zip(keys, records["baseline"], records["candidate"], strict=True)
     ):
         case = {k: b_row[k] for k in CASE_KEY}
         for col in STATIC_COLUMNS:
@@ -307,10 +366,7 @@ def _compare_pair(
         if flagged:
             noise_verdict = "invalid" if any(v == "invalid" for _, v, _ in flagged) else "noisy"
         log_draws = None
-        bs, cs = (
-            sample_array(b_row.get("latency_s_samples")),
-            sample_array(c_row.get("latency_s_samples")),
-        )
+        bs, cs = samples["baseline"][i], samples["candidate"][i]
         if bs is not None and cs is not None and noise_verdict is None:
             rng = np.random.default_rng(
                 [s.seed, zlib.crc32(key.encode())]
@@ -331,30 +387,28 @@ def _compare_pair(
                 verdict = noise_verdict
                 noise_reason = "; ".join(f"{side}: {v}: {why}" for side, v, why in flagged)
             acc[col].add(ratio, ci_draws, verdict)
-            out["cases"].append(
-                {
-                    **pair,
-                    **case,
-                    "metric": metric_name(col),
-                    "column": col,
-                    "baseline_value": bv,
-                    "candidate_value": cv,
-                    "ratio": ratio,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "change": None if ratio is None else ratio - 1,
-                    "verdict": verdict,
-                    "baseline_status": b_row.get("status"),
-                    "candidate_status": c_row.get("status"),
-                    "na_reason": ""
-                    if ratio is not None
-                    else pair_reason(
-                        {"baseline": (b_row, bv), "candidate": (c_row, cv)},
-                        metric_name(col),
-                        reason_columns(col),
-                    ),
-                    "noise_reason": noise_reason,
-                }
+            cases.add(
+                **pair,
+                **case,
+                metric=metric_name(col),
+                column=col,
+                baseline_value=bv,
+                candidate_value=cv,
+                ratio=ratio,
+                ci_low=lo,
+                ci_high=hi,
+                change=None if ratio is None else ratio - 1,
+                verdict=verdict,
+                baseline_status=b_row.get("status"),
+                candidate_status=c_row.get("status"),
+                na_reason=""
+                if ratio is not None
+                else pair_reason(
+                    {"baseline": (b_row, bv), "candidate": (c_row, cv)},
+                    metric_name(col),
+                    reason_columns(col),
+                ),
+                noise_reason=noise_reason,
             )
     out["summary"] += _summarise(acc, pair, s)
 
@@ -424,17 +478,21 @@ def compare_runs(
     names = list(labels) if labels else _unique([_label(x, i) for i, x in enumerate(items)])
     if len(names) != len(items) or len(set(names)) != len(names):
         raise InvalidInputError(f"need {len(items)} distinct labels, got {names}")
+    needed = [
+        *CASE_KEY, *columns, *STATIC_COLUMNS, *ENV_FIELDS, *ROW_COLUMNS, "latency_s_samples",
+        "run_id", "run_complete", "timestamp_utc", "host", "cpu_threads", "torch_version",
+        *(c for col in columns for c in reason_columns(col)),
+    ]  # fmt: skip
     frames, info, all_models = [], [], set()
     for item, name in zip(items, names, strict=True):
-        raw = item if isinstance(item, pd.DataFrame) else load_results(item)
+        raw = item if isinstance(item, pd.DataFrame) else load_results(item, columns=needed)
         if "model" in raw:
             all_models |= {str(m) for m in raw["model"].dropna().unique()}
         df, dropped = _prepare(raw, name, models)
         frames.append(df)
         info.append(_input_info(raw, df, name, dropped))
-    out: dict[str, list] = {
-        k: [] for k in ("cases", "only", "environment", "static", "summary", "noisy")
-    }
+    out: dict[str, Any] = {k: [] for k in ("only", "environment", "static", "summary", "noisy")}
+    out["cases"] = _Columns(CASE_COLUMNS)
     for cand, cname in zip(frames[1:], names[1:], strict=True):
         if not len(frames[0].index.intersection(cand.index)):
             hint = f" matching --model {' '.join(models)}" if models else ""
@@ -448,9 +506,7 @@ def compare_runs(
         _compare_pair(frames[0], cand, {"baseline": names[0], "candidate": cname}, s, out)
     return Comparison(
         inputs=pd.DataFrame(info),
-        cases=pd.DataFrame(out["cases"], columns=CASE_COLUMNS).astype(
-            dict.fromkeys(FLOAT_COLUMNS, "float64")
-        ),
+        cases=out["cases"].frame().astype(dict.fromkeys(FLOAT_COLUMNS, "float64")),
         only=pd.DataFrame(out["only"], columns=["baseline", "candidate", "side", *CASE_KEY]),
         environment=pd.DataFrame(out["environment"], columns=ENV_COLUMNS),
         static=pd.DataFrame(out["static"], columns=STATIC_ROW_COLUMNS).drop_duplicates(

@@ -36,7 +36,7 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -108,18 +108,27 @@ def _is_float(t: pa.DataType) -> bool:
 
 
 PARTS_SUFFIX = ".parts"
+ROW_GROUP_ROWS = 4096
+# Part batches merged at a time: a one-row batch costs hundreds of bytes per column in objects,
+# so 4,096 of them held 150 MB; 512 hold under 20.
+MERGE_ROWS = 512
+
+
+def _dictionary(schema_: pa.Schema) -> list[str]:
+    """No dictionary encoding of floats: on the raw samples it would make writing several
+    times slower, for no gain (timings rarely repeat exactly)."""
+    return [f.name for f in schema_ if not _is_float(f.type)]
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` so that a reader sees the old file or the new one, whole; the
     temporary file is removed if the write fails (a full disk, Ctrl-C)."""
     tmp = path.with_name(path.name + ".tmp")
-    # No dictionary encoding of floats: on the raw samples it would make writing several
-    # times slower, for no gain (timings rarely repeat exactly).
-    dictionary = [f.name for f in table.schema if not _is_float(f.type)]
+    dictionary = _dictionary(table.schema)
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, use_dictionary=dictionary)
+            # row groups of a few thousand rows keep a reader's decoding buffers small
+            pq.write_table(table, fh, use_dictionary=dictionary, row_group_size=ROW_GROUP_ROWS)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -167,21 +176,39 @@ def _part_files(directory: Path, table: str) -> list[Path]:
     return sorted(directory.glob(f"*.{table}{PART_SUFFIX}"))
 
 
-def _read_stream(path: Path) -> pa.Table:
-    """Every complete record batch of a part stream: a writer killed mid-append leaves a torn
-    last message, which is not read (it belongs to a case whose cases row never finished)."""
-    batches: list[pa.RecordBatch] = []
-    with pa.memory_map(str(path)) as source:
+def _stream_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The complete record batches of a part stream, one at a time (a torn last message, left
+    by a kill mid-append, ends the stream)."""
+    with pa.OSFile(str(path)) as source:  # read, not mapped: pages are not held
         reader = pa.ipc.open_stream(source)
-        schema_ = reader.schema
         while True:
             try:
-                batches.append(reader.read_next_batch())
+                yield reader.read_next_batch()
             except StopIteration:
-                break
-            except (pa.ArrowInvalid, OSError):  # torn by a kill: what came before stands
-                break
-    return pa.Table.from_batches(batches, schema=schema_)
+                return
+            except (pa.ArrowInvalid, OSError):
+                return
+
+
+def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Batches gathered into tables of about ``rows`` rows, each combined into one chunk."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending).combine_chunks()
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending).combine_chunks()
+
+
+def _read_stream(path: Path) -> pa.Table:
+    """Every complete record batch of a part stream, as one table."""
+    with pa.memory_map(str(path)) as source:
+        schema_ = pa.ipc.open_stream(source).schema
+    return pa.Table.from_batches(list(_stream_batches(path)), schema=schema_)
 
 
 def _read_schema(path: Path) -> pa.Schema:
@@ -191,10 +218,16 @@ def _read_schema(path: Path) -> pa.Schema:
     return pq.read_schema(path)
 
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     if path.suffix == PART_SUFFIX:
-        return _read_stream(path)
-    return pq.read_table(path)
+        t = _read_stream(path)
+        return t if columns is None else t.select([c for c in columns if c in t.column_names])
+    if columns is not None:
+        present = set(pq.read_schema(path).names)
+        return pq.read_table(path, columns=[c for c in columns if c in present], use_threads=False)
+    # one thread: parallel column decoding held 3x the table in buffers (90 MB for a 23 MB
+    # table of 10,000 cases), the whole of what a large comparison peaked at
+    return pq.read_table(path, use_threads=False)
 
 
 class ResultWriter:
@@ -360,31 +393,50 @@ def merge_parts(results_dir: PathLike, run_id: str, *, complete: bool) -> dict[s
     parts = parts_dir(results, run_id)
     if not parts.is_dir():
         return {}
-    cases = {f.name.removesuffix(f".cases{PART_SUFFIX}"): _read_stream(f)
-             for f in _part_files(parts, "cases")}  # fmt: skip
+    writers = {f.name.removesuffix(f".cases{PART_SUFFIX}"): f for f in _part_files(parts, "cases")}
+    done: dict[str, pa.Array] = {}  # writer -> the case ids whose row made it
+    for writer, f in writers.items():
+        ids = pa.concat_arrays(
+            [b.column(b.schema.get_field_index("case_id")) for b in _stream_batches(f)]
+            or [pa.array([], pa.string())]
+        )
+        done[writer] = ids
     out: dict[str, Path] = {}
     for table in sorted(schema.TABLES, key=lambda t: t == "cases"):
-        pieces = []
-        for f in _part_files(parts, table):
-            writer = f.name.removesuffix(f".{table}{PART_SUFFIX}")
-            if writer not in cases:
-                continue  # killed before its first case row: nothing of it was finished
-            t = cases[writer] if table == "cases" else _read_stream(f)
-            if table != "cases":  # side rows of a case whose row never finished are left out
-                done = pa.array(cases[writer].column("case_id").to_pylist())
-                t = t.filter(pc.is_in(t.column("case_id"), value_set=done))
-            pieces.append(t)
-        if not pieces or not sum(len(p) for p in pieces):
-            continue
-        merged = pa.concat_tables(pieces).combine_chunks().cast(schema.arrow_schema(table))
-        if table == "cases":
-            idx = merged.schema.get_field_index("run_complete")
-            merged = merged.set_column(
-                idx, merged.schema.field(idx), pa.array([bool(complete)] * len(merged))
-            )
+        target = schema.arrow_schema(table)
         path = results / f"{run_id}{schema.FILE_SUFFIX[table]}"
-        _write_atomic(merged, path)
-        out[table] = path
+        tmp = path.with_name(path.name + ".tmp")
+        sink: pq.ParquetWriter | None = None
+        try:
+            for f in _part_files(parts, table):
+                writer = f.name.removesuffix(f".{table}{PART_SUFFIX}")
+                if writer not in done:
+                    continue  # killed before its first case row: nothing of it was finished
+                for chunk in _chunks(_stream_batches(f), MERGE_ROWS):
+                    if table != "cases":  # side rows of a case whose row never finished
+                        chunk = chunk.filter(pc.is_in(chunk.column("case_id"), done[writer]))
+                    else:
+                        idx = chunk.schema.get_field_index("run_complete")
+                        chunk = chunk.set_column(
+                            idx, chunk.schema.field(idx), pa.array([bool(complete)] * len(chunk))
+                        )
+                    if not len(chunk):
+                        continue
+                    if sink is None:
+                        sink = pq.ParquetWriter(
+                            str(tmp), target, use_dictionary=_dictionary(target)
+                        )
+                    sink.write_table(chunk.cast(target), row_group_size=ROW_GROUP_ROWS)
+            if sink is not None:
+                sink.close()
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+                out[table] = path
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
     _sync_directory(results)
     shutil.rmtree(parts, ignore_errors=True)
     return {t: out[t] for t in schema.TABLES if t in out}
@@ -556,29 +608,42 @@ def _check_versions(t: pa.Table, path: Path) -> None:
         )
 
 
-def load_results(paths: PathLike | Iterable[PathLike], table: str = "cases") -> pd.DataFrame:
+def load_results(
+    paths: PathLike | Iterable[PathLike],
+    table: str = "cases",
+    *,
+    columns: Iterable[str] | None = None,
+) -> pd.DataFrame:
     """One DataFrame of ``table`` from result files and directories (see ``result_files``).
 
     Every current schema column, in schema order, then unknown extra columns; ArrowDtype
-    columns (nulls stay ``pd.NA``). ``frame.attrs["skipped_files"]`` lists the files found in
+    columns (nulls stay ``pd.NA``). ``columns`` reads only those (and, for the cases table,
+    what the validity verdict needs): a reader of 50,000 cases that needs a dozen columns
+    does not hold a hundred. ``frame.attrs["skipped_files"]`` lists the files found in
     directories that were passed over, with the reason. Files of an older schema version give
     nulls for the columns they lack; a newer version, a foreign or corrupt file named
     explicitly is a ResultFileError.
     """
+    wanted: list[str] | None = None
+    if columns is not None:
+        from harness.results.validity import SIGNAL_COLUMNS
+
+        extra = ("validity", "validity_reason", *SIGNAL_COLUMNS) if table == "cases" else ()
+        wanted = list(dict.fromkeys([*columns, "schema_version", *extra]))
     files, skipped = scan_result_files(paths, table)
     tables: list[tuple[Path, pa.Table]] = []
     for f in files:
         try:
-            t = _read_table(f)
+            t = _read_table(f, wanted)
         except (pa.ArrowException, OSError) as exc:
             raise ResultFileError(f"{f} could not be read ({exc}); it may be corrupt") from None
         _check_versions(t, f)
         tables.append((f, t))
-    fields = list(schema.arrow_schema(table))
+    fields = [f for f in schema.arrow_schema(table) if wanted is None or f.name in wanted]
     names = {f.name for f in fields}
     for _, t in tables:
         for field in t.schema:
-            if field.name not in names:
+            if field.name not in names and wanted is None:
                 fields.append(field.remove_metadata())
                 names.add(field.name)
     target = pa.schema(fields)

@@ -248,12 +248,11 @@ def _impossible_mask(df: pd.DataFrame) -> pd.Series:
     if "latency_s_samples" in df:
         arr = pa.array(df["latency_s_samples"], from_pandas=True)
         if pa.types.is_list(arr.type) and len(arr):
-            flat = pc.list_flatten(arr).cast(pa.float64())
-            parents = pc.list_parent_indices(arr).to_numpy()
-            values = flat.to_numpy(zero_copy_only=False)
-            wrong = ~np.isfinite(values) | (values <= 0)
+            flat = pc.list_flatten(arr).cast(pa.float64())  # views: no copy of the samples
+            wrong = pc.or_kleene(pc.invert(pc.is_finite(flat)), pc.less_equal(flat, 0.0))
+            parents = pc.filter(pc.list_parent_indices(arr), wrong).to_numpy()
             rows = np.zeros(len(df), dtype=bool)
-            rows[parents[wrong]] = True
+            rows[parents] = True
             bad |= pd.Series(rows, index=df.index)
     return bad
 
