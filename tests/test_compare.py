@@ -727,3 +727,12 @@ def test_duplicates_keep_the_valid_row_and_say_why(tmp_path: Path) -> None:
     info = c.inputs.iloc[0]
     assert info["duplicates_dropped"] == 1
     assert "noisy or invalid" in info["duplicates_why"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 2000])
+def test_fast_quantiles_are_numpys_default(n: int) -> None:
+    from harness.results.bootstrap import quantiles
+
+    x = np.random.default_rng(n).standard_normal(n)
+    levels = [0.025, 0.5, 0.975]
+    assert quantiles(x, levels) == pytest.approx(np.quantile(x, levels).tolist(), abs=1e-12)

@@ -26,7 +26,9 @@ def bootstrap_medians(
     lo = np.minimum((u * n).astype(np.int64), n - 1)
     if n % 2:
         return x[lo]
-    u2 = u + (1.0 - u) * rng.beta(1, n - k, size=n_resamples)
+    # Beta(1, m) by inversion of its CDF 1 - (1 - x)^m: 1 - V^(1/m), V uniform (same law,
+    # a third of the time of a beta draw)
+    u2 = u + (1.0 - u) * (1.0 - rng.random(n_resamples) ** (1.0 / (n - k)))
     hi = np.minimum((u2 * n).astype(np.int64), n - 1)
     return (x[lo] + x[hi]) / 2.0
 
@@ -47,3 +49,18 @@ def sample_array(value: Any) -> np.ndarray | None:
     a = np.asarray([v for v in value if v is not None], dtype=np.float64)
     a = a[np.isfinite(a)]
     return a if len(a) else None
+
+
+def quantiles(draws: np.ndarray, levels: list[float]) -> list[float]:
+    """numpy's default ("linear", Hyndman & Fan type 7) quantiles of ``draws`` at ``levels``,
+    by partitioning around the ranks needed (several times faster than np.quantile here)."""
+    n = len(draws)
+    ranks = [q * (n - 1) for q in levels]
+    idx = sorted({min(math.floor(r) + d, n - 1) for r in ranks for d in (0, 1)})
+    part = np.partition(draws, idx)
+    out = []
+    for r in ranks:
+        lo = math.floor(r)
+        hi = min(lo + 1, n - 1)
+        out.append(float(part[lo] + (part[hi] - part[lo]) * (r - lo)))
+    return out

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from harness.errors import InvalidInputError
 from harness.results import schema
-from harness.results.bootstrap import log_median_ratio_draws, sample_array
+from harness.results.bootstrap import log_median_ratio_draws, quantiles, sample_array
 from harness.results.missing import is_missing, pair_reason, reason_columns
 from harness.results.runs import DUPLICATE_RULE, pick_one_per_case
 from harness.results.schema import CASE_KEY
@@ -365,7 +365,7 @@ def _compare_pair(
         noise_verdict = None
         if flagged:
             noise_verdict = "invalid" if any(v == "invalid" for _, v, _ in flagged) else "noisy"
-        log_draws = None
+        log_draws = log_q = None
         bs, cs = samples["baseline"][i], samples["candidate"][i]
         if bs is not None and cs is not None and noise_verdict is None:
             rng = np.random.default_rng(
@@ -379,8 +379,13 @@ def _compare_pair(
             ratio = cv / bv if bv is not None and cv is not None and bv > 0 else None
             lo = hi = ci_draws = None
             if ratio is not None and log_draws is not None and col in METRICS_WITH_CI:
+                if log_q is None:
+                    log_q = quantiles(log_draws, s.quantiles)
                 ci_draws = log_draws if col == "latency_s_median" else -log_draws
-                lo, hi = (float(v) for v in np.exp(np.quantile(ci_draws, s.quantiles)))
+                if col == "latency_s_median":
+                    lo, hi = math.exp(log_q[0]), math.exp(log_q[1])
+                else:  # throughput = batch / latency: the interval inverted
+                    lo, hi = math.exp(-log_q[1]), math.exp(-log_q[0])
             verdict = _verdict(col, ratio, lo, hi, s.min_effect)
             noise_reason = ""
             if noise_verdict is not None and ratio is not None and col not in NOISE_FREE:
