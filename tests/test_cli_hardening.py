@@ -256,7 +256,8 @@ def _inside_main(pid: int) -> bool:
         return False
 
 
-def interrupt(argv: list[str | Path], delay_s: float) -> tuple[int, str, str]:
+def _start(argv: list[str | Path]) -> tuple[subprocess.Popen[str], float]:
+    """Start the command and wait until it is inside ``main``; the time it got there."""
     proc = subprocess.Popen(
         [str(SCRIPT), *map(str, argv)],
         stdout=subprocess.PIPE,
@@ -266,7 +267,34 @@ def interrupt(argv: list[str | Path], delay_s: float) -> tuple[int, str, str]:
     )
     deadline = time.monotonic() + 120
     while not _inside_main(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    return proc, time.monotonic()
+
+
+def _argv(command: str, many_cases: dict[str, Path], out: Path) -> list[str | Path]:
+    return {
+        "compare": ["compare", many_cases["A"], many_cases["B"], "--resamples", "20000"],
+        "report": ["report", many_cases["A"], many_cases["B"], "-o", out / "r.html"],
+    }[command]
+
+
+@pytest.fixture(scope="module")
+def work_s(many_cases: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """How long each command works once inside ``main``, from one uninterrupted run here: the
+    signal is then sent at a fraction of it, so it lands mid-work on a fast or a slow machine
+    (a fixed delay either came after a fast machine had finished or before a slow one began)."""
+    took = {}
+    for command in ("compare", "report"):
+        out = tmp_path_factory.mktemp(f"full-{command}")
+        proc, inside = _start(_argv(command, many_cases, out))
+        proc.communicate(timeout=300)
+        assert proc.returncode == 0, command
+        took[command] = time.monotonic() - inside
+    return took
+
+
+def interrupt(argv: list[str | Path], delay_s: float) -> tuple[int, str, str]:
+    proc, _ = _start(argv)
     time.sleep(delay_s)
     assert proc.poll() is None, "the command ended before the signal: give it more work"
     proc.send_signal(signal.SIGINT)
@@ -275,18 +303,15 @@ def interrupt(argv: list[str | Path], delay_s: float) -> tuple[int, str, str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
-@pytest.mark.parametrize("delay_s", [0.0, 1.5])
+@pytest.mark.parametrize("fraction", [0.0, 0.5])
 @pytest.mark.parametrize("command", ["compare", "report"])
 def test_ctrl_c_is_one_line_exit_130_and_leaves_no_file(
-    many_cases: dict[str, Path], tmp_path: Path, command: str, delay_s: float
+    many_cases: dict[str, Path], work_s: dict, tmp_path: Path, command: str, fraction: float
 ) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    argv: list[str | Path] = {
-        "compare": ["compare", many_cases["A"], many_cases["B"], "--resamples", "20000"],
-        "report": ["report", many_cases["A"], many_cases["B"], "-o", out_dir / "r.html"],
-    }[command]
-    code, out, err = interrupt(argv, delay_s)
+    assert work_s[command] > 0.3, f"{command} finished too soon to be interrupted: more cases"
+    code, out, err = interrupt(_argv(command, many_cases, out_dir), fraction * work_s[command])
     assert code == 130, (code, err[-3000:])
     assert err == f"cnnbench {command}: interrupted\n", err[-3000:]
     assert out == ""

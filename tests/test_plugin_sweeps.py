@@ -290,3 +290,14 @@ def test_many(cnn_case, cnn_bench):
     df = load_results(results)
     assert len(df) >= 3 and not df["run_complete"].any(), output
     assert "run interrupted: every finished case is on disk" in output
+
+
+def test_a_large_cpu_sweep_says_its_size_and_time_before_it_starts(here):
+    here.makepyfile(test_r=REPORT_SUITE)
+    sizes = ",".join(str(b) for b in range(1, 121))
+    out = here.runpytest_subprocess("--co", "-q", f"--cnn-batch-sizes={sizes}", "--cnn-device=cpu")
+    out.stdout.fnmatch_lines(
+        ["cnnbench: 120 cases on a CPU, * to * by the timing settings*narrow it with --cnn-models*"]
+    )
+    small = here.runpytest_subprocess("--co", "-q", "--cnn-batch-sizes=1,2", "--cnn-device=cpu")
+    assert "cases on a CPU" not in small.stdout.str()
