@@ -326,9 +326,7 @@ def _noisy_lines(noisy: pd.DataFrame, safe: Any) -> list[str]:
         "out of --fail-on (--include-noisy judges them):"
     ]
     for r in noisy.itertuples(index=False):
-        lines.append(
-            f"  {r.side}: {safe(_case_label(r))}: {r.validity}: {safe(r.validity_reason)}"
-        )
+        lines.append(f"  {r.side}: {safe(_case_label(r))}: {r.validity}: {safe(r.validity_reason)}")
     return ["\n".join(lines)]
 
 
