@@ -871,8 +871,13 @@ def _shield_interrupts() -> None:
         signal.signal(signal.SIGINT, _first_interrupt)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, _first_interrupt):
+    """Without an interrupt, Ctrl-C behaves as usual again (an inline pytester run must not leave
+    its caller shielded). After one, the run is ending because of it: further Ctrl-Cs stay
+    ignored to the end of the process (restoring here let the third of three print a traceback
+    from pytest's own last hooks)."""
+    if signal.getsignal(signal.SIGINT) is _first_interrupt:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
