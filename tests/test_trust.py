@@ -8,6 +8,7 @@ ranks are those of the binomial tables (n=20: 6th and 15th; n=100: 40th and 61st
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -63,6 +64,8 @@ def test_each_signal_names_its_value_and_limit() -> None:
         "SM clock fell 1980 -> 1410 MHz": {"sm_clock_mhz_start": 1980, "sm_clock_mhz_end": 1410},
         "GPU slowed down: hw_thermal_slowdown": {"throttle_reasons_end": "hw_thermal_slowdown"},
         "240 involuntary context switches/s": {"involuntary_switches_per_s": 240.0},
+        "CPU running 1.70x slower than typical": {"speed_probe_ratio": 1.7},
+        "CPU running 1.60x faster than typical": {"speed_probe_ratio": 0.625},
     }
     for text, extra in cases.items():
         found = noise_signals({**base, **extra})
@@ -72,6 +75,37 @@ def test_each_signal_names_its_value_and_limit() -> None:
     assert (IQR_REL_MAX, CI_HALF_WIDTH_REL_MAX) == (0.25, 0.025)
     # switches decide only without PSI: with a pressure reading they are not a second vote
     assert noise_signals({**base, "involuntary_switches_per_s": 240.0, "cpu_pressure": 0.0}) == []
+    # within 1.25x of typical either way is the same state
+    assert noise_signals({**base, "speed_probe_ratio": 1.2}) == []
+    assert noise_signals({**base, "speed_probe_ratio": 0.85}) == []
+
+
+def test_the_speed_reference_is_the_hosts_typical_probe_not_its_fastest(tmp_path, monkeypatch):
+    """A host that is slow 98% of the time with short fast bursts (this VM, 2026-11-29): the
+    reference is the median of its recent probes, so a probe in the usual slow state reads
+    1.0 and a burst reads fast; the history is shared through the cache file and bounded."""
+    from harness.measure import noise
+
+    path = tmp_path / "speed.json"
+    slow, fast = 1.26e-3, 0.75e-3
+    warmups = iter([fast] + [slow] * (noise.SPEED_WARMUP - 1))
+    monkeypatch.setattr(noise, "speed_probe", lambda: next(warmups))
+    monkeypatch.setattr(noise.time, "sleep", lambda s: None)
+    ref = noise.SpeedReference(path)
+    assert ref.ratio(slow) == pytest.approx(1.0)  # the fastest ever seen would say 1.68
+    assert ref.ratio(fast) == pytest.approx(fast / slow)
+    ref.save()
+    again = noise.SpeedReference(path)  # another process on the host reads the same history
+    assert len(again.recent) == noise.SPEED_WARMUP + 2
+    assert again.typical() == pytest.approx(slow)
+    for _ in range(noise.SPEED_HISTORY + 10):
+        again.ratio(fast)
+    again.save()
+    assert len(noise.SpeedReference(path).recent) == noise.SPEED_HISTORY
+    assert noise.SpeedReference(path).typical() == pytest.approx(fast)  # the host got faster
+    # a cache from the first version (one float: the fastest) is read as no history
+    path.write_text(json.dumps({noise._cache_key(): 0.0007}))
+    assert noise.SpeedReference(path).recent == []
 
 
 def test_outliers_in_a_fifth_of_the_calls_do_not_move_a_valid_median() -> None:

@@ -129,8 +129,9 @@ CASES: tuple[Column, ...] = (
         "speed_probe_ratio",
         FLT,
         "",
-        "a fixed Python loop's time around the rounds / its fastest time seen on this host "
-        "(1.0: the CPU ran at its best; a VM's slow state shows here and nowhere else)",
+        "a fixed Python loop's time around the rounds / its typical time on this host (median "
+        "of the host's recent probes; of the two probes the one farther from 1; above 1 slower; "
+        "a VM's speed states show here and nowhere else)",
     ),
     _c("cpu_affinity", STR, "", "the CPUs the process was allowed to run on (0-3,8)"),
     _c("worker", STR, "", "pytest-xdist worker id (gw0, ...) or 'main'"),

@@ -43,8 +43,8 @@ CPU_PRESSURE_MAX = 0.10
 # Involuntary context switches per second of rounds; decides only where the kernel has no
 # PSI (a quiet 2-core VM shows up to ~100/s from the kernel's own work).
 INVOLUNTARY_SWITCHES_PER_S_MAX = 150.0
-# The CPU ran a fixed probe this much slower than its best on this host (harness.measure.noise):
-# this VM's slow state is 1.5-1.8x, its fast state within 1.1x.
+# The CPU ran a fixed probe this much slower (or 1/this faster) than its typical time on this
+# host (harness.measure.noise): this VM's two states are 1.6-1.8x apart, each within 1.1x.
 SPEED_PROBE_SLOW_MAX = 1.25
 # 1-minute load average above the cores by this much: more runnable tasks than CPUs.
 LOAD_ABOVE_CORES_MAX = 0.5
@@ -76,7 +76,7 @@ RULE = (
     f"median; the median's 95% interval wider than +-{CI_HALF_WIDTH_REL_MAX:.1%}; CPU "
     f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
     f"involuntary switches/s (without PSI); the CPU's speed probe > {SPEED_PROBE_SLOW_MAX:g}x "
-    f"its best on the host; 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
+    f"slower or faster than typical on the host; 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
     f"SM clock down > {SM_CLOCK_DROP_MAX:.0%}; temperature up > {TEMPERATURE_RISE_MAX_C:g} C; "
     "a thermal or hardware slowdown reason"
 )
@@ -183,7 +183,12 @@ def noise_signals(row: Mapping[str, Any]) -> list[str]:
     speed = _num(row, "speed_probe_ratio")
     if speed is not None and speed > SPEED_PROBE_SLOW_MAX:
         found.append(
-            f"CPU running {speed:.2f}x slower than its best on this host (speed probe; "
+            f"CPU running {speed:.2f}x slower than typical on this host (speed probe; "
+            f"limit {SPEED_PROBE_SLOW_MAX:g}x)"
+        )
+    elif speed is not None and 0 < speed < 1 / SPEED_PROBE_SLOW_MAX:
+        found.append(
+            f"CPU running {1 / speed:.2f}x faster than typical on this host (speed probe; "
             f"limit {SPEED_PROBE_SLOW_MAX:g}x)"
         )
     cores = _num(row, "cpu_cores")
