@@ -27,6 +27,7 @@ Rules (also in ``Comparison.method``):
 
 from __future__ import annotations
 
+import array
 import fnmatch
 import math
 import zlib
@@ -284,17 +285,31 @@ def _sample_views(column: pd.Series | None, n: int) -> list[np.ndarray | None]:
 
 class _Columns:
     """Rows gathered column by column (a dict per row held 200,000 times is most of what a
-    50,000-case comparison once spent in memory)."""
+    50,000-case comparison once spent in memory); float columns as typed arrays (8 bytes a
+    value, not a Python float and a pointer), turned into a frame column by column."""
 
-    def __init__(self, names: Sequence[str]) -> None:
-        self.data: dict[str, list] = {n: [] for n in names}
+    def __init__(self, names: Sequence[str], floats: Sequence[str] = ()) -> None:
+        self.data: dict[str, Any] = {
+            n: array.array("d") if n in floats else [] for n in names
+        }  # fmt: skip
 
     def add(self, **row: Any) -> None:
         for name, values in self.data.items():
-            values.append(row.get(name))
+            value = row.get(name)
+            if isinstance(values, array.array):
+                value = math.nan if value is None else value
+            values.append(value)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.data)
+        columns = {}
+        for name in list(self.data):  # each list freed as its column is made
+            values = self.data.pop(name)
+            if isinstance(values, array.array):
+                columns[name] = pd.Series(np.frombuffer(values, dtype="float64").copy())
+            else:
+                columns[name] = pd.Series(values, dtype=object)
+            del values
+        return pd.DataFrame(columns, copy=False)
 
 
 class _Accumulator:
@@ -508,7 +523,7 @@ def compare_runs(
         frames.append(df)
         info.append(_input_info(raw, df, name, dropped))
     out: dict[str, Any] = {k: [] for k in ("only", "environment", "static", "summary", "noisy")}
-    out["cases"] = _Columns(CASE_COLUMNS)
+    out["cases"] = _Columns(CASE_COLUMNS, FLOAT_COLUMNS)
     for cand, cname in zip(frames[1:], names[1:], strict=True):
         if not len(frames[0].index.intersection(cand.index)):
             hint = f" matching --model {' '.join(models)}" if models else ""
@@ -522,7 +537,7 @@ def compare_runs(
         _compare_pair(frames[0], cand, {"baseline": names[0], "candidate": cname}, s, out)
     return Comparison(
         inputs=pd.DataFrame(info),
-        cases=out["cases"].frame().astype(dict.fromkeys(FLOAT_COLUMNS, "float64")),
+        cases=out["cases"].frame(),
         only=pd.DataFrame(out["only"], columns=["baseline", "candidate", "side", *CASE_KEY]),
         environment=pd.DataFrame(out["environment"], columns=ENV_COLUMNS),
         static=pd.DataFrame(out["static"], columns=STATIC_ROW_COLUMNS).drop_duplicates(
