@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             )
     cases = _select(comp.cases, shown, args)
     if args.format == "csv":
-        sys.stdout.write(_inert(cases).to_csv(index=False))
+        _inert(cases).to_csv(sys.stdout, index=False)  # streamed, not one string
     elif args.format == "json":  # json.dumps escapes every control character (ensure_ascii)
         print(_json(comp, cases, failures))
     else:
@@ -186,11 +186,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inert(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every string cell passed through textsafe.terminal."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(lambda v: terminal(v) if isinstance(v, str) else v)
+    """``frame`` with every string cell passed through textsafe.terminal: each distinct value
+    escaped once, and a column rewritten only when one of its values changes (a new string per
+    cell of a 200,000-row comparison held more memory than the comparison itself)."""
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        escaped = {v: terminal(v) for v in pd.unique(values) if isinstance(v, str)}
+        changed = {v: e for v, e in escaped.items() if e != v}
+        if changed:
+            if out is frame:
+                out = frame.copy(deep=False)
+            out[column] = values.map(lambda v, c=changed: c.get(v, v) if isinstance(v, str) else v)
     return out
 
 
