@@ -256,22 +256,7 @@ def energy_figure(cases: pd.DataFrame) -> Plot | Missing:
     def draw(fig: go.Figure, g: pd.DataFrame, row: int, c: int, seen: set[str]):
         ys: list[float | None] = []
         for series, pts in per_series(g):
-            fig.add_trace(
-                go.Scatter(
-                    x=values(pts["batch_size"]),
-                    y=values(pts["samples_per_j"]),
-                    name=ptext(series),
-                    legendgroup=ptext(series),
-                    showlegend=legend_once(seen, series),
-                    mode="lines+markers",
-                    line={"color": col[series], "width": 1.5},
-                    marker={"color": col[series], "size": 7, "symbol": symbols(pts["quality"])},
-                    hovertext=pts["_hover"].tolist(),
-                    **series_hover(series, pts),
-                ),
-                row=row,
-                col=c,
-            )
+            fig.add_trace(series_trace(pts, "samples_per_j", col[series], seen), row=row, col=c)
             ys += values(pts["samples_per_j"])
         return ys
 

@@ -30,6 +30,7 @@ from harness.report.facets import (
     one_point_each,
     per_series,
     series_hover,
+    series_trace,
     split_by_batches,
 )
 from harness.report.style import (
@@ -77,19 +78,10 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
         for series, pts in per_series(g):
             if pts["peak_memory_bytes"].isna().all():
                 continue
+            title = "measured peak (solid)" if not seen else None
             fig.add_trace(
-                go.Scatter(
-                    x=values(pts["batch_size"]),
-                    y=values(pts["peak_memory_bytes"]),
-                    name=ptext(series),
-                    legendgroup=ptext(series),
-                    legendgrouptitle_text="measured peak (solid)" if not seen else None,
-                    showlegend=legend_once(seen, series),
-                    mode="lines+markers",
-                    line={"color": col[series], "width": 1.5},
-                    marker={"color": col[series], "size": 7, "symbol": symbols(pts["quality"])},
-                    hovertext=pts["_hover"].tolist(),
-                    **series_hover(series, pts),
+                series_trace(
+                    pts, "peak_memory_bytes", col[series], seen, legendgrouptitle_text=title
                 ),
                 row=row,
                 col=c,
