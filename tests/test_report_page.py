@@ -337,8 +337,18 @@ def test_headline_names_the_fastest_the_most_efficient_and_the_pareto_front() ->
     ]  # fmt: skip
     html = build_report(pd.DataFrame(rows))
     assert "inference: b, 800 samples/s (batch 4)" in html
+    assert "faster in noisy rows only" not in html
     assert "c, 9 samples/J (batch 4)" in html
     assert "a (100 MMACs, 500 /s, batch 4) → b (1 GMACs, 800 /s, batch 4)" in html
+    # a noisy row faster than every valid one is named beside the winner, not as the winner
+    fast = case_row(model="e", batch_size=8, macs=int(8 * 1e7), throughput_per_s=2000.0,
+                    latency_s_median=8 / 2000, validity="noisy",
+                    validity_reason="CPU pressure 50% of the rounds", **cpu_env())  # fmt: skip
+    html = build_report(pd.DataFrame([*rows, fast]))
+    assert (
+        "inference: b, 800 samples/s (batch 4); faster in noisy rows only: e, 2 K samples/s "
+        "(batch 8)" in html
+    )
 
 
 def test_vgg16_time_shares_at_every_measured_batch_reach_the_page() -> None:
