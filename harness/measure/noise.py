@@ -16,9 +16,10 @@ signals harness.results.validity judges:
   ``SPEED_HISTORY`` probes with this Python (kept in ``$XDG_CACHE_HOME/cnnbench/speed-probe.json``
   so every run on the host shares one reference). Of the two probes, the ratio farther from 1
   is kept (above 1: slower than typical). Virtual machines switch between speeds that no load
-  figure shows: on this project's 2-core VM the same loop takes 0.75 ms or 1.26 ms; in one
-  minute measured on 2026-11-29 it was in the slow state 98% of the time, with fast bursts of
-  about 0.1 s, and on other days it flipped every few seconds. A case whose probes depart from
+  figure shows: on this project's 2-core VM the same loop takes about 0.72 ms or 1.7x that
+  (``benchmarks/bench_speed_states.py``); one minute on 2026-11-29 spent 98% of its probes in
+  the slow state with fast bursts of about 0.1 s, another an hour later 60%, flipping every
+  0.3 s at the median, with spells up to 11 s. A case whose probes depart from
   the typical speed is flagged (and measured again); a reference from the fastest probe ever
   seen (the first version) called 70% of the cases noisy on a host whose usual state was the
   slow one. A host's first window takes ``SPEED_WARMUP`` probes (about 0.3 s) to found the

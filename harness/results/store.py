@@ -655,7 +655,7 @@ def load_results(
 
         assess_frame(frame)
     del tables, combined
-    # Arrow's allocator keeps what decoding freed (a 50,000-case file: 130 MB resident beyond the
-    # frame); a second file or a comparison would stack on top of it.
+    # Arrow's allocator keeps what decoding freed; a second file or a comparison would stack on
+    # top of it (benchmarks/bench_compare_scale.py shows the peak).
     pa.default_memory_pool().release_unused()
     return frame

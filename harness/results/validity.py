@@ -44,7 +44,8 @@ CPU_PRESSURE_MAX = 0.10
 # PSI (a quiet 2-core VM shows up to ~100/s from the kernel's own work).
 INVOLUNTARY_SWITCHES_PER_S_MAX = 150.0
 # The CPU ran a fixed probe this much slower (or 1/this faster) than its typical time on this
-# host (harness.measure.noise): this VM's two states are 1.6-1.8x apart, each within 1.1x.
+# host (harness.measure.noise): this VM's two states are 1.6-1.8x apart, each within 1.1x
+# (benchmarks/bench_speed_states.py).
 SPEED_PROBE_SLOW_MAX = 1.25
 # 1-minute load average above the cores by this much: more runnable tasks than CPUs.
 LOAD_ABOVE_CORES_MAX = 0.5
