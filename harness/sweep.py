@@ -49,12 +49,11 @@ class ResultsNotWritable(HarnessError):
 
 @dataclass
 class Progress:
-    """How far the sweep is: cases done, their wall time, and an estimate of what is left."""
+    """How far the sweep is: cases done and their wall time, overall and by model (the budget's
+    estimate of a case; the progress line's ETA is the plugin's, over every worker)."""
 
-    total: int | None = None
     done: int = 0
     wall_s: float = 0.0
-    workers: int = 1
     by_model: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, result: CaseResult) -> None:
@@ -68,12 +67,6 @@ class Progress:
         if mine:
             return sum(mine) / len(mine)
         return self.wall_s / self.done if self.done else 0.0
-
-    def eta_s(self) -> float | None:
-        if not self.total or not self.done:
-            return None
-        left = max(0, self.total - self.done)
-        return left * (self.wall_s / self.done) / max(1, self.workers)
 
 
 def _oom_key(case: Case) -> tuple:

@@ -105,10 +105,6 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
-def has_values(df: pd.DataFrame, column: str) -> bool:
-    return column in df.columns and bool(df[column].notna().any())
-
-
 def _text_or(value: Any, default: str) -> str:
     return default if is_missing(value) or str(value) == "" else str(value)
 

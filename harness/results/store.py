@@ -120,24 +120,6 @@ def _dictionary(schema_: pa.Schema) -> list[str]:
     return [f.name for f in schema_ if not _is_float(f.type)]
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so that a reader sees the old file or the new one, whole; the
-    temporary file is removed if the write fails (a full disk, Ctrl-C)."""
-    tmp = path.with_name(path.name + ".tmp")
-    dictionary = _dictionary(table.schema)
-    try:
-        with open(tmp, "wb") as fh:
-            # row groups of a few thousand rows keep a reader's decoding buffers small
-            pq.write_table(table, fh, use_dictionary=dictionary, row_group_size=ROW_GROUP_ROWS)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def _sync_directory(directory: Path) -> None:
     """Make the renames in ``directory`` durable (POSIX; a no-op elsewhere)."""
     if hasattr(os, "O_DIRECTORY"):
