@@ -98,7 +98,7 @@ def xdist() -> None:
         f"  -n 0: {rows} cases in {walls[0]:.1f} s ({rate[0]:.2f} cases/s); -n 2: "
         f"{walls[2]:.1f} s ({rate[2]:.2f} cases/s): x{rate[2] / rate[0]:.2f} (goal: at least 1.8)"
     )
-    both = frames[0].join(frames[2], how="inner", lsuffix="_0", rsuffix="_2")
+    both = frames[0].merge(frames[2], left_index=True, right_index=True, suffixes=("_0", "_2"))
     ok = both[(both["status_0"] == "ok") & (both["status_2"] == "ok")]
     ratio = ok["latency_s_median_2"] / ok["latency_s_median_0"]
     far = ratio[(ratio - 1).abs() > 0.10]

@@ -74,7 +74,7 @@ def main() -> None:
             frames.append(ok.set_index(KEY))
         for i in range(1, len(frames)):
             a, b = frames[0], frames[i]
-            both = a.join(b, how="inner", lsuffix="_a", rsuffix="_b")
+            both = a.merge(b, left_index=True, right_index=True, suffixes=("_a", "_b"))
             valid = both[(both["validity_a"] == "valid") & (both["validity_b"] == "valid")]
             ratio = valid["latency_s_median_b"] / valid["latency_s_median_a"]
             off = ratio[(ratio - 1).abs() > 0.05]
