@@ -1,7 +1,7 @@
 """What measured layer times cost: ``cnnbench profile vgg16 --measure`` and layer times in a run.
 
 1. ``cnnbench profile vgg16 --measure`` at batch 1 on this CPU, run in-process through
-   ``harness.cli.main`` (output discarded) with the step that ``harness.step.prepare_step``
+   ``harness.cli.main.main`` (output discarded) with the step that ``harness.run.step.prepare_step``
    builds wrapped to count and time every call: the command's wall time, the time of the steps
    it ran (first call, warm-up, timed rounds, the shape step and the K profiled steps), and the
    rest: the static profile, building the model, the profiler's start, stop and reading its
@@ -12,7 +12,7 @@
    DeepSpeed's flops profiler times modules), and the layer run alone on its own input
    (median of 50 calls). Printed for the layers that take under 50 us alone: the sums of each
    and the median ratio of the hook clock to the op time.
-3. The overhead of layer times in a run: ``harness.runner.run_case`` on a small grid of zoo
+3. The overhead of layer times in a run: ``harness.run.runner.run_case`` on a small grid of zoo
    cases with the quick grid's timing settings, each case with layer times off and on, side by
    side in ABBA order (so drifting load falls on both alike), ``--repeats`` times; the wall
    time of each case (``CaseResult.wall_s``) and the overhead in %, per case and for the grid.
@@ -52,7 +52,9 @@ GRID = [
 
 def import_seconds() -> float:
     """A fresh process's import of torch and the CLI (what `cnnbench` pays before anything)."""
-    code = "import time; t = time.perf_counter(); import torch, harness.cli, harness.runner; "
+    code = (
+        "import time; t = time.perf_counter(); import torch, harness.cli.main, harness.run.runner; "
+    )
     code += "print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
@@ -65,16 +67,16 @@ def measure_cli(threads: int | None) -> dict[str, float]:
 
     import harness.measure.layer_times as layer_times
     import harness.profile
-    import harness.runner  # imported before the patches below, which it must not keep
-    import harness.step
-    from harness.cli import build_parser, main
+    import harness.run.runner  # imported before the patches below, which it must not keep
+    import harness.run.step
+    from harness.cli.main import build_parser, main
 
     build_parser()  # imports every command's module: a process's start, not the profile's
     steps: list[float] = []
     phases = {"profile_s": 0.0, "build_s": 0.0, "layer_times_s": 0.0, "layer_steps_s": 0.0}
     originals = (
         harness.profile.profile,
-        harness.step.prepare_step,
+        harness.run.step.prepare_step,
         layer_times.measure_layer_times,
     )
 
@@ -110,7 +112,7 @@ def measure_cli(threads: int | None) -> dict[str, float]:
             phases["layer_steps_s"] += sum(steps[before:])
 
     harness.profile.profile = timed("profile_s", originals[0])
-    harness.step.prepare_step = counting
+    harness.run.step.prepare_step = counting
     layer_times.measure_layer_times = measuring
     before = torch.get_num_threads()
     if threads is not None:
@@ -121,7 +123,7 @@ def measure_cli(threads: int | None) -> dict[str, float]:
             code = main(["profile", "vgg16", "--measure"])
         wall = time.perf_counter() - t0
     finally:
-        harness.profile.profile, harness.step.prepare_step = originals[:2]
+        harness.profile.profile, harness.run.step.prepare_step = originals[:2]
         layer_times.measure_layer_times = originals[2]
         torch.set_num_threads(before)
     if code != 0:
@@ -131,9 +133,9 @@ def measure_cli(threads: int | None) -> dict[str, float]:
 
 def measure_grid(repeats: int, threads: int | None) -> list[tuple[str, float, float]]:
     """(case, median wall off, median wall on) per case of GRID, run ABBA."""
-    from harness.cases import Case
+    from harness.core.spec import Case
     from harness.models import get_entry
-    from harness.runner import RunOptions, run_case
+    from harness.run.runner import RunOptions, run_case
 
     quick = {"warmup_rounds": 2, "min_rounds": 6, "min_time_s": 0.2, "max_time_s": 1.5}
     options = {
@@ -167,12 +169,12 @@ def small_modules(threads: int | None) -> None:
     import numpy as np
     import torch
 
-    from harness.cases import Case
+    from harness.core.schema import column_names
+    from harness.core.spec import Case
     from harness.measure.layer_times import measure_layer_times
     from harness.measure.timing import fixed_threads, measure_latency
     from harness.profile import profile
-    from harness.results.schema import column_names
-    from harness.step import prepare_step
+    from harness.run.step import prepare_step
 
     threads = threads or 1
     case = Case("resnet18", (3, 224, 224), 1, threads=threads)
@@ -252,10 +254,10 @@ def zoo_coverage(threads: int | None, batches: list[int]) -> list[float]:
     """layer_time_coverage of every model of the CPU quick grid at each batch size, through
     run_case as a sweep runs it; the profiled step's wall time / the timed median beside it
     (the profiler's overhead, and any change of load) and the runner's validity verdict."""
-    from harness.cases import Case
+    from harness.core.spec import Case
     from harness.measure.layer_times import profiled_step_ratio
     from harness.models import get_entry
-    from harness.runner import RunOptions, run_case
+    from harness.run.runner import RunOptions, run_case
     from suites.test_classic_cnns import QUICK
 
     options = RunOptions(

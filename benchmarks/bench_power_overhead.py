@@ -48,7 +48,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.nvml_stub
 
 import harness
-from harness.measure.power import PowerMonitor, make_power_monitor
+from harness.measure.power.meters import PowerMonitor, make_power_monitor
 from harness.measure.timing import fixed_threads
 from tests.nvml_stub.build import build_stub
 

@@ -24,7 +24,7 @@ import time
 import torch
 
 import harness
-from harness import units
+from harness.core import units
 from harness.profile import profile
 from harness.profile import trace as _trace
 

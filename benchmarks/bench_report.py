@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.results.schema import arrow_schema, column_names  # noqa: E402
+from harness.core.schema import arrow_schema, column_names  # noqa: E402
 
 MODELS_PER_RUN = 20
 DTYPES = ("float32", "float16", "bfloat16")

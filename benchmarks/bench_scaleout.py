@@ -32,8 +32,8 @@ MODELS = "lenet5,alexnet,resnet18,resnet34,googlenet,inception_3a,vgg11,resnet1d
 
 OVERHEAD = r"""
 import json, sys, tempfile, time
-import harness.runner as r
-from harness.cases import Case
+import harness.run.runner as r
+from harness.core.spec import Case
 spent = []
 inner = r.measure_latency
 def timed(*a, **k):
@@ -48,7 +48,7 @@ cases = [Case(m, (3, 224, 224), batch_size=b) for m in ("resnet50", "vgg16") for
 out = {}
 with tempfile.TemporaryDirectory() as d:
     if sys.argv[1] == "new":
-        from harness.sweep import Sweep
+        from harness.run.sweep import Sweep
         sweep = Sweep(r.RunOptions(ci_target=None, remeasure=0, **opts), results_dir=d)
         run = lambda c: sweep.run(c)
     else:

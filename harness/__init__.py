@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Case": "harness.cases",
-    "sweep": "harness.cases",
+    "Case": "harness.core.spec",
+    "sweep": "harness.run.grid",
     "get_entry": "harness.models",
     "get_model": "harness.models",
     "list_models": "harness.models",
-    "register_model": "harness.models",
+    "register_model": "harness.models.registry",
     "ModelProfile": "harness.profile",
     "profile": "harness.profile",
     "load_results": "harness.results",
@@ -37,10 +37,12 @@ __all__ = [  # noqa: RUF022 (kept in the order of _EXPORTS)
 ]
 
 if TYPE_CHECKING:
-    from harness.cases import Case, sweep
-    from harness.models import get_entry, get_model, list_models, register_model
+    from harness.core.spec import Case
+    from harness.models import get_entry, get_model, list_models
+    from harness.models.registry import register_model
     from harness.profile import ModelProfile, profile
     from harness.results import load_results
+    from harness.run.grid import sweep
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results.schema import column_names
+from harness.core.schema import column_names
 
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 HOSTILE_SCRIPT = "</script><script>alert(1)</script>"

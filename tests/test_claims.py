@@ -42,8 +42,8 @@ from harness.claims.core import (
     q,
 )
 from harness.claims.static import Models
-from harness.cli import main
-from harness.errors import InvalidInputError
+from harness.cli.main import main
+from harness.core.errors import InvalidInputError
 
 BY_ID = {c.id: c for c in CLAIMS}
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

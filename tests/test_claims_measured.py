@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from harness.claims import CONFIRMED, INSUFFICIENT, PARTLY, REFUTED, UNDECIDED, check_claims
-from harness.cli import main
+from harness.cli.main import main
+from harness.core.schema import column_names
 from harness.results import ResultWriter
-from harness.results.schema import column_names
 from tests.test_claims_static import vgg16_layer_table
 
 MACS = {"resnet18": 1_814_073_344, "resnet34": 3_663_761_408, "resnet50": 4_089_184_256,

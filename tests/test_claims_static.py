@@ -17,7 +17,7 @@ from harness.claims.core import as_quantity, evaluate
 from harness.claims.depth import weighted_depth
 from harness.claims.static import Models
 from harness.claims.vgg_memory import NOTES_TOTAL
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 
 
 def conv_params(c_in: int, c_out: int, k: int, groups: int = 1, bias: bool = True) -> int:

@@ -4,7 +4,7 @@ user's module from the current directory as `python -m harness` does, models reg
 suite file are seen, and a torchvision built for another torch is named in one line.
 
 These run the real script in a child process: exit codes, signals and the import path are
-properties of the process, not of `harness.cli.main`.
+properties of the process, not of `harness.cli.main.main`.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def many_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _inside_main(pid: int) -> bool:
     """True once the child has loaded numpy's extension: the command modules import it inside
-    ``harness.cli.main``, so a signal from then on reaches the command."""
+    ``harness.cli.main.main``, so a signal from then on reaches the command."""
     try:
         return "_multiarray_umath" in Path(f"/proc/{pid}/maps").read_text()
     except OSError:
@@ -328,7 +328,7 @@ def test_a_failed_zoo_import_is_reported_again_on_the_next_call() -> None:
 
         class Broken(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
-                if name == "harness.zoo.vgg":
+                if name == "harness.models.zoo.vgg":
                     raise ImportError("vgg is being edited")
                 return None
 

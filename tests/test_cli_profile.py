@@ -1,4 +1,4 @@
-"""`cnnbench models` and `cnnbench profile`, in-process through harness.cli.main and once as a
+"""`cnnbench models` and `cnnbench profile`, in-process through harness.cli.main.main and once as a
 user runs them (a subprocess)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.profile.layers import FRAME_COLUMNS
 
 VGG16_PARAMS = 138_357_544  # torchvision's documented count

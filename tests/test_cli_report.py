@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.results.store import ResultWriter
 from tests.report_data import case_row, cpu_env
 
@@ -85,7 +85,7 @@ def test_a_symlink_is_refused_and_its_target_untouched(
 
 
 def test_a_device_file_is_refused() -> None:
-    from harness.commands.report import refusal
+    from harness.cli.commands.report import refusal
 
     assert refusal(Path("/dev/null")) == (
         "/dev/null is a character device, not a regular file: pass -o with a file path (an "

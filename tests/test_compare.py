@@ -1,4 +1,4 @@
-"""harness.results.compare and `cnnbench compare`: real files, known factors, exit codes.
+"""harness.compare.compare and `cnnbench compare`: real files, known factors, exit codes.
 
 "Other hardware" is stood for by files written through ResultWriter whose latency samples are
 drawn from seeded log-normal distributions with known medians (median * exp(0.05 * N(0, 1)),
@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.cli import main
-from harness.errors import InvalidInputError
+from harness.cli.main import main
+from harness.compare.bootstrap import bootstrap_medians
+from harness.compare.compare import compare_runs
+from harness.core.errors import InvalidInputError
 from harness.results import ResultWriter, compare, schema
-from harness.results.bootstrap import bootstrap_medians
-from harness.results.compare import compare_runs
 
 V1_FIXTURE = Path(__file__).parent / "fixtures" / "results_v1.parquet"
 N_SAMPLES = 301
@@ -291,8 +291,8 @@ def test_no_common_case_is_a_clear_error(runs: dict) -> None:
 
 
 def test_a_real_run_on_this_cpu_against_itself_and_a_slower_copy(tmp_path: Path) -> None:
-    runner = pytest.importorskip("harness.runner")
-    from harness.cases import Case
+    runner = pytest.importorskip("harness.run.runner")
+    from harness.core.spec import Case
 
     options = runner.RunOptions(
         warmup_rounds=1,
@@ -559,7 +559,7 @@ def test_cli_settings_errors_name_the_fix(
 
 
 def test_environment_bytes_are_humanised() -> None:
-    from harness.commands.compare import _env_value
+    from harness.cli.commands.compare import _env_value
 
     assert _env_value("ram_bytes", "25276514304") == "23.5 GiB"  # 25276514304 / 2**30
     assert _env_value("gpu_memory_bytes", "85899345920, 42949672960") == "80.0 GiB, 40.0 GiB"
@@ -731,7 +731,7 @@ def test_duplicates_keep_the_valid_row_and_say_why(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 7, 2000])
 def test_fast_quantiles_are_numpys_default(n: int) -> None:
-    from harness.results.bootstrap import quantiles
+    from harness.compare.bootstrap import quantiles
 
     x = np.random.default_rng(n).standard_normal(n)
     levels = [0.025, 0.5, 0.975]

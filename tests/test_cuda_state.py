@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.core.schema import column_names
 from harness.measure import cuda_state
 from harness.measure.cuda_state import classify_failure, dynamo_stats, failure_line
-from harness.results.schema import column_names
 
 # Messages as torch formats them: TORCH_CUDABLAS_CHECK ("CUDA error: <status> when calling
 # `...`"), AT_CUDNN_CHECK ("cuDNN error: <cudnnGetErrorString>"), C10_CUDA_CHECK ("CUDA error:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
+from harness.cli.main import main
+from harness.core.errors import InvalidInputError
 from harness.doctor import checks
 from harness.doctor.checks import FAIL, PASS, UNAVAILABLE, WARN
-from harness.errors import InvalidInputError
 from tests.nvml_stub import scenarios
 from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
 
@@ -187,7 +187,7 @@ def test_the_cpu_self_test_runs_its_checks(cpu_report: dict) -> None:
 
 @pytest.mark.slow
 def test_the_report_is_json_and_a_table(cpu_report: dict) -> None:
-    from harness.commands.doctor import render_table
+    from harness.cli.commands.doctor import render_table
 
     text = json.dumps(cpu_report)
     assert json.loads(text)["device"] == "cpu"

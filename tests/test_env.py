@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import harness
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
+from harness.core.schema import column_names
 from harness.measure import env as env_mod
 from harness.measure.env import (
     ENV_COLUMNS,
@@ -27,7 +28,6 @@ from harness.measure.env import (
     machine_info,
     ram_bytes,
 )
-from harness.results.schema import column_names
 
 GPU_COLUMNS = ("gpu_uuid", "gpu_pci_bus_id", "gpu_memory_bytes", "driver_version")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cases import Case, sweep
-from harness.errors import InvalidInputError
-from harness.grid import GridSettings, build_cases, parse_batch_sizes, resolve_spec, split_list
+from harness.core.errors import InvalidInputError
+from harness.core.spec import Case
+from harness.run.grid import sweep
+from harness.run.grid import GridSettings, build_cases, parse_batch_sizes, resolve_spec, split_list
 
 
 def test_split_and_parse_lists():

@@ -1,6 +1,6 @@
 """Measured time per layer (harness.measure.layer_times) on real runs of small models on this CPU.
 
-Every run goes through harness.runner.run_case with ``layer_times=True``, as a sweep does. The
+Every run goes through harness.run.runner.run_case with ``layer_times=True``, as a sweep does. The
 runs pin one intra-op thread: with two OpenMP threads on two cores shared with other work, a
 step's time swings several-fold whenever the other thread is descheduled, and the coverage
 (profiled op time / timed median, taken seconds apart) with it. The checks that compare times
@@ -20,13 +20,13 @@ import pytest
 import torch
 from torch import nn
 
-from harness.cases import Case
+from harness.core.schema import column_names
+from harness.core.spec import Case
 from harness.measure.layer_times import LayerTimeError, measure_layer_times, profiled_step_ratio
 from harness.profile import profile
-from harness.results.schema import column_names
 from harness.results.store import ResultWriter, load_results
-from harness.runner import CaseResult, RunOptions, run_case
-from harness.step import prepare_step
+from harness.run.runner import CaseResult, RunOptions, run_case
+from harness.run.step import prepare_step
 
 HERE = "tests.test_layer_times:"
 OPTIONS = RunOptions(
@@ -316,7 +316,7 @@ def test_compiled_case_is_not_measured_and_says_why():
 
 @pytest.mark.parametrize(("steps", "median"), [(0, 1e-3), (2.5, 1e-3), (2, 0.0)])
 def test_bad_arguments_are_typed_errors(steps, median):
-    from harness.errors import InvalidInputError
+    from harness.core.errors import InvalidInputError
 
     case = Case("lenet5", (1, 32, 32), 1)
     with pytest.raises(InvalidInputError):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
+from harness.core.schema import column_names
 from harness.measure.memory import MemoryResult, measure_peak_memory
-from harness.results.schema import column_names
 
 F32, F64, F16 = 4, 8, 2
 

@@ -8,9 +8,15 @@ import sys
 
 import pytest
 
-from harness.cli import main
-from harness.errors import UnknownModelError
-from harness.models import get_entry, get_model, list_models, register_model, unregister_model
+from harness.cli.main import main
+from harness.core.errors import UnknownModelError
+from harness.models import (
+    get_entry,
+    get_model,
+    list_models,
+    register_model,
+    unregister_model,
+)
 
 
 def test_a_factory_returning_no_module_is_named() -> None:
@@ -37,7 +43,7 @@ def test_import_errors_say_what_to_do() -> None:
     with pytest.raises(UnknownModelError, match=r"No module named 'no_such_pkg'\): check the"):
         get_model("no_such_pkg.models:net")
     with pytest.raises(UnknownModelError, match="has no callable 'nothing': write package"):
-        get_model("harness.zoo:nothing")
+        get_model("harness.models.zoo:nothing")
 
 
 @pytest.mark.parametrize("name", ["os:getcwd", "torch.nn:Linear"])
@@ -55,7 +61,7 @@ def test_cli_says_it_in_one_line(name: str, capsys: pytest.CaptureFixture[str]) 
 def user_modules(tmp_path, monkeypatch):
     """A directory on the import path for a test's own modules; whatever they import or
     register is gone afterwards."""
-    from harness import registry
+    from harness.models import registry
 
     monkeypatch.syspath_prepend(str(tmp_path))
     before_modules, before_models = set(sys.modules), set(registry.registered_names())
@@ -99,7 +105,7 @@ def test_a_module_that_fails_on_import_is_one_line(user_modules) -> None:
 
 
 def test_a_registered_shape_is_read_when_registered(user_modules) -> None:
-    from harness.errors import InvalidInputError
+    from harness.core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError) as err:
         register_model("hm_abc", input_shape="abc")(lambda: None)
@@ -129,7 +135,7 @@ def test_module_factory_naming_a_registered_factory_uses_its_registration(user_m
 def test_importing_a_module_again_re_registers_instead_of_colliding(user_modules) -> None:
     import importlib
 
-    from harness.errors import DuplicateModelError
+    from harness.core.errors import DuplicateModelError
 
     (user_modules / "hm_again.py").write_text(
         "from torch import nn\nfrom harness import register_model\n\n"
@@ -145,7 +151,7 @@ def test_importing_a_module_again_re_registers_instead_of_colliding(user_modules
 
 
 def test_suites_register_their_models(user_modules) -> None:
-    from harness.errors import InvalidInputError
+    from harness.core.errors import InvalidInputError
     from harness.models import load_suites
 
     suites = user_modules / "my_suites"
@@ -189,7 +195,7 @@ def fake_package(root, name: str, version: str, body: str) -> None:
 def test_a_torchvision_built_for_another_torch_is_named(user_modules) -> None:
     import torch
 
-    from harness.errors import MissingDependencyError
+    from harness.core.errors import MissingDependencyError
 
     fake_package(
         user_modules, "torchvision", "0.19.0", "raise RuntimeError('operator torchvision::nms "
@@ -211,7 +217,7 @@ def test_a_torchvision_built_for_another_torch_is_named(user_modules) -> None:
 
 
 def test_a_missing_torchvision_says_how_to_install_it() -> None:
-    from harness.errors import MissingDependencyError
+    from harness.core.errors import MissingDependencyError
 
     if importlib.util.find_spec("torchvision") is not None:
         pytest.skip("torchvision is installed here")

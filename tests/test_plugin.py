@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ResultFileError
+from harness.core.errors import ResultFileError
 from harness.results.store import load_results
 
 ROOT = Path(__file__).resolve().parents[1]

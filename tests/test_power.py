@@ -1,5 +1,5 @@
-"""harness.measure.power: the reading's columns against the schema, the null monitor's reasons,
-input checks, the clock-event decoding, and the no-driver path as it really is on this machine.
+"""harness.measure.power.meters: the reading's columns against the schema, the null monitor's
+reasons, input checks, the clock-event decoding, and the no-driver path as it really is on this machine.
 
 The NVML paths through the real bindings are in test_power_nvml.py, RAPL in test_power_rapl.py.
 """
@@ -15,16 +15,16 @@ from array import array
 import pyarrow as pa
 import pytest
 
-from harness.errors import InvalidInputError
-from harness.measure import nvml
-from harness.measure.power import (
+from harness.core import schema
+from harness.core.errors import InvalidInputError
+from harness.measure.power import nvml
+from harness.measure.power.meters import (
     DeviceState,
     NullPowerMonitor,
     PowerReading,
     make_power_monitor,
 )
-from harness.measure.power_reading import hold_integral, hold_mean
-from harness.results import schema
+from harness.measure.power.reading import hold_integral, hold_mean
 
 
 def _real_nvml_present() -> bool:
@@ -154,7 +154,7 @@ def test_no_driver_as_it_really_is_gives_a_null_reading_with_the_reason() -> Non
     # a fresh interpreter, the real pynvml, no stub anywhere: what a CPU-only user sees
     code = """
 import json, pynvml
-from harness.measure.power import make_power_monitor
+from harness.measure.power.meters import make_power_monitor
 try:
     pynvml.nvmlInit()
     error = None

@@ -364,7 +364,7 @@ def test_a_gpu_lost_while_the_child_polls_nulls_the_reading(run) -> None:
 
 
 def test_a_child_that_cannot_read_says_why(stub_lib: str) -> None:
-    from harness.measure.sampler_process import ChildSampler, SamplerUnavailable
+    from harness.measure.power.sampler import ChildSampler, SamplerUnavailable
 
     spec = {"kind": "nvml", "library": "/nonexistent/libnvidia-ml.so.1", "uuid": "GPU-x"}
     with pytest.raises(SamplerUnavailable, match="could not be loaded"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import rapl
-from harness.measure.power import NullPowerMonitor, RaplPowerMonitor, make_power_monitor
+from harness.measure.power import rapl
+from harness.measure.power.meters import NullPowerMonitor, RaplPowerMonitor, make_power_monitor
 
 MAX_UJ = 262_143_328_850  # max_energy_range_uj of a real Intel package zone
 
@@ -238,8 +238,8 @@ def test_a_monitor_around_a_timed_loop_in_real_time(tmp_path: Path) -> None:
 
 
 def test_the_runner_row_carries_energy_or_says_why_not(tmp_path, monkeypatch) -> None:
-    from harness.cases import Case
-    from harness.runner import RunOptions, run_case
+    from harness.core.spec import Case
+    from harness.run.runner import RunOptions, run_case
 
     root = tmp_path / "powercap"
     zone = _zone(root, "intel-rapl:0", "package-0", 0)
@@ -268,7 +268,7 @@ def test_the_runner_row_carries_energy_or_says_why_not(tmp_path, monkeypatch) ->
 def test_a_sampler_process_that_cannot_start_leaves_the_thread_in_charge(
     powercap, monkeypatch
 ) -> None:
-    from harness.measure import sampler_process
+    from harness.measure.power import sampler as sampler_process
 
     def broken(*args: object, **kwargs: object) -> None:
         raise sampler_process.SamplerUnavailable("the sampler process could not start: EAGAIN")

@@ -1,10 +1,10 @@
-"""harness.units: the humanised numbers of the tables (display only)."""
+"""harness.core.units: the humanised numbers of the tables (display only)."""
 
 from __future__ import annotations
 
 import math
 
-from harness import units
+from harness.core import units
 
 
 def test_counts_use_decimal_prefixes():

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import pyarrow as pa
 import pytest
 
+from harness.core.schema import arrow_schema
 from harness.report import figures
 from harness.report.data import config_labels, prepare_cases, values
 from harness.report.layers import (
@@ -25,7 +26,6 @@ from harness.report.layers import (
 from harness.report.roofline import device_peak, roofline_figure
 from harness.report.speedup import speedup_figure
 from harness.report.style import Missing, Plot
-from harness.results.schema import arrow_schema
 from tests.report_data import (
     CPU_NAME,
     GPU_NAME,

@@ -1,4 +1,4 @@
-"""harness.units, the one module that prints numbers for people: the forms the report uses
+"""harness.core.units, the one module that prints numbers for people: the forms the report uses
 (significant digits, µs, binary bytes, 1-2-5 ticks) and the names other commands call."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from harness import units
+from harness.core import units
 
 
 def test_missing_values_of_every_kind_print_as_a_dash() -> None:

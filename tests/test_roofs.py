@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.measure import roofs
 
 

@@ -12,11 +12,11 @@ from typing import ClassVar
 import pytest
 import torch
 
-from harness import runner
-from harness.cases import Case
+from harness.core.schema import column_names
+from harness.core.spec import Case
 from harness.measure.memory import MemoryResult
-from harness.results.schema import column_names
-from harness.runner import RunOptions, run_case
+from harness.run import runner
+from harness.run.runner import RunOptions, run_case
 
 FAST = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01, power="off")
 M = "tests.models_for_tests:"

@@ -10,8 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import harness
-from harness.cases import parse_shape
-from harness.errors import HarnessError, InputTooSmallError, InvalidInputError, UnknownModelError
+from harness.core.errors import (
+    HarnessError,
+    InputTooSmallError,
+    InvalidInputError,
+    UnknownModelError,
+)
+from harness.core.spec import parse_shape
 from harness.models import get_entry
 from harness.profile import profile, smallest_input, validate_input
 from harness.profile.shapes import formula_text, output_size
@@ -288,7 +293,7 @@ def test_a_batch_no_tensor_can_hold_is_refused_before_tracing(batch, dtype):
 
 
 def test_a_factory_that_raises_is_one_typed_line():
-    from harness.errors import ModelBuildError
+    from harness.core.errors import ModelBuildError
     from harness.models import register_model, unregister_model
 
     @register_model("shapes_raising_net", input_shape=(3, 8, 8))

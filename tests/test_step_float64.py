@@ -11,8 +11,8 @@ import warnings
 import pytest
 import torch
 
-from harness.cases import Case
-from harness.step import prepare_step
+from harness.core.spec import Case
+from harness.run.step import prepare_step
 
 
 def test_torch_autocast_has_no_float64_on_the_cpu() -> None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.errors import InvalidInputError, ResultFileError
+from harness.core.errors import InvalidInputError, ResultFileError
 from harness.results import ResultWriter, load_results, new_run_id, result_files, schema
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.summary import summary_table
+from harness.plugin.summary import summary_table
 
 LONG = (
     "input 3x32x32 is too small for alexnet: layer features.12 (MaxPool2d) gets 1x256x1x1 and "

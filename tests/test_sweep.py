@@ -1,4 +1,4 @@
-"""harness.sweep.Sweep and the runner's failure handling: one case one row, until out of memory,
+"""harness.run.sweep.Sweep and the runner's failure handling: one case one row, until out of memory,
 the budget, a broken process, a full disk, crash isolation, and what no case may lose."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import runner
-from harness.cases import Case
+from harness.core.spec import Case
 from harness.results import load_results
-from harness.runner import RunOptions, classify_failure, run_case
-from harness.sweep import ResultsNotWritable, Sweep
+from harness.run import runner
+from harness.run.runner import RunOptions, classify_failure, run_case
+from harness.run.sweep import ResultsNotWritable, Sweep
 
 M = "tests.models_for_tests:"
 FAST = RunOptions(
@@ -79,7 +79,7 @@ def test_after_a_sticky_cuda_error_the_process_runs_nothing_more(monkeypatch) ->
         return result
 
     sweep = Sweep(FAST, environment=lambda device: {})
-    monkeypatch.setattr("harness.sweep.run_case", broken)
+    monkeypatch.setattr("harness.run.sweep.run_case", broken)
     assert sweep.run(Case(M + "tiny_cnn", (3, 16, 16))).status == "error"
     later = sweep.run(Case(M + "tiny_cnn", (3, 16, 16), batch_size=2))
     assert later.status == "skipped"
@@ -151,8 +151,8 @@ def test_a_case_too_big_for_the_memory_left_is_skipped_before_it_runs() -> None:
         """
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (4_000_000 * 1024, resource.RLIM_INFINITY))
-        from harness.runner import run_case, RunOptions
-        from harness.cases import Case
+        from harness.run.runner import run_case, RunOptions
+        from harness.core.spec import Case
         row = run_case(Case('vgg16', (3, 224, 224), batch_size=256),
                        RunOptions(min_rounds=1, warmup_rounds=0, min_time_s=0, power='off')).row
         print(row['status'], '|', row['error'])

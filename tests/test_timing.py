@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
+from harness.core.schema import column_names
 from harness.measure import timing
 from harness.measure.timing import (
     TimingResult,
@@ -26,7 +27,6 @@ from harness.measure.timing import (
     summarize,
     timing_method,
 )
-from harness.results.schema import column_names
 
 HAS_CUDA = torch.cuda.is_available()
 

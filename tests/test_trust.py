@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.cases import Case
+from harness.core.spec import Case
 from harness.results.validity import (
     CI_HALF_WIDTH_REL_MAX,
     IQR_REL_MAX,
@@ -24,7 +24,7 @@ from harness.results.validity import (
     median_ci,
     noise_signals,
 )
-from harness.runner import RunOptions, run_case
+from harness.run.runner import RunOptions, run_case
 
 M = "tests.models_for_tests:"
 QUICK = RunOptions(

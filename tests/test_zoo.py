@@ -14,9 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from harness.models import get_entry, get_model, list_models
-from harness.zoo.googlenet import GoogLeNetOutputs, Inception
-from harness.zoo.lenet import C3_TABLE, SparseConv2d, Subsampling
-from harness.zoo.resnet import BasicBlock
+from harness.models.zoo.googlenet import GoogLeNetOutputs, Inception
+from harness.models.zoo.lenet import C3_TABLE, SparseConv2d, Subsampling
+from harness.models.zoo.resnet import BasicBlock
 
 MINE = [
     "lenet5",

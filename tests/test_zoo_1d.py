@@ -18,9 +18,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.models import get_entry, get_model, list_models
-from harness.zoo.resnet1d import MultiScaleBlock1d
+from harness.models.zoo.resnet1d import MultiScaleBlock1d
 
 TORCHVISION_RESNET18_PARAMS = 11_689_512
 
@@ -366,7 +366,7 @@ def unpadded_1d_net() -> nn.Module:
 
 
 def test_validate_input_too_short_1d(validate_fns) -> None:
-    from harness.errors import InputTooSmallError
+    from harness.core.errors import InputTooSmallError
 
     validate_input, smallest_input = validate_fns
     lengths = {

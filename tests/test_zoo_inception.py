@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from harness.models import get_entry, get_model, list_models
-from harness.zoo.inception_resnet import Block8, Block17, Block35
-from harness.zoo.inception_v4 import InceptionA, InceptionB, InceptionC
+from harness.models.zoo.inception_resnet import Block8, Block17, Block35
+from harness.models.zoo.inception_v4 import InceptionA, InceptionB, InceptionC
 
 INCEPTION_V4_PARAMS = 42_679_816
 INCEPTION_RESNET_V2_PARAMS = 55_843_464
@@ -380,7 +380,7 @@ def test_macs_match_timm_model_cards(profiler, name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_validate_input_names_the_minimum(profiler, name: str) -> None:
-    from harness.errors import InputTooSmallError
+    from harness.core.errors import InputTooSmallError
 
     _, validate_input = profiler
     validate_input(name, "3x75x75")

@@ -41,7 +41,7 @@ from harness.claims.rows import Measured
 from harness.claims.static import Models
 from harness.claims.vgg import VGG_CLAIMS
 from harness.claims.vgg_memory import Vgg16Memory, vgg16_memory
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd

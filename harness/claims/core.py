@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness import units
-from harness.results.missing import is_missing
+from harness.core import units
+from harness.core.missing import is_missing
 
 CONFIRMED, REFUTED, PARTLY = "confirmed", "refuted", "partly"
 UNDECIDED, INSUFFICIENT = "undecided (noisy)", "insufficient data"
@@ -47,7 +47,7 @@ _FORMATS: dict[str, Callable[[Any], str]] = {
 
 
 def fmt(value: Any, unit: str, bound: bool = False) -> str:
-    """A value for people, through harness.units ('yes'/'no' for a truth value); a rule's
+    """A value for people, through harness.core.units ('yes'/'no' for a truth value); a rule's
     constant (``bound``) as a share keeps only the digits it has (50%, 3.8%, 0.05%)."""
     if isinstance(value, bool):
         return "yes" if value else "no"

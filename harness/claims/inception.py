@@ -61,7 +61,7 @@ def _googlenet_depth(m: Models) -> dict[str, Any]:
 def _googlenet_head(m: Models) -> dict[str, Any]:
     import torch
 
-    from harness.models import get_model
+    from harness.models.resolve import get_model
 
     layers = m.profile("googlenet").layers
     fcs = [i for i, s in enumerate(layers) if s.type == "Linear"]
@@ -98,7 +98,7 @@ def _vs_alexnet(m: Models) -> dict[str, Any]:
 
 
 def _blocks(model: Any) -> list[Any]:
-    from harness.zoo.inception_resnet import Block8, Block17, Block35
+    from harness.models.zoo.inception_resnet import Block8, Block17, Block35
 
     return [b for b in model.modules() if isinstance(b, (Block35, Block17, Block8))]
 

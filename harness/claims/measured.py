@@ -6,7 +6,7 @@ from __future__ import annotations
 from harness.claims.core import Claim, Monotonic, Near, Quantity, Range, Ref, q
 from harness.claims.rows import Rows, spearman
 from harness.claims.vgg_memory import vgg16_memory
-from harness.results.missing import is_missing
+from harness.core.missing import is_missing
 
 RESNETS = tuple(f"resnet{d}" for d in (18, 34, 50, 101, 152))
 PAIRS = ((18, "resnet18", "plain18"), (34, "resnet34", "plain34"))

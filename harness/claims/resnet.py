@@ -50,7 +50,7 @@ def _added_before_last_relu() -> bool:
     import torch
     from torch import nn
 
-    from harness.zoo.resnet import BasicBlock
+    from harness.models.zoo.resnet import BasicBlock
 
     block = BasicBlock(4, 4).eval()
     nn.init.zeros_(block.bn2.weight)

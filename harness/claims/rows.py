@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from harness.claims.core import Quantity, q
-from harness.errors import InvalidInputError
-from harness.results.missing import is_missing, missing_reason, reason_columns
+from harness.core.errors import InvalidInputError
+from harness.core.missing import is_missing, missing_reason, reason_columns
+from harness.core.schema import column_names
 from harness.results.runs import CONFIG_COLUMNS, config_label, select_runs
-from harness.results.schema import column_names
 from harness.results.validity import assess_frame, median_ci, usable
 
 SETTINGS = ("batch_size", "dtype", "memory_format", "mode", "compiled", "threads")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import units
+from harness.core import units
 
 
 class Models:
@@ -27,7 +27,7 @@ class Models:
         if name not in self._models:
             import torch
 
-            from harness.models import get_model
+            from harness.models.resolve import get_model
 
             with torch.device("meta"):
                 self._models[name] = get_model(name).eval()

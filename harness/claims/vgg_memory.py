@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness import units
-from harness.errors import InvalidInputError
-from harness.results.missing import is_missing
+from harness.core import units
+from harness.core.errors import InvalidInputError
+from harness.core.missing import is_missing
 
 BYTES_PER_VALUE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 NOTES_BYTES_PER_VALUE = 4  # the notes count float32

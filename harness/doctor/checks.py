@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from harness.cases import Case
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
+from harness.core.spec import Case
 from harness.measure.cuda_state import classify_failure, dynamo_stats, release_between_cases
 
 PASS, WARN, FAIL, UNAVAILABLE = "PASS", "WARN", "FAIL", "UNAVAILABLE"
@@ -148,7 +148,7 @@ def cuda_event_times(step: Callable[[], object], device: torch.device, rounds: i
 
 
 def _prepared(model: str, shape: tuple[int, ...], batch: int, device: torch.device, **kw: Any):
-    from harness.step import prepare_step
+    from harness.run.step import prepare_step
 
     return prepare_step(Case(model, shape, batch, device=str(device), **kw), device)
 
@@ -237,9 +237,9 @@ def judge_energy(
 
 
 def check_energy(device: torch.device) -> Check:
-    from harness.measure.monitor import NullPowerMonitor
-    from harness.measure.power import make_power_monitor
-    from harness.measure.power_reading import hold_integral
+    from harness.measure.power.meters import make_power_monitor
+    from harness.measure.power.monitor import NullPowerMonitor
+    from harness.measure.power.reading import hold_integral
 
     monitor = make_power_monitor(device)
     try:

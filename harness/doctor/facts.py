@@ -80,7 +80,7 @@ def cuda_facts() -> dict[str, Any]:
 
 def _probe(read: Callable[[], Any]) -> tuple[Any, str | None]:
     """(value, None) or (None, the reason NVML gives for not reading it)."""
-    from harness.measure.nvml import NvmlUnavailable
+    from harness.measure.power.nvml import NvmlUnavailable
 
     try:
         return read(), None
@@ -112,7 +112,7 @@ def _memory_bytes(handle: object) -> int | None:
 
 def gpu_power_readings(device: Any) -> dict[str, Any]:
     """What one NVML device answers for each reading the power monitor uses (value, or why not)."""
-    from harness.measure.nvml import NvmlDevice
+    from harness.measure.power.nvml import NvmlDevice
 
     assert isinstance(device, NvmlDevice)
     out: dict[str, Any] = {}
@@ -146,7 +146,7 @@ def nvml_facts(cuda_index: int | None) -> dict[str, Any]:
     CUDA works) its NVML match and power readings."""
     import pynvml
 
-    from harness.measure import nvml, nvml_match
+    from harness.measure.power import nvml, nvml_match
 
     try:
         nvml.init_nvml()
@@ -189,7 +189,7 @@ def nvml_facts(cuda_index: int | None) -> dict[str, Any]:
 def power_monitor_facts(device: torch.device) -> dict[str, Any]:
     """The monitor the harness would measure ``device`` with: its source, what its energy
     covers, the counter's measured step and the window it asks for."""
-    from harness.measure.power import make_power_monitor
+    from harness.measure.power.meters import make_power_monitor
 
     monitor = make_power_monitor(device)
     try:
@@ -209,7 +209,7 @@ def power_monitor_facts(device: torch.device) -> dict[str, Any]:
 
 
 def rapl_facts() -> dict[str, Any]:
-    from harness.measure import rapl
+    from harness.measure.power import rapl
 
     root = Path(os.environ.get(rapl.ROOT_ENV) or rapl.POWERCAP_ROOT)
     try:

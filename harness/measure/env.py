@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.measure.timing import cudnn_benchmark_state
 
 GIT_TIMEOUT_S = 5.0

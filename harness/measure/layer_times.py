@@ -47,7 +47,7 @@ that number (the creating op: the number advances as the node is made). The loss
 step, ``zero_grad`` and gradient accumulation (``AccumulateGrad`` nodes have no sequence number)
 belong to no layer and are outside the coverage.
 
-Columns (harness.results.schema LAYERS). ``time_share`` = time_s / sum of time_s (forward).
+Columns (harness.core.schema LAYERS). ``time_share`` = time_s / sum of time_s (forward).
 ``achieved_flops_per_s`` = 2 x macs / time_s; ``bytes_moved`` = the layer's own parameters and
 buffers (read at every call, so a shared module counts them at each) + every tensor it gets +
 every tensor it returns, floating-point tensors at the case's dtype (the precision the case asks
@@ -83,10 +83,10 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from harness.cases import Case, shape_str
-from harness.errors import HarnessError, InvalidInputError
+from harness.core.errors import HarnessError, InvalidInputError
+from harness.core.schema import column_names
+from harness.core.spec import Case, shape_str
 from harness.measure.timing import cuda_sync_fn
-from harness.results.schema import column_names
 
 LAYER_COLUMNS = column_names("layers")
 RANGE_PREFIX = "cnnbench.layer#"
@@ -515,7 +515,7 @@ def measure_layer_times(
     static: pd.DataFrame,
     step_median_s: float,
 ) -> LayerTimes:
-    """Profile ``steps`` more steps of ``prepared`` (a harness.step.PreparedStep, with its
+    """Profile ``steps`` more steps of ``prepared`` (a harness.run.step.PreparedStep, with its
     contexts already entered) and join the time per module call to ``static`` (the runner's
     static layer frame). See the module docstring for the method and the columns.
 

@@ -46,7 +46,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.measure.timing import cuda_sync_fn
 
 CUDA_SOURCE = "cuda_allocator"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 
 # Square matmul sizes: big enough to reach the library's peak, small enough to stay well under
 # a second per product on a slow core (a 2-core VM runs a float32 1024^3 product in ~40 ms).

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.results.validity import MIN_ROUNDS as MIN_ROUNDS_FOR_CI
 from harness.results.validity import median_ci
 

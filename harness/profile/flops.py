@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import flop_registry
 
-from harness.errors import InvalidInputError
+from harness.core.errors import InvalidInputError
 
 aten = torch.ops.aten
 
@@ -221,8 +221,8 @@ def fvcore_macs(
     """
     from fvcore.nn import FlopCountAnalysis
 
-    from harness.cases import parse_shape
-    from harness.models import get_entry
+    from harness.core.spec import parse_shape
+    from harness.models.resolve import get_entry
 
     if isinstance(model, str):
         entry = get_entry(model)

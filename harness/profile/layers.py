@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from harness.cases import shape_str
+from harness.core.spec import shape_str
 from harness.profile.shapes import checked_trace
 from harness.profile.trace import CallRecord
 

@@ -20,15 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness import units
-from harness.cases import dtype_name, parse_dtype, shape_str
-from harness.errors import (
+from harness.core import units
+from harness.core.errors import (
     DataDependentForwardError,
     HarnessError,
     InputTooSmallError,
     InvalidInputError,
     ModelBuildError,
 )
+from harness.core.spec import dtype_name, parse_dtype, shape_str
 from harness.profile.trace import ForwardFailed, Frame, MetaTracer, Resolved, TraceResult, resolve
 
 aten = torch.ops.aten
@@ -251,7 +251,7 @@ def resolve_model(
         raise
     except Exception as exc:
         if isinstance(model, str):
-            from harness.models import get_entry
+            from harness.models.resolve import get_entry
 
             factory = get_entry(model).factory
             where = (

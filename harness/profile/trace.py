@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness.cases import parse_shape
-from harness.errors import HarnessError, InvalidInputError
-from harness.models import ModelEntry, get_entry
+from harness.core.errors import HarnessError, InvalidInputError
+from harness.core.spec import parse_shape
+from harness.models.resolve import ModelEntry, get_entry
 from harness.profile.flops import IGNORED_OPS, MAC_OPS, op_name
 
 # callbacks: (qualified name, module, positional inputs) and (op packet, args, kwargs, frame)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import ResultFileError
+from harness.core.errors import ResultFileError
 from harness.report import figures
 from harness.report.data import ensure_columns, prepare_cases
 from harness.report.headline import headline
@@ -241,7 +241,8 @@ def _load_side(
     """A side table (layers, power) read file by file, each file cut to the rows ``keep``
     returns before the next is read (a 50,000-case directory holds millions of layer rows; the
     page reads a few thousand); None where the paths hold no such file."""
-    from harness.results import schema, store
+    from harness.core import schema
+    from harness.results import store
 
     if table not in schema.TABLES:  # a table this schema version does not define yet
         return None

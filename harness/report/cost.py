@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from harness import units
+from harness.core import units
 from harness.report.data import (
     drawable,
     missing_summary,

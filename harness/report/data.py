@@ -1,7 +1,7 @@
 """Result frames made ready for display: plain dtypes, configurations, series, validity.
 
 Everything here reads columns that the result files hold and derives labels from them; nothing
-recomputes a measurement. Numbers are printed by ``harness.units`` (the one formatting module)
+recomputes a measurement. Numbers are printed by ``harness.core.units`` (the one formatting module)
 and strings escaped by ``harness.report.text`` at the place they are shown.
 
 * A missing number is ``None`` in a figure (plotly leaves a gap), never 0 and never NaN.
@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import units
-from harness.results.missing import POWER_REASONS as POWER_REASONS
-from harness.results.missing import is_missing as is_missing
-from harness.results.missing import missing_reason
+from harness.core import units
+from harness.core.missing import POWER_REASONS as POWER_REASONS
+from harness.core.missing import is_missing as is_missing
+from harness.core.missing import missing_reason
+from harness.core.schema import CASE_KEY as CASE_KEY  # the key compare joins on too
+from harness.core.schema import column_names
 from harness.results.runs import config_label
-from harness.results.schema import CASE_KEY as CASE_KEY  # the key compare joins on too
-from harness.results.schema import column_names
 
 # Case settings that, when they vary within a model, split a curve in two.
 VARIANT_DIMS = ("input_shape", "dtype", "dtype_method", "memory_format", "mode", "compiled")

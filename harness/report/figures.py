@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from harness import units
+from harness.core import units
 from harness.report.cost import TRAINING_MAC_FACTOR, cost_figure
 from harness.report.data import (
     POWER_REASONS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import units
+from harness.core import units
 from harness.report.cost import best_per_model, pareto_front
 from harness.report.data import (
     FAILED,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness import units
 from harness.claims.vgg_memory import vgg16_memory
+from harness.core import units
 from harness.report.data import is_missing, number
 
 CATEGORIES = ("conv", "pool", "fc", "norm", "activation", "other", "parent ops")

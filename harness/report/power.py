@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness import units
+from harness.core import units
 from harness.report.data import (
     POWER_REASONS,
     case_label,

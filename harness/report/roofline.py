@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness import units
+from harness.core import units
 from harness.report.data import drawable, is_missing, number, prepared, records
 from harness.report.style import Missing, Plot, colors, legend_once, log_range, style, symbols
 from harness.report.text import hover, ptext

@@ -16,7 +16,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness import units
+from harness.core import units
 from harness.report.data import CASE_KEY, drawable, points, prepared
 from harness.report.style import Missing, Plot, colors, log_range, short_list, style
 from harness.report.text import hover, ptext

@@ -15,7 +15,7 @@ from typing import Any
 import plotly.colors
 import plotly.graph_objects as go
 
-from harness import units
+from harness.core import units
 from harness.report.text import ptext
 
 PALETTE: tuple[str, ...] = (

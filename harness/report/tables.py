@@ -2,7 +2,7 @@
 the layer split by type (HTML).
 
 The table of cases can hold 50,000 rows, so it is not HTML: each column travels once, as its
-distinct display strings (``harness.units`` formats them here, in Python) and one small integer
+distinct display strings (``harness.core.units`` formats them here, in Python) and one small integer
 code per row; for a numeric column the strings are ordered by value, so sorting by code sorts
 by value. The page's script draws one page of rows at a time, sorts on a click and filters as
 you type. A missing value shows as a dash whose tooltip says why, and sorts last.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import units
+from harness.core import units
 from harness.report.data import (
     MISSING_TEXT,
     POWER_REASONS,

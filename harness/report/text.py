@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.results.missing import is_missing
+from harness.core.missing import is_missing
 
 
 def esc(value: Any) -> str:

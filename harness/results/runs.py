@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results.missing import is_missing
-from harness.results.schema import CASE_KEY
+from harness.core.missing import is_missing
+from harness.core.schema import CASE_KEY
 
 CONFIG_COLUMNS = ("host", "device_name", "cpu_threads", "torch_version")
 SELECTION_RULE = (

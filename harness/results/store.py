@@ -47,8 +47,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.errors import InvalidInputError, ResultFileError
-from harness.results import schema
+from harness.core import schema
+from harness.core.errors import InvalidInputError, ResultFileError
 
 PathLike = str | os.PathLike
 

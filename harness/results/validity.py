@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.results.missing import is_missing
+from harness.core.missing import is_missing
 
 # Below 6 rounds no pair of order statistics covers the median with 95% probability.
 MIN_ROUNDS = 6

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from harness.cases import Case
+from harness.core.spec import Case
 from harness.doctor import checks
 from harness.measure.cuda_state import dynamo_stats
-from harness.runner import RunOptions, run_case
-from harness.step import prepare_step
+from harness.run.runner import RunOptions, run_case
+from harness.run.step import prepare_step
 
 MIB = 1 << 20
 QUICK = RunOptions(

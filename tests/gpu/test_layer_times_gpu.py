@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.cases import Case
-from harness.runner import RunOptions, run_case
+from harness.core.spec import Case
+from harness.run.runner import RunOptions, run_case
 
 pytestmark = [
     pytest.mark.gpu,

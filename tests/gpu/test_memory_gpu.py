@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.cases import Case
+from harness.core.spec import Case
 from harness.doctor import checks
 from harness.measure.cuda_state import release_between_cases
 from harness.measure.memory import measure_peak_memory
 from harness.profile import profile
-from harness.step import prepare_step
+from harness.run.step import prepare_step
 
 MIB = 1 << 20
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from harness.doctor import checks
-from harness.measure import nvml, nvml_match
-from harness.measure.power import NvmlPowerMonitor, make_power_monitor
+from harness.measure.power import nvml, nvml_match
+from harness.measure.power.meters import NvmlPowerMonitor, make_power_monitor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_cuda_visible_devices_with_a_uuid(cuda: torch.device) -> None:
     code = """
 import json, torch
 from harness.measure.env import collect_environment
-from harness.measure.power import make_power_monitor
+from harness.measure.power.meters import make_power_monitor
 m = make_power_monitor("cuda:0")
 env = collect_environment(torch.device("cuda:0"))
 print(json.dumps({"count": torch.cuda.device_count(), "source": m.source,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.cases import Case
-from harness.step import prepare_step
+from harness.core.spec import Case
+from harness.run.step import prepare_step
 
 
 def _conv_dtypes_and_layouts(model: nn.Module) -> list[tuple[torch.dtype, bool, bool]]:

@@ -15,10 +15,10 @@ import time
 
 import torch
 
-from harness.cases import Case
+from harness.core.spec import Case
 from harness.doctor.checks import cuda_event_times
 from harness.measure.timing import measure_latency
-from harness.step import prepare_step
+from harness.run.step import prepare_step
 
 
 def test_harness_median_matches_cuda_events(cuda: torch.device) -> None:

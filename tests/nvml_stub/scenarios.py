@@ -17,8 +17,8 @@ from typing import Any
 
 import pynvml
 
-from harness.measure import nvml, nvml_match
-from harness.measure.power import NvmlPowerMonitor, make_power_monitor
+from harness.measure.power import nvml, nvml_match
+from harness.measure.power.meters import NvmlPowerMonitor, make_power_monitor
 
 
 @contextmanager

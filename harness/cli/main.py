@@ -1,0 +1,71 @@
+"""`cnnbench` (and `python -m harness`): one sub-command per module in harness.cli.commands.
+
+Every sub-command module exposes ``add_parser(subparsers)``, which registers its parser and
+sets ``func`` (``args -> exit code``). What a user can get wrong is one line on stderr and exit
+2: a ``HarnessError`` and a bad option alike. Ctrl-C is one line and exit 130. The current
+directory is on the import path (as under ``python -m harness``), so ``mymodule:factory``
+names a model in a file beside the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from harness.core.errors import HarnessError
+from harness.core.textsafe import terminal
+
+COMMANDS = ("models", "profile", "claims", "compare", "report", "doctor")
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {terminal(message)} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="cnnbench",
+        description="Profile, compare and report CNN benchmarks. "
+        "Measurements run through `pytest suites/ --benchmark-only`.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"harness.cli.commands.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def _current_directory_importable() -> None:
+    """``python -m harness`` puts the current directory first on sys.path; the installed
+    script puts its own directory there instead. Add the current directory (last, so that it
+    never shadows an installed package) so both find a user's ``mymodule:factory``."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
+        sys.path.append(cwd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = f"cnnbench {argv[0]}" if argv and argv[0] in COMMANDS else "cnnbench"
+    try:
+        _current_directory_importable()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except HarnessError as exc:
+        print(f"{command}: error: {terminal(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `cnnbench models | head`
+        return 0
