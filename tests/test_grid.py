@@ -6,8 +6,14 @@ import pytest
 
 from harness.core.errors import InvalidInputError
 from harness.core.spec import Case
-from harness.run.grid import sweep
-from harness.run.grid import GridSettings, build_cases, parse_batch_sizes, resolve_spec, split_list
+from harness.run.grid import (
+    GridSettings,
+    build_cases,
+    parse_batch_sizes,
+    resolve_spec,
+    split_list,
+    sweep,
+)
 
 
 def test_split_and_parse_lists():

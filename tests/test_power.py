@@ -1,5 +1,6 @@
 """harness.measure.power.meters: the reading's columns against the schema, the null monitor's
-reasons, input checks, the clock-event decoding, and the no-driver path as it really is on this machine.
+reasons, input checks, the clock-event decoding, and the no-driver path as it really is on this
+machine.
 
 The NVML paths through the real bindings are in test_power_nvml.py, RAPL in test_power_rapl.py.
 """

@@ -1,7 +1,8 @@
 """The record of one power window (``PowerReading``) and its result columns.
 
 Written by the monitors in ``harness.measure.power.meters``; the runner turns it into the
-``cases`` row (``to_columns``) and the ``power`` table (``trace_frame``). Units: W, J, s, MHz, degrees C.
+``cases`` row (``to_columns``) and the ``power`` table (``trace_frame``). Units: W, J, s, MHz,
+degrees C.
 """
 
 from __future__ import annotations

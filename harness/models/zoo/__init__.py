@@ -1,6 +1,7 @@
 """The classic architectures, one module per family; importing this package registers them all
 in harness.models.registry. ``harness.models.resolve`` imports it on first use; an import that
-fails is not cached by Python, so the next use raises the same error again rather than finding no model.
+fails is not cached by Python, so the next use raises the same error again rather than finding
+no model.
 
 Modules written in parallel by others (Inception-v4, Inception-ResNet, 1D ResNets) are imported
 only when present, so the package imports while they are being written.
