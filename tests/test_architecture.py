@@ -1,0 +1,119 @@
+"""The house's plumbing, checked: the import contracts (import-linter, as `lint-imports` runs
+them), no import cycle between any two modules of the harness, and the plugin's import cost for
+every pytest run of the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: layers, torch-free readers, no cycles
+    between siblings. A broken contract prints the import chain that breaks it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+         "lint_imports_command()"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+def _strongly_connected(graph: grimp.ImportGraph) -> list[set[str]]:
+    """Tarjan's algorithm over the module graph (imports inside functions included)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.find_modules_directly_imported_by(node):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.add(top)
+                if top == node:
+                    break
+            found.append(component)
+
+    sys.setrecursionlimit(max(10_000, sys.getrecursionlimit()))
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_module_of_the_harness_is_in_an_import_cycle() -> None:
+    """No two modules import each other, directly or through others (the registry, models,
+    cases and zoo once did; so did the power monitor, its sampler and the power module). The
+    package root is left out: it only re-exports names lazily, under TYPE_CHECKING."""
+    graph = grimp.build_graph("harness", exclude_type_checking_imports=True)
+    graph.remove_module("harness")
+    cycles = [sorted(c) for c in _strongly_connected(graph) if len(c) > 1]
+    assert cycles == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    """The check above can fail: a graph with a cycle through three modules is found."""
+    graph = grimp.ImportGraph()
+    for a, b in (("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d")):
+        graph.add_import(importer=a, imported=b)
+    cycles = [sorted(c) for c in _strongly_connected(graph) if len(c) > 1]
+    assert cycles == [["p.a", "p.b", "p.c"]]
+
+
+@pytest.mark.slow
+def test_collecting_tests_without_cnn_suites_does_not_import_torch(tmp_path: Path) -> None:
+    """The plugin is loaded in every pytest run of the environment (its entry point): on a test
+    directory with no CNN suite, `pytest --co` must not pay for importing torch."""
+    (tmp_path / "test_plain.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def pytest_collection_finish(session):
+                print("TORCH_IMPORTED=" + str("torch" in sys.modules))
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        "cnnbench"
+        in subprocess.run(
+            [sys.executable, "-m", "pytest", "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        ).stdout
+    )  # fmt: skip  (the plugin is loaded: its options are there)
+    assert "TORCH_IMPORTED=False" in proc.stdout, proc.stdout
