@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from harness.core.spec import Case
-from harness.results.validity import (
+from harness.core.signals import (
     CI_HALF_WIDTH_REL_MAX,
     IQR_REL_MAX,
     assess,
-    median_ci,
     noise_signals,
 )
+from harness.core.stats import median_ci
 from harness.run.runner import RunOptions, run_case
 
 M = "tests.models_for_tests:"
@@ -69,7 +69,7 @@ def test_each_signal_names_its_value_and_limit() -> None:
     }
     for text, extra in cases.items():
         found = noise_signals({**base, **extra})
-        assert len(found) == 1 and found[0].startswith(text.split(" (")[0]), (text, found)
+        assert len(found) == 1 and found[0].text.startswith(text.split(" (")[0]), (text, found)
     assert noise_signals(base) == []
     # the thresholds are the documented constants, not literals elsewhere
     assert (IQR_REL_MAX, CI_HALF_WIDTH_REL_MAX) == (0.25, 0.025)

@@ -28,8 +28,10 @@ from harness.claims.core import Quantity, q
 from harness.core.errors import InvalidInputError
 from harness.core.missing import is_missing, missing_reason, reason_columns
 from harness.core.schema import column_names
+from harness.core.signals import usable
+from harness.core.stats import median_ci
 from harness.results.runs import CONFIG_COLUMNS, config_label, select_runs
-from harness.results.validity import assess_frame, median_ci, usable
+from harness.results.validity import assess_frame
 
 SETTINGS = ("batch_size", "dtype", "memory_format", "mode", "compiled", "threads")
 NO_RESULTS = "no result files given (--results PATH)"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from harness.core import units
@@ -18,6 +18,8 @@ DTYPES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 
 DTYPE_METHODS = ("autocast", "cast")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 MODES = ("inference", "training")
+# The devices a case may name (harness.measure.devices resolves them).
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
 
 
 def dtype_name(name: object) -> str:
@@ -175,6 +177,12 @@ class Case:
             parts.append(f"t{self.threads}")
         parts.append(self.device)
         return "-".join(parts)
+
+    @property
+    def series(self) -> Case:
+        """The case at batch 1: the key of its batch sweep (every other setting the same), for
+        the until-out-of-memory memo and the budget's order."""
+        return replace(self, batch_size=1)
 
     def __str__(self) -> str:
         return self.case_id

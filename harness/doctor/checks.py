@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 
-from harness.core.errors import InvalidInputError
+from harness.core.errors import InvalidInputError, first_line
 from harness.core.spec import Case
 from harness.measure.cuda_state import classify_failure, dynamo_stats, release_between_cases
+from harness.measure.devices import cuda_unavailable_reason, resolve_device, unavailable_reason
 
 PASS, WARN, FAIL, UNAVAILABLE = "PASS", "WARN", "FAIL", "UNAVAILABLE"
 STATUSES = (PASS, WARN, FAIL, UNAVAILABLE)
@@ -481,7 +482,7 @@ def check_failure_recovery(device: torch.device) -> Check:
         )
     except Exception as exc:  # the failure this check provokes
         kind = classify_failure(exc)
-        error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        error = first_line(exc, limit=200)
     released = release_between_cases(device)
     after = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
     try:
@@ -506,8 +507,7 @@ def _run(name: str, check: Callable[[torch.device], Check], device: torch.device
     try:
         return check(device)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        return Check(name, FAIL, f"the check could not measure: {type(exc).__name__}: {first}")
+        return Check(name, FAIL, f"the check could not measure: {first_line(exc, limit=300)}")
 
 
 @contextlib.contextmanager
@@ -517,27 +517,16 @@ def _timed() -> Iterator[Callable[[], float]]:
 
 
 def resolve(device: str) -> torch.device:
-    """``auto`` -> cuda where usable, else cpu; a bad name or a CUDA index that does not exist
-    on a machine with CUDA is an InvalidInputError (a CUDA device on a machine without CUDA is
-    not: its checks are UNAVAILABLE, with the reason)."""
-    from harness.doctor.facts import cuda_unavailable_reason
-
-    if device == "auto":
-        return torch.device("cuda:0" if cuda_unavailable_reason() is None else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InvalidInputError(f"{device!r} is not a device: use cpu, cuda or cuda:N") from err
+    """The device to check (harness.measure.devices.resolve_device); a bad name, a device type
+    other than cpu or cuda, or a CUDA index that does not exist on a machine with CUDA is an
+    InvalidInputError (a CUDA device on a machine without CUDA is not: its checks say why)."""
+    dev = resolve_device(device)
     if dev.type not in ("cpu", "cuda"):
         raise InvalidInputError(f"the doctor checks cpu and cuda devices, not {dev.type!r}")
-    if dev.type == "cuda":
-        if dev.index is None:
-            dev = torch.device("cuda", 0)
-        if cuda_unavailable_reason() is None and dev.index >= torch.cuda.device_count():
-            raise InvalidInputError(
-                f"{dev} does not exist: {torch.cuda.device_count()} CUDA device(s) visible "
-                "(check CUDA_VISIBLE_DEVICES)"
-            )
+    if dev.type == "cuda" and cuda_unavailable_reason() is None:
+        reason = unavailable_reason(dev)
+        if reason is not None:
+            raise InvalidInputError(reason)
     return dev
 
 
@@ -545,7 +534,7 @@ def run_doctor(
     device: str = "auto", *, progress: Callable[[str], None] | None = None
 ) -> DoctorReport:
     """The machine's facts and the self-test on ``device`` (``auto``, ``cpu``, ``cuda:N``)."""
-    from harness.doctor.facts import cuda_unavailable_reason, machine_facts
+    from harness.doctor.facts import machine_facts
 
     dev = resolve(device)
     say = progress or (lambda _msg: None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from harness.measure.devices import cuda_unavailable_reason
 from harness.measure.env import cpu_model, ram_bytes
 
 CPU_SYSFS = Path("/sys/devices/system/cpu")
@@ -44,15 +45,6 @@ def software() -> dict[str, Any]:
         "harness": __version__,
         "nvidia_ml_py": _version("nvidia-ml-py"),
     }
-
-
-def cuda_unavailable_reason() -> str | None:
-    """Why CUDA cannot be used here, or None when it can."""
-    if torch.version.cuda is None:
-        return f"torch {torch.__version__} is a build without CUDA (install a CUDA build of torch)"
-    if not torch.cuda.is_available():
-        return "torch.cuda.is_available() is False: no GPU visible or no working NVIDIA driver"
-    return None
 
 
 def cuda_facts() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -28,50 +28,10 @@ import numpy as np
 import torch
 
 from harness.core.errors import InvalidInputError
-from harness.results.validity import MIN_ROUNDS as MIN_ROUNDS_FOR_CI
-from harness.results.validity import median_ci
-
-PERCENTILE_METHOD = "linear"
-P99_MIN_SAMPLES = 100
+from harness.core.settings import check_all
+from harness.core.stats import MIN_SAMPLES_FOR_CI, half_width_rel, median_ci, summarize
 
 Step = Callable[[], object]
-
-
-# --- statistics ------------------------------------------------------------------------------
-
-
-def summarize(samples_s: Sequence[float]) -> dict[str, float | int | bool | str | None]:
-    """Statistics of step durations in seconds, keyed by their result-schema column names.
-
-    ``latency_s_stddev`` is the sample standard deviation (ddof=1) and is None for a single
-    sample (it is undefined there, not 0). Percentiles (p25/p75 for the IQR, p90, p99) use
-    numpy's ``"linear"`` method; ``p99_reliable`` is False below 100 samples.
-    """
-    a = np.asarray(samples_s, dtype=np.float64)
-    if a.ndim != 1 or a.size == 0:
-        raise InvalidInputError(
-            f"summarize needs a flat, non-empty sequence of durations in seconds; got shape "
-            f"{a.shape}: measure at least one round"
-        )
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise InvalidInputError(
-            "durations must be finite and > 0 seconds; got "
-            f"{a[~np.isfinite(a) | (a <= 0)][:5].tolist()}: check the timer that produced them"
-        )
-    p25, p75, p90, p99 = np.percentile(a, [25, 75, 90, 99], method=PERCENTILE_METHOD)
-    return {
-        "latency_s_median": float(np.median(a)),
-        "latency_s_mean": float(a.mean()),
-        "latency_s_stddev": float(a.std(ddof=1)) if a.size > 1 else None,
-        "latency_s_min": float(a.min()),
-        "latency_s_max": float(a.max()),
-        "latency_s_iqr": float(p75 - p25),
-        "latency_s_p90": float(p90),
-        "latency_s_p99": float(p99),
-        "p99_reliable": bool(a.size >= P99_MIN_SAMPLES),
-        "rounds": int(a.size),
-        "percentile_method": PERCENTILE_METHOD,
-    }
 
 
 # --- devices and threads ---------------------------------------------------------------------
@@ -197,20 +157,6 @@ def _synced(step: Step, sync: Callable[[], None]) -> Step:
     return synced_step
 
 
-def _check_positive(name: str, value: float | None, *, integer: bool, allow_zero: bool) -> None:
-    if value is None:
-        return
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-        low_ok = False
-    else:
-        low_ok = value >= 0 if allow_zero else value > 0
-    if not low_ok:
-        kind = "integer" if integer else "number of seconds"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InvalidInputError(f"{name} must be a finite {kind} {bound}; got {value!r}")
-
-
 def plan_rounds(
     per_call_s: float,
     *,
@@ -241,11 +187,12 @@ def median_interval(samples: np.ndarray) -> tuple[float, float]:
 
 def ci_reached(samples: np.ndarray, target: float) -> bool:
     """Whether the median's 95% interval is within +-``target`` (a share) of the median (never
-    with fewer than ``MIN_ROUNDS_FOR_CI`` samples: there is no 95% interval then)."""
-    if samples.size < MIN_ROUNDS_FOR_CI:  # no 95% interval exists yet
+    with fewer than ``MIN_SAMPLES_FOR_CI`` samples: there is no 95% interval then)."""
+    if samples.size < MIN_SAMPLES_FOR_CI:  # no 95% interval exists yet
         return False
     lo, hi = median_interval(samples)
-    return (hi - lo) / 2.0 <= target * float(np.median(samples))
+    half = half_width_rel(lo, hi, float(np.median(samples)))
+    return half is not None and half <= target
 
 
 @dataclass
@@ -327,13 +274,15 @@ def measure_latency(
     """
     if not callable(step):
         raise InvalidInputError(f"step must be a callable taking no arguments; got {step!r}")
-    _check_positive("warmup_rounds", warmup_rounds, integer=True, allow_zero=True)
-    _check_positive("warmup_time_s", warmup_time_s, integer=False, allow_zero=True)
-    _check_positive("min_rounds", min_rounds, integer=True, allow_zero=False)
-    _check_positive("min_time_s", min_time_s, integer=False, allow_zero=True)
-    _check_positive("max_rounds", max_rounds, integer=True, allow_zero=False)
-    _check_positive("max_time_s", max_time_s, integer=False, allow_zero=False)
-    _check_positive("ci_target", ci_target, integer=False, allow_zero=True)
+    check_all(
+        warmup_rounds=warmup_rounds,
+        warmup_time_s=warmup_time_s,
+        min_rounds=min_rounds,
+        min_time_s=min_time_s,
+        max_rounds=max_rounds,
+        max_time_s=max_time_s,
+        ci_target=ci_target,
+    )
     if max_rounds is not None and max_rounds < min_rounds:
         raise InvalidInputError(
             f"max_rounds ({max_rounds}) is below min_rounds ({min_rounds}): raise max_rounds or "

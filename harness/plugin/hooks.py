@@ -19,58 +19,42 @@ through a built-in test.
 
 from __future__ import annotations
 
-import os
-import re
+import difflib
 import signal
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.spec import Case
-from harness.plugin.settings import RunSettings, add_options, read_settings
-from harness.run.grid import (
-    GridSettings,
-    build_cases,
-    parse_threads,
-    suite_models,
-    unmatched_patterns,
+from harness.plugin.progress import (
+    Progress,
+    duration,
+    progress_line,
+    pytest_report_teststatus,  # noqa: F401 (a hook)
 )
-from harness.run.runner import CaseInterrupted, CaseResult, max_threads
+from harness.plugin.settings import RunSettings, add_options, read_settings
+from harness.plugin.xdist import (  # noqa: F401 (hooks)
+    configure_controller,
+    configure_worker,
+    pytest_configure_node,
+    pytest_xdist_auto_num_workers,
+    pytest_xdist_make_scheduler,
+)
+from harness.run.grid import GridSettings, build_cases, suite_models, unmatched_patterns
+
+if TYPE_CHECKING:
+    from harness.run.outcome import CaseResult
+
+__all__ = ["progress_line"]  # kept importable from here
 
 BUILTIN_SUITE = Path(__file__).with_name("builtin_suite.py")
 
 
-@dataclass
-class _State(RunSettings):
-    """The settings and what the run has done so far."""
-
-    worker: str = "main"
-    workers: int = 1
-    cuda_index: int | None = None
-    run_id: str | None = None
-    started: float = field(default_factory=time.time)
-    sweep: Any = None
-    suite_models: set[str] = field(default_factory=set)
-    extra_models: list[str] = field(default_factory=list)
-    model_problems: list[tuple[str, str]] = field(default_factory=list)
-    tests: set[str] = field(default_factory=set)
-    total: int | None = None
-    done: int = 0
-    wall_s: float = 0.0
-    paths: dict[str, Path] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    report_path: Path | None = None
-    report_error: str | None = None
-    write_error: str | None = None
-
-
-STATE = pytest.StashKey[_State]()
-
+from harness.plugin.state import STATE, State  # noqa: E402
 
 # --- options ---------------------------------------------------------------------------------
 
@@ -79,9 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
-def _state_from_config(config: pytest.Config) -> _State:
+def _state_from_config(config: pytest.Config) -> State:
     settings = read_settings(config)
-    return _State(**{f.name: getattr(settings, f.name) for f in fields(RunSettings)})
+    return State(**{f.name: getattr(settings, f.name) for f in fields(RunSettings)})
 
 
 # --- session ---------------------------------------------------------------------------------
@@ -111,129 +95,38 @@ def pytest_configure(config: pytest.Config) -> None:
         # pytest-benchmark turns itself off under xdist and then refuses --benchmark-only; the
         # harness times every case itself, so the option's filter is let go there
         config.option.benchmark_only = False
-    config.pluginmanager.register(_Progress(config), "cnnbench-progress")
+    config.pluginmanager.register(Progress(config), "cnnbench-progress")
+    if state.role != "main":  # an xdist run places its workers by device: resolve it now
+        _resolve(state)
     if state.role == "controller":
-        _configure_controller(config, state)
+        configure_controller(config, state)
     elif state.role == "worker":
-        _configure_worker(config, state)
-    if state.settings.models and state.role != "controller":
+        configure_worker(config, state)
+    if state.grid.models and state.role != "controller":
         # names no suite lists run through the built-in test (collected after the suites)
         config.args.append(str(BUILTIN_SUITE))
 
 
-def _cpus() -> list[int]:
+def _resolve(state: State) -> None:
+    """Resolve what needs torch (the device, then the scale, options and grid) on first need;
+    a device that does not work here is one usage line."""
+    from harness.core.settings import SettingError
+
     try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
-
-
-def _cuda_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: one worker per visible GPU on a GPU box, else one per CPU (one thread each,
-    or the cores divided by --cnn-threads)."""
-    device = str(config.getoption("cnn_device") or config.getini("cnn_device"))
-    if device != "cpu" and _cuda_count():
-        return _cuda_count()
-    threads = parse_threads(config.getoption("cnn_threads") or None, max_threads()) or (1,)
-    return max(1, len(_cpus()) // max(threads))
-
-
-def _configure_controller(config: pytest.Config, state: _State) -> None:
-    from harness.results.store import check_writable, new_run_id
-
-    n = int(config.getoption("numprocesses"))
-    if state.device.startswith("cuda"):
-        gpus = _cuda_count()
-        if n > gpus:
-            raise pytest.UsageError(
-                f"-n {n} asks for more workers than the {gpus} visible GPU(s): each worker needs "
-                "a GPU of its own (timing and the board's energy counter are per GPU); use -n "
-                f"{gpus} or -n auto"
-            )
-    else:
-        cpus = _cpus()
-        if n > len(cpus):
-            raise pytest.UsageError(
-                f"-n {n} asks for more workers than the {len(cpus)} CPU(s) this process may use: "
-                "each worker is pinned to cores of its own; use -n auto or fewer workers"
-            )
-    state.workers = n
-    state.run_id = new_run_id()
-    if state.results_dir is not None:
-        try:
-            check_writable(state.results_dir)
-        except InvalidInputError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-
-# A case's pytest id starts with its model, then the input shape and batch: "resnet50-3x224x224-b8-"
-_CASE_MODEL = re.compile(r"\[(?P<model>.+?)-\d+(?:x\d+)+-b\d+-[^\]]*\]$")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """One model's cases on one worker: the out-of-memory memo and model reuse stay valid.
-
-    pytest-xdist's ``loadgroup`` cannot do it under pytest 9 (it renames ``item._nodeid``,
-    which pytest 9 no longer reads), so the harness groups by the model in the case's id with
-    xdist's own scope scheduler; any other test is a group of its own.
-    """
-    if config.getoption("dist") not in ("load", "loadgroup"):
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ModelScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            match = _CASE_MODEL.search(nodeid)
-            return f"cnnbench-model:{match['model']}" if match else nodeid
-
-    return ModelScheduling(config, log)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist (controller side): every worker writes into the controller's run."""
-    state = node.config.stash[STATE]
-    node.workerinput["cnnbench_run_id"] = state.run_id
-    node.workerinput["cnnbench_started"] = state.started
-
-
-def _configure_worker(config: pytest.Config, state: _State) -> None:
-    info = config.workerinput  # type: ignore[attr-defined]
-    state.worker = str(info["workerid"])
-    state.workers = int(info["workercount"])
-    state.run_id = info.get("cnnbench_run_id")
-    state.started = float(info.get("cnnbench_started", state.started))
-    index = int(state.worker.removeprefix("gw") or 0)
-    if state.device.startswith("cuda"):
-        import torch
-
-        state.cuda_index = index
-        torch.cuda.set_device(index)
-    else:
-        cpus = _cpus()
-        share = len(cpus) // state.workers
-        mine = cpus[index * share : (index + 1) * share]
-        os.sched_setaffinity(0, mine)
-        if state.settings.threads is None and state.options.threads is None:
-            from dataclasses import replace
-
-            state.options = replace(state.options, threads=len(mine))
+        state.resolve()
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if state.role != "worker":
         _shield_interrupts()
-    if state.role == "controller":
-        return
+
+
+def _start_sweep(config: pytest.Config, state: State) -> None:
+    """The run's Sweep, once cases were collected: the results directory checked (a usage error
+    before anything is measured), the fork server started for isolation."""
     from harness.results.store import check_writable
     from harness.run.sweep import Sweep
 
@@ -245,7 +138,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if state.isolate != "none":
         from harness.run.isolation import start_server
 
-        start_server()  # before pytest captures output; the first child then starts at once
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:  # the server must not inherit pytest's capture files
+            with capture.global_and_fixture_disabled():
+                start_server()
+        else:
+            start_server()
     worker = state.role == "worker"
     state.sweep = Sweep(
         state.options,
@@ -267,14 +165,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # --- collection ------------------------------------------------------------------------------
 
 
-def _named_models(state: _State) -> list[str]:
+def _named_models(state: State) -> list[str]:
     """The --cnn-models names no collected suite lists, resolved (torchvision:, timm:,
     package.module:factory, registered); a name that resolves to nothing is kept in
     ``state.model_problems`` for one usage line after collection."""
     from harness.models.resolve import get_entry
 
     names = []
-    for name in state.settings.models or ():
+    for name in state.grid.models or ():
         if any(ch in name for ch in "*?[") or name in state.suite_models:
             continue
         try:
@@ -286,7 +184,7 @@ def _named_models(state: _State) -> list[str]:
     return names
 
 
-def _suite_cases(metafunc: pytest.Metafunc, state: _State, marker: Any) -> list[Case]:
+def _suite_cases(metafunc: pytest.Metafunc, state: State, marker: Any) -> list[Case]:
     if metafunc.definition.path == BUILTIN_SUITE:  # collected after every suite
         state.extra_models = _named_models(state)
         if not state.extra_models:
@@ -309,6 +207,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             pytrace=False,
         )
     state = metafunc.config.stash[STATE]
+    _resolve(state)
     try:
         cases = _suite_cases(metafunc, state, marker)
         problem = None
@@ -340,16 +239,14 @@ def _budget_order(items: list[pytest.Item]) -> list[pytest.Item]:
     for item in items:
         if _is_case(item):
             c = item.callspec.params["cnn_case"]
-            key = (c.model, c.input_shape, c.dtype, c.memory_format, c.mode, c.compile, c.threads)
-            spans.setdefault(key, []).append(c.batch_size)
+            spans.setdefault(c.series, []).append(c.batch_size)
 
     def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int]:
         i, item = pair
         if not _is_case(item):
             return (0, i)
         c = item.callspec.params["cnn_case"]
-        key = (c.model, c.input_shape, c.dtype, c.memory_format, c.mode, c.compile, c.threads)
-        sizes = spans[key]
+        sizes = spans[c.series]
         phase = 0 if c.batch_size == min(sizes) else 1 if c.batch_size == max(sizes) else 2
         return (phase, i)
 
@@ -367,18 +264,14 @@ def pytest_collection_modifyitems(
     known = state.suite_models | set(state.extra_models)
     if state.model_problems:
         name, problem = state.model_problems[0]
-        import difflib
-
         if ":" not in name:  # a plain name: a typo of a suite's model, most likely
             close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
             hint = f"closest: {', '.join(close)}" if close else "`cnnbench models` lists them"
             problem = f"{name!r} matches no model of the collected suites; {hint}"
         raise pytest.UsageError(f"--cnn-models: {problem}")
-    if state.settings.models and known:
-        missing = unmatched_patterns(state.settings.models, known)
+    if state.grid.models and known:
+        missing = unmatched_patterns(state.grid.models, known)
         if missing:
-            import difflib
-
             close = sorted(
                 {
                     c
@@ -397,6 +290,8 @@ def pytest_collection_modifyitems(
     state.total = len(cases)
     if state.role == "main":
         _warn_size(config, state, len(cases))
+    if cases and state.role != "controller" and state.sweep is None:
+        _start_sweep(config, state)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -407,7 +302,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
         _warn_size(node.config, state, state.total)
 
 
-def _warn_size(config: pytest.Config, state: _State, n: int) -> None:
+def _warn_size(config: pytest.Config, state: State, n: int) -> None:
     """Before a large sweep on a CPU: the case count, the time the settings imply, a hint."""
     if n <= 100 or state.device.startswith("cuda") or state.smoke:
         return
@@ -417,21 +312,13 @@ def _warn_size(config: pytest.Config, state: _State, n: int) -> None:
     workers = max(1, state.workers)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     text = (
-        f"cnnbench: {n:,} cases on a CPU, {_duration(n * low / workers)} to "
-        f"{_duration(n * high / workers)} by the timing settings ({low:.1f}-{high:.0f} s a case"
+        f"cnnbench: {n:,} cases on a CPU, {duration(n * low / workers)} to "
+        f"{duration(n * high / workers)} by the timing settings ({low:.1f}-{high:.0f} s a case"
         f"{f' over {workers} workers' if workers > 1 else ''}); narrow it with --cnn-models, "
         "--cnn-batch-sizes or -k, or set --cnn-max-minutes"
     )
     if tr is not None:
         tr.write_line(text, yellow=True)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # --- running a case --------------------------------------------------------------------------
@@ -460,8 +347,8 @@ def _feed_benchmark(benchmark: Any, samples: list[float]) -> None:
     interval instead). Uses ``BenchmarkFixture._make_stats``, as ``pedantic`` does."""
     benchmark._mode = "cnnbench (rounds timed by the harness)"
     stats = benchmark._make_stats(1)
-    for duration in samples:
-        stats.update(duration)
+    for sample in samples:
+        stats.update(sample)
 
 
 def _progress(result: CaseResult) -> dict[str, Any]:
@@ -492,9 +379,13 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
     def run(case: Case) -> CaseResult:
         if not isinstance(case, Case):
             raise TypeError(f"cnn_bench takes a harness Case, got {type(case).__name__}")
+        from harness.run.outcome import CaseInterrupted
         from harness.run.sweep import ResultsNotWritable
 
         state.tests.add(test_name)
+        if state.sweep is None:  # a test that calls cnn_bench without the cnn_case grid
+            _resolve(state)
+            _start_sweep(request.config, state)
         earlier = state.sweep.measured_by(case)
         if earlier is not None and earlier != test_name:
             pytest.skip(f"{case.case_id}: measured already by {earlier} (one case, one row)")
@@ -523,69 +414,6 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
         return result
 
     return run
-
-
-# --- progress --------------------------------------------------------------------------------
-
-
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
-    """cnnbench cases print their own progress line: no dot for them (verbose words stay)."""
-    properties = dict(getattr(report, "user_properties", ()))
-    if properties.get("cnnbench") is None or config.option.verbose > 0:
-        return None
-    if report.when == "call" or (report.when == "setup" and report.skipped):
-        return report.outcome, "", report.outcome.upper()
-    return None
-
-
-class _Progress:
-    """Registered per session: one line per finished case, with the sweep's ETA."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """``[ 12/31] resnet50-...  3.2 ms ±0.4%  valid  ETA 1 min``."""
-        info = dict(getattr(report, "user_properties", ())).get("cnnbench")
-        if info is None or not (
-            report.when == "call" or (report.when == "setup" and report.skipped)
-        ):
-            return
-        state = self.config.stash[STATE]
-        if state.role == "worker":
-            return
-        state.done += 1
-        state.wall_s += float(info.get("wall_s") or 0.0)
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is None:
-            return
-        # Straight to the terminal writer, leaving pytest's idea of the current line alone, so
-        # that it does not print the file name again before every case.
-        writer = tr._tw
-        if writer.width_of_current_line:
-            writer.line()
-        writer.line(progress_line(info, state.done, state.total, state.wall_s, state.workers))
-
-
-def progress_line(
-    info: dict[str, Any], done: int, total: int | None, wall_s: float, workers: int
-) -> str:
-    from harness.core import textsafe, units
-
-    total = max(total or done, done)
-    median = info.get("median")
-    text = f"[{done:>{len(str(total))}}/{total}] {textsafe.terminal(info['case'])}  "
-    if info["status"] == "ok" and median:
-        spread = ""
-        if info.get("ci_low") is not None and info.get("ci_high") is not None:
-            spread = f" ±{(info['ci_high'] - info['ci_low']) / 2 / median:.1%}"
-        text += f"{units.seconds(median)}{spread}  {info.get('validity') or ''}"
-    else:
-        text += str(info["status"])
-    left = total - done
-    if left and done:
-        text += f"  ETA {_duration(left * wall_s / done / max(1, workers))}"
-    return text
 
 
 # --- the end ---------------------------------------------------------------------------------
@@ -648,7 +476,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.report_error = f"{type(exc).__name__}: {exc}"
 
 
-def _run_rows(state: _State) -> list[dict[str, Any]]:
+def _run_rows(state: State) -> list[dict[str, Any]]:
     """The run's rows for the summary: this process's, or, for the xdist controller, the
     merged file's."""
     if state.sweep is not None:

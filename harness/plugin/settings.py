@@ -8,18 +8,20 @@ option. harness.plugin.hooks holds the run's state and the hooks.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.core.spec import parse_shape
+from harness.core.settings import SettingError
+from harness.core.spec import DEVICE_FORMS, parse_shape
 from harness.run.grid import GridSettings, parse_batch_sizes, parse_threads, split_list
 from harness.run.isolation import ISOLATIONS
-from harness.run.runner import RunOptions, max_threads
+from harness.run.options import RunOptions, max_threads, preset, preset_default
 
 # name, ini type, default, help. Each is `--cnn-NAME` on the command line and `cnn_NAME` in ini.
 OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
@@ -45,15 +47,30 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
     ("modes", "string", None, "inference,training; replaces the suite's"),
     ("compile", "string", None, "torch.compile: off, on or both (default: the suite's)"),
     ("threads", "string", None, "CPU thread counts, comma separated (1,2,4): a grid dimension"),
-    ("min-rounds", "string", None, "minimum measured rounds per case (default 6 quick, 20 full)"),
-    ("min-time", "string", None, "minimum measured time per case, s (default 0.2 quick, 1 full)"),
+    (
+        "min-rounds",
+        "string",
+        None,
+        f"minimum measured rounds per case (default {preset_default('min_rounds')})",
+    ),
+    (
+        "min-time",
+        "string",
+        None,
+        f"minimum measured time per case, s (default {preset_default('min_time_s')})",
+    ),
     (
         "max-time",
         "string",
         None,
-        "cap on a case's measured time, s, or 'none' (default 1.5 quick, 30 full)",
+        f"cap on a case's measured time, s, or 'none' (default {preset_default('max_time_s')})",
     ),
-    ("warmup-rounds", "string", None, "uncounted warm-up rounds (default 2 quick, 10 full)"),
+    (
+        "warmup-rounds",
+        "string",
+        None,
+        f"uncounted warm-up rounds (default {preset_default('warmup_rounds')})",
+    ),
     (
         "target-ci",
         "string",
@@ -87,11 +104,18 @@ BOOL_FLAGS = ("report", "layer-times")
 
 @dataclass
 class RunSettings:
-    """What the user asked for, parsed and checked once at configure time."""
+    """What the user asked for, parsed and checked once at configure time, without torch.
 
-    options: RunOptions
-    settings: GridSettings
-    device: str
+    What needs torch (is a GPU usable? then ``auto`` means cuda and the full scale) is resolved
+    on first need, by ``resolve``: when a suite asks for cases, or an xdist run places its
+    workers. A plain pytest run of the environment (no CNN suite) never imports torch.
+    ``overrides``: the RunOptions fields the user set, on top of the scale's preset.
+    """
+
+    device_name: str
+    scale_name: str
+    overrides: dict[str, Any]
+    grid: GridSettings
     results_dir: Path | None
     reports_dir: Path
     report: bool
@@ -99,6 +123,27 @@ class RunSettings:
     max_minutes: float | None
     smoke: bool
     role: str  # "main", "controller" or "worker"
+    # resolved on first need (``resolve``)
+    device: str = ""
+    options: RunOptions | None = None
+    settings: GridSettings | None = None
+
+    def resolve(self) -> None:
+        """Resolve the device (importing torch), then the scale, the options and the grid;
+        a device that does not work here is a SettingError (the plugin says it in one line)."""
+        if self.options is not None:
+            return
+        from harness.measure.devices import resolve_device, unavailable_reason
+
+        resolved = resolve_device(self.device_name)
+        problem = unavailable_reason(resolved)
+        if problem:
+            raise SettingError("device", f"--cnn-device={self.device_name}: {problem}")
+        on_gpu = resolved.type == "cuda"
+        scale = self.scale_name if self.scale_name != "auto" else ("full" if on_gpu else "quick")
+        self.options = preset("smoke" if self.smoke else scale, **self.overrides)
+        self.settings = replace(self.grid, scale=scale)
+        self.device = "cuda" if on_gpu and self.role != "main" else str(resolved)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -156,34 +201,20 @@ def _bool(config: pytest.Config, name: str) -> bool | None:
     )
 
 
-def _number(
-    config: pytest.Config,
-    name: str,
-    cast: Callable[[str], Any],
-    default: Any,
-    *,
-    low: float,
-    high: float,
-    none_ok: bool = False,
-) -> Any:
-    """A finite number from ``low`` to ``high`` (or ``none``/``off`` where ``none_ok``)."""
+def _number(config: pytest.Config, name: str, cast: Callable[[str], Any]) -> Any:
+    """The option as a number (``none``/``off``: None), or absent (``...``); bounds are
+    RunOptions' (harness.core.settings)."""
     raw = _setting(config, name)
     if raw in (None, ""):
-        return default
+        return ...
     text = str(raw).strip().lower()
-    if none_ok and text in ("none", "off"):
+    if text in ("none", "off"):
         return None
     try:
-        value = cast(text)
+        return cast(text)
     except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or not low <= value <= high:
         kind = "a whole number" if cast is int else "a number"
-        extra = " or 'none'" if none_ok else ""
-        raise pytest.UsageError(
-            f"--cnn-{name} must be {kind} from {low:g} to {high:g}{extra}, got {raw!r}"
-        )
-    return value
+        raise pytest.UsageError(f"--cnn-{name} must be {kind}, got {raw!r}") from None
 
 
 def _share(config: pytest.Config, name: str) -> float | None:
@@ -206,32 +237,57 @@ def _role(config: pytest.Config) -> str:
     return "main"
 
 
+# RunOptions fields set by options: option -> (field, how the text is read)
+NUMBER_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "warmup-rounds": ("warmup_rounds", int),
+    "min-rounds": ("min_rounds", int),
+    "min-time": ("min_time_s", float),
+    "max-time": ("max_time_s", float),
+    "remeasure": ("remeasure", int),
+    "power-hz": ("power_sample_hz", float),
+    "idle-power": ("idle_power_s", float),
+}
+OPTION_OF_FIELD = {field: f"--cnn-{name}" for name, (field, _) in NUMBER_OPTIONS.items()} | {
+    "ci_target": "--cnn-target-ci",
+    "power": "--cnn-power",
+    "threads": "--cnn-threads",
+}
+DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _overrides(config: pytest.Config) -> dict[str, Any]:
+    """The RunOptions fields the user set, checked against both presets now (no torch)."""
+    given: dict[str, Any] = {}
+    for name, (field, cast) in NUMBER_OPTIONS.items():
+        value = _number(config, name, cast)
+        if value is not ...:
+            given[field] = value
+    given["ci_target"] = _share(config, "target-ci")
+    given["power"] = str(_setting(config, "power")).strip().lower()
+    given["layer_times"] = bool(_bool(config, "layer-times"))
+    for scale in ("quick", "full"):
+        try:
+            preset(scale, **given)
+        except SettingError as exc:
+            option = OPTION_OF_FIELD.get(exc.field, exc.field)
+            raise pytest.UsageError(f"{option}: {exc}") from None
+    return given
+
+
 def read_settings(config: pytest.Config) -> RunSettings:
     """The run's settings from the command line and ini file; a bad value is a UsageError."""
-    from harness.run.runner import resolve_device, unavailable_reason
-
-    try:
-        resolved = resolve_device(_setting(config, "device"))
-    except RuntimeError:
+    device = str(_setting(config, "device")).strip().lower()
+    if not DEVICE_NAME.match(device):
         raise pytest.UsageError(
-            f"--cnn-device={_setting(config, 'device')!r} is not a device: use auto, cpu, cuda "
-            "or cuda:N"
-        ) from None
-    unavailable = unavailable_reason(resolved)
-    if unavailable:
-        raise pytest.UsageError(f"--cnn-device={resolved}: {unavailable}")
-    on_gpu = resolved.type == "cuda"
-    scale = _setting(config, "scale")
-    if scale == "auto":
-        scale = "full" if on_gpu else "quick"
-    if scale not in ("quick", "full"):
+            f"--cnn-device={_setting(config, 'device')!r}: {device!r} is not a device: use "
+            f"{DEVICE_FORMS}"
+        )
+    scale = str(_setting(config, "scale")).strip().lower()
+    if scale not in ("quick", "full", "auto"):
         raise pytest.UsageError(f"--cnn-scale must be quick, full or auto, got {scale!r}")
-    quick = scale == "quick"
-    role = _role(config)
     try:
         shape = _setting(config, "input-shape")
-        settings = GridSettings(
-            scale=scale,
+        grid = GridSettings(
             models=split_list(_setting(config, "models")),
             batch_sizes=parse_batch_sizes(_setting(config, "batch-sizes")),
             dtypes=split_list(_setting(config, "dtypes")),
@@ -250,41 +306,14 @@ def read_settings(config: pytest.Config) -> RunSettings:
             f"--cnn-isolate must be one of {', '.join(ISOLATIONS)}, got {isolate!r}"
         )
     smoke = bool(config.getoption("benchmark_disable", False))
-    try:
-        if smoke:  # pytest-benchmark's convention: each case once, as a smoke test
-            options = RunOptions(
-                warmup_rounds=0, warmup_time_s=0, min_rounds=1, min_time_s=0,
-                max_time_s=None, ci_target=None, remeasure=0, power="off",
-            )  # fmt: skip
-        else:
-            options = RunOptions(
-                warmup_rounds=_number(
-                    config, "warmup-rounds", int, 2 if quick else 10, low=0, high=1e6
-                ),
-                min_rounds=_number(config, "min-rounds", int, 6 if quick else 20, low=1, high=1e6),
-                min_time_s=_number(
-                    config, "min-time", float, 0.2 if quick else 1.0, low=0, high=86_400
-                ),
-                max_time_s=_number(
-                    config,
-                    "max-time",
-                    float,
-                    1.5 if quick else 30.0,
-                    low=1e-3,
-                    high=86_400,
-                    none_ok=True,
-                ),
-                ci_target=_share(config, "target-ci"),
-                remeasure=_number(config, "remeasure", int, 1, low=0, high=10),
-                power=_setting(config, "power"),
-                power_sample_hz=_number(config, "power-hz", float, 100.0, low=0.1, high=1000),
-                idle_power_s=_number(config, "idle-power", float, 0.0, low=0, high=3600),
-                layer_times=bool(_bool(config, "layer-times")),
-                remeasure_pause_s=0.5 if quick else 1.0,
-            )
-    except HarnessError as exc:
-        raise pytest.UsageError(f"--cnn-* option: {exc}") from None
-    max_minutes = _number(config, "max-minutes", float, None, low=0.01, high=1e6)
+    overrides = {} if smoke else _overrides(config)  # a smoke run: each case once (its preset)
+    max_minutes = _number(config, "max-minutes", float)
+    if max_minutes is ... or max_minutes is None:
+        max_minutes = None
+    elif not (math.isfinite(max_minutes) and 0.01 <= max_minutes <= 1e6):
+        raise pytest.UsageError(
+            f"--cnn-max-minutes must be from 0.01 to 1e+06, got {max_minutes!r}"
+        )
     # A smoke run writes nothing unless asked (pytest-benchmark users expect a quick check).
     write = not smoke or _given(config, "results-dir")
     report = _bool(config, "report")
@@ -296,14 +325,15 @@ def read_settings(config: pytest.Config) -> RunSettings:
         )
         report = write and not smoke and not narrowed
     return RunSettings(
-        options=options,
-        settings=settings,
-        device="cuda" if on_gpu and role != "main" else str(resolved),
+        device_name=device,
+        scale_name=scale,
+        overrides=overrides,
+        grid=grid,
         results_dir=Path(_setting(config, "results-dir")) if write else None,
         reports_dir=Path(_setting(config, "reports-dir")),
         report=bool(report),
         isolate=isolate,
         max_minutes=max_minutes,
         smoke=smoke,
-        role=role,
+        role=_role(config),
     )

@@ -16,7 +16,6 @@ from typing import Any
 
 from harness.core.errors import InvalidInputError
 from harness.core.spec import DTYPE_METHODS, MEMORY_FORMATS, MODES, Case, dtype_name, parse_shape
-from harness.models.resolve import get_entry, list_models
 
 SCALES = ("quick", "full")
 GRID_KEYS = (
@@ -133,6 +132,8 @@ def parse_batch_sizes(text: str | Sequence[Any] | None) -> tuple[int, ...] | Non
 def expand_models(patterns: Iterable[str]) -> list[str]:
     """Registered names for shell patterns (``vgg*``); non-pattern names pass through as is
     (so ``torchvision:resnet50`` or ``pkg.mod:factory`` work), unknown patterns raise."""
+    from harness.models import list_models  # torch: only when a grid is built
+
     names: list[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
@@ -228,6 +229,8 @@ def sweep(
 ) -> list[Case]:
     """Every combination of the given values; a model without ``input_shapes`` runs at its own
     default input (from the registry). channels_last is skipped for 1D models."""
+    from harness.models import get_entry  # torch: only when a grid is built
+
     cases: list[Case] = []
     for model in models:
         shapes = (

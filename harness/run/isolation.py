@@ -87,8 +87,9 @@ def _child(
         importlib.import_module(name)
     import torch
 
+    from harness.measure.devices import resolve_device
     from harness.measure.env import collect_environment
-    from harness.run.runner import CaseInterrupted, resolve_device, run_case
+    from harness.run.runner import CaseInterrupted, run_case
     from harness.run.step import ModelCache
 
     if cuda_index is not None:
@@ -209,7 +210,7 @@ class CaseProcess:
     def run(self, case: Any, options: Any, timeout_s: float | None = None) -> Any:
         """Run ``case`` in the child (starting one if needed); a dead or hung child becomes a
         ``crashed`` row. Ctrl-C raises ``CaseInterrupted`` with the row."""
-        from harness.run.runner import CaseInterrupted
+        from harness.run.outcome import CaseInterrupted
 
         if not self.alive:
             self.close()
@@ -276,7 +277,7 @@ class CaseProcess:
     def _crashed(self, case: Any, started: float, why: str | None = None) -> Any:
         from datetime import datetime, timezone
 
-        from harness.run.runner import CaseResult, base_row
+        from harness.run.outcome import CaseResult, base_row
 
         process = self._process
         if process is not None:

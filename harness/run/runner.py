@@ -6,7 +6,7 @@ becomes the row's ``status`` (``oom``, ``error``, ``skipped``) and ``error``: an
 ``SystemExit`` from a model's forward, anything. Only Ctrl-C escapes, as ``CaseInterrupted``
 carrying the row, so the caller can write it and stop.
 
-A measured row carries its validity (harness.results.validity): when the noise signals of the
+A measured row carries its validity (harness.core.signals): when the noise signals of the
 timed rounds cross a threshold, the rounds are measured again once after a short pause
 (``RunOptions.remeasure``) and the row keeps the better measurement, saying how many times it
 was measured again (``remeasured``).
@@ -16,175 +16,34 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
-import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import pandas as pd
 import torch
 
-from harness.core.errors import DataDependentForwardError, HarnessError, InvalidInputError
+from harness.core.errors import DataDependentForwardError, HarnessError, first_line
 from harness.core.schema import column_names
+from harness.core.signals import Verdict, assess, verdict
 from harness.core.spec import Case
+from harness.core.stats import half_width_rel
 from harness.measure import cuda_state
+from harness.measure.devices import resolve_device, unavailable_reason
 from harness.measure.env import collect_environment
 from harness.measure.memory import measure_peak_memory
 from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
 from harness.measure.power.meters import PowerReading, make_power_monitor
 from harness.measure.timing import TimingResult, fixed_threads, measure_latency
 from harness.profile import ModelProfile, profile, validate_input
-from harness.results.validity import assess
+from harness.run.options import RunOptions, max_threads  # noqa: F401 (re-exported)
+from harness.run.outcome import CaseInterrupted, CaseResult, base_row
+from harness.run.precheck import check_trainable_batch_norm, too_big_for
 from harness.run.step import ModelCache, PreparedStep, prepare_step
 
 LAYER_COLUMNS = column_names("layers")
 PROFILE_SOURCE = "meta device (harness.profile)"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a case is measured. Times in seconds.
-
-    ``ci_target``: the rounds go on until the 95% interval of the median is within this share
-    of it (0 or None: just the minimum), up to ``max_time_s`` of rounds. ``remeasure``: how many
-    times a noisy measurement is taken again (after ``remeasure_pause_s``). ``memory_check``:
-    refuse (``skipped``) a case whose analytic lower bound on memory exceeds what is free.
-    """
-
-    warmup_rounds: int = 3
-    warmup_time_s: float = 0.2
-    min_rounds: int = 5
-    min_time_s: float = 0.5
-    max_time_s: float | None = 30.0
-    ci_target: float | None = 0.01
-    remeasure: int = 1
-    remeasure_pause_s: float = 1.0
-    threads: int | None = None
-    power: str = "auto"
-    power_sample_hz: float = 100.0
-    idle_power_s: float = 0.0
-    cudnn_benchmark: bool = True
-    layer_times: bool = False
-    layer_time_steps: int = 5
-    memory_check: bool = True
-
-    def __post_init__(self) -> None:
-        def bad(name: str, value: object, rule: str) -> InvalidInputError:
-            return InvalidInputError(f"{name} must be {rule}, got {value!r}")
-
-        def whole(name: str, value: object, low: int, high: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise bad(name, value, f"a whole number from {low} to {high:,}")
-
-        def finite(name: str, value: object, low: float, high: float, strict: bool) -> None:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value) and value <= high  # type: ignore[arg-type]
-            ok = ok and (value > low if strict else value >= low)  # type: ignore[operator]
-            if not ok:
-                rule = f"{'more than' if strict else 'at least'} {low:g} and at most {high:g}"
-                raise bad(name, value, f"a finite number {rule}")
-
-        whole("warmup rounds", self.warmup_rounds, 0, 1_000_000)
-        whole("minimum rounds", self.min_rounds, 1, 1_000_000)
-        whole("remeasure", self.remeasure, 0, 10)
-        whole("layer time steps", self.layer_time_steps, 1, 1000)
-        for name, value in (
-            ("warm-up time", self.warmup_time_s),
-            ("minimum time", self.min_time_s),
-            ("idle power time", self.idle_power_s),
-            ("remeasure pause", self.remeasure_pause_s),
-        ):
-            finite(name, value, 0, 86_400, strict=False)
-        if self.max_time_s is not None:
-            finite("maximum time", self.max_time_s, 0, 86_400, strict=True)
-        if self.ci_target is not None:
-            finite("CI target", self.ci_target, 0, 1, strict=False)
-        if self.threads is not None:
-            whole("threads", self.threads, 1, max_threads())
-        if self.power not in ("auto", "off"):
-            raise bad("power", self.power, "'auto' or 'off'")
-        finite("power sampling rate", self.power_sample_hz, 0, 1000, strict=True)
-
-
-def max_threads() -> int:
-    """The most intra-op threads a case may ask for: 4x the CPUs torch could use (more only
-    oversubscribes; 100,000 once exhausted memory creating the pool)."""
-    return 4 * (os.cpu_count() or 1)
-
-
-@dataclass
-class CaseResult:
-    """One case's row (schema CASES columns) and its side tables.
-
-    ``poisoned``: why this process must run no further case (a sticky CUDA error left the
-    context unusable), else None. ``wall_s``: the case's whole time in the runner.
-    """
-
-    case: Case
-    row: dict[str, Any]
-    layers: pd.DataFrame | None = None
-    power: pd.DataFrame | None = None
-    poisoned: str | None = None
-    wall_s: float = field(default=0.0)
-
-    @property
-    def status(self) -> str:
-        return str(self.row["status"])
-
-
-class CaseInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a case: the sweep stops, but the case's row (``result``) is kept."""
-
-    def __init__(self, result: CaseResult) -> None:
-        super().__init__("interrupted")
-        self.result = result
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device(
-            "cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0
-        )
-    return device
-
-
-def unavailable_reason(device: torch.device) -> str | None:
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return (
-                "CUDA is not available on this machine (no GPU or no driver); use --cnn-device=cpu"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"{device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible"
-    elif device.type != "cpu":
-        return f"device type {device.type!r} is not supported by the harness yet"
-    return None
-
-
-def _check_trainable_batch_norm(layers: Sequence[Any], case: Case) -> None:
-    """Batch norm in training needs more than one value per channel: fail before running."""
-    for layer in layers:
-        shape = tuple(layer.output_shape)
-        if layer.type.startswith("BatchNorm") and len(shape) >= 2:
-            per_channel = shape[0] * int(torch.Size(shape[2:]).numel())
-            if per_channel < 2:
-                raise InvalidInputError(
-                    f"{case.model} cannot train at batch {case.batch_size} with input "
-                    f"{'x'.join(map(str, case.input_shape))}: layer {layer.name} ({layer.type}) "
-                    f"gets {'x'.join(map(str, shape))}, one value per channel, and batch norm "
-                    "needs more than one in training; use a larger batch or input"
-                )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def classify_failure(exc: BaseException) -> tuple[str, str]:
@@ -197,7 +56,7 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
         return "error", f"SystemExit({exc.code!r}): the model called sys.exit()"
     if isinstance(exc, HarnessError):
         return "error", str(exc)
-    return "error", f"{type(exc).__name__}: {_first_line(exc)}"[:2000]
+    return "error", first_line(exc, limit=2000)
 
 
 def _release(device: torch.device, compiled: bool) -> str | None:
@@ -219,62 +78,8 @@ def _release(device: torch.device, compiled: bool) -> str | None:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
         except RuntimeError as exc:  # e.g. an illegal memory access: sticky, the context is lost
-            return f"{type(exc).__name__}: {_first_line(exc)}"
+            return first_line(exc)
     return None
-
-
-def _available_memory(device: torch.device) -> tuple[int | None, str]:
-    """Bytes a case could still allocate on ``device``, and where the figure comes from."""
-    if device.type == "cuda":
-        try:
-            free, _ = torch.cuda.mem_get_info(device)
-        except (RuntimeError, AssertionError) as exc:  # no answer: the check is skipped
-            return None, f"unknown ({type(exc).__name__}: {_first_line(exc)})"
-        return int(free), "free device memory (cudaMemGetInfo)"
-    available: int | None = None
-    source = "MemAvailable in /proc/meminfo"
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        source = "unknown"
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            with open("/proc/self/statm") as fh:
-                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            left = max(0, soft - used)
-            if available is None or left < available:
-                available, source = left, "the address-space limit (ulimit -v) less what is mapped"
-    except (ImportError, OSError, ValueError):
-        pass
-    return available, source
-
-
-def _memory_lower_bound(case: Case, prof: ModelProfile) -> tuple[int, str]:
-    """A lower bound on the bytes a case needs, and its parts in words.
-
-    Weights (float32 unless cast), the input, the largest single layer output (at least one
-    must exist at once); in training also the gradients and SGD's momentum buffer (one copy of
-    the trainable weights each). The real peak is higher; a case above this bound cannot fit.
-    """
-    weight_size = case.torch_dtype.itemsize if case.dtype_method == "cast" else 4
-    weights = prof.params * weight_size
-    input_bytes = math.prod(case.full_input_shape) * (
-        case.torch_dtype.itemsize if case.dtype_method == "cast" else 4
-    )
-    largest = max((layer.activation_bytes for layer in prof.layers), default=0)
-    parts = [f"weights {weights:,}", f"input {input_bytes:,}", f"largest layer output {largest:,}"]
-    total = weights + input_bytes + largest
-    if case.mode == "training":
-        extra = 2 * prof.trainable_params * weight_size
-        total += extra
-        parts.append(f"gradients + momentum {extra:,}")
-    return total, " + ".join(parts)
 
 
 @contextlib.contextmanager
@@ -290,11 +95,6 @@ def _cudnn_benchmark(device: torch.device, enabled: bool) -> Iterator[bool | Non
         torch.backends.cudnn.benchmark = before
 
 
-def base_row(case: Case, environment: dict[str, Any]) -> dict[str, Any]:
-    """The identifying and environment columns every row of a case has, whatever happens."""
-    return {**environment, **case.to_dict(), "case_id": case.case_id, "isolation": "none"}
-
-
 def _static_profile(case: Case, row: dict[str, Any], result: CaseResult) -> ModelProfile | None:
     """The meta-device profile into the row and the layer table; None (with the reason in
     ``profile_source``) for a model whose forward reads tensor values."""
@@ -307,7 +107,7 @@ def _static_profile(case: Case, row: dict[str, Any], result: CaseResult) -> Mode
     row.update(prof.totals())
     row["profile_source"] = PROFILE_SOURCE
     if case.mode == "training":
-        _check_trainable_batch_norm(prof.layers, case)
+        check_trainable_batch_norm(prof.layers, case)
     layers = prof.to_frame().assign(
         model=case.model,
         input_shape=row["input_shape"],
@@ -321,20 +121,6 @@ def _static_profile(case: Case, row: dict[str, Any], result: CaseResult) -> Mode
         f"{op} x{calls}" for op, calls in sorted(prof.unhandled_ops.items())
     )
     return prof
-
-
-def _fits(case: Case, device: torch.device, prof: ModelProfile | None) -> str | None:
-    """Why the case cannot fit in the memory left (None when it may)."""
-    if prof is None:
-        return None
-    need, parts = _memory_lower_bound(case, prof)
-    available, source = _available_memory(device)
-    if available is None or need <= available:
-        return None
-    return (
-        f"needs at least {need:,} bytes ({parts}) but {source} is {available:,} bytes: "
-        "not run, so the machine is not pushed into swapping or the OOM killer"
-    )
 
 
 def run_case(
@@ -373,7 +159,7 @@ def run_case(
             if reason:
                 row.update(status="skipped", error=reason)
                 return result
-            too_big = _fits(case, device, prof) if options.memory_check else None
+            too_big = too_big_for(case, device, prof) if options.memory_check else None
             if too_big:
                 row.update(status="skipped", error=too_big)
                 return result
@@ -449,9 +235,7 @@ def _layer_times(
             step_median_s=median_s,
         )
     except Exception as exc:
-        result.row["layer_time_source"] = f"not measured: {type(exc).__name__}: {_first_line(exc)}"[
-            :500
-        ]
+        result.row["layer_time_source"] = f"not measured: {first_line(exc)}"[:500]
         return
     result.layers = measured.layers
     result.row.update(measured.columns)
@@ -464,30 +248,25 @@ class _Attempt:
     timing: TimingResult
     columns: dict[str, Any]
     reading: PowerReading | None
-    validity: str | None
-    reason: str | None
+    verdict: Verdict
 
     @property
     def spread(self) -> float:
         """The median's interval half-width as a share of it (for picking the better try)."""
         c = self.columns
-        return (
-            (c["latency_s_median_ci_high"] - c["latency_s_median_ci_low"])
-            / 2
-            / max(c["latency_s_median"], 1e-12)
+        half = half_width_rel(
+            c["latency_s_median_ci_low"], c["latency_s_median_ci_high"], c["latency_s_median"]
         )
+        return float("inf") if half is None else half
 
 
 def _worth_again(attempt: _Attempt) -> bool:
     """Whether measuring again may give a valid row: not when the time cap alone left too few
     rounds for an interval (the same cap would again)."""
-    if attempt.validity != "noisy":
+    if attempt.verdict.validity != "noisy":
         return False
     capped = attempt.timing.stop_reason == "time_cap"
-    only_short = (
-        capped and (attempt.reason or "").startswith("only ") and ";" not in (attempt.reason or "")
-    )
-    return not only_short
+    return not (capped and attempt.verdict.kinds() == {"too_few_rounds"})
 
 
 def _measure(
@@ -537,8 +316,7 @@ def _measure(
         reading = readings[-1] if readings else None
         if reading is not None:
             columns.update(reading.to_columns(int(columns["rounds"]) * case.batch_size))
-        validity, why = assess({**row, **columns, "status": "ok"})
-        return _Attempt(timing, columns, reading, validity, why)
+        return _Attempt(timing, columns, reading, verdict({**row, **columns, "status": "ok"}))
 
     dynamo = cuda_state.dynamo_stats() if case.compile else contextlib.nullcontext({})
     with prepared.contexts(), dynamo as compiled:
@@ -546,7 +324,7 @@ def _measure(
         while _worth_again(tries[-1]) and len(tries) <= options.remeasure:
             time.sleep(options.remeasure_pause_s)  # let a passing burst of load go by
             tries.append(attempt())
-        valid = [t for t in tries if t.validity == "valid"]
+        valid = [t for t in tries if t.verdict.validity == "valid"]
         kept = valid[-1] if valid else min(tries, key=lambda t: t.spread)
         memory = measure_peak_memory(prepared.step, device, baseline_tensors=prepared.tensors)
         if options.layer_times:  # after the timed rounds, never inside them

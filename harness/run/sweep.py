@@ -37,7 +37,9 @@ from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.spec import Case
 from harness.results.store import ResultWriter
 from harness.run.isolation import HANG_GRACE_S, ISOLATIONS, CaseProcess
-from harness.run.runner import CaseResult, RunOptions, base_row, run_case
+from harness.run.options import RunOptions
+from harness.run.outcome import CaseInterrupted, CaseResult, base_row
+from harness.run.runner import run_case
 from harness.run.step import ModelCache
 
 RUN_FACT_COLUMNS = ("command_line", "git_commit", "git_dirty", "host", "harness_version")
@@ -67,20 +69,6 @@ class Progress:
         if mine:
             return sum(mine) / len(mine)
         return self.wall_s / self.done if self.done else 0.0
-
-
-def _oom_key(case: Case) -> tuple:
-    return (
-        case.model,
-        case.input_shape,
-        case.dtype,
-        case.dtype_method,
-        case.memory_format,
-        case.mode,
-        case.compile,
-        case.threads,
-        case.device,
-    )
 
 
 class Sweep:
@@ -139,7 +127,7 @@ class Sweep:
         self.poisoned: str | None = None
         self.write_error: str | None = None
         self._measured_by: dict[Case, str] = {}
-        self._oom_at: dict[tuple, int] = {}
+        self._oom_at: dict[Case, int] = {}
         self._process: CaseProcess | None = None
         self._process_model: str | None = None
         self.measure_roofs = roofs
@@ -155,8 +143,8 @@ class Sweep:
             if self._environment is not None:
                 env = self._environment(device)
             else:
+                from harness.measure.devices import resolve_device, unavailable_reason
                 from harness.measure.env import collect_environment
-                from harness.run.runner import resolve_device, unavailable_reason
 
                 resolved = resolve_device(device)
                 usable = not unavailable_reason(resolved) and self.isolate == "none"
@@ -184,7 +172,7 @@ class Sweep:
         """Why ``case`` is not run (None: run it)."""
         if self.poisoned:
             return f"not run: this process is unusable after a sticky CUDA error ({self.poisoned})"
-        smaller = self._oom_at.get(_oom_key(case))
+        smaller = self._oom_at.get(case.series)
         if smaller is not None and case.batch_size > smaller:
             return f"batch {smaller} already ran out of memory"
         if self.max_minutes is not None:
@@ -231,9 +219,9 @@ class Sweep:
         if key not in self._roofs:
             cols: dict[str, float] = {}
             if self.isolate == "none":
+                from harness.measure.devices import resolve_device
                 from harness.measure.roofs import roof_columns
                 from harness.measure.timing import fixed_threads
-                from harness.run.runner import resolve_device
 
                 with contextlib.suppress(Exception), fixed_threads(threads):  # none: a null
                     cols = roof_columns(resolve_device(case.device), case.torch_dtype)
@@ -259,7 +247,7 @@ class Sweep:
         ``ResultsNotWritable`` when the row could not be written (the row is in ``results``),
         and ``CaseInterrupted`` on Ctrl-C after writing the row.
         """
-        from harness.run.runner import CaseInterrupted
+        from harness.run.outcome import CaseInterrupted
 
         earlier = self._measured_by.get(case)
         if earlier is not None and earlier != test_name:
@@ -287,8 +275,8 @@ class Sweep:
         result.row["test_name"] = test_name
         result.row["worker"] = self.worker
         if result.status == "oom":
-            known = self._oom_at.get(_oom_key(case))
-            self._oom_at[_oom_key(case)] = min(case.batch_size, known or case.batch_size)
+            known = self._oom_at.get(case.series)
+            self._oom_at[case.series] = min(case.batch_size, known or case.batch_size)
         if result.poisoned and self.isolate == "none":
             self.poisoned = f"{case.case_id}: {result.poisoned}"
         self.results.append(result)

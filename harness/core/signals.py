@@ -1,0 +1,322 @@
+"""Is a measured row trustworthy? The noise signals, typed, with their documented thresholds,
+and the one verdict every consumer reads.
+
+Every ``ok`` row gets ``validity``:
+
+* ``valid``: no signal crossed its threshold;
+* ``noisy``: at least one did; each is a ``Signal`` (its kind, value and limit) and
+  ``validity_reason`` is their texts ("CPU pressure 50% during the rounds (limit 10%)");
+* ``invalid``: the timings are impossible (a median, sample or throughput that is not a finite
+  positive number): nothing may be concluded from the row.
+
+Rows that did not run (``oom``, ``error``, ``skipped``, ``crashed``) have no validity (null).
+The thresholds are the constants below, each printed beside the value that crossed it, and
+``RULE`` states them all in one sentence (the summary and the report print it). They were set
+on a 2-core VM: a busy neighbour process gives CPU pressure near 0.5 and 90-250 involuntary
+switches/s, a quiet machine under 0.01 and under 100/s.
+
+The assessment reads only row columns, so it decides a row measured now (the runner) and a row
+read from an older file (``harness.results.validity.assess_frame``); it imports neither torch
+nor pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.core.missing import is_missing
+from harness.core.stats import MIN_SAMPLES_FOR_CI, half_width_rel, median_ci
+
+# Fewer rounds than this have no 95% interval of the median (harness.core.stats).
+MIN_ROUNDS = MIN_SAMPLES_FOR_CI
+# A quartile spread this wide means the distribution, not one step, is being measured.
+IQR_REL_MAX = 0.25
+# The median known to +-2.5%: two valid runs of one case should not differ by 5% from noise.
+CI_HALF_WIDTH_REL_MAX = 0.025
+# Share of the timed rounds during which some task waited for a CPU (/proc/pressure/cpu).
+CPU_PRESSURE_MAX = 0.10
+# Involuntary context switches per second of rounds; decides only where the kernel has no
+# PSI (a quiet 2-core VM shows up to ~100/s from the kernel's own work).
+INVOLUNTARY_SWITCHES_PER_S_MAX = 150.0
+# The CPU ran a fixed probe this much slower (or 1/this faster) than its typical time on this
+# host (harness.measure.noise): this VM's two states are 1.6-1.8x apart, each within 1.1x
+# (benchmarks/bench_speed_states.py).
+SPEED_PROBE_SLOW_MAX = 1.25
+# 1-minute load average above the cores by this much: more runnable tasks than CPUs.
+LOAD_ABOVE_CORES_MAX = 0.5
+# GPU: SM clock falling by more than this share across the window; temperature rise in C.
+SM_CLOCK_DROP_MAX = 0.10
+TEMPERATURE_RISE_MAX_C = 15
+# Clock-event reasons that slow a GPU below its normal boost (sw_power_cap is normal under load:
+# it counts only through the clock drop).
+THROTTLE_NOISY = (
+    "hw_slowdown",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+)
+
+THRESHOLDS: dict[str, float] = {
+    "min_rounds": MIN_ROUNDS,
+    "iqr_rel_max": IQR_REL_MAX,
+    "ci_half_width_rel_max": CI_HALF_WIDTH_REL_MAX,
+    "cpu_pressure_max": CPU_PRESSURE_MAX,
+    "involuntary_switches_per_s_max": INVOLUNTARY_SWITCHES_PER_S_MAX,
+    "speed_probe_slow_max": SPEED_PROBE_SLOW_MAX,
+    "load_above_cores_max": LOAD_ABOVE_CORES_MAX,
+    "sm_clock_drop_max": SM_CLOCK_DROP_MAX,
+    "temperature_rise_max_c": TEMPERATURE_RISE_MAX_C,
+}
+RULE = (
+    f"noisy when any of: fewer than {MIN_ROUNDS} rounds; IQR > {IQR_REL_MAX:.0%} of the "
+    f"median; the median's 95% interval wider than +-{CI_HALF_WIDTH_REL_MAX:.1%}; CPU "
+    f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
+    f"involuntary switches/s (without PSI); the CPU's speed probe > {SPEED_PROBE_SLOW_MAX:g}x "
+    f"slower or faster than typical on the host; 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
+    f"SM clock down > {SM_CLOCK_DROP_MAX:.0%}; temperature up > {TEMPERATURE_RISE_MAX_C:g} C; "
+    "a thermal or hardware slowdown reason"
+)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One noise signal that crossed its threshold: ``kind`` (one of ``SIGNAL_KINDS``), the
+    ``value`` measured and the ``limit`` it crossed, in the signal's own unit, and the words a
+    person reads."""
+
+    kind: str
+    value: float
+    limit: float
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+SIGNAL_KINDS = (
+    "too_few_rounds",
+    "iqr",
+    "median_interval",
+    "cpu_pressure",
+    "involuntary_switches",
+    "cpu_slower",
+    "cpu_faster",
+    "load",
+    "sm_clock_drop",
+    "temperature_rise",
+    "gpu_slowdown",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``validity`` (valid, noisy, invalid; None for a case that did not run), the signals that
+    made it noisy, and ``reason``: their texts joined (or why the timings are impossible)."""
+
+    validity: str | None
+    signals: tuple[Signal, ...] = ()
+    reason: str | None = None
+
+    def kinds(self) -> set[str]:
+        return {s.kind for s in self.signals}
+
+
+def _num(row: Mapping[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    if is_missing(value):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _samples(row: Mapping[str, Any]) -> np.ndarray | None:
+    value = row.get("latency_s_samples")
+    if value is None or (not hasattr(value, "__len__")) or isinstance(value, str):
+        return None
+    a = np.asarray([np.nan if v is None else v for v in value], dtype=np.float64)
+    return a if a.size else None
+
+
+def impossible(row: Mapping[str, Any], *, require: bool = True) -> str | None:
+    """Why the row's timings cannot be real (None when they can): a median, throughput or
+    sample that is not a finite positive number, or (with ``require``) no median at all."""
+    for key in ("latency_s_median", "throughput_per_s"):
+        v = _num(row, key)
+        if v is None:
+            if require and key == "latency_s_median":
+                return f"{key} is missing in an ok row"
+            continue
+        if not math.isfinite(v) or v <= 0:
+            return f"{key} is {v!r}: a time or rate must be a finite positive number"
+    s = _samples(row)
+    if s is not None and (not np.all(np.isfinite(s)) or np.any(s <= 0)):
+        bad = s[~np.isfinite(s) | (s <= 0)][:3].tolist()
+        return f"latency_s_samples holds impossible durations {bad}"
+    return None
+
+
+def _ci_half_width_rel(row: Mapping[str, Any]) -> float | None:
+    lo, hi = _num(row, "latency_s_median_ci_low"), _num(row, "latency_s_median_ci_high")
+    if (lo is None or hi is None) and (s := _samples(row)) is not None and np.all(np.isfinite(s)):
+        lo, hi = median_ci(s)
+    return half_width_rel(lo, hi, _num(row, "latency_s_median"))
+
+
+def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
+    """Each signal of the row that crossed its threshold, with its value, limit and words."""
+    found: list[Signal] = []
+
+    def add(kind: str, value: float, limit: float, text: str) -> None:
+        found.append(Signal(kind, float(value), float(limit), text))
+
+    rounds = _num(row, "rounds")
+    if rounds is not None and rounds < MIN_ROUNDS:
+        add(
+            "too_few_rounds",
+            rounds,
+            MIN_ROUNDS,
+            f"only {rounds:.0f} round(s): too few for a 95% interval of the median "
+            f"(needs {MIN_ROUNDS})",
+        )
+    median = _num(row, "latency_s_median")
+    iqr = _num(row, "latency_s_iqr")
+    if median and iqr is not None and iqr / median > IQR_REL_MAX:
+        add(
+            "iqr",
+            iqr / median,
+            IQR_REL_MAX,
+            f"IQR {iqr / median:.0%} of the median (limit {IQR_REL_MAX:.0%})",
+        )
+    half = _ci_half_width_rel(row)
+    if half is not None and half > CI_HALF_WIDTH_REL_MAX:
+        add(
+            "median_interval",
+            half,
+            CI_HALF_WIDTH_REL_MAX,
+            f"median's 95% interval +-{half:.1%} (limit +-{CI_HALF_WIDTH_REL_MAX:.1%})",
+        )
+    psi = _num(row, "cpu_pressure")
+    if psi is not None and psi > CPU_PRESSURE_MAX:
+        add(
+            "cpu_pressure",
+            psi,
+            CPU_PRESSURE_MAX,
+            f"CPU pressure {psi:.0%} of the rounds: other tasks waited for a CPU "
+            f"(limit {CPU_PRESSURE_MAX:.0%})",
+        )
+    switches = _num(row, "involuntary_switches_per_s")
+    if psi is None and switches is not None and switches > INVOLUNTARY_SWITCHES_PER_S_MAX:
+        add(
+            "involuntary_switches",
+            switches,
+            INVOLUNTARY_SWITCHES_PER_S_MAX,
+            f"{switches:.0f} involuntary context switches/s "
+            f"(limit {INVOLUNTARY_SWITCHES_PER_S_MAX:g})",
+        )
+    speed = _num(row, "speed_probe_ratio")
+    if speed is not None and speed > SPEED_PROBE_SLOW_MAX:
+        add(
+            "cpu_slower",
+            speed,
+            SPEED_PROBE_SLOW_MAX,
+            f"CPU running {speed:.2f}x slower than typical on this host (speed probe; "
+            f"limit {SPEED_PROBE_SLOW_MAX:g}x)",
+        )
+    elif speed is not None and 0 < speed < 1 / SPEED_PROBE_SLOW_MAX:
+        add(
+            "cpu_faster",
+            1 / speed,
+            SPEED_PROBE_SLOW_MAX,
+            f"CPU running {1 / speed:.2f}x faster than typical on this host (speed probe; "
+            f"limit {SPEED_PROBE_SLOW_MAX:g}x)",
+        )
+    cores = _num(row, "cpu_cores")
+    if cores:
+        loads = [v for v in (_num(row, "load_avg_1m"), _num(row, "load_avg_1m_end")) if v]
+        if loads and max(loads) > cores + LOAD_ABOVE_CORES_MAX:
+            add(
+                "load",
+                max(loads),
+                cores + LOAD_ABOVE_CORES_MAX,
+                f"load {max(loads):.1f} on {cores:.0f} cores "
+                f"(limit cores + {LOAD_ABOVE_CORES_MAX:g})",
+            )
+    clk0, clk1 = _num(row, "sm_clock_mhz_start"), _num(row, "sm_clock_mhz_end")
+    if clk0 and clk1 is not None and (clk0 - clk1) / clk0 > SM_CLOCK_DROP_MAX:
+        add(
+            "sm_clock_drop",
+            (clk0 - clk1) / clk0,
+            SM_CLOCK_DROP_MAX,
+            f"SM clock fell {clk0:.0f} -> {clk1:.0f} MHz (limit {SM_CLOCK_DROP_MAX:.0%})",
+        )
+    t0, t1 = _num(row, "temperature_c_start"), _num(row, "temperature_c_end")
+    if t0 is not None and t1 is not None and t1 - t0 > TEMPERATURE_RISE_MAX_C:
+        add(
+            "temperature_rise",
+            t1 - t0,
+            TEMPERATURE_RISE_MAX_C,
+            f"temperature rose {t0:.0f} -> {t1:.0f} C (limit +{TEMPERATURE_RISE_MAX_C} C)",
+        )
+    reasons = row.get("throttle_reasons_end")
+    if not is_missing(reasons):
+        hit = [r for r in str(reasons).split(",") if r.strip() in THROTTLE_NOISY]
+        if hit:
+            add("gpu_slowdown", len(hit), 0, f"GPU slowed down: {', '.join(hit)}")
+    return found
+
+
+def verdict(row: Mapping[str, Any]) -> Verdict:
+    """The row's verdict: None for a case that did not run, ``invalid`` for impossible timings,
+    ``noisy`` with its signals, else ``valid``."""
+    if row.get("status") != "ok":
+        return Verdict(None)
+    why = impossible(row)
+    if why is not None:
+        return Verdict("invalid", reason=why)
+    signals = tuple(noise_signals(row))
+    if signals:
+        return Verdict("noisy", signals, "; ".join(s.text for s in signals))
+    return Verdict("valid")
+
+
+def assess(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(validity, validity_reason)`` of a row (``verdict``'s two columns)."""
+    v = verdict(row)
+    return v.validity, v.reason
+
+
+def usable(validity: Any) -> bool:
+    """Whether a row may decide a verdict: only ``valid`` ones may."""
+    return not is_missing(validity) and validity == "valid"
+
+
+# The columns ``assess`` reads.
+SIGNAL_COLUMNS = (
+    "status",
+    "schema_version",
+    "rounds",
+    "latency_s_median",
+    "throughput_per_s",
+    "latency_s_samples",
+    "latency_s_iqr",
+    "latency_s_median_ci_low",
+    "latency_s_median_ci_high",
+    "cpu_pressure",
+    "involuntary_switches_per_s",
+    "speed_probe_ratio",
+    "cpu_cores",
+    "load_avg_1m",
+    "load_avg_1m_end",
+    "sm_clock_mhz_start",
+    "sm_clock_mhz_end",
+    "temperature_c_start",
+    "temperature_c_end",
+    "throttle_reasons_end",
+)

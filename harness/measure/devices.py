@@ -1,0 +1,66 @@
+"""The devices a case may ask for: a name a user types resolved to a ``torch.device``, and why a
+device cannot be used here. The one place for it: the runner, the plugin's settings, ``cnnbench
+profile --measure`` and the doctor all ask here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.core.errors import InvalidInputError
+from harness.core.spec import DEVICE_FORMS
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why CUDA cannot be used in this process, or None when it can."""
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a build without CUDA (install a CUDA build of torch)"
+    return "torch.cuda.is_available() is False: no GPU visible or no working NVIDIA driver"
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` -> the current CUDA
+    device's index (0 without CUDA). A name that is not a device is an InvalidInputError; a
+    device that exists by name but not here is not (``unavailable_reason`` says why)."""
+    if isinstance(name, torch.device):
+        device = name
+    elif str(name).strip().lower() == "auto":
+        device = torch.device("cuda" if cuda_unavailable_reason() is None else "cpu")
+    else:
+        try:
+            device = torch.device(str(name).strip().lower())
+        except (RuntimeError, TypeError, ValueError):
+            raise InvalidInputError(f"{name!r} is not a device: use {DEVICE_FORMS}") from None
+    if device.type == "cuda" and device.index is None:
+        index = torch.cuda.current_device() if cuda_unavailable_reason() is None else 0
+        device = torch.device("cuda", index)
+    return device
+
+
+def unavailable_reason(device: torch.device) -> str | None:
+    """Why ``device`` cannot run a case here (None when it can)."""
+    if device.type == "cuda":
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            return f"CUDA is not available here: {reason}; use --cnn-device=cpu"
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return (
+                f"{device} does not exist: {count} CUDA device(s) visible "
+                "(check CUDA_VISIBLE_DEVICES)"
+            )
+        return None
+    if device.type != "cpu":
+        return f"device type {device.type!r} is not supported by the harness: use {DEVICE_FORMS}"
+    return None
+
+
+def usable_device(name: str | torch.device) -> torch.device:
+    """``resolve_device`` that also refuses a device this machine cannot use, in one line."""
+    device = resolve_device(name)
+    reason = unavailable_reason(device)
+    if reason is not None:
+        raise InvalidInputError(f"device {str(name)!r}: {reason}")
+    return device
