@@ -223,7 +223,7 @@ def test_profile_measure_json_and_csv_carry_time_s(capsys):
         (["lenet5", "--steps", "2"], "--device and --steps go with --measure"),
         (["lenet5", "--device", "cpu"], "--device and --steps go with --measure"),
         (["lenet5", "--measure", "--steps", "0"], "--steps must be at least 1"),
-        (["lenet5", "--measure", "--device", "tpu"], "unknown device 'tpu'"),
+        (["lenet5", "--measure", "--device", "tpu"], "'tpu' is not a device: use auto, cpu"),
     ],
 )
 def test_profile_measure_errors_print_one_line_and_exit_2(capsys, argv, needle):

@@ -44,6 +44,10 @@ class DataDependentForwardError(InvalidInputError):
     holds no values, so such a model cannot be profiled statically."""
 
 
+class MeasurementError(HarnessError, RuntimeError):
+    """A measurement asked for on the command line could not be made (the case failed)."""
+
+
 class ResultFileError(HarnessError, ValueError):
     """A file given as results that is missing, corrupt, or not a harness result file."""
 

@@ -44,7 +44,7 @@ def unavailable_reason(device: torch.device) -> str | None:
     if device.type == "cuda":
         reason = cuda_unavailable_reason()
         if reason is not None:
-            return f"CUDA is not available here: {reason}; use --cnn-device=cpu"
+            return f"CUDA is not available here: {reason}"
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             return (
@@ -57,10 +57,11 @@ def unavailable_reason(device: torch.device) -> str | None:
     return None
 
 
-def usable_device(name: str | torch.device) -> torch.device:
-    """``resolve_device`` that also refuses a device this machine cannot use, in one line."""
+def usable_device(name: str | torch.device, option: str = "--device") -> torch.device:
+    """``resolve_device`` that also refuses a device this machine cannot use, in one line that
+    names the front end's ``option``."""
     device = resolve_device(name)
     reason = unavailable_reason(device)
     if reason is not None:
-        raise InvalidInputError(f"device {str(name)!r}: {reason}")
+        raise InvalidInputError(f"{option} {name}: {reason}; use {option} cpu")
     return device

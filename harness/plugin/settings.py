@@ -138,7 +138,9 @@ class RunSettings:
         resolved = resolve_device(self.device_name)
         problem = unavailable_reason(resolved)
         if problem:
-            raise SettingError("device", f"--cnn-device={self.device_name}: {problem}")
+            raise SettingError(
+                "device", f"--cnn-device={self.device_name}: {problem}; use --cnn-device=cpu"
+            )
         on_gpu = resolved.type == "cuda"
         scale = self.scale_name if self.scale_name != "auto" else ("full" if on_gpu else "quick")
         self.options = preset("smoke" if self.smoke else scale, **self.overrides)

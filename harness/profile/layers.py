@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
+from harness.core.layers import roll_up
 from harness.core.spec import shape_str
 from harness.profile.shapes import checked_trace
 from harness.profile.trace import CallRecord
@@ -131,23 +132,17 @@ class ModelProfile:
 
     def by_type(self) -> pd.DataFrame:
         """Roll-up per layer type, in order of first appearance: count (calls), params, macs,
-        activation_bytes and their shares of the totals (0..1)."""
-        frame = self.to_frame()
-        grouped = frame.groupby("layer_type", sort=False).agg(
-            count=("layer_index", "size"),
-            params=("params", "sum"),
-            macs=("macs", "sum"),
-            activation_bytes=("activation_bytes", "sum"),
+        activation_bytes and their shares of the totals (0..1); harness.core.layers.roll_up."""
+        grouped = roll_up(
+            self.to_frame(),
+            "layer_type",
+            ("params", "macs", "activation_bytes"),
+            totals={"params": self.params, "macs": self.macs,
+                    "activation_bytes": self.activation_bytes},
+        )  # fmt: skip
+        return grouped.rename(
+            columns={"layers": "count", "activation_bytes_share": "activation_share"}
         )
-        for col, total in (
-            ("params", self.params),
-            ("macs", self.macs),
-            ("activation_bytes", self.activation_bytes),
-        ):
-            grouped[f"{col.removesuffix('_bytes')}_share"] = (
-                grouped[col] / total if total else float("nan")
-            )
-        return grouped.reset_index()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: identity, totals, counter, unhandled ops, by-type roll-ups and layers

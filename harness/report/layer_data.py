@@ -18,7 +18,8 @@ import pandas as pd
 
 from harness.claims.vgg_memory import vgg16_memory
 from harness.core import units
-from harness.report.data import is_missing, number
+from harness.core.layers import roll_up
+from harness.report.data import is_missing
 
 CATEGORIES = ("conv", "pool", "fc", "norm", "activation", "other", "parent ops")
 CATEGORY_COLORS = {
@@ -167,27 +168,17 @@ def timed_profiles(layers: pd.DataFrame, model: str) -> list[pd.DataFrame]:
 
 
 def layer_shares(profile: pd.DataFrame) -> pd.DataFrame:
-    """Per layer category of one profile: layers, params, MACs, output bytes and measured time,
-    with their shares (0..1) of the model's totals over the layers that have the value; None
-    where no layer of the category (or of the model) has it."""
-    columns = [c for c, _ in SHARE_COLUMNS if c in profile.columns]
+    """Per layer category of one profile (in ``CATEGORIES`` order): layers, params, MACs, output
+    bytes and measured time, with their shares (0..1) of the model's totals over the layers
+    that have the value (harness.core.layers.roll_up); missing where no layer of the category
+    (or of the model) has it."""
     if profile.empty:
         return pd.DataFrame()
-    nums = profile[columns].astype("float64")
-    sums = nums.groupby(profile["category"], sort=False).sum(min_count=1)
-    counts = profile.groupby("category", sort=False).size()
-    totals = nums.sum(min_count=1)
-    rows = []
-    for cat in CATEGORIES:
-        if cat not in sums.index:
-            continue
-        row: dict[str, object] = {"category": cat, "layers": int(counts[cat])}
-        for c in columns:
-            part, total = number(sums.loc[cat, c]), number(totals[c])
-            row[c] = part
-            row[f"{c}_share"] = None if part is None or not total else part / total
-        rows.append(row)
-    return pd.DataFrame(rows)
+    columns = [c for c, _ in SHARE_COLUMNS if c in profile.columns]
+    shares = roll_up(profile, "category", columns)
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    shares = shares[shares["category"].isin(rank)]
+    return shares.sort_values("category", key=lambda s: s.map(rank)).reset_index(drop=True)
 
 
 def vgg16_statement(layers: pd.DataFrame | None) -> str | None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from tabulate import tabulate
 
 from harness.core import units
+from harness.core.layers import roll_up
+from harness.core.stats import half_width_rel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,78 +130,49 @@ def type_table(prof: ModelProfile) -> str:
 
 @dataclass
 class Measured:
-    """What --measure adds: the step median and the layer frame with its time columns."""
+    """What --measure adds: the case's row (the runner's: median, interval, rounds, validity,
+    layer-time columns) and the layer frame with its time columns."""
 
     device: str
-    step_median_s: float
-    rounds: int
+    row: dict[str, Any]
     layers: pd.DataFrame
-    columns: dict[str, Any]
 
+    @property
+    def step_median_s(self) -> float:
+        return float(self.row["latency_s_median"])
 
-def _device(name: str | None) -> Any:
-    import torch
-
-    from harness.core.errors import InvalidInputError
-    from harness.run.runner import resolve_device, unavailable_reason
-
-    text = name or "cpu"
-    try:
-        device = resolve_device(text)
-    except (RuntimeError, ValueError):
-        raise InvalidInputError(
-            f"unknown device {text!r}: use --device cpu or --device cuda[:N]"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            "--device cuda: CUDA is not available here (no GPU or no NVIDIA driver); "
-            "use --device cpu"
-        )
-    reason = unavailable_reason(device)
-    if reason:
-        raise InvalidInputError(f"--device {text}: {reason}")
-    return device
+    @property
+    def rounds(self) -> int:
+        return int(self.row["rounds"])
 
 
 def measure(prof: ModelProfile, args: argparse.Namespace) -> Measured:
-    """Build the case on the device (harness.run.step.prepare_step), time a short warm-up and
-    steps for the step median (harness.measure.timing), then measure the layer times."""
-    from harness.core.errors import InvalidInputError
-    from harness.core.schema import column_names
+    """Run the case through the runner (harness.run.runner.run_case: the memory pre-check,
+    the timed rounds with their noise verdict, then the layer times), with the quick preset's
+    timing (harness.run.options)."""
+    from harness.core.errors import InvalidInputError, MeasurementError
+    from harness.core.settings import SettingError
     from harness.core.spec import Case
-    from harness.measure.layer_times import measure_layer_times
-    from harness.measure.timing import measure_latency
-    from harness.run.step import prepare_step
+    from harness.measure.devices import usable_device
+    from harness.run.options import preset
+    from harness.run.runner import run_case
 
+    device = usable_device(args.device or "cpu")
     steps = DEFAULT_STEPS if args.steps is None else args.steps
-    if steps < 1:
-        raise InvalidInputError(f"--steps must be at least 1, got {steps}")
-    device = _device(args.device)
+    try:
+        options = preset("quick", layer_times=True, layer_time_steps=steps)
+    except SettingError as exc:
+        raise InvalidInputError(f"--steps: {exc}") from None
     case = Case(args.model, prof.input_shape, prof.batch_size, prof.dtype, device=str(device))
-    static = prof.to_frame().assign(
-        model=case.model,
-        input_shape=case.to_dict()["input_shape"],
-        batch_size=case.batch_size,
-        dtype=case.dtype,
-    )
-    static = static[[c for c in column_names("layers") if c in static.columns]]
-    prepared = prepare_step(case, device)
-    with prepared.contexts():
-        timing = measure_latency(
-            prepared.step,
-            device=device,
-            warmup_rounds=2,
-            warmup_time_s=0.1,
-            min_rounds=3,
-            min_time_s=0.3,
-            max_time_s=5.0,
-        )
-        summary = timing.summary()
-        median = float(summary["latency_s_median"])
-        measured = measure_layer_times(
-            prepared, case, device, steps=steps, static=static, step_median_s=median
-        )
-    return Measured(str(device), median, int(summary["rounds"]), measured.layers, measured.columns)
+    result = run_case(case, options)
+    row = result.row
+    if row["status"] == "skipped":  # refused before it ran: the input is too big here
+        raise InvalidInputError(f"{case.model} at batch {case.batch_size}: {row['error']}")
+    if row["status"] != "ok":
+        raise MeasurementError(f"{case.model}: {row['status']}: {row['error']}")
+    if result.layers is None or "time_s" not in result.layers:
+        raise MeasurementError(f"{case.model}: {row.get('layer_time_source')}")
+    return Measured(str(device), row, result.layers)
 
 
 def _type_label(layer_type: str, kind: str) -> str:
@@ -209,40 +182,40 @@ def _type_label(layer_type: str, kind: str) -> str:
 
 def measured_by_type(frame: pd.DataFrame, totals: dict[str, int]) -> pd.DataFrame:
     """Roll-up of a measured layer frame per layer type (a parent's own ops apart), in order of
-    first appearance: layers, time_s (and time_s_backward where measured), and the shares of
-    time (of the summed layer times), MACs, params and activation bytes (of the model's
-    totals)."""
-    pairs = zip(frame["layer_type"], frame["layer_kind"], strict=True)
-    labelled = frame.assign(layer_type=[_type_label(t, k) for t, k in pairs])
-    grouped = labelled.groupby("layer_type", sort=False).agg(
-        layers=("layer_index", "size"),
-        time_s=("time_s", lambda c: c.sum(min_count=1)),
-        time_s_backward=("time_s_backward", lambda c: c.sum(min_count=1)),
-        macs=("macs", "sum"),
-        params=("params", "sum"),
-        activation_bytes=("activation_bytes", "sum"),
+    first appearance (harness.core.layers.roll_up): layers, time_s (and time_s_backward where
+    measured), and the shares of time (of the summed layer times), MACs, params and activation
+    bytes (of the model's totals)."""
+    kinds = zip(frame["layer_type"], frame["layer_kind"], strict=True)
+    grouped = roll_up(
+        frame,
+        [_type_label(t, k) for t, k in kinds],
+        ("time_s", "time_s_backward", "macs", "params", "activation_bytes"),
+        totals={k: totals[k] for k in ("macs", "params", "activation_bytes")},
     )
-    time_total = frame["time_s"].sum(min_count=1)
-    grouped["time_share"] = grouped["time_s"] / time_total
-    for col, total in (
-        ("macs", totals["macs"]),
-        ("params", totals["params"]),
-        ("activation_bytes", totals["activation_bytes"]),
-    ):
-        grouped[f"{col.removesuffix('_bytes')}_share"] = grouped[col] / total if total else None
-    return grouped.reset_index()
+    names = {"key": "layer_type", "time_s_share": "time_share",
+             "activation_bytes_share": "activation_share"}  # fmt: skip
+    return grouped.rename(columns=names).drop(columns=["time_s_backward_share"])
 
 
 def measured_lines(measured: Measured) -> list[str]:
-    """What was measured, how, and how much of the step the layers cover."""
-    c = measured.columns
+    """What was measured, how, whether the number can be trusted, and how much of the step the
+    layers cover."""
+    r = measured.row
+    half = half_width_rel(
+        r.get("latency_s_median_ci_low"), r.get("latency_s_median_ci_high"), r["latency_s_median"]
+    )
+    spread = "" if half is None else f" ±{units.percent(half)}"
+    verdict = str(r.get("validity") or "not judged")
+    if r.get("validity_reason"):
+        verdict += f": {r['validity_reason']}"
     return [
-        f"measured     {measured.device}: step median {units.seconds(measured.step_median_s)} "
-        f"({measured.rounds} timed steps); layer times: median of {c['layer_time_steps']} "
-        "profiled steps",
-        f"coverage     {units.percent(c['layer_time_coverage'])} of the step median is in "
+        f"measured     {measured.device}: step median {units.seconds(measured.step_median_s)}"
+        f"{spread} ({measured.rounds} timed steps); layer times: median of "
+        f"{r['layer_time_steps']} profiled steps",
+        f"validity     {verdict}",
+        f"coverage     {units.percent(r['layer_time_coverage'])} of the step median is in "
         "the layers' ops",
-        f"method       {c['layer_time_source']}",
+        f"method       {r['layer_time_source']}",
     ]
 
 
@@ -289,11 +262,13 @@ def _print_measured(prof: ModelProfile, measured: Measured, args: argparse.Names
         data = prof.to_dict()
         data["by_type"] = _records(measured_by_type(frame, prof.totals()))
         data["layers"] = _records(frame)
+        keep = ("latency_s_median", "latency_s_median_ci_low", "latency_s_median_ci_high",
+                "rounds", "stop_reason", "validity", "validity_reason", "layer_time_steps",
+                "layer_time_coverage", "layer_time_source")  # fmt: skip
         data["measured"] = {
             "device": measured.device,
             "step_median_s": measured.step_median_s,
-            "rounds": measured.rounds,
-            **measured.columns,
+            **{k: measured.row.get(k) for k in keep},
         }
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
@@ -312,6 +287,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.measure and (args.device is not None or args.steps is not None):
         raise InvalidInputError("--device and --steps go with --measure (a measured profile)")
+    if args.measure and args.steps is not None and args.steps < 1:
+        raise InvalidInputError(f"--steps must be at least 1, got {args.steps}")
     load_suites(args.suite)
     prof = profile(args.model, args.input, batch_size=args.batch, dtype=args.dtype)
     if args.measure:
