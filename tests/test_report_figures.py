@@ -269,7 +269,7 @@ def test_speedup_groups_by_configuration_and_gives_geometric_means() -> None:
         geo = math.exp(sum(math.log(r) for r in ratios) / 4)
         assert trace.y[i] == pytest.approx(geo)
         assert trace.error_y.arrayminus[i] == pytest.approx(geo - min(ratios))
-    assert trace.name.startswith("Intel Xeon Test (0.025×, 8 cases)")
+    assert trace.name.startswith("Intel Xeon Test (0.025×, 8 of 8 cases judged)")
     assert all("footnote" not in a.text for a in plot.figure.layout.annotations)
     assert plot.notes[0].startswith(f"Baseline: gpu-box, {GPU_NAME}")
 

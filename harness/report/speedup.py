@@ -3,10 +3,13 @@
 Rows are grouped by configuration (host, device, CPU threads, torch version: ``runs``), one run
 per configuration and one row per case (``select_runs``), so four runs on one machine are not
 four devices, and a 1-thread run is labelled as such. The first configuration (of the first file
-given) is the baseline; each other one is joined to it on the case key, and per model the
-ratios (baseline median / other median: above 1, the other is faster) are summarised by their
-geometric mean with a whisker over the model's range. A model with a noisy case on either side
-is drawn hollow. Notes go under the figure as text: they never overlap the axis labels.
+given) is the baseline; each other one is compared with it by ``harness.compare`` (the same
+join, bootstrap intervals and verdicts as ``cnnbench compare``, so the figure never calls
+faster what compare calls noisy). Per model the speedups (baseline median / other median:
+above 1, the other is faster) of the cases compare judged are summarised by their geometric
+mean with a whisker over the model's range; a model whose every shared case is noisy is drawn
+hollow from those noisy ratios, and says so. Notes go under the figure as text: they never
+overlap the axis labels.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from harness.compare import compare_runs
 from harness.core import units
-from harness.report.data import CASE_KEY, drawable, points, prepared
+from harness.report.data import drawable, prepared
 from harness.report.style import Missing, Plot, colors, log_range, short_list, style
 from harness.report.text import hover, ptext
 
@@ -28,9 +32,21 @@ def _geo(ratios: list[float]) -> float:
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
 
 
+JUDGED = ("faster", "slower", "same")
+
+
+def _speedups(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:
+    """compare's latency rows for the shared cases: ``speedup`` = 1 / (other / baseline), the
+    verdict, both medians."""
+    result = compare_runs(base, other, metrics=("latency",), labels=labels)
+    cases = result.cases
+    cases = cases[cases["ratio"].notna() & (cases["ratio"] > 0)]
+    return cases.assign(speedup=1.0 / cases["ratio"])
+
+
 def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
-    """Per model, the geometric mean over its shared cases of (baseline median latency / other
-    configuration's median latency), whisker from the smallest to the largest ratio."""
+    """Per model, the geometric mean over its judged shared cases of (baseline median latency /
+    other configuration's median latency), whisker from the smallest to the largest ratio."""
     df = drawable(prepared(cases))
     df = df[df["latency_s_median"].notna() & (df["latency_s_median"] > 0)]
     configs = list(dict.fromkeys(df["config_short"]))
@@ -45,10 +61,7 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
             ],
         )
     base_label = configs[0]
-    key = list(CASE_KEY)
-    work = df.assign(compiled=[None if c is None else bool(c) for c in df["compiled"]])
-    work[key] = work[key].astype(object).where(work[key].notna(), "-")
-    base = points(work[work["config_short"] == base_label], tuple(key))
+    base = df[df["config_short"] == base_label]
     base_full = base["config"].iloc[0]
     fig = go.Figure()
     col = colors(configs)
@@ -56,18 +69,18 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
     all_ratios: list[float] = []
     model_order: list[str] = []
     for config in configs[1:]:
-        other = points(work[work["config_short"] == config], tuple(key))
-        joined = base.merge(other, on=key, suffixes=("_base", "_other"))
+        other = df[df["config_short"] == config]
+        try:
+            joined = _speedups(base, other, ("baseline", "other"))
+        except ValueError:  # compare's InvalidInputError: no case in common
+            joined = pd.DataFrame()
         only = len(base) + len(other) - 2 * len(joined)
         if only:
             notes.append(f"{config}: {only} cases measured on one side only are not compared")
         if joined.empty:
             continue
-        joined = joined.assign(
-            ratio=joined["latency_s_median_base"] / joined["latency_s_median_other"],
-            noisy=(joined["quality_base"] == "noisy") | (joined["quality_other"] == "noisy"),
-        )
-        geo_all = _geo(list(joined["ratio"]))
+        judged = joined[joined["verdict"].isin(JUDGED)]
+        geo_all = _geo(list(judged["speedup"])) if len(judged) else None
         models = list(dict.fromkeys(joined["model"]))
         if len(models) > MAX_MODELS:
             notes.append(
@@ -78,44 +91,49 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
         xs, ys, lo, hi, hovers, hollow = [], [], [], [], [], []
         for model in models:
             g = joined[joined["model"] == model]
-            r = list(g["ratio"])
+            kept = g[g["verdict"].isin(JUDGED)]
+            noisy_only = kept.empty
+            use = g if noisy_only else kept
+            r = list(use["speedup"])
             geo = _geo(r)
             xs.append(ptext(model))
             ys.append(geo)
             lo.append(geo - min(r))
             hi.append(max(r) - geo)
             all_ratios += r
-            hollow.append(bool(g["noisy"].any()))
+            hollow.append(noisy_only)
             detail = [
-                f"bs {units.integer(b)}{' · ' + v if v else ''}: {units.ratio(x)}"
+                f"bs {units.integer(b)}: {units.ratio(x)} {v}"
                 f" ({units.seconds(m1, micro='µ')} vs {units.seconds(m2, micro='µ')})"
-                + (" noisy" if n else "")
-                for b, v, x, m1, m2, n in zip(
+                for b, x, v, m1, m2 in zip(
                     g["batch_size"],
-                    g["variant_base"],
-                    g["ratio"],
-                    g["latency_s_median_base"],
-                    g["latency_s_median_other"],
-                    g["noisy"],
+                    g["speedup"],
+                    g["verdict"],
+                    g["baseline_value"],
+                    g["candidate_value"],
                     strict=True,
                 )
             ][:8]
             hovers.append(
                 hover(
-                    f"{model}: {units.ratio(geo)} (geometric mean of {len(r)} cases)",
-                    f"{g['config_other'].iloc[0]} against {base_full}",
+                    f"{model}: {units.ratio(geo)} (geometric mean of {len(r)} "
+                    f"{'noisy ' if noisy_only else 'judged '}cases)",
+                    f"{config} against {base_full}",
                     *detail,
                     f"and {len(g) - 8} more" if len(g) > 8 else "",
-                    "hollow: a noisy case on either side" if hollow[-1] else "",
+                    "hollow: every shared case is noisy on a side (compare gives no verdict)"
+                    if noisy_only
+                    else "",
                 )
             )
             model_order.append(ptext(model))
+        summary = "no judged case" if geo_all is None else units.ratio(geo_all)
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
                 mode="markers",
-                name=ptext(f"{config} ({units.ratio(geo_all)}, {len(joined)} cases)"),
+                name=ptext(f"{config} ({summary}, {len(judged)} of {len(joined)} cases judged)"),
                 marker={
                     "color": col[config],
                     "size": 10,
@@ -157,8 +175,9 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
     )
     notes.insert(
         0,
-        f"Baseline: {base_full}. A marker is the geometric mean of the model's ratios over the "
-        "cases both configurations measured, the whisker spans its smallest to largest ratio; "
-        "the legend gives each configuration's geometric mean over all shared cases.",
+        f"Baseline: {base_full}. Ratios and verdicts are cnnbench compare's (a case noisy on "
+        "either side gets no verdict). A marker is the geometric mean of the model's ratios over "
+        "the shared cases compare judged, the whisker spans its smallest to largest ratio; the "
+        "legend gives each configuration's geometric mean over all judged shared cases.",
     )
     return Plot(fig, notes)
