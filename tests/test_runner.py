@@ -79,7 +79,9 @@ def test_the_dtype_method_defaults_to_cast_for_inference_and_autocast_for_traini
     assert Case("m", shape, dtype="bfloat16").dtype_method == "cast"
     assert Case("m", shape, dtype="bfloat16", mode="training").dtype_method == "autocast"
     assert Case("m", shape, dtype="float64", dtype_method="autocast").dtype_method == "cast"
-    assert Case("m", shape).dtype_method == "autocast"  # ignored for float32
+    assert Case("m", shape).dtype_method is None  # does not apply to float32
+    assert Case("m", shape, dtype_method="cast").dtype_method is None
+    assert not Case("m", shape).cast and not Case("m", shape).autocast
 
 
 @pytest.mark.parametrize(

@@ -100,8 +100,10 @@ class Case:
     input converted). None picks the default: ``cast`` for inference (what is deployed; under
     ``inference_mode`` autocast also re-casts every weight in every round, 1.2-6x slower on
     this CPU: benchmarks/bench_autocast_cost.py), ``autocast`` for training (mixed precision
-    keeps float32 master weights). float64 is always a cast (autocast has no float64). It is
-    ignored for float32 (recorded as ``autocast``).
+    keeps float32 master weights). float64 is always a cast (autocast has no float64: on the
+    CPU it turns itself off and the case would run float32 under a float64 label). It does not
+    apply to float32 (recorded as None). ``cast`` and ``autocast`` say which one runs: the one
+    place the rule is decided.
     """
 
     model: str
@@ -138,15 +140,29 @@ class Case:
                 f"threads must be a positive integer (or None: torch's default), got "
                 f"{self.threads!r}"
             )
-        if self.dtype == "float64":
-            object.__setattr__(self, "dtype_method", "cast")
-        elif self.dtype_method is None:
-            cast = self.mode == "inference" and self.dtype != "float32"
-            object.__setattr__(self, "dtype_method", "cast" if cast else "autocast")
-        if self.dtype_method not in DTYPE_METHODS:
+        if self.dtype_method is not None and self.dtype_method not in DTYPE_METHODS:
             raise InvalidInputError(
                 f"unknown dtype method {self.dtype_method!r}; use one of {', '.join(DTYPE_METHODS)}"
             )
+        if self.dtype == "float32":
+            method = None
+        elif self.dtype == "float64":
+            method = "cast"
+        elif self.dtype_method is not None:
+            method = self.dtype_method
+        else:
+            method = "cast" if self.mode == "inference" else "autocast"
+        object.__setattr__(self, "dtype_method", method)
+
+    @property
+    def cast(self) -> bool:
+        """Weights and input are converted to the dtype (a reduced precision cast, float64)."""
+        return self.dtype_method == "cast"
+
+    @property
+    def autocast(self) -> bool:
+        """Weights stay float32 and ops run in the dtype under torch.autocast."""
+        return self.dtype_method == "autocast"
 
     @property
     def torch_dtype(self) -> Any:

@@ -72,10 +72,10 @@ def memory_lower_bound(case: Case, prof: ModelProfile) -> tuple[int, str]:
     must exist at once); in training also the gradients and SGD's momentum buffer (one copy of
     the trainable weights each). The real peak is higher; a case above this bound cannot fit.
     """
-    weight_size = case.torch_dtype.itemsize if case.dtype_method == "cast" else 4
+    weight_size = case.itemsize if case.cast else 4
     weights = prof.params * weight_size
     input_bytes = math.prod(case.full_input_shape) * (
-        case.torch_dtype.itemsize if case.dtype_method == "cast" else 4
+        case.itemsize if case.cast else 4
     )
     largest = max((layer.activation_bytes for layer in prof.layers), default=0)
     parts = [f"weights {weights:,}", f"input {input_bytes:,}", f"largest layer output {largest:,}"]

@@ -101,10 +101,7 @@ def prepare_step(
 ) -> PreparedStep:
     """Build the model (or take it from ``models``) and input on the device and the step that
     one round runs."""
-    reduced = case.dtype != "float32"
-    # float64 is always a cast: autocast has no float64 (on the CPU it turns itself off and the
-    # case would run float32 under a float64 label; on CUDA only some ops would run in it).
-    cast = reduced and (case.dtype_method == "cast" or case.dtype == "float64")
+    cast = case.cast  # the Case decides (float64 is always a cast)
     weight_dtype = case.torch_dtype if cast else torch.float32
     if models is None:
         model = _build(case, device, weight_dtype)
@@ -119,7 +116,7 @@ def prepare_step(
     training = case.mode == "training"
     model.train(training)
     runnable: Callable[..., Any] = torch.compile(model) if case.compile else model
-    use_autocast = reduced and not cast
+    use_autocast = case.autocast
 
     def contexts() -> contextlib.AbstractContextManager:
         stack = contextlib.ExitStack()
