@@ -45,7 +45,7 @@ def test_larger_batches_are_skipped_after_out_of_memory(tmp_path: Path) -> None:
         sweep.run(Case(M + "oom_from_batch_4", (1, 2, 2), batch_size=b)).status for b in (1, 4, 8)
     ]
     assert statuses == ["ok", "oom", "skipped"]
-    assert sweep.results[-1].row["error"] == "batch 4 already ran out of memory"
+    assert sweep.rows[-1]["error"] == "batch 4 already ran out of memory"
     # another configuration of the same model is not skipped
     other = Case(M + "oom_from_batch_4", (1, 2, 2), batch_size=2, threads=1)
     assert sweep.run(other).status == "ok"
@@ -97,7 +97,7 @@ def test_a_full_disk_stops_the_sweep_and_keeps_what_was_written(tmp_path: Path, 
     monkeypatch.setattr(sweep.writer, "add_case", full)
     with pytest.raises(ResultsNotWritable, match="No space left on device"):
         sweep.run(Case(M + "tiny_cnn", (3, 16, 16), batch_size=2))
-    assert len(sweep.results) == 2  # the second row is kept for the summary
+    assert len(sweep.rows) == 2  # the second row is kept for the summary
     monkeypatch.undo()
     sweep.finish(complete=False)
     df = load_results(tmp_path)
@@ -176,3 +176,26 @@ def test_a_data_dependent_model_runs_without_a_static_profile() -> None:
     assert row.get("macs") is None and row.get("activation_bytes") is None  # null, never 0
     assert row["params"] == 3 * 4 * 9 + 4 + 4 * 2 + 2  # counted on the real module
     assert row["latency_s_median"] > 0
+
+
+def test_a_gpu_row_skipped_before_any_case_ran_is_not_given_the_cpus_facts() -> None:
+    """Under isolation the parent never touches the GPU; a GPU case it skips itself (here: the
+    budget is spent before the first case) took the host CPU's facts (device_name = the CPU
+    model). The facts now come from a child asked for that device: on this machine, without
+    CUDA, it has none to give, so the row names no device rather than the wrong one."""
+    import time
+
+    from harness.measure.env import cpu_model
+
+    sweep = Sweep(FAST, isolate="model", max_minutes=0.01, started=time.time() - 60)
+    try:
+        row = sweep.run(Case(M + "tiny_cnn", (3, 16, 16), device="cuda")).row
+        cpu_row = sweep.run(Case(M + "tiny_cnn", (3, 16, 16))).row
+    finally:
+        sweep.close()
+    assert row["status"] == "skipped" and row["error"].startswith("budget")
+    assert row["device"] == "cuda"
+    assert row.get("device_name") != cpu_model()
+    assert row.get("device_name") is None
+    assert cpu_row["status"] == "skipped" and cpu_row["device_name"] == cpu_model()
+    assert row["host"] == cpu_row["host"] is not None  # the run's facts are on both

@@ -46,7 +46,7 @@ from harness.core.errors import InvalidInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-# The order of the listing: /work/shared/CLAIMS.md's, by id (a new claim goes here too).
+# The order of the listing (docs/CLAIMS.md's "At a glance"), by id (a new claim goes here too).
 ORDER = (
     "lenet5.maps", "lenet5.layers", "lenet5.c3_table", "lenet5.params",
     "alexnet.layout", "alexnet.conv_fc_split", "alexnet.single_tower",

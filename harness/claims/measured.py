@@ -10,7 +10,7 @@ from harness.core.missing import is_missing
 
 RESNETS = tuple(f"resnet{d}" for d in (18, 34, 50, 101, 152))
 PAIRS = ((18, "resnet18", "plain18"), (34, "resnet34", "plain34"))
-DESIGN = "CLAIMS.md, 'What the harness must make visible'"
+DESIGN = 'the project\'s claims list (docs/CLAIMS.md, "Measured claims")'
 SAME_COST = 0.10  # plain vs residual: latency ratio within 10% of the MAC ratio
 RHO = 0.9  # MACs against time or energy: Spearman rank correlation at least this
 LITTLE = 0.10  # "little of the computation": at most a tenth of the measured layer time

@@ -40,7 +40,6 @@ SCHEMA_VERSION = 3
 META_TABLE = b"cnnbench.table"
 META_VERSION = b"cnnbench.schema_version"
 STATUSES = ("ok", "oom", "error", "skipped", "crashed")
-VALIDITIES = ("valid", "noisy")
 # The columns that identify a case across runs and machines (compare joins on these).
 CASE_KEY = (
     "model",

@@ -38,10 +38,6 @@ def value_of(x: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
-def _missing(value: Any) -> bool:
-    return value_of(value) is None
-
-
 def count(n: float | None, digits: int = 1) -> str:
     """138357544 -> ``138.4 M``; below 1000 the plain integer (``84``); None/NaN -> ``-``."""
     v = value_of(n)

@@ -29,6 +29,8 @@ from typing import Literal
 
 import torch
 
+from harness.core.errors import first_line
+
 FailureKind = Literal["oom", "sticky"]
 
 # -- cuBLAS workspaces -------------------------------------------------------------------------
@@ -176,8 +178,7 @@ def failure_line(exc: BaseException) -> str:
         ):
             pick = e
             break
-    first = (str(pick).strip().splitlines() or [""])[0]
-    return f"{type(pick).__name__}: {first}"
+    return first_line(pick)
 
 
 # -- Dynamo ------------------------------------------------------------------------------------

@@ -16,14 +16,12 @@ signals harness.results.validity judges:
   ``SPEED_HISTORY`` probes with this Python (kept in ``$XDG_CACHE_HOME/cnnbench/speed-probe.json``
   so every run on the host shares one reference). Of the two probes, the ratio farther from 1
   is kept (above 1: slower than typical). Virtual machines switch between speeds that no load
-  figure shows: on this project's 2-core VM the same loop takes about 0.72 ms or 1.7x that
-  (``benchmarks/bench_speed_states.py``); one minute on 2026-11-29 spent 98% of its probes in
-  the slow state with fast bursts of about 0.1 s, another an hour later 60%, flipping every
-  0.3 s at the median, with spells up to 11 s. A case whose probes depart from
-  the typical speed is flagged (and measured again); a reference from the fastest probe ever
-  seen (the first version) called 70% of the cases noisy on a host whose usual state was the
-  slow one. A host's first window takes ``SPEED_WARMUP`` probes (about 0.3 s) to found the
-  reference.
+  figure shows: on this project's 2-core VM the same loop takes about 0.72 ms or 1.7x that,
+  in spells from 0.1 s to about 10 s (``benchmarks/bench_speed_states.py`` measures the share
+  of time in each state and the spell lengths). The reference is the host's typical speed, not
+  its fastest ever: a host whose usual state is the slow one would otherwise call most cases
+  noisy. A case whose probes depart from the typical speed is flagged. A host's first window
+  takes ``SPEED_WARMUP`` probes (about 0.3 s) to found the reference.
 
 Reading them costs two small file reads, two system calls and two probes (a few
 milliseconds) per window, outside the timed samples. GPU signals (SM clock, temperature,

@@ -480,7 +480,7 @@ def _run_rows(state: State) -> list[dict[str, Any]]:
     """The run's rows for the summary: this process's, or, for the xdist controller, the
     merged file's."""
     if state.sweep is not None:
-        return [r.row for r in state.sweep.results]
+        return list(state.sweep.rows)
     if not state.paths.get("cases"):
         return []
     from harness.core.missing import is_missing

@@ -101,8 +101,8 @@ class ModelProfile:
         return {k: getattr(self, k) for k in TOTAL_KEYS}
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per layer call (DESIGN.md's per-layer columns) plus cumulative shares of the
-        totals along the depth (0..1)."""
+        """One row per layer call (the layers table's columns, harness.core.schema) plus
+        cumulative shares of the totals along the depth (0..1)."""
         rows = [
             {
                 "layer_index": s.index,
@@ -146,7 +146,7 @@ class ModelProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: identity, totals, counter, unhandled ops, by-type roll-ups and layers
-        (keys as in DESIGN.md: layer_index, layer_name, layer_type, output_shape, ...)."""
+        (keys as in the layers table: layer_index, layer_name, layer_type, output_shape, ...)."""
         layers = self.to_frame().iloc[:, :8].to_dict(orient="records")
         return {
             "model": self.model,

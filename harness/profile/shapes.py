@@ -27,6 +27,7 @@ from harness.core.errors import (
     InputTooSmallError,
     InvalidInputError,
     ModelBuildError,
+    first_line,
 )
 from harness.core.spec import dtype_name, parse_dtype, shape_str
 from harness.profile.trace import ForwardFailed, Frame, MetaTracer, Resolved, TraceResult, resolve
@@ -445,7 +446,7 @@ def checked_trace(
         if _reads_values(f.cause):
             raise DataDependentForwardError(
                 f"{resolved.label} reads tensor values in its forward at {where} "
-                f"({type(f.cause).__name__}: {str(f.cause).splitlines()[0]}): its control flow "
+                f"({first_line(f.cause)}): its control flow "
                 "depends on the data, which the meta device does not hold, so it has no static "
                 "profile"
             ) from f.cause
@@ -457,7 +458,7 @@ def checked_trace(
         )
         raise cls(
             f"{resolved.label} fails on input {shape_str(shape)} at {where}: "
-            f"{type(f.cause).__name__}: {str(f.cause).splitlines()[0]}; {hint}"
+            f"{first_line(f.cause)}; {hint}"
         ) from f.cause
     return result, resolved, shape, torch_dtype
 

@@ -26,10 +26,12 @@ import faulthandler
 import importlib
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import time
+import weakref
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,18 @@ def _child(
         torch.cuda.set_device(cuda_index)
     models = ModelCache()
     environments: dict[str, dict[str, Any]] = {}
+
+    def environment(name: str) -> dict[str, Any]:
+        """The device's facts with the run's, once per device (a device that does not work
+        here has the run's facts only: the row says why it did not run)."""
+        device = str(resolve_device(name))
+        if device not in environments:
+            try:
+                environments[device] = {**collect_environment(device), **run_facts}
+            except Exception:
+                environments[device] = dict(run_facts)
+        return environments[device]
+
     while True:
         try:
             message = conn.recv()
@@ -103,6 +117,9 @@ def _child(
             return
         if message is None:
             return
+        if message[0] == "environment":  # the device's facts, for rows the parent writes
+            conn.send(environment(message[1]))
+            continue
         if message[0] == "roofs":  # the device's measured roofs, once per run, dtype, threads
             from harness.measure.roofs import roof_columns
             from harness.measure.timing import fixed_threads
@@ -115,14 +132,8 @@ def _child(
                 conn.send(f"{type(exc).__name__}: {exc}")
             continue
         case, options = message
-        device = str(resolve_device(case.device))
-        if device not in environments:
-            try:
-                environments[device] = {**collect_environment(device), **run_facts}
-            except Exception:
-                environments[device] = dict(run_facts)
         try:
-            result = run_case(case, options, environment=environments[device], models=models)
+            result = run_case(case, options, environment=environment(case.device), models=models)
         except CaseInterrupted as stop:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear it
             conn.send(stop.result)
@@ -179,7 +190,10 @@ class CaseProcess:
         self.label = label
         self._process: Any = None
         self._conn: Connection | None = None
-        self._log = Path(tempfile.mkdtemp(prefix="cnnbench-child-")) / "stderr.log"
+        folder = tempfile.mkdtemp(prefix="cnnbench-child-")
+        self._log = Path(folder) / "stderr.log"
+        # the folder goes with this object (or at exit): nothing is left in $TMPDIR
+        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
         self.started = 0
 
     def _start(self) -> None:
@@ -273,6 +287,24 @@ class CaseProcess:
             self.close()
             return {}
         return answer if isinstance(answer, dict) else {}
+
+    def environment(self, device: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """The environment columns of ``device`` as the child sees them (with the run's
+        facts); the run's facts alone when the child cannot answer."""
+        if not self.alive:
+            self.close()
+            self._start()
+        assert self._conn is not None
+        self._conn.send(("environment", device))
+        if not self._conn.poll(timeout_s):
+            self.close()
+            return dict(self.run_facts)
+        try:
+            answer = self._conn.recv()
+        except (EOFError, OSError):
+            self.close()
+            return dict(self.run_facts)
+        return answer if isinstance(answer, dict) else dict(self.run_facts)
 
     def _crashed(self, case: Any, started: float, why: str | None = None) -> Any:
         from datetime import datetime, timezone

@@ -74,9 +74,7 @@ def memory_lower_bound(case: Case, prof: ModelProfile) -> tuple[int, str]:
     """
     weight_size = case.itemsize if case.cast else 4
     weights = prof.params * weight_size
-    input_bytes = math.prod(case.full_input_shape) * (
-        case.itemsize if case.cast else 4
-    )
+    input_bytes = math.prod(case.full_input_shape) * (case.itemsize if case.cast else 4)
     largest = max((layer.activation_bytes for layer in prof.layers), default=0)
     parts = [f"weights {weights:,}", f"input {input_bytes:,}", f"largest layer output {largest:,}"]
     total = weights + input_bytes + largest

@@ -36,7 +36,7 @@ from harness.measure.memory import measure_peak_memory
 from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
 from harness.measure.power.meters import PowerReading, make_power_monitor
 from harness.measure.timing import TimingResult, fixed_threads, measure_latency
-from harness.profile import ModelProfile, profile, validate_input
+from harness.profile import ModelProfile, profile
 from harness.run.options import RunOptions, max_threads  # noqa: F401 (re-exported)
 from harness.run.outcome import CaseInterrupted, CaseResult, base_row
 from harness.run.precheck import check_trainable_batch_norm, too_big_for
@@ -99,7 +99,7 @@ def _static_profile(case: Case, row: dict[str, Any], result: CaseResult) -> Mode
     """The meta-device profile into the row and the layer table; None (with the reason in
     ``profile_source``) for a model whose forward reads tensor values."""
     try:
-        validate_input(case.model, case.input_shape, case.batch_size, case.torch_dtype)
+        # one meta trace: profile() validates the input as it goes
         prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
     except DataDependentForwardError as exc:
         row["profile_source"] = f"not profiled: {exc}"

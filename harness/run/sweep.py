@@ -115,13 +115,14 @@ class Sweep:
         self.timeout_s = timeout_s
         self._environment = environment
         self._environments: dict[str, dict[str, Any]] = {}
+        self._run_facts: dict[str, Any] | None = None
         self.writer = (
             ResultWriter(results_dir, run_id, name=writer_name, join=join, merge=merge)
             if results_dir is not None
             else None
         )
         self.run_id = self.writer.run_id if self.writer is not None else run_id
-        self.results: list[CaseResult] = []
+        self.rows: list[dict[str, Any]] = []  # the run's rows for the summary (no frames)
         self.progress = Progress()
         self.models = ModelCache()
         self.poisoned: str | None = None
@@ -136,22 +137,33 @@ class Sweep:
     # -- the environment of a row ------------------------------------------------------------
 
     def environment(self, device: str) -> dict[str, Any]:
-        """The environment columns of rows on ``device``. Under isolation the parent never
-        touches the GPU (a CUDA context here would hold memory the child needs): until a child
-        has reported the device's facts, the host's CPU facts stand in."""
+        """The environment columns of rows on ``device``, collected once per device where the
+        cases run: in this process without isolation, else by a child (this process never
+        touches the GPU: a CUDA context here would hold memory the child needs), so a row
+        skipped before any case ran still names the device it was meant for."""
         if device not in self._environments:
             if self._environment is not None:
                 env = self._environment(device)
-            else:
+            elif self.isolate == "none":
                 from harness.measure.devices import resolve_device, unavailable_reason
                 from harness.measure.env import collect_environment
 
                 resolved = resolve_device(device)
-                usable = not unavailable_reason(resolved) and self.isolate == "none"
-                where = resolved if usable else "cpu"
-                env = collect_environment(where)
+                env = collect_environment(resolved if not unavailable_reason(resolved) else "cpu")
+            else:
+                env = self._any_child().environment(device)
             self._environments[device] = env
         return self._environments[device]
+
+    def run_facts(self) -> dict[str, Any]:
+        """The run's facts that only this process knows (its command line, git state, host),
+        collected without touching a GPU."""
+        if self._run_facts is None:
+            from harness.measure.env import collect_environment
+
+            host = collect_environment("cpu")
+            self._run_facts = {k: host.get(k) for k in RUN_FACT_COLUMNS}
+        return self._run_facts
 
     # -- one case ----------------------------------------------------------------------------
 
@@ -200,12 +212,23 @@ class Sweep:
                 module = getattr(get_entry(case.model).factory, "__module__", None)
                 if module and not module.startswith("harness.") and module != "__main__":
                     imports.append(module)
-            env = self.environment(case.device)
-            facts = {k: env.get(k) for k in RUN_FACT_COLUMNS}
             self._process = CaseProcess(
-                imports=imports, run_facts=facts, cuda_index=self.cuda_index, label=self.isolate
+                imports=imports,
+                run_facts=self.run_facts(),
+                cuda_index=self.cuda_index,
+                label=self.isolate,
             )
             self._process_model = case.model
+        return self._process
+
+    def _any_child(self) -> CaseProcess:
+        """The child process of the moment, or one without suite imports (for facts)."""
+        if self._process is None:
+            self._process = CaseProcess(
+                imports=[], run_facts=self.run_facts(), cuda_index=self.cuda_index,
+                label=self.isolate,
+            )  # fmt: skip
+            self._process_model = None
         return self._process
 
     def roofs(self, case: Case) -> dict[str, float]:
@@ -244,7 +267,7 @@ class Sweep:
 
         Returns the CaseResult; a case another test measured already comes back ``skipped``
         with ``duplicate_of`` in its row's ``error`` and is not written again. Raises
-        ``ResultsNotWritable`` when the row could not be written (the row is in ``results``),
+        ``ResultsNotWritable`` when the row could not be written (the row is in ``rows``),
         and ``CaseInterrupted`` on Ctrl-C after writing the row.
         """
         from harness.run.outcome import CaseInterrupted
@@ -267,11 +290,6 @@ class Sweep:
                     result.row.update(roofs)
             except CaseInterrupted as stop:
                 interrupted, result = stop, stop.result
-            if self.isolate != "none" and result.status != "crashed":
-                # the child's facts of the device describe the rows the parent writes itself
-                from harness.measure.env import ENV_COLUMNS
-
-                self._environments[case.device] = {k: result.row.get(k) for k in ENV_COLUMNS}
         result.row["test_name"] = test_name
         result.row["worker"] = self.worker
         if result.status == "oom":
@@ -279,7 +297,7 @@ class Sweep:
             self._oom_at[case.series] = min(case.batch_size, known or case.batch_size)
         if result.poisoned and self.isolate == "none":
             self.poisoned = f"{case.case_id}: {result.poisoned}"
-        self.results.append(result)
+        self.rows.append(result.row)
         self.progress.add(result)
         self._write(result)
         if interrupted is not None:
