@@ -27,82 +27,34 @@ Rules (also in ``Comparison.method``):
 
 from __future__ import annotations
 
-import array
 import fnmatch
-import math
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from harness.compare.bootstrap import log_median_ratio_draws, quantiles, sample_array
-from harness.core import schema
+from harness.compare.pair import ROW_COLUMNS, Settings, _Columns, _distinct, compare_pair
+from harness.compare.verdicts import (
+    CASE_COLUMNS,
+    ENV_COLUMNS,
+    ENV_FIELDS,
+    FLOAT_COLUMNS,
+    HIGHER_IS_BETTER,
+    METRICS,
+    NOISY_COLUMNS,
+    STATIC_COLUMNS,
+    STATIC_ROW_COLUMNS,
+    SUMMARY_COLUMNS,
+    metric_column,
+)
 from harness.core.errors import InvalidInputError
-from harness.core.missing import is_missing, pair_reason, reason_columns
+from harness.core.missing import is_missing, reason_columns
 from harness.core.schema import CASE_KEY
 from harness.results.runs import DUPLICATE_RULE, pick_one_per_case
 from harness.results.store import PathLike, load_results
 
-METRICS: dict[str, str] = {
-    "latency": "latency_s_median",
-    "throughput": "throughput_per_s",
-    "energy": "energy_j_per_sample",
-    "memory": "peak_memory_bytes",
-}
-HIGHER_IS_BETTER = frozenset({"throughput_per_s"})
-STATIC_COLUMNS = ("params", "macs", "activation_bytes")
-# Fields shown when they differ between two inputs (the machine, the software, the method).
-# fmt: off
-ENV_FIELDS = (
-    "device", "device_name", "host", "os", "cpu_model", "cpu_cores", "cpu_threads", "ram_bytes",
-    "gpu_memory_bytes", "driver_version", "cuda_version", "cudnn_version", "cudnn_benchmark",
-    "torch_version", "python_version", "harness_version", "git_commit", "git_dirty",
-    "timing_method", "percentile_method", "memory_source", "power_source", "dtype_method",
-)
-METRICS_WITH_CI = ("latency_s_median", "throughput_per_s")
-VERDICTS = ("faster", "slower", "lower", "higher", "same", "noisy", "invalid", "n/a")
-# Columns whose value depends on how quiet the machine was: a noisy row gives no verdict.
-NOISE_FREE = frozenset({"peak_memory_bytes", "memory_baseline_bytes", *STATIC_COLUMNS})
-FLOAT_COLUMNS = ("baseline_value", "candidate_value", "ratio", "ci_low", "ci_high", "change")
-PAIR = ("baseline", "candidate")
-VALUES = ("baseline_value", "candidate_value")
-CASE_COLUMNS = (*PAIR, *CASE_KEY, "metric", "column", *FLOAT_COLUMNS, "verdict",
-                "baseline_status", "candidate_status", "na_reason", "noise_reason")
-NOISY_COLUMNS = (*PAIR, "side", *CASE_KEY, "validity", "validity_reason")
-ENV_COLUMNS = (*PAIR, "field", *VALUES)
-STATIC_ROW_COLUMNS = (*PAIR, *CASE_KEY[:4], "column", *VALUES)
-SUMMARY_COLUMNS = (*PAIR, "metric", "column", "cases", "geomean_ratio", "ci_low", "ci_high",
-                   *VERDICTS)
-# fmt: on
-
 ResultsInput = PathLike | Iterable[PathLike] | pd.DataFrame
-
-
-def metric_column(name: str) -> str:
-    """``latency``/``throughput``/``energy``/``memory`` or a numeric CASES column -> the column."""
-    column = METRICS.get(name, name)
-    numeric = {
-        c.name for c in schema.CASES if pa.types.is_integer(c.type) or pa.types.is_floating(c.type)
-    }
-    if column not in numeric - {"schema_version"}:
-        raise InvalidInputError(
-            f"unknown metric {name!r}: use {', '.join(METRICS)} or a numeric result column "
-            "(latency_s_p99, power_w_mean, params, ...)"
-        )
-    return column
-
-
-def metric_name(column: str) -> str:
-    return next((k for k, v in METRICS.items() if v == column), column)
-
-
-def is_time_like(column: str) -> bool:
-    return column.startswith("latency_s_") or column == "throughput_per_s"
 
 
 @dataclass
@@ -200,12 +152,6 @@ def _prepare(
     return df, dropped
 
 
-def _distinct(series: pd.Series | None) -> str:
-    if series is None:
-        return ""
-    return ", ".join(sorted({str(v) for v in series.dropna().unique()}))
-
-
 def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: dict[str, int]) -> dict:
     incomplete = ""
     if "run_complete" in raw and "run_id" in raw:
@@ -220,255 +166,6 @@ def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: dict[s
         "devices": _distinct(df.get("device_name")),
         "incomplete_runs": incomplete,
     }
-
-
-def _verdict(
-    column: str, ratio: float | None, lo: float | None, hi: float | None, eff: float
-) -> str:
-    if ratio is None:
-        return "n/a"
-    if (lo is not None and hi is not None and lo <= 1 <= hi) or (1 / (1 + eff) < ratio < 1 + eff):
-        return "same"
-    better = ratio > 1 if column in HIGHER_IS_BETTER else ratio < 1
-    if is_time_like(column):
-        return "faster" if better else "slower"
-    return "higher" if ratio > 1 else "lower"
-
-
-def _validity(row: pd.Series) -> tuple[str | None, str]:
-    """``(None, "")`` for a valid row (or one that did not run), else (validity, reason)."""
-    validity = row.get("validity")
-    if is_missing(validity) or validity == "valid" or row.get("status") != "ok":
-        return None, ""
-    return str(validity), str(row.get("validity_reason") or "no reason recorded")
-
-
-@dataclass(frozen=True)
-class _Settings:
-    columns: list[str]
-    min_effect: float
-    ci_level: float
-    n_resamples: int
-    seed: int
-
-    @property
-    def quantiles(self) -> list[float]:
-        alpha = (1 - self.ci_level) / 2
-        return [alpha, 1 - alpha]
-
-
-# Columns of a row that the comparison reads besides the case key and the metrics.
-ROW_COLUMNS = ("status", "error", "validity", "validity_reason", "schema_version")
-
-
-def _sample_views(column: pd.Series | None, n: int) -> list[np.ndarray | None]:
-    """Each row's finite samples as a numpy view into the column's buffers (no Python float
-    per sample, no copy); None where a row has none."""
-    if column is None:
-        return [None] * n
-    data = pa.chunked_array(pa.array(column, from_pandas=True))
-    if not pa.types.is_list(data.type):
-        return [sample_array(v) for v in column]
-    out: list[np.ndarray | None] = []
-    for chunk in data.chunks:
-        values = pc.list_flatten(chunk).cast(pa.float64()).to_numpy(zero_copy_only=False)
-        offsets = chunk.offsets.to_numpy()
-        offsets = offsets - offsets[0]
-        nulls = chunk.is_null().to_numpy(zero_copy_only=False)
-        for i in range(len(chunk)):
-            view = None if nulls[i] else values[offsets[i] : offsets[i + 1]]
-            if view is not None and not np.all(np.isfinite(view)):
-                view = view[np.isfinite(view)]
-            out.append(view if view is not None and len(view) else None)
-    return out
-
-
-class _Columns:
-    """Rows gathered column by column (a dict per row held 200,000 times is most of what a
-    50,000-case comparison once spent in memory); float columns as typed arrays (8 bytes a
-    value, not a Python float and a pointer), turned into a frame column by column."""
-
-    def __init__(self, names: Sequence[str], floats: Sequence[str] = ()) -> None:
-        self.data: dict[str, Any] = {
-            n: array.array("d") if n in floats else [] for n in names
-        }  # fmt: skip
-
-    def add(self, **row: Any) -> None:
-        for name, values in self.data.items():
-            value = row.get(name)
-            if isinstance(values, array.array):
-                value = math.nan if value is None else value
-            values.append(value)
-
-    def frame(self) -> pd.DataFrame:
-        columns = {}
-        for name in list(self.data):  # each list freed as its column is made
-            values = self.data.pop(name)
-            if isinstance(values, array.array):
-                columns[name] = pd.Series(np.frombuffer(values, dtype="float64").copy())
-            else:
-                columns[name] = pd.Series(values, dtype=object)
-            del values
-        return pd.DataFrame(columns, copy=False)
-
-
-class _Accumulator:
-    """Per metric: the cases' log ratios and, resample by resample, the running sum of their
-    bootstrap draws (so the summary's interval needs O(resamples) memory, not O(cases x
-    resamples): 50,000 cases once held 3.2 GB of draws)."""
-
-    def __init__(self, n_resamples: int) -> None:
-        self.logs: list[float] = []
-        self.draw_sum = np.zeros(n_resamples)
-        self.with_draws = 0
-        self.verdicts: dict[str, int] = dict.fromkeys(VERDICTS, 0)
-
-    def add(self, ratio: float | None, draws: np.ndarray | None, verdict: str) -> None:
-        self.verdicts[verdict] += 1
-        if verdict in ("noisy", "invalid") or ratio is None or ratio <= 0:
-            return
-        self.logs.append(math.log(ratio))
-        if draws is not None:
-            self.draw_sum += draws
-            self.with_draws += 1
-
-
-def _compare_pair(
-    base: pd.DataFrame, cand: pd.DataFrame, pair: dict[str, str], s: _Settings, out: dict
-) -> None:
-    """Append one pair's case, one-sided, environment, static, noisy and summary rows."""
-    for side, own, other in (("baseline", base, cand), ("candidate", cand, base)):
-        for key in own.index.difference(other.index, sort=False):
-            out["only"].append({**pair, "side": side, **own.loc[key, list(CASE_KEY)]})
-    for fld in ENV_FIELDS:
-        a, b = _distinct(base.get(fld)), _distinct(cand.get(fld))
-        if a != b:
-            out["environment"].append(
-                {**pair, "field": fld, "baseline_value": a, "candidate_value": b}
-            )
-    acc = {col: _Accumulator(s.n_resamples) for col in s.columns}
-    keys = base.index.intersection(cand.index, sort=False)
-    # plain dicts of the columns read below: a pandas row per case costs more than the case
-    wanted = [*CASE_KEY, *STATIC_COLUMNS, *s.columns, *ROW_COLUMNS]
-    wanted += [c for col in s.columns for c in reason_columns(col)]
-    positions, smalls, samples = {}, {}, {}
-    for side, frame in (("baseline", base), ("candidate", cand)):
-        positions[side] = frame.index.get_indexer(keys)
-        smalls[side] = frame[[c for c in dict.fromkeys(wanted) if c in frame]]  # no samples
-        views = _sample_views(frame.get("latency_s_samples"), len(frame))  # views, no copy
-        samples[side] = [views[p] for p in positions[side]]
-    cases = out["cases"]
-    for i, key, b_row, c_row in _rows_in_chunks(keys, positions, smalls):
-        case = {k: b_row[k] for k in CASE_KEY}
-        for col in STATIC_COLUMNS:
-            bv, cv = b_row.get(col), c_row.get(col)
-            if not is_missing(bv) and not is_missing(cv) and bv != cv:
-                static = {k: case[k] for k in CASE_KEY[:4]}
-                out["static"].append(
-                    {**pair, **static, "column": col, "baseline_value": bv, "candidate_value": cv}
-                )
-        noise = {side: _validity(r) for side, r in (("baseline", b_row), ("candidate", c_row))}
-        for side, (validity, why) in noise.items():
-            if validity is not None:
-                out["noisy"].append(
-                    {**pair, "side": side, **case, "validity": validity, "validity_reason": why}
-                )
-        flagged = [(side, v, why) for side, (v, why) in noise.items() if v is not None]
-        noise_verdict = None
-        if flagged:
-            noise_verdict = "invalid" if any(v == "invalid" for _, v, _ in flagged) else "noisy"
-        log_draws = log_q = None
-        bs, cs = samples["baseline"][i], samples["candidate"][i]
-        if bs is not None and cs is not None and noise_verdict is None:
-            rng = np.random.default_rng(
-                [s.seed, zlib.crc32(key.encode())]
-            )  # filters change nothing
-            log_draws = log_median_ratio_draws(bs, cs, s.n_resamples, rng)
-        for col in s.columns:
-            bv, cv = b_row.get(col), c_row.get(col)
-            bv = None if is_missing(bv) else float(bv)
-            cv = None if is_missing(cv) else float(cv)
-            ratio = cv / bv if bv is not None and cv is not None and bv > 0 else None
-            lo = hi = ci_draws = None
-            if ratio is not None and log_draws is not None and col in METRICS_WITH_CI:
-                if log_q is None:
-                    log_q = quantiles(log_draws, s.quantiles)
-                ci_draws = log_draws if col == "latency_s_median" else -log_draws
-                if col == "latency_s_median":
-                    lo, hi = math.exp(log_q[0]), math.exp(log_q[1])
-                else:  # throughput = batch / latency: the interval inverted
-                    lo, hi = math.exp(-log_q[1]), math.exp(-log_q[0])
-            verdict = _verdict(col, ratio, lo, hi, s.min_effect)
-            noise_reason = ""
-            if noise_verdict is not None and ratio is not None and col not in NOISE_FREE:
-                verdict = noise_verdict
-                noise_reason = "; ".join(f"{side}: {v}: {why}" for side, v, why in flagged)
-            acc[col].add(ratio, ci_draws, verdict)
-            cases.add(
-                **pair,
-                **case,
-                metric=metric_name(col),
-                column=col,
-                baseline_value=bv,
-                candidate_value=cv,
-                ratio=ratio,
-                ci_low=lo,
-                ci_high=hi,
-                change=None if ratio is None else ratio - 1,
-                verdict=verdict,
-                baseline_status=b_row.get("status"),
-                candidate_status=c_row.get("status"),
-                na_reason=""
-                if ratio is not None
-                else pair_reason(
-                    {"baseline": (b_row, bv), "candidate": (c_row, cv)},
-                    metric_name(col),
-                    reason_columns(col),
-                ),
-                noise_reason=noise_reason,
-            )
-    out["summary"] += _summarise(acc, pair, s)
-
-
-def _rows_in_chunks(
-    keys: pd.Index, positions: dict[str, np.ndarray], smalls: dict[str, pd.DataFrame]
-) -> Iterator[tuple[int, str, dict, dict]]:
-    """(i, key, baseline row, candidate row) as plain dicts, 4,096 cases at a time (dicts for
-    50,000 cases at once were a third of a large comparison's memory)."""
-    step = 4096
-    for start in range(0, len(keys), step):
-        stop = min(start + step, len(keys))
-        b = smalls["baseline"].iloc[positions["baseline"][start:stop]].to_dict("records")
-        c = smalls["candidate"].iloc[positions["candidate"][start:stop]].to_dict("records")
-        for offset, (b_row, c_row) in enumerate(zip(b, c, strict=True)):
-            yield start + offset, keys[start + offset], b_row, c_row
-
-
-def _summarise(acc: dict[str, _Accumulator], pair: dict, s: _Settings) -> list[dict]:
-    """Geometric mean of the ratios per metric for one pair (valid cases only), with an
-    interval where every such case has bootstrap draws (the geometric mean of the cases'
-    draws, resample by resample)."""
-    summary = []
-    for col in s.columns:
-        a = acc[col]
-        n = len(a.logs)
-        geo = float(math.exp(sum(a.logs) / n)) if n else None
-        lo = hi = None
-        if n and a.with_draws == n:
-            lo, hi = (float(v) for v in np.exp(np.quantile(a.draw_sum / n, s.quantiles)))
-        summary.append(
-            {
-                **pair,
-                "metric": metric_name(col),
-                "column": col,
-                "cases": n,
-                "geomean_ratio": geo,
-                "ci_low": lo,
-                "ci_high": hi,
-                **a.verdicts,
-            }
-        )
-    return summary
 
 
 def compare_runs(
@@ -504,7 +201,7 @@ def compare_runs(
             f"the minimum effect (--min-effect) cannot be negative, got {min_effect:g}"
         )
     columns = list(dict.fromkeys(metric_column(m) for m in metrics))
-    s = _Settings(columns, min_effect, ci_level, n_resamples, seed)
+    s = Settings(columns, min_effect, ci_level, n_resamples, seed)
     items = [baseline, candidate, *more]
     names = list(labels) if labels else _unique([_label(x, i) for i, x in enumerate(items)])
     if len(names) != len(items) or len(set(names)) != len(names):
@@ -534,7 +231,7 @@ def compare_runs(
                 f"no common cases{hint} between {names[0]} ({len(frames[0])} cases) and {cname} "
                 f"({len(cand)} cases): cases match on {', '.join(CASE_KEY)}{there}"
             )
-        _compare_pair(frames[0], cand, {"baseline": names[0], "candidate": cname}, s, out)
+        compare_pair(frames[0], cand, {"baseline": names[0], "candidate": cname}, s, out)
     return Comparison(
         inputs=pd.DataFrame(info),
         cases=out["cases"].frame(),
@@ -549,7 +246,7 @@ def compare_runs(
     )
 
 
-def _method(s: _Settings) -> dict[str, Any]:
+def _method(s: Settings) -> dict[str, Any]:
     return {
         "ratio": "candidate / baseline",
         "ci": f"{s.ci_level:.0%} percentile bootstrap of the ratio of medians of "

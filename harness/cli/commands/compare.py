@@ -20,14 +20,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from harness.compare.compare import (
-    METRICS,
-    PAIR,
-    VERDICTS,
-    Comparison,
-    compare_runs,
-    metric_column,
-)
+from harness.compare.compare import Comparison, compare_runs
+from harness.compare.verdicts import METRICS, PAIR, VERDICTS, metric_column
 from harness.core import schema, units
 from harness.core.errors import InvalidInputError
 from harness.core.missing import is_missing
