@@ -559,7 +559,7 @@ def test_cli_settings_errors_name_the_fix(
 
 
 def test_environment_bytes_are_humanised() -> None:
-    from harness.cli.commands.compare import _env_value
+    from harness.cli.compare_text import _env_value
 
     assert _env_value("ram_bytes", "25276514304") == "23.5 GiB"  # 25276514304 / 2**30
     assert _env_value("gpu_memory_bytes", "85899345920, 42949672960") == "80.0 GiB, 40.0 GiB"
