@@ -13,7 +13,7 @@ import torch
 
 from harness.cli.main import main
 from harness.core.errors import InvalidInputError
-from harness.doctor import checks
+from harness.doctor import checks, report, selftest
 from harness.doctor.checks import FAIL, PASS, UNAVAILABLE, WARN
 from tests.nvml_stub import scenarios
 from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
@@ -103,12 +103,12 @@ def test_recovery_verdicts() -> None:
 
 
 def test_report_exit_code_is_1_only_when_a_check_fails() -> None:
-    ok = checks.DoctorReport(
-        "cpu", {}, [checks.Check("a", WARN, ""), checks.Check("b", UNAVAILABLE, "")], 1.0
+    ok = report.DoctorReport(
+        "cpu", {}, [report.Check("a", WARN, ""), report.Check("b", UNAVAILABLE, "")], 1.0
     )
     assert ok.exit_code == 0
-    bad = checks.DoctorReport(
-        "cpu", {}, [checks.Check("a", PASS, ""), checks.Check("b", FAIL, "")], 1.0
+    bad = report.DoctorReport(
+        "cpu", {}, [report.Check("a", PASS, ""), report.Check("b", FAIL, "")], 1.0
     )
     assert bad.exit_code == 1
     assert bad.to_dict()["summary"] == {PASS: 1, WARN: 0, FAIL: 1, UNAVAILABLE: 0}
@@ -120,7 +120,7 @@ def test_report_exit_code_is_1_only_when_a_check_fails() -> None:
 @pytest.mark.parametrize("device", ["gpu0", "mps", "cuda:x"])
 def test_bad_devices_are_typed_errors(device: str) -> None:
     with pytest.raises(InvalidInputError):
-        checks.resolve(device)
+        selftest.resolve(device)
 
 
 def test_bad_device_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,7 +134,7 @@ def test_bad_device_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
 def test_a_gpu_asked_for_without_cuda_is_unavailable_with_the_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert checks.resolve("auto") == torch.device("cpu")
+    assert selftest.resolve("auto") == torch.device("cpu")
     assert main(["doctor", "--device", "cuda:0", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["device"] == "cuda:0"
@@ -151,7 +151,7 @@ def test_a_gpu_asked_for_without_cuda_is_unavailable_with_the_reason(
 
 @pytest.fixture(scope="module")
 def cpu_report() -> dict:
-    return checks.run_doctor("cpu").to_dict()
+    return selftest.run_doctor("cpu").to_dict()
 
 
 @pytest.mark.slow

@@ -16,13 +16,13 @@ import time
 import numpy as np
 import pytest
 
-from harness.core.spec import Case
 from harness.core.signals import (
     CI_HALF_WIDTH_REL_MAX,
     IQR_REL_MAX,
     assess,
     noise_signals,
 )
+from harness.core.spec import Case
 from harness.core.stats import median_ci
 from harness.run.runner import RunOptions, run_case
 

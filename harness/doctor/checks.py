@@ -10,22 +10,24 @@ An unexpected error inside a check is a FAIL with the error: the harness could n
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from harness.core.errors import InvalidInputError, first_line
+from harness.core.errors import first_line
 from harness.core.spec import Case
+from harness.doctor.report import (
+    FAIL,
+    PASS,
+    UNAVAILABLE,
+    WARN,
+    Check,
+    banded,
+)
 from harness.measure.cuda_state import classify_failure, dynamo_stats, release_between_cases
-from harness.measure.devices import cuda_unavailable_reason, resolve_device, unavailable_reason
-
-PASS, WARN, FAIL, UNAVAILABLE = "PASS", "WARN", "FAIL", "UNAVAILABLE"
-STATUSES = (PASS, WARN, FAIL, UNAVAILABLE)
 
 # The cases the self-test runs (zoo models, so that the harness's own step is what is checked).
 TIMING_CASE = {"cuda": ("resnet18", (3, 224, 224), 32), "cpu": ("resnet18", (3, 224, 224), 1)}
@@ -34,53 +36,6 @@ COMPILE_CASE = ("lenet5", (1, 32, 32), 8)
 # cuBLAS keeps up to 32 MiB of workspace per handle and stream in the allocator; cuDNN's
 # per-call workspaces also go through it. The CPU tracker sees tensors only.
 WORKSPACE_SLACK_BYTES = {"cuda": 64 << 20, "cpu": 0}
-
-
-@dataclass
-class Check:
-    """One check's verdict: ``status``, why (``reason``), the rule that decided it, and the
-    numbers it was decided by (units in the key names: _s seconds, _bytes, _j joules)."""
-
-    name: str
-    status: str
-    reason: str
-    rule: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class DoctorReport:
-    device: str
-    machine: dict[str, Any]
-    checks: list[Check]
-    seconds: float
-
-    @property
-    def exit_code(self) -> int:
-        """0 when no check failed, 1 when one did."""
-        return 1 if any(c.status == FAIL for c in self.checks) else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        counts = {s: sum(c.status == s for c in self.checks) for s in STATUSES}
-        return {
-            "device": self.device,
-            "machine": self.machine,
-            "checks": [c.to_dict() for c in self.checks],
-            "summary": counts,
-            "seconds": round(self.seconds, 1),
-            "exit_code": self.exit_code,
-        }
-
-
-def _banded(value: float, pass_band: tuple[float, float], warn_band: tuple[float, float]) -> str:
-    if pass_band[0] <= value <= pass_band[1]:
-        return PASS
-    if warn_band[0] <= value <= warn_band[1]:
-        return WARN
-    return FAIL
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -103,7 +58,7 @@ def judge_timing(
     kind: str, harness_s: float, reference_s: float, spread: float = 0.0, **numbers: Any
 ) -> Check:
     ratio = harness_s / reference_s
-    status = _banded(ratio, TIMING_PASS[kind], TIMING_WARN[kind])
+    status = banded(ratio, TIMING_PASS[kind], TIMING_WARN[kind])
     numbers = {"repeat_spread": spread, **numbers}
     if status != PASS and abs(ratio - 1) <= spread:
         status = WARN
@@ -209,7 +164,7 @@ def judge_energy(
     counter_j: float, trace_j: float, *, energy_scope: str | None, trace_kind: str, **numbers: Any
 ) -> Check:
     ratio = counter_j / trace_j
-    status = _banded(ratio, ENERGY_PASS, ENERGY_WARN)
+    status = banded(ratio, ENERGY_PASS, ENERGY_WARN)
     notes = []
     if energy_scope == "module":
         notes.append("the counter covers the whole module (GPU + CPU + memory), the trace the GPU")
@@ -493,70 +448,3 @@ def check_failure_recovery(device: torch.device) -> Check:
 
 
 # -- the whole self-test -----------------------------------------------------------------------
-
-CHECKS: tuple[tuple[str, Callable[[torch.device], Check]], ...] = (
-    ("timing", check_timing),
-    ("energy", check_energy),
-    ("memory", check_memory),
-    ("compile", check_compile),
-    ("failure_recovery", check_failure_recovery),
-)
-
-
-def _run(name: str, check: Callable[[torch.device], Check], device: torch.device) -> Check:
-    try:
-        return check(device)
-    except Exception as exc:
-        return Check(name, FAIL, f"the check could not measure: {first_line(exc, limit=300)}")
-
-
-@contextlib.contextmanager
-def _timed() -> Iterator[Callable[[], float]]:
-    t0 = time.perf_counter()
-    yield lambda: time.perf_counter() - t0
-
-
-def resolve(device: str) -> torch.device:
-    """The device to check (harness.measure.devices.resolve_device); a bad name, a device type
-    other than cpu or cuda, or a CUDA index that does not exist on a machine with CUDA is an
-    InvalidInputError (a CUDA device on a machine without CUDA is not: its checks say why)."""
-    dev = resolve_device(device)
-    if dev.type not in ("cpu", "cuda"):
-        raise InvalidInputError(f"the doctor checks cpu and cuda devices, not {dev.type!r}")
-    if dev.type == "cuda" and cuda_unavailable_reason() is None:
-        reason = unavailable_reason(dev)
-        if reason is not None:
-            raise InvalidInputError(reason)
-    return dev
-
-
-def run_doctor(
-    device: str = "auto", *, progress: Callable[[str], None] | None = None
-) -> DoctorReport:
-    """The machine's facts and the self-test on ``device`` (``auto``, ``cpu``, ``cuda:N``)."""
-    from harness.doctor.facts import machine_facts
-
-    dev = resolve(device)
-    say = progress or (lambda _msg: None)
-    with _timed() as elapsed:
-        say("machine facts")
-        machine = machine_facts(dev)
-        checks: list[Check] = []
-        no_cuda = cuda_unavailable_reason()
-        for name, check in CHECKS:
-            if dev.type == "cuda" and no_cuda is not None:
-                checks.append(Check(name, UNAVAILABLE, f"{dev} cannot run: {no_cuda}"))
-                continue
-            say(name)
-            checks.append(_run(name, check, dev))
-        if dev.type == "cpu":
-            checks.append(
-                Check(
-                    "gpu",
-                    UNAVAILABLE,
-                    (no_cuda or "a CPU was chosen")
-                    + "; the GPU self-test (CUDA-event timing, NVML energy, allocator peak, "
-                    "a compiled case, out-of-memory recovery) runs with --device cuda:N",
-                )
-            )
-        return DoctorReport(str(dev), machine, checks, elapsed())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from harness.profile.flops import fvcore_macs, reconcile
 from harness.profile.layers import LayerStat, ModelProfile, profile
-from harness.profile.shapes import output_size, smallest_input, validate_input
+from harness.profile.shapes import output_size, smallest_input
+from harness.profile.validate import validate_input
 
 __all__ = [
     "LayerStat",

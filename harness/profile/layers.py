@@ -33,8 +33,8 @@ from torch.utils._pytree import tree_leaves
 
 from harness.core.layers import roll_up
 from harness.core.spec import shape_str
-from harness.profile.shapes import checked_trace
 from harness.profile.trace import CallRecord
+from harness.profile.validate import checked_trace
 
 COUNTER_NAME = "harness-dispatch (torch.utils.flop_counter formulas, meta device)"
 TOTAL_KEYS = (
