@@ -74,22 +74,28 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
-from torch.utils._pytree import tree_leaves
 
-from harness.core.errors import HarnessError, InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.core.schema import column_names
 from harness.core.spec import Case, shape_str
+from harness.measure.layer_calls import (
+    RANGE_PREFIX,
+    Hooks,
+    LayerTimeError,
+    Row,
+    bytes_moved,
+    float_bytes,
+    join_calls,
+)
 from harness.measure.timing import cuda_sync_fn
 
 LAYER_COLUMNS = column_names("layers")
-RANGE_PREFIX = "cnnbench.layer#"
 STEP_PREFIX = "cnnbench.step#"
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
 TIME_COLUMNS = (
@@ -112,10 +118,6 @@ COMPILED_REASON = (
 )
 
 
-class LayerTimeError(HarnessError, RuntimeError):
-    """The measured calls cannot be joined to the static rows, or the profiler gave no events."""
-
-
 @dataclass
 class LayerTimes:
     """``layers``: the static layer frame with the time columns filled (and parent_ops rows);
@@ -123,142 +125,6 @@ class LayerTimes:
 
     layers: pd.DataFrame
     columns: dict[str, Any]
-
-
-# ------------------------------------------------------------------------------- module calls
-
-
-@dataclass
-class _Call:
-    """One module call, as the hooks saw it in the first profiled step."""
-
-    index: int  # order of the call's start (pre-hook)
-    name: str
-    module: nn.Module
-    leaf: bool
-    inputs: list[tuple[int, int | None]] = field(default_factory=list)  # _tensor_sizes
-    outputs: list[tuple[int, int | None]] = field(default_factory=list)
-    output_shape: tuple[int, ...] = ()
-
-
-def _tensor_sizes(obj: Any) -> list[tuple[int, int | None]]:
-    """(numel, element size) of every tensor in ``obj``; the size is None for floating-point
-    tensors, which count at the case's dtype."""
-    return [
-        (t.numel(), None if t.is_floating_point() else t.element_size())
-        for t in tree_leaves(obj)
-        if isinstance(t, torch.Tensor)
-    ]
-
-
-def _module_names(model: nn.Module) -> dict[nn.Module, str]:
-    """Module -> qualified name as the static trace names it (the last name of a module
-    registered twice; the root is ``<model>``)."""
-    names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
-    return {m: (n or "<model>") for m, n in names.items()}
-
-
-class _Hooks:
-    """Forward hooks on every module of ``model``: each call opens a profiler range named after
-    its index in the step (``cnnbench.layer#<i>``) and closes it when the call returns. In a
-    step begun with ``record=True`` they also record each call (name, leaf, the sizes of its
-    inputs and outputs), outside the ranges."""
-
-    def __init__(self, model: nn.Module) -> None:
-        from torch._C._profiler import _RecordFunctionFast
-
-        self.names = _module_names(model)
-        self.calls: list[_Call] = []
-        self.finished: list[int] = []  # call indices in finish order
-        self._record = False
-        self._next = 0
-        self._open: list[tuple[int, Any]] = []
-        range_ = _RecordFunctionFast
-
-        def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            index = self._next
-            self._next = index + 1
-            if self._record:
-                leaf = next(module.children(), None) is None
-                call = _Call(index, self.names[module], module, leaf)
-                call.inputs = _tensor_sizes(args) + _tensor_sizes(kwargs)
-                self.calls.append(call)
-            rf = range_(f"{RANGE_PREFIX}{index}")
-            rf.__enter__()
-            self._open.append((index, rf))
-
-        def post(module: nn.Module, args: tuple, output: Any) -> None:
-            index, rf = self._open.pop()
-            rf.__exit__(None, None, None)
-            if self._record:
-                call = self.calls[index]
-                call.outputs = _tensor_sizes(output)
-                first = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
-                call.output_shape = tuple(first.shape) if first is not None else ()
-                self.finished.append(index)
-
-        self.handles = []
-        for module in self.names:
-            self.handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
-            self.handles.append(module.register_forward_hook(post, always_call=True))
-
-    def begin_step(self, record: bool) -> None:
-        self._record = record
-        self._next = 0
-        self._open.clear()
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-
-
-# ------------------------------------------------------------------------- joining to static
-
-
-@dataclass
-class _Row:
-    """One output row: a call and, where the static profile has one, its static row."""
-
-    call: _Call
-    static_index: int | None
-    kind: str  # 'leaf' or 'parent_ops'
-
-
-def _join(calls: list[_Call], finished: list[int], static: pd.DataFrame) -> list[_Row]:
-    """Walk the calls in finish order beside the static rows (leaf calls, and parents that ran
-    counted ops themselves, in finish order). Every leaf call takes the next static row, whose
-    name must match; a parent takes the next static row if it is its own, else it becomes a
-    candidate parent_ops row (kept only if it ran ops of its own)."""
-    names = list(static["layer_name"]) if len(static) else []
-    rows: list[_Row] = []
-    j = 0
-    for index in finished:
-        call = calls[index]
-        if call.leaf:
-            if j >= len(names) or names[j] != call.name:
-                expected = names[j] if j < len(names) else "no more rows"
-                raise LayerTimeError(
-                    f"measured leaf call {len(rows)} is {call.name!r} but the static profile's "
-                    f"row {j} is {expected!r}: the model runs other layers than its static "
-                    "trace (e.g. a module used only in training), so times cannot be joined"
-                )
-            rows.append(_Row(call, j, "leaf"))
-            j += 1
-        elif j < len(names) and names[j] == call.name:
-            rows.append(_Row(call, j, "parent_ops"))
-            j += 1
-        else:
-            rows.append(_Row(call, None, "parent_ops"))
-    if j != len(names):
-        raise LayerTimeError(
-            f"the static profile has {len(names)} rows but only {j} measured calls matched "
-            f"(next unmatched: {names[j]!r}): the model's calls differ from its static trace"
-        )
-    return rows
-
-
-# ---------------------------------------------------------------------------- profile events
 
 
 def _in_cuda(device: torch.device) -> bool:
@@ -353,7 +219,7 @@ def _profile(
     step: Callable[[], object],
     steps: int,
     device: torch.device,
-    hooks: _Hooks,
+    hooks: Hooks,
 ) -> tuple[list[Any], list[float]]:
     """Run ``steps`` profiled steps (the first also records the calls); returns the profiler's
     events and each step's wall time."""
@@ -381,19 +247,6 @@ def _profile(
 # ------------------------------------------------------------------------------------ frame
 
 
-def _float_bytes(case: Case) -> int:
-    return torch.empty((), dtype=case.torch_dtype).element_size()
-
-
-def _bytes_moved(call: _Call, float_size: int) -> int:
-    """The call's own parameters and buffers + its inputs + its outputs, in bytes."""
-    weights = _tensor_sizes(
-        [*call.module.parameters(recurse=False), *call.module.buffers(recurse=False)]
-    )
-    sizes = [*weights, *call.inputs, *call.outputs]
-    return sum(n * (float_size if size is None else size) for n, size in sizes)
-
-
 def _with_kinds(static: pd.DataFrame) -> pd.DataFrame:
     """The static frame with the time columns present and null (layer_kind from the names: a
     row whose name prefixes another row's is a parent's own row)."""
@@ -418,7 +271,7 @@ def not_measured(static: pd.DataFrame, reason: str) -> LayerTimes:
 
 
 def _frame(
-    rows: list[_Row],
+    rows: list[Row],
     static: pd.DataFrame,
     forward_s: np.ndarray,
     backward_s: np.ndarray | None,
@@ -453,7 +306,7 @@ def _frame(
         record["layer_kind"] = row.kind
         record["time_s"] = float(forward_s[position])
         record["time_s_backward"] = float(backward_s[position]) if backward_s is not None else None
-        record["bytes_moved"] = _bytes_moved(call, float_size) if row.kind == "leaf" else None
+        record["bytes_moved"] = bytes_moved(call, float_size) if row.kind == "leaf" else None
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     total = frame["time_s"].sum()
@@ -531,13 +384,13 @@ def measure_layer_times(
         return not_measured(static, COMPILED_REASON)
     training = case.mode == "training"
     cuda = _in_cuda(device)
-    hooks = _Hooks(prepared.model)
+    hooks = Hooks(prepared.model)
     try:
         events, walls = _profile(prepared.step, steps, device, hooks)
     finally:
         hooks.remove()
     calls = hooks.calls
-    rows = _join(calls, hooks.finished, static)
+    rows = join_calls(calls, hooks.finished, static)
     n = len(calls)
 
     step_events = sorted(
@@ -571,7 +424,7 @@ def measure_layer_times(
     order = [r.call.index for r in rows]
     forward_s = np.median(forward, axis=0)[order] / 1e6
     backward_s = np.median(backward, axis=0)[order] / 1e6 if training else None
-    frame = _frame(rows, static, forward_s, backward_s, _float_bytes(case))
+    frame = _frame(rows, static, forward_s, backward_s, float_bytes(case))
     covered = float(forward_s.sum() + (backward_s.sum() if backward_s is not None else 0.0))
     overhead = float(np.median(walls)) / step_median_s
     return LayerTimes(
