@@ -19,24 +19,27 @@ through a built-in test.
 
 from __future__ import annotations
 
-import difflib
 import signal
 from collections.abc import Callable
 from dataclasses import fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.spec import Case
+from harness.plugin.collect import (  # noqa: F401 (hooks)
+    pytest_collection_modifyitems,
+    pytest_generate_tests,
+    pytest_xdist_node_collection_finished,
+)
 from harness.plugin.progress import (
     Progress,
-    duration,
     progress_line,
     pytest_report_teststatus,  # noqa: F401 (a hook)
 )
+from harness.plugin.session import BUILTIN_SUITE, resolve_run, start_sweep
 from harness.plugin.settings import RunSettings, add_options, read_settings
+from harness.plugin.state import STATE, State
 from harness.plugin.xdist import (  # noqa: F401 (hooks)
     configure_controller,
     configure_worker,
@@ -44,17 +47,12 @@ from harness.plugin.xdist import (  # noqa: F401 (hooks)
     pytest_xdist_auto_num_workers,
     pytest_xdist_make_scheduler,
 )
-from harness.run.grid import GridSettings, build_cases, suite_models, unmatched_patterns
 
 if TYPE_CHECKING:
     from harness.run.outcome import CaseResult
 
-__all__ = ["progress_line"]  # kept importable from here
+__all__ = ["BUILTIN_SUITE", "STATE", "progress_line"]  # kept importable from here
 
-BUILTIN_SUITE = Path(__file__).with_name("builtin_suite.py")
-
-
-from harness.plugin.state import STATE, State  # noqa: E402
 
 # --- options ---------------------------------------------------------------------------------
 
@@ -97,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.benchmark_only = False
     config.pluginmanager.register(Progress(config), "cnnbench-progress")
     if state.role != "main":  # an xdist run places its workers by device: resolve it now
-        _resolve(state)
+        resolve_run(state)
     if state.role == "controller":
         configure_controller(config, state)
     elif state.role == "worker":
@@ -107,218 +105,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(str(BUILTIN_SUITE))
 
 
-def _resolve(state: State) -> None:
-    """Resolve what needs torch (the device, then the scale, options and grid) on first need;
-    a device that does not work here is one usage line."""
-    from harness.core.settings import SettingError
-
-    try:
-        state.resolve()
-    except SettingError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if state.role != "worker":
         _shield_interrupts()
-
-
-def _start_sweep(config: pytest.Config, state: State) -> None:
-    """The run's Sweep, once cases were collected: the results directory checked (a usage error
-    before anything is measured), the fork server started for isolation."""
-    from harness.results.store import check_writable
-    from harness.run.sweep import Sweep
-
-    if state.results_dir is not None:
-        try:
-            check_writable(state.results_dir)
-        except InvalidInputError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    if state.isolate != "none":
-        from harness.run.isolation import start_server
-
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if capture is not None:  # the server must not inherit pytest's capture files
-            with capture.global_and_fixture_disabled():
-                start_server()
-        else:
-            start_server()
-    worker = state.role == "worker"
-    state.sweep = Sweep(
-        state.options,
-        results_dir=state.results_dir,
-        run_id=state.run_id,
-        isolate=state.isolate,
-        max_minutes=state.max_minutes,
-        started=state.started,
-        writer_name=state.worker,
-        join=worker,
-        merge=not worker,
-        worker=state.worker,
-        cuda_index=state.cuda_index,
-        roofs=not state.smoke,
-    )
-    state.run_id = state.sweep.run_id
-
-
-# --- collection ------------------------------------------------------------------------------
-
-
-def _named_models(state: State) -> list[str]:
-    """The --cnn-models names no collected suite lists, resolved (torchvision:, timm:,
-    package.module:factory, registered); a name that resolves to nothing is kept in
-    ``state.model_problems`` for one usage line after collection."""
-    from harness.models.resolve import get_entry
-
-    names = []
-    for name in state.grid.models or ():
-        if any(ch in name for ch in "*?[") or name in state.suite_models:
-            continue
-        try:
-            get_entry(name)
-        except HarnessError as exc:
-            state.model_problems.append((name, str(exc)))
-            continue
-        names.append(name)
-    return names
-
-
-def _suite_cases(metafunc: pytest.Metafunc, state: State, marker: Any) -> list[Case]:
-    if metafunc.definition.path == BUILTIN_SUITE:  # collected after every suite
-        state.extra_models = _named_models(state)
-        if not state.extra_models:
-            return []
-        spec = {**marker.kwargs, "models": state.extra_models}
-        settings = GridSettings(**{**state.settings.__dict__, "models": None})
-        return build_cases(spec, settings, state.device)
-    state.suite_models.update(suite_models(marker.kwargs, state.settings.scale))
-    return build_cases(marker.kwargs, state.settings, state.device)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "cnn_case" not in metafunc.fixturenames:
-        return
-    marker = metafunc.definition.get_closest_marker("cnnbench")
-    if marker is None:
-        pytest.fail(
-            f"{metafunc.definition.nodeid} uses cnn_case but has no "
-            "@pytest.mark.cnnbench(models=[...])",
-            pytrace=False,
-        )
-    state = metafunc.config.stash[STATE]
-    _resolve(state)
-    try:
-        cases = _suite_cases(metafunc, state, marker)
-        problem = None
-    except HarnessError as exc:
-        problem = str(exc)
-    if problem is not None:
-        # A suite's own mistake: a one-line collection error for that file, no traceback.
-        pytest.fail(f"{metafunc.definition.nodeid}: {problem}", pytrace=False)
-    if not cases:
-        reason = "no case left after the --cnn-* filters"
-        metafunc.parametrize(
-            "cnn_case",
-            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-            ids=["no-cases"],
-        )
-        return
-    metafunc.parametrize("cnn_case", cases, ids=[c.case_id for c in cases])
-
-
-def _is_case(item: pytest.Item) -> bool:
-    spec = getattr(item, "callspec", None)
-    return spec is not None and isinstance(spec.params.get("cnn_case"), Case)
-
-
-def _budget_order(items: list[pytest.Item]) -> list[pytest.Item]:
-    """Under a budget: every model first (its smallest batch, then its largest), then the
-    batches in between, so a budget cut leaves every model measured."""
-    spans: dict[tuple, list[int]] = {}
-    for item in items:
-        if _is_case(item):
-            c = item.callspec.params["cnn_case"]
-            spans.setdefault(c.series, []).append(c.batch_size)
-
-    def rank(pair: tuple[int, pytest.Item]) -> tuple[int, int]:
-        i, item = pair
-        if not _is_case(item):
-            return (0, i)
-        c = item.callspec.params["cnn_case"]
-        sizes = spans[c.series]
-        phase = 0 if c.batch_size == min(sizes) else 1 if c.batch_size == max(sizes) else 2
-        return (phase, i)
-
-    return [item for _, item in sorted(enumerate(items), key=rank)]
-
-
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """A --cnn-models pattern that matches no model is a typo: say so instead of skipping every
-    case; drop the built-in test when it has nothing to run; order for a budget; and say how
-    big a sweep is before it starts."""
-    state = config.stash[STATE]
-    items[:] = [i for i in items if not (i.path == BUILTIN_SUITE and not _is_case(i))]
-    known = state.suite_models | set(state.extra_models)
-    if state.model_problems:
-        name, problem = state.model_problems[0]
-        if ":" not in name:  # a plain name: a typo of a suite's model, most likely
-            close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
-            hint = f"closest: {', '.join(close)}" if close else "`cnnbench models` lists them"
-            problem = f"{name!r} matches no model of the collected suites; {hint}"
-        raise pytest.UsageError(f"--cnn-models: {problem}")
-    if state.grid.models and known:
-        missing = unmatched_patterns(state.grid.models, known)
-        if missing:
-            close = sorted(
-                {
-                    c
-                    for p in missing
-                    for c in difflib.get_close_matches(p, sorted(known), n=3, cutoff=0.5)
-                }
-            )
-            hint = f"closest: {', '.join(close)}" if close else "`cnnbench models` lists them"
-            raise pytest.UsageError(
-                f"--cnn-models: {', '.join(repr(p) for p in missing)} matches no model of the "
-                f"collected suites; {hint}"
-            )
-    if state.max_minutes is not None:
-        items[:] = _budget_order(items)
-    cases = [i for i in items if _is_case(i)]
-    state.total = len(cases)
-    if state.role == "main":
-        _warn_size(config, state, len(cases))
-    if cases and state.role != "controller" and state.sweep is None:
-        _start_sweep(config, state)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    state = node.config.stash[STATE]
-    if state.total is None:
-        state.total = sum(1 for i in ids if "[" in i and not i.endswith("[no-cases]"))
-        _warn_size(node.config, state, state.total)
-
-
-def _warn_size(config: pytest.Config, state: State, n: int) -> None:
-    """Before a large sweep on a CPU: the case count, the time the settings imply, a hint."""
-    if n <= 100 or state.device.startswith("cuda") or state.smoke:
-        return
-    o = state.options
-    low = o.warmup_time_s + o.min_time_s
-    high = (o.max_time_s or 30.0) * (1 + o.remeasure) + o.remeasure * o.remeasure_pause_s + 5
-    workers = max(1, state.workers)
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    text = (
-        f"cnnbench: {n:,} cases on a CPU, {duration(n * low / workers)} to "
-        f"{duration(n * high / workers)} by the timing settings ({low:.1f}-{high:.0f} s a case"
-        f"{f' over {workers} workers' if workers > 1 else ''}); narrow it with --cnn-models, "
-        "--cnn-batch-sizes or -k, or set --cnn-max-minutes"
-    )
-    if tr is not None:
-        tr.write_line(text, yellow=True)
 
 
 # --- running a case --------------------------------------------------------------------------
@@ -384,8 +174,8 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
 
         state.tests.add(test_name)
         if state.sweep is None:  # a test that calls cnn_bench without the cnn_case grid
-            _resolve(state)
-            _start_sweep(request.config, state)
+            resolve_run(state)
+            start_sweep(request.config, state)
         earlier = state.sweep.measured_by(case)
         if earlier is not None and earlier != test_name:
             pytest.skip(f"{case.case_id}: measured already by {earlier} (one case, one row)")
