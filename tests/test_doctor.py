@@ -131,19 +131,24 @@ def test_bad_device_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
-def test_a_gpu_asked_for_without_cuda_is_unavailable_with_the_reason(
+def test_a_gpu_asked_for_without_cuda_fails_naming_the_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # issue 22 item 1: the user asked for a CUDA device and CUDA does not work: FAIL, exit 1
     assert selftest.resolve("auto") == torch.device("cpu")
-    assert main(["doctor", "--device", "cuda:0", "--format", "json"]) == 0
+    assert main(["doctor", "--device", "cuda:0", "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["device"] == "cuda:0"
-    assert [c["name"] for c in report["checks"]] == CHECK_NAMES
-    for c in report["checks"]:
+    reason = report["machine"]["cuda"]["reason"]
+    assert "build without CUDA" in reason  # this machine's torch is a CPU build
+    first, *rest = report["checks"]
+    assert (first["name"], first["status"]) == ("cuda", FAIL)
+    assert first["reason"] == f"CUDA does not work here: {reason}"
+    assert [c["name"] for c in rest] == CHECK_NAMES
+    for c in rest:
         assert c["status"] == UNAVAILABLE
-        assert c["reason"].startswith("cuda:0 cannot run: ")
-        assert c["reason"] == f"cuda:0 cannot run: {report['machine']['cuda']['reason']}"
-    assert report["exit_code"] == 0 and report["summary"][UNAVAILABLE] == 5
+        assert c["reason"] == f"cuda:0 cannot run: {reason}"
+    assert report["exit_code"] == 1 and report["summary"][FAIL] == 1
 
 
 # -- the real self-test on this CPU ------------------------------------------------------------

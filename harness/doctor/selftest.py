@@ -20,6 +20,11 @@ from harness.doctor.checks import (
 from harness.doctor.report import FAIL, UNAVAILABLE, Check, DoctorReport
 from harness.measure.devices import cuda_unavailable_reason, resolve_device, unavailable_reason
 
+CUDA_RULE = (
+    "a CUDA device was asked for (--device cuda or cuda:N): FAIL when CUDA does not work "
+    "(no driver, a driver too old for this torch, no GPU, a torch without CUDA); --device auto "
+    "checks the CPU where CUDA does not work"
+)
 CHECKS: tuple[tuple[str, Callable[[torch.device], Check]], ...] = (
     ("timing", check_timing),
     ("energy", check_energy),
@@ -69,6 +74,8 @@ def run_doctor(
         machine = machine_facts(dev)
         checks: list[Check] = []
         no_cuda = cuda_unavailable_reason()
+        if dev.type == "cuda" and no_cuda is not None:
+            checks.append(Check("cuda", FAIL, f"CUDA does not work here: {no_cuda}", CUDA_RULE))
         for name, check in CHECKS:
             if dev.type == "cuda" and no_cuda is not None:
                 checks.append(Check(name, UNAVAILABLE, f"{dev} cannot run: {no_cuda}"))
