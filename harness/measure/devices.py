@@ -13,7 +13,6 @@ import torch
 from harness.core.errors import InvalidInputError
 from harness.core.spec import DEVICE_FORMS
 
-
 _NO_CUDA: list[str | None] = []  # the process's answer, once: CUDA's state does not change
 
 

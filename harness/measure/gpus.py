@@ -87,7 +87,9 @@ def explain_no_cuda(
     if state.reason is not None:
         return f"no working NVIDIA driver: {state.reason}{said}"
     if not state.gpus:
-        return f"the NVIDIA driver {state.driver_version or ''} sees no GPU{said}".replace("  ", " ")
+        return f"the NVIDIA driver {state.driver_version or ''} sees no GPU{said}".replace(
+            "  ", " "
+        )
     wanted = _parse_cuda(torch_cuda)
     have = state.cuda_driver_version
     if wanted is not None and have is not None and have < wanted:
@@ -174,7 +176,9 @@ def plan_gpus(env: Mapping[str, str] | None = None, cpus: Sequence[int] = ()) ->
                 "CUDA_DEVICE_ORDER=PCI_BUS_ID or list UUIDs)"
             )
             if entry.upper().startswith("MIG-"):
-                why = f"CUDA_VISIBLE_DEVICES entry {entry!r} is a MIG instance, passed on as written"
+                why = (
+                    f"CUDA_VISIBLE_DEVICES entry {entry!r} is a MIG instance, passed on as written"
+                )
             plan.placements.append(Placement(entry, note=why))
             plan.note = why
             continue

@@ -7,6 +7,7 @@ and other tests still see this machine as it is. Functions here take and return 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -167,3 +168,35 @@ def doctor_facts(
         # torch has no CUDA here: the device is matched as the only GPU NVML sees
         out["power_monitor"] = facts.power_monitor_facts(torch.device("cuda:0"))
         return out
+
+
+def gpu_plan(
+    lib: str,
+    config: str,
+    env: Mapping[str, str | None],
+    cpus: list[int],
+    workers: int,
+) -> dict[str, Any]:
+    """The GPUs a controller would place its ``workers`` on (harness.measure.gpus), with
+    ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` from ``env``."""
+    from harness.measure import gpus
+
+    with _environment(config, env, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        outer = {k: v for k, v in env.items() if v is not None}
+        plan = gpus.plan_gpus(outer, cpus)
+        return {
+            "plan": [dataclasses.asdict(p) for p in plan.placements],
+            "note": plan.note,
+            "assigned": [dataclasses.asdict(p) for p in gpus.assign(plan, workers)],
+        }
+
+
+def explain(lib: str, config: str, torch_cuda: str | None, visible: str | None) -> str:
+    """Why CUDA would not work, as harness.measure.gpus explains it from the stub's driver."""
+    from harness.measure import gpus
+
+    with _environment(config, {}, time.monotonic_ns()):
+        with contextlib.suppress(nvml.NvmlUnavailable):  # driver_state reports it
+            nvml.init_nvml(lib)
+        return gpus.explain_no_cuda(torch_cuda, None, gpus.driver_state(), visible)

@@ -297,7 +297,6 @@ class NvmlDevice:
         except pynvml.NVMLError_FunctionNotFound:  # drivers before R535 use the old name
             return pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(self.handle)
 
-
     # -- what else runs on the GPU and what held it back (harness.measure.gpu_watch) -----------
 
     def cpu_affinity(self, n_cpus: int) -> list[int]:
