@@ -125,3 +125,29 @@ def test_models(cnn_case, cnn_bench):
     ok = df[df["status"] == "ok"]
     assert ok["threads"].notna().all() and (ok["threads"] == ok["cpu_threads"]).all()
     out.stdout.fnmatch_lines(["*cnnbench summary*", "*crashed: the xdist worker gw*died*"])
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks a machine where CUDA does not work"
+)
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
+def test_a_cuda_device_that_does_not_work_stops_the_run_in_one_line_exit_2(
+    here: pytest.Pytester, extra: list[str]
+) -> None:
+    """Issue 22 item 1: never a fall-back to the CPU; before: a collection error with a
+    traceback, or under xdist a usage error (exit 4)."""
+    here.makepyfile(
+        test_one=f"""
+import pytest
+
+@pytest.mark.cnnbench(models=["{M}tiny_cnn"])
+def test_one(cnn_case, cnn_bench):
+    cnn_bench(cnn_case)
+"""
+    )
+    out = here.runpytest_subprocess("--cnn-device=cuda", *extra, *FAST)
+    assert out.ret == 2
+    lines = [ln for ln in (out.stdout.lines + out.stderr.lines) if ln.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Exit: cnnbench: --cnn-device=cuda: CUDA is not available here: ")
+    assert not (here.path / "results").exists()
