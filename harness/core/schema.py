@@ -27,6 +27,13 @@ Version history:
      the energy counter's scope, released cuBLAS workspaces; status ``crashed``. Layers:
      measured time per layer and what follows from it (share, achieved FLOP/s, bytes moved,
      arithmetic intensity) and ``layer_kind``.
+  4: the GPU box. Cases: ``gpu_index`` (NVML's number of the GPU: an xdist worker sees its own
+     as cuda:0), whether float32 convolutions and matmuls ran in TF32 (``tf32_conv``,
+     ``tf32_matmul``) and the precision of the measured roof (``peak_flops_tf32``), other
+     processes on the GPU around the case (``gpu_foreign_processes``,
+     ``gpu_foreign_memory_bytes``), the share of the timed rounds the clocks were held down by
+     each reason (NVML's clock-event time counters) and the SM clock over them from the
+     driver's samples, and where these came from (``gpu_watch_source``).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 META_TABLE = b"cnnbench.table"
 META_VERSION = b"cnnbench.schema_version"
 STATUSES = ("ok", "oom", "error", "skipped", "crashed")
@@ -137,6 +144,12 @@ CASES: tuple[Column, ...] = (
     _c("isolation", STR, "", "how the case ran: in the test process (none) or a child process"),
     _c("ram_bytes", INT, "bytes", "total system memory"),
     _c("gpu_uuid", STR, "", "GPU UUID (NVML/CUDA)"),
+    _c(
+        "gpu_index",
+        INT,
+        "",
+        "NVML's index of the GPU (nvidia-smi's numbering; an xdist worker sees its GPU as cuda:0)",
+    ),
     _c("gpu_pci_bus_id", STR, "", "GPU PCI bus id"),
     _c("gpu_memory_bytes", INT, "bytes", "total GPU memory"),
     _c("driver_version", STR, "", "NVIDIA driver version"),

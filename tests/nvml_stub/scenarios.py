@@ -200,3 +200,41 @@ def explain(lib: str, config: str, torch_cuda: str | None, visible: str | None) 
         with contextlib.suppress(nvml.NvmlUnavailable):  # driver_state reports it
             nvml.init_nvml(lib)
         return gpus.explain_no_cuda(torch_cuda, None, gpus.driver_state(), visible)
+
+
+def env_facts(
+    lib: str,
+    config: str,
+    env: Mapping[str, str | None],
+    props: Mapping[str, Any],
+    device: str = "cuda:1",
+) -> dict[str, Any]:
+    """``collect_environment(device)``'s GPU columns with torch's CUDA replaced by two devices
+    of ``props`` (current device 1) and NVML from the stub (or none, with
+    ``CNNBENCH_NVML_LIBRARY`` unset and the library not loadable)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from harness.measure import env as env_mod
+
+    fake = {
+        "is_available": lambda: True,
+        "device_count": lambda: 2,
+        "current_device": lambda: 1,
+        "get_device_properties": lambda _i: SimpleNamespace(**props),
+    }
+    saved = {k: getattr(torch.cuda, k) for k in fake}
+    proc = env_mod._proc_driver_version
+    try:
+        for k, v in fake.items():
+            setattr(torch.cuda, k, v)
+        env_mod._proc_driver_version = lambda *a: None
+        with _environment(config, {"CNNBENCH_NVML_LIBRARY": lib, **env}, time.monotonic_ns()):
+            out = env_mod.collect_environment(device)
+    finally:
+        for k, v in saved.items():
+            setattr(torch.cuda, k, v)
+        env_mod._proc_driver_version = proc
+    keys = ("device_name", "gpu_uuid", "gpu_index", "gpu_pci_bus_id", "gpu_memory_bytes")
+    return {k: out[k] for k in (*keys, "driver_version")}
