@@ -127,6 +127,17 @@ def test_configurations_not_runs_and_short_labels_only_as_long_as_needed() -> No
     assert full[4] == f"{rows['host'][4]}, {CPU_NAME}, 1 thread, torch 2.13.0"
 
 
+def test_eight_gpus_of_one_model_under_xdist_are_one_configuration() -> None:
+    """Issue 22 item 2: the legend showed eight identical H100s, one per cuda:N."""
+    rows = pd.DataFrame(
+        [case_row(model=f"m{i}", batch_size=1, **{**gpu_env(), "device": f"cuda:{i}"})
+         for i in range(8)]
+    )  # fmt: skip
+    full, short = config_labels(rows)
+    assert set(short) == {"H100 80GB HBM3"} and full.nunique() == 1
+    assert prepare_cases(rows)["config"].nunique() == 1
+
+
 # ----------------------------------------------------------------------- latency, throughput
 
 
