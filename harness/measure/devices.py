@@ -13,26 +13,23 @@ import torch
 from harness.core.errors import InvalidInputError
 from harness.core.spec import DEVICE_FORMS
 
-_NO_CUDA: list[str | None] = []  # the process's answer, once: CUDA's state does not change
+_NO_CUDA: list[str] = []  # why not, worked out once: CUDA's state does not change in a process
 
 
 def cuda_unavailable_reason() -> str | None:
     """Why CUDA cannot be used in this process, or None when it can: no NVIDIA driver, a driver
     too old for this torch (a wheel/driver mismatch), no GPU, every GPU hidden by
     ``CUDA_VISIBLE_DEVICES``, or a build of torch without CUDA (harness.measure.gpus)."""
-    if _NO_CUDA:
-        return _NO_CUDA[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        works = torch.cuda.is_available()
+    if works:
+        return None
     if torch.version.cuda is None:
-        reason: str | None = (
-            f"torch {torch.__version__} is a build without CUDA (install a CUDA build of torch)"
-        )
-    else:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            works = torch.cuda.is_available()
-        reason = None if works else _explain([str(w.message) for w in caught])
-    _NO_CUDA.append(reason)
-    return reason
+        return f"torch {torch.__version__} is a build without CUDA (install a CUDA build of torch)"
+    if not _NO_CUDA:
+        _NO_CUDA.append(_explain([str(w.message) for w in caught]))
+    return _NO_CUDA[0]
 
 
 def _explain(warned: list[str]) -> str:

@@ -238,3 +238,27 @@ def env_facts(
         env_mod._proc_driver_version = proc
     keys = ("device_name", "gpu_uuid", "gpu_index", "gpu_pci_bus_id", "gpu_memory_bytes")
     return {k: out[k] for k in (*keys, "driver_version")}
+
+
+def gpu_watch(
+    lib: str,
+    config: str,
+    start_us: int,
+    end_us: int,
+    holds_context: bool = True,
+) -> dict[str, Any]:
+    """One timed window of harness.measure.gpu_watch on the stub's GPU 0 with the manual clock:
+    a look at the processes and the counters at ``start_us``, again at ``end_us``."""
+    from harness.measure.gpu_watch import GpuWatch
+
+    stub = _stub(lib)
+    with _environment(config, {}, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        device = nvml_match.list_devices()[0]
+        watch = GpuWatch(device, holds_context=lambda: holds_context)
+        stub.nvml_stub_set_time_us(start_us)
+        watch.look()
+        with watch.window():
+            stub.nvml_stub_set_time_us(end_us)
+        watch.look()
+        return {**watch.window_columns(), **watch.process_columns()}
