@@ -244,3 +244,23 @@ def test_gpu_facts_without_permission_say_so(stub_lib: str, tmp_path: Path) -> N
     assert readings["instant_power_w"] is None
     assert "no permission to read the instant power field" in readings["instant_power_reason"]
     assert "no permission to read the total energy counter" in readings["total_energy_reason"]
+
+
+def test_other_processes_on_the_gpu_are_a_warning_with_their_count_and_memory() -> None:
+    from harness.doctor.processes import judge_processes
+
+    assert judge_processes(0, 0, "NVML").status == PASS
+    busy = judge_processes(2, 3 << 30, "NVML")
+    assert busy.status == WARN and "2 other process(es) on the GPU, holding 3.0 GiB" in busy.reason
+    assert busy.numbers == {"other_processes": 2, "their_memory_bytes": 3 << 30}
+    unknown = judge_processes(None, None, "not read: NVML library not found")
+    assert unknown.status == UNAVAILABLE and "NVML library not found" in unknown.reason
+
+
+def test_the_doctor_reports_another_process_on_the_gpu(stub_lib: str, tmp_path: Path) -> None:
+    conf = tmp_path / "stub.conf"
+    conf.write_text(f"devices=1\ndev0.procs=4242:{3 << 30}\n")
+    with spawn_pool() as pool:
+        out = pool.submit(scenarios.doctor_processes, stub_lib, str(conf)).result(timeout=120)
+    assert out["status"] == WARN, out
+    assert out["numbers"] == {"other_processes": 1, "their_memory_bytes": 3 << 30}

@@ -17,6 +17,7 @@ from harness.doctor.checks import (
     check_memory,
     check_timing,
 )
+from harness.doctor.processes import check_gpu_processes
 from harness.doctor.report import FAIL, UNAVAILABLE, Check, DoctorReport
 from harness.measure.devices import cuda_unavailable_reason, resolve_device, unavailable_reason
 
@@ -82,6 +83,9 @@ def run_doctor(
                 continue
             say(name)
             checks.append(_run(name, check, dev))
+        if dev.type == "cuda" and no_cuda is None:
+            say("gpu_processes")
+            checks.append(_run("gpu_processes", check_gpu_processes, dev))
         if dev.type == "cpu":
             checks.append(
                 Check(

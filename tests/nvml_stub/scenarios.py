@@ -262,3 +262,14 @@ def gpu_watch(
             stub.nvml_stub_set_time_us(end_us)
         watch.look()
         return {**watch.window_columns(), **watch.process_columns()}
+
+
+def doctor_processes(lib: str, config: str) -> dict[str, Any]:
+    """The doctor's gpu_processes check of cuda:0 (the stub's only GPU)."""
+    import torch
+
+    from harness.doctor.processes import check_gpu_processes
+
+    with _environment(config, {"CNNBENCH_NVML_LIBRARY": lib}, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        return check_gpu_processes(torch.device("cuda:0")).to_dict()
