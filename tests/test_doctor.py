@@ -14,6 +14,7 @@ import torch
 from harness.cli.main import main
 from harness.core.errors import InvalidInputError
 from harness.doctor import checks, report, selftest
+from harness.doctor import compile as compile_check
 from harness.doctor.checks import FAIL, PASS, UNAVAILABLE, WARN
 from tests.nvml_stub import scenarios
 from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
@@ -87,11 +88,11 @@ def test_memory_bounds() -> None:
 
 
 def test_compile_verdicts() -> None:
-    assert checks.judge_compile(1, 0, True).status == PASS
-    assert checks.judge_compile(3, 2, True).status == WARN
-    eager = checks.judge_compile(0, 0, True)
+    assert compile_check.judge_compile(1, 0, True).status == PASS
+    assert compile_check.judge_compile(3, 2, True).status == WARN
+    eager = compile_check.judge_compile(0, 0, True)
     assert eager.status == FAIL and "ran eager" in eager.reason
-    assert checks.judge_compile(1, 0, False).status == FAIL
+    assert compile_check.judge_compile(1, 0, False).status == FAIL
 
 
 def test_recovery_verdicts() -> None:

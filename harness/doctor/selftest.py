@@ -11,12 +11,12 @@ import torch
 
 from harness.core.errors import InvalidInputError, first_line
 from harness.doctor.checks import (
-    check_compile,
     check_energy,
     check_failure_recovery,
     check_memory,
     check_timing,
 )
+from harness.doctor.compile import check_compile
 from harness.doctor.processes import check_gpu_processes
 from harness.doctor.report import FAIL, UNAVAILABLE, Check, DoctorReport
 from harness.measure.devices import cuda_unavailable_reason, resolve_device, unavailable_reason

@@ -46,7 +46,8 @@ REPORT_COLUMNS = (
     "params", "param_bytes", "macs", "flops", "activation_bytes", "rounds", "stop_reason",
     "latency_s_median", "latency_s_p90", "latency_s_p99", "p99_reliable", "throughput_per_s",
     "validity", "validity_reason", "layer_time_coverage", "layer_time_steps", "peak_flops_measured",
-    "peak_bytes_per_s_measured", "peak_memory_bytes", "memory_source", "power_w_mean",
+    "peak_bytes_per_s_measured", "peak_flops_tf32", "tf32_conv", "gpu_index",
+    "peak_memory_bytes", "memory_source", "power_w_mean",
     "energy_j_per_sample", "samples_per_j", "power_source", "power_reason", "status", "error",
 )  # fmt: skip
 # Statuses of rows that did not run to a measurement, in the order the headline counts them.

@@ -168,6 +168,7 @@ def run_case(
                 row["cudnn_benchmark"] = cudnn_state
                 # On Ampere and newer "float32" may run in TF32: say which precision ran.
                 row["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+                row.update(cuda_state.tf32_columns(device, case.dtype))
                 if device.type == "cuda":
                     row["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
                     row.update(cuda_state.release_between_cases(device))
