@@ -169,8 +169,7 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
     def run(case: Case) -> CaseResult:
         if not isinstance(case, Case):
             raise TypeError(f"cnn_bench takes a harness Case, got {type(case).__name__}")
-        from harness.run.outcome import CaseInterrupted
-        from harness.run.sweep import ResultsNotWritable
+        from harness.run.outcome import CaseInterrupted, ResultsNotWritable
 
         state.tests.add(test_name)
         if state.sweep is None:  # a test that calls cnn_bench without the cnn_case grid
@@ -232,7 +231,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from harness.run.sweep import ResultsNotWritable
+    from harness.run.outcome import ResultsNotWritable
 
     state = session.config.stash.get(STATE, None)
     if state is None:
