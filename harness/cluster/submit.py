@@ -25,6 +25,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ from typing import Any
 from harness.cluster.tree import SweepStatus, is_locked, sweep_status
 from harness.core.errors import HarnessError, InvalidInputError
 from harness.results import tree as layout
-from harness.results.store import check_writable
 
 MANIFEST = "sweep.json"
 JOBS_DIR = ".jobs"  # submitit's pickles and the tasks' logs, inside the sweep's directory
@@ -326,7 +326,15 @@ def submit_sweep(
                 f"{', '.join(partitions()) or 'none'} (sinfo)"
             )
     root = Path(root).absolute()
-    check_writable(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".cnnbench-write-check-"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write the results tree at {root} ({exc.strerror or exc}): every task "
+            "writes there; pass --results-dir on a file system the nodes share and can write"
+        ) from None
     layout.mark_tree(root)
     fresh = shards is None
     sweep = layout.check_id(sweep or new_sweep_id())
