@@ -201,15 +201,29 @@ def _end(sub: engine.Submission, status: SweepStatus, reports_dir: Path) -> int:
     for shard in status.shards:
         if not shard.complete and shard.index in sub.job_ids:
             log = engine.task_log(sub, shard.index)
+            said = _last_words(log) if log is not None else ""
             print(
                 f"shard {shard.index}/{shard.count}: task {sub.job_ids[shard.index]} ended "
-                f"{states.get(shard.index, 'ENDED')}; its log: {log}"
+                f"{states.get(shard.index, 'ENDED')}"
+                + (f", its last words: {terminal(said)}" if said else "")
+                + f"; its log: {log}"
             )
     print(
         f"sweep {sub.sweep}: shard(s) {', '.join(map(str, status.incomplete()))} not complete; "
         f"run what is missing: {PROG} --resume {sub.sweep} --results-dir {sub.root}"
     )
     return 1
+
+
+def _last_words(log: Path) -> str:
+    """The last line the task's pytest wrote to stderr (a usage error says why the shard did
+    not run), leaving out submitit's own log lines."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    mine = [line.strip() for line in lines if line.strip() and not line.startswith("submitit ")]
+    return mine[-1][:300] if mine else ""
 
 
 def _rows(status: SweepStatus) -> list[dict[str, Any]]:
