@@ -2,6 +2,7 @@
 
     python benchmarks/bench_cluster.py [--skip-slurm] [--skip-query] [--skip-balance]
                                        [--models M1,M2,...] [--cases 50000] [--hosts 20]
+                                       [--keep DIR]
 
 1. **Slurm against xdist**: the same sweep as two shards through the local Slurm (``cnnbench
    submit --shards 2 --cpus-per-task 1 --wait``, .ci/slurm-up.sh starts it) and with ``-n 2``
@@ -121,17 +122,18 @@ def write_tree(root: Path, n_cases: int, n_hosts: int, n_samples: int = 200) -> 
                 )  # fmt: skip
 
 
-def query_scale(n_cases: int, n_hosts: int) -> None:
+def query_scale(n_cases: int, n_hosts: int, keep: Path | None) -> None:
     from harness.cluster.query import run_query
 
     print(f"\n2. cnnbench query over {n_cases:,} cases from {n_hosts} hosts ({_load()})")
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "tree"
-        start = time.perf_counter()
-        write_tree(root, n_cases, n_hosts)
+        root = keep or Path(tmp) / "tree"
+        if not root.exists():
+            start = time.perf_counter()
+            write_tree(root, n_cases, n_hosts)
+            print(f"   tree written with ResultWriter in {time.perf_counter() - start:.0f} s")
         size = sum(f.stat().st_size for f in root.rglob("*.parquet")) / 2**20
-        print(f"   tree written with ResultWriter in {time.perf_counter() - start:.0f} s "
-              f"({size:.0f} MiB of parquet)")  # fmt: skip
+        print(f"   {root}: {size:.0f} MiB of parquet")
         cmd = [sys.executable, "-m", "harness", "query", GROUPED, "--results", str(root),
                "--format", "csv"]  # fmt: skip
         walls = []
@@ -192,11 +194,14 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="narrow the quick grid (--cnn-models)")
     parser.add_argument("--cases", type=int, default=50_000)
     parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="write the synthetic tree here, or reuse it"
+    )
     args = parser.parse_args()
     if not args.skip_balance:
         balance()
     if not args.skip_query:
-        query_scale(args.cases, args.hosts)
+        query_scale(args.cases, args.hosts, args.keep)
     if not args.skip_slurm and shutil.which("bash"):
         slurm_vs_xdist(args.models)
 
