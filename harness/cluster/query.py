@@ -2,7 +2,7 @@
 read every result file that ``load_results`` would read from the same paths (a results tree's
 leaves, flat directories, single files), in place.
 
-* Files are chosen by their cnnbench metadata (harness.results.store.scan_result_files), never
+* Files are chosen by their cnnbench metadata (harness.results.loader.scan_result_files), never
   by a glob: a ``*.parquet`` glob would mix the three tables of a directory.
 * Files in a tree carry its partitions as columns: ``sweep``, ``host`` (the row's own), and
   ``shard`` (``2of3``); files outside a tree have them null. Columns are matched by name across
@@ -25,7 +25,8 @@ import pyarrow as pa
 
 from harness.core import schema
 from harness.core.errors import InvalidInputError, ResultFileError
-from harness.results.store import PART_SUFFIX, scan_result_files
+from harness.results.loader import scan_result_files
+from harness.results.parts import PART_SUFFIX
 
 PARTITIONS = ("sweep", "host", "shard")
 

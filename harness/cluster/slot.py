@@ -18,7 +18,7 @@ from harness.cluster.tree import ShardLock, done_keys, record_plan, reopen
 from harness.core import units
 from harness.core.spec import Case
 from harness.results import tree as layout
-from harness.results.store import check_writable
+from harness.results.writer import check_writable
 
 
 @dataclass

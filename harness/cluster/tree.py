@@ -35,7 +35,8 @@ from harness.cluster.shard import Plan, row_key
 from harness.core import schema
 from harness.core.errors import HarnessError, InvalidInputError, ResultFileError
 from harness.results import tree as layout
-from harness.results.store import PART_SUFFIX, PARTS_SUFFIX, load_results, parts_dir
+from harness.results.loader import load_results
+from harness.results.parts import PART_SUFFIX, PARTS_SUFFIX, parts_dir
 
 LOCK = ".shard.lock"
 REOPENED = "reopened"
