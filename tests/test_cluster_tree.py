@@ -212,3 +212,28 @@ def test_a_shard_that_collects_another_grid_is_refused(suite):
     assert len(err) == 1 and "collected another grid than the sweep's plan" in err[0]
     assert "2 case(s) the plan lacks" in err[0]
     assert not list(root.glob("sweep=A/host=*/shard=2of2/*.parquet"))
+
+
+def test_an_attempt_killed_on_another_host_counts_and_is_closed(tmp_path):
+    """Its finished rows count as done here; its parts are merged (incomplete) by the run that
+    takes the shard over, so the shard ends merged."""
+    from harness.cluster.shard import unit_cost
+    from harness.cluster.slot import open_slot, select
+
+    root = tree.mark_tree(tmp_path / "tree")
+    done, left = (
+        Case("tests.models_for_tests:tiny_cnn", (3, 16, 16), batch_size=b) for b in (1, 2)
+    )
+    elsewhere = tree.leaf_dir(root, "S", 1, 1, "elsewhere")
+    killed = ResultWriter(elsewhere, run_id="S")  # killed: parts written, never merged
+    row = {"case_id": done.case_id, "model": done.model, "device": "cpu", "status": "error"}
+    killed.add_case({**row, "error": "the model's own error: a finished case"})
+    killed._close_streams()
+    slot = open_slot(root, "S", 1, 1, owner=True)
+    try:
+        assert (elsewhere / "S.parquet").exists() and not (elsewhere / "S.parts").exists()
+        assert not load_results(elsewhere)["run_complete"].any()
+        chosen = select([done, left, None], 1, 1, slot=slot, cost=unit_cost)
+        assert chosen.keep == [False, True, True] and (chosen.mine, chosen.done) == (2, 1)
+    finally:
+        slot.release()

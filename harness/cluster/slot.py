@@ -14,11 +14,12 @@ from typing import Any
 
 from harness.cluster import shard as sharding
 from harness.cluster.cost import CostModel, Timing
-from harness.cluster.tree import ShardLock, done_keys, record_plan, reopen
+from harness.cluster.tree import ShardLock, SweepError, done_keys, record_plan, reopen
 from harness.core import units
 from harness.core.spec import Case
 from harness.results import tree as layout
-from harness.results.writer import check_writable
+from harness.results.parts import parts_dir
+from harness.results.writer import check_writable, merge_parts
 
 
 @dataclass
@@ -56,10 +57,29 @@ def open_slot(
         slot.lock = ShardLock.acquire(leaf, slot.label)
         try:
             slot.reopened = reopen(leaf, sweep)
+            _close_dead_attempts(slot)
         except BaseException:
             slot.release()
             raise
     return slot
+
+
+def _close_dead_attempts(slot: ShardSlot) -> None:
+    """Merge, as incomplete, the parts an earlier attempt of this shard left on another host
+    (a task killed there; its rows count as done here): the shard then ends merged."""
+    for other in layout.leaves(slot.root, slot.sweep):
+        if other == slot.leaf or layout.parse_leaf(other) != (slot.index, slot.count):
+            continue
+        if not parts_dir(other, slot.sweep).is_dir():
+            continue
+        try:
+            lock = ShardLock.acquire(other, slot.label)
+        except SweepError:
+            continue  # still being written: its own run merges it
+        try:
+            merge_parts(other, slot.sweep, complete=False)
+        finally:
+            lock.release()
 
 
 @dataclass

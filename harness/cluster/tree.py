@@ -370,6 +370,8 @@ def sweep_status(root: str | os.PathLike, sweep: str, count: int | None = None) 
         state.merged = merged_all
         if planned_keys is not None:
             state.missing = sorted(planned_keys - done)
+            # every case done, nothing writing, every attempt merged, and one ended complete
+            # (an attempt killed on another host is merged incomplete by the one that finished)
             state.complete = (
                 merged_all and not state.running and not state.missing and any(complete_flags)
             )
