@@ -57,7 +57,8 @@ def slurm_vs_xdist(models: str | None) -> None:
     if subprocess.run(["bash", str(ROOT / ".ci/slurm-up.sh")], capture_output=True).returncode:
         print("   no Slurm here (.ci/slurm-up.sh could not start one): skipped")
         return
-    args = ["suites/", "--benchmark-only", "--cnn-no-report", "-p", "no:cacheprovider"]
+    # both end with the run's summary and HTML report (submit --wait writes the sweep's)
+    args = ["suites/", "--benchmark-only", "-p", "no:cacheprovider"]
     if models:
         args.append(f"--cnn-models={models}")
     python = sys.executable
@@ -67,7 +68,7 @@ def slurm_vs_xdist(models: str | None) -> None:
                                 "--cpus-per-task", "1", "--wait", "--results-dir",
                                 f"{tmp}/tree", "--reports-dir", f"{tmp}/reports", "--", *args],
             "xdist, -n 2": [python, "-m", "pytest", *args, "-n", "2",
-                            f"--cnn-results-dir={tmp}/xdist"],
+                            f"--cnn-results-dir={tmp}/xdist", f"--cnn-reports-dir={tmp}/r"],
         }  # fmt: skip
         walls = {}
         for name, cmd in runs.items():

@@ -88,6 +88,9 @@ def test_a_two_shard_quick_sweep_through_sbatch_is_one_run(slurm, here):
     assert len(df) == 6 and df["case_id"].is_unique and set(df["run_id"]) == {"two"}
     assert df["run_complete"].all() and len(select_runs(df).runs) == 1
     assert (here / "reports" / "two.html").stat().st_size > 10_000
+    script = next((here / "tree" / "sweep=two" / ".jobs").glob("*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-1%2" in script and "#SBATCH --cpus-per-task=1" in script
+    assert "#SBATCH --time=525600" in script  # no --time: the partition's (unlimited), not 5 min
 
 
 def _rows_of(leaf: Path) -> int:

@@ -181,6 +181,27 @@ def partitions() -> list[str]:
     return sorted({p.strip().rstrip("*") for p in out.stdout.split() if p.strip()})
 
 
+UNLIMITED_MIN = 365 * 24 * 60  # what "no limit" is asked as (submitit needs minutes)
+
+
+def partition_time_min(partition: str | None) -> int:
+    """The time limit a job gets on ``partition`` (None: the default partition) without
+    --time: its DefaultTime, else its MaxTime, in minutes (``UNLIMITED_MIN`` for none)."""
+    out = subprocess.run(
+        ["scontrol", "show", "partition", "--oneliner"], capture_output=True, text=True, timeout=20
+    ).stdout
+    for line in out.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        name = fields.get("PartitionName")
+        if (partition is None and fields.get("Default") == "YES") or name == partition:
+            for key in ("DefaultTime", "MaxTime"):
+                value = fields.get(key, "NONE")
+                if value not in ("NONE", "UNLIMITED", "INFINITE"):
+                    return parse_time(value)
+            return UNLIMITED_MIN
+    return UNLIMITED_MIN
+
+
 def check_args(args: Sequence[str]) -> tuple[str, ...]:
     """The pytest arguments each shard runs with; those the submission sets are refused."""
     for arg in args:
@@ -255,19 +276,7 @@ def _executor(kind: str, folder: Path, resources: Resources, sweep: str, count: 
         executor.update_parameters(timeout_min=resources.time_min or LOCAL_TIMEOUT_MIN)
         return executor
 
-    class Executor(submitit.SlurmExecutor):
-        """submitit always writes ``--time`` (5 min unless told): without --time the task gets
-        the partition's default instead, as a plain sbatch would."""
-
-        def _make_submission_file_text(self, command: str, uid: str) -> str:
-            text = super()._make_submission_file_text(command, uid)
-            if resources.time_min is None:
-                text = "\n".join(
-                    line for line in text.splitlines() if not line.startswith("#SBATCH --time=")
-                )
-            return text
-
-    executor = Executor(folder=folder)
+    executor = submitit.SlurmExecutor(folder=folder)
     params: dict[str, Any] = {
         "job_name": f"cnnbench-{sweep}"[:60],
         "ntasks_per_node": 1,
@@ -280,8 +289,9 @@ def _executor(kind: str, folder: Path, resources: Resources, sweep: str, count: 
         params["gpus_per_node"] = resources.gpus_per_task
     if resources.cpus_per_task:
         params["cpus_per_task"] = resources.cpus_per_task
-    if resources.time_min:
-        params["time"] = resources.time_min
+    # submitit writes --time (5 min unless told) and times its own USR2 handling by it: without
+    # --time, the partition's default limit (else its maximum), as a plain sbatch would get
+    params["time"] = resources.time_min or partition_time_min(resources.partition)
     if resources.mem:
         params["mem"] = resources.mem
     if resources.sbatch:

@@ -70,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--time",
         metavar="T",
-        help="time limit of each task: minutes, HH:MM:SS or D-HH:MM (default: the partition's)",
+        help="time limit of each task: minutes, HH:MM:SS or D-HH:MM (default: the partition's "
+        "default time limit, else its maximum); a task that reaches it leaves its finished rows",
     )
     p.add_argument("--mem", metavar="M", help="memory for each task, as sbatch --mem (32G)")
     p.add_argument(
