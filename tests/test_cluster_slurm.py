@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster.tree import counts_as_done, sweep_status
+from harness.cluster.status import sweep_status
+from harness.cluster.tree import counts_as_done
 from harness.results import load_results, tree
 from harness.results.runs import select_runs
 

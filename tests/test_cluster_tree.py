@@ -17,8 +17,10 @@ import pytest
 
 from harness.claims.rows import Measured
 from harness.cli.main import main
+from harness.cluster.plan import record_plan
 from harness.cluster.shard import plan
-from harness.cluster.tree import ShardLock, counts_as_done, record_plan, sweep_status
+from harness.cluster.status import sweep_status
+from harness.cluster.tree import ShardLock, counts_as_done
 from harness.core.spec import Case
 from harness.results import ResultWriter, load_results, tree
 from harness.results.runs import pick_one_per_case, select_runs

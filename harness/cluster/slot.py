@@ -14,7 +14,8 @@ from typing import Any
 
 from harness.cluster import shard as sharding
 from harness.cluster.cost import CostModel, Timing
-from harness.cluster.tree import ShardLock, SweepError, done_keys, record_plan, reopen
+from harness.cluster.plan import record_plan
+from harness.cluster.tree import ShardLock, SweepError, done_keys, reopen
 from harness.core import units
 from harness.core.spec import Case
 from harness.results import tree as layout

@@ -1,10 +1,7 @@
-"""A sweep in a results tree (layout: harness.results.tree): the plan every shard agrees on, the
-lock of a shard being written, which of a shard's cases are done, a shard reopened for a re-run,
-and the status of every shard (complete, incomplete, missing).
+"""A shard's leaf in a results tree (layout: harness.results.tree): its lock, an earlier
+attempt reopened for a re-run, and which of its cases are done (the plan: cluster/plan.py; the
+status of every shard: cluster/status.py).
 
-* **The plan** (``sweep=ID/plan.json``): the first shard to collect writes which shard runs
-  each case; every later one checks that it collected the same grid (different code or options
-  on two nodes would silently drop or double cases) and refuses to run otherwise.
 * **One writer per shard.** A shard's leaf is locked (``fcntl.lockf`` on ``.shard.lock``: the
   kernel, or NFS's lock manager, releases it when the process dies, however it dies). A second
   run of the same shard at the same time is refused, naming the holder.
@@ -23,20 +20,19 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.cluster.shard import Plan, row_key
+from harness.cluster.shard import row_key
 from harness.core import schema
-from harness.core.errors import HarnessError, InvalidInputError, ResultFileError
+from harness.core.errors import HarnessError, ResultFileError
 from harness.results import tree as layout
 from harness.results.loader import load_results
-from harness.results.parts import PART_SUFFIX, PARTS_SUFFIX, parts_dir
+from harness.results.parts import PART_SUFFIX, parts_dir
 
 LOCK = ".shard.lock"
 REOPENED = "reopened"
@@ -44,83 +40,6 @@ REOPENED = "reopened"
 
 class SweepError(HarnessError):
     """A sweep or shard that cannot run as asked (another grid, a shard already being written)."""
-
-
-# --- the plan --------------------------------------------------------------------------------
-
-
-def plan_path(root: str | os.PathLike, sweep: str) -> Path:
-    return layout.sweep_dir(root, sweep) / layout.PLAN
-
-
-def read_plan(root: str | os.PathLike, sweep: str) -> dict[str, Any] | None:
-    path = plan_path(root, sweep)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ResultFileError(f"{path} is not a readable sweep plan ({exc})") from None
-
-
-def record_plan(
-    root: str | os.PathLike, sweep: str, plan: Plan, index: int, loads_s: Iterable[float]
-) -> None:
-    """Write the sweep's plan if no shard has yet; else check that ``plan`` is the same grid
-    split the same way (a SweepError naming the difference otherwise)."""
-    path = plan_path(root, sweep)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mine = {
-        "sweep": sweep,
-        "shards": plan.count,
-        "cases": dict(sorted(plan.shard_of.items())),
-        "load_s": [round(x, 3) for x in loads_s],
-        "written_by": {
-            "shard": index,
-            "host": socket.gethostname(),
-            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    }
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(mine, indent=1) + "\n")
-    try:
-        os.link(tmp, path)  # atomic: exactly one shard's plan is the sweep's
-        return
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    stored = read_plan(root, sweep) or {}
-    _same_plan(stored, mine, sweep, index, path)
-
-
-def _same_plan(stored: dict[str, Any], mine: dict[str, Any], sweep: str, index: int, path: Path):
-    count = mine["shards"]
-    if stored.get("shards") != count:
-        raise SweepError(
-            f"sweep {sweep} has {stored.get('shards')} shards ({path}), this run says {count}: "
-            f"run every shard with the same N in --cnn-shard=I/N, or start another --cnn-sweep"
-        )
-    theirs: dict[str, int] = stored.get("cases") or {}
-    ours: dict[str, int] = mine["cases"]
-    if theirs == ours:
-        return
-    extra = sorted(set(ours) - set(theirs))
-    lost = sorted(set(theirs) - set(ours))
-    moved = sorted(k for k in set(ours) & set(theirs) if ours[k] != theirs[k])
-    by = stored.get("written_by", {})
-    what = []
-    if extra:
-        what.append(f"{len(extra)} case(s) the plan lacks (e.g. {extra[0]})")
-    if lost:
-        what.append(f"{len(lost)} of the plan's case(s) missing (e.g. {lost[0]})")
-    if moved:
-        what.append(f"{len(moved)} case(s) on another shard (e.g. {moved[0]})")
-    raise SweepError(
-        f"shard {index}/{count} of sweep {sweep} collected another grid than the sweep's plan "
-        f"(written by shard {by.get('shard')} on {by.get('host')}): {'; '.join(what)}; run every "
-        "shard with the same code, suites and options, or start another --cnn-sweep"
-    )
 
 
 # --- one writer per shard --------------------------------------------------------------------
@@ -258,7 +177,7 @@ def counts_as_done(status: Any, error: Any) -> bool:
     return not (status in ("error", "skipped") and text.startswith(_NOT_RUN))
 
 
-def _rows(leaves: list[Path]) -> Any:
+def read_rows(leaves: list[Path]) -> Any:
     if not leaves:
         return None
     try:
@@ -270,7 +189,7 @@ def _rows(leaves: list[Path]) -> Any:
 def done_keys(root: str | os.PathLike, sweep: str, index: int, count: int) -> set[str]:
     """The plan keys of the shard's cases that have a row that counts as done, on any host."""
     leaves = [d for d in layout.leaves(root, sweep) if layout.parse_leaf(d) == (index, count)]
-    frame = _rows(leaves)
+    frame = read_rows(leaves)
     if frame is None:
         return set()
     out = set()
@@ -280,126 +199,3 @@ def done_keys(root: str | os.PathLike, sweep: str, index: int, count: int) -> se
         if isinstance(case_id, str) and counts_as_done(status, error):
             out.add(row_key(case_id, device if isinstance(device, str) else None))
     return out
-
-
-# --- the status of a sweep -------------------------------------------------------------------
-
-
-@dataclass
-class ShardState:
-    index: int
-    count: int
-    planned: int | None  # None: no plan yet (no shard has collected)
-    done: int = 0
-    rows: int = 0
-    hosts: list[str] = field(default_factory=list)
-    merged: bool = False  # every leaf of the shard merged (its run ended)
-    complete: bool = False  # every leaf merged with run_complete, and every planned case done
-    running: bool = False  # some leaf locked by a live writer
-    missing: list[str] = field(default_factory=list)
-
-    @property
-    def state(self) -> str:
-        if self.complete:
-            return "complete"
-        if self.running:
-            return "running"
-        if not self.hosts:
-            return "missing"
-        return "incomplete"
-
-    def line(self) -> str:
-        planned = "?" if self.planned is None else str(self.planned)
-        where = f" on {', '.join(self.hosts)}" if self.hosts else ""
-        text = f"shard {self.index}/{self.count}: {self.state}, {self.done}/{planned} cases{where}"
-        if self.state == "incomplete" and self.missing:
-            text += f"; missing e.g. {self.missing[0]}"
-        return text
-
-
-@dataclass
-class SweepStatus:
-    sweep: str
-    root: Path
-    shards: list[ShardState]
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.shards) and all(s.complete for s in self.shards)
-
-    def incomplete(self) -> list[int]:
-        return [s.index for s in self.shards if not s.complete]
-
-
-def sweep_status(root: str | os.PathLike, sweep: str, count: int | None = None) -> SweepStatus:
-    """Every shard of ``sweep`` (``count`` shards when the plan is not written yet)."""
-    root = Path(root)
-    if not layout.sweep_dir(root, sweep).is_dir():
-        raise InvalidInputError(
-            f"no sweep {sweep!r} in {root}; its sweeps: {', '.join(layout.sweeps(root)) or 'none'}"
-        )
-    plan = read_plan(root, sweep)
-    leaves = layout.leaves(root, sweep)
-    if plan is not None:
-        count = int(plan["shards"])
-    elif count is None:
-        found = {layout.parse_leaf(d) for d in leaves}
-        count = max((c for _, c in filter(None, found)), default=0)
-    states = []
-    for index in range(1, count + 1):
-        mine = [d for d in leaves if layout.parse_leaf(d) == (index, count)]
-        planned_keys = (
-            {k for k, s in plan["cases"].items() if s == index} if plan is not None else None
-        )
-        state = ShardState(index, count, None if planned_keys is None else len(planned_keys))
-        done: set[str] = set()
-        merged_all = bool(mine)
-        complete_flags = []
-        for leaf in mine:
-            state.hosts.append(leaf.parent.name.removeprefix("host="))
-            state.running |= is_locked(leaf)
-            rows = _leaf_rows(leaf)
-            if rows is None:
-                merged_all = False
-                continue
-            state.rows += len(rows["keys"])
-            done |= {k for k, ok in zip(rows["keys"], rows["done"], strict=True) if ok}
-            merged_all &= rows["merged"]
-            complete_flags.append(rows["complete"])
-        state.done = len(done if planned_keys is None else done & planned_keys)
-        state.merged = merged_all
-        if planned_keys is not None:
-            state.missing = sorted(planned_keys - done)
-            # every case done, nothing writing, every attempt merged, and one ended complete
-            # (an attempt killed on another host is merged incomplete by the one that finished)
-            state.complete = (
-                merged_all and not state.running and not state.missing and any(complete_flags)
-            )
-        states.append(state)
-    return SweepStatus(sweep, root, states)
-
-
-def _leaf_rows(leaf: Path) -> dict[str, Any] | None:
-    frame = _rows([leaf])
-    if frame is None:
-        return None
-    keys = [
-        row_key(c, d if isinstance(d, str) else None)
-        for c, d in zip(frame["case_id"], frame["device"], strict=True)
-    ]
-    done = [counts_as_done(s, e) for s, e in zip(frame["status"], frame["error"], strict=True)]
-    merged = not any(leaf.glob(f"*{PARTS_SUFFIX}"))
-    complete = merged and _merged_complete(leaf)
-    return {"keys": keys, "done": done, "merged": merged, "complete": complete}
-
-
-def _merged_complete(leaf: Path) -> bool:
-    """Whether the leaf's merged cases file says its run completed."""
-    for f in leaf.glob("*.parquet"):
-        if f.name.endswith((".layers.parquet", ".power.parquet")):
-            continue
-        with contextlib.suppress(pa.ArrowException, OSError):
-            flags = pq.read_table(f, columns=["run_complete"]).column(0).to_pylist()
-            if flags and all(flags):
-                return True
-    return False

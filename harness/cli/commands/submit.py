@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.cluster import jobs
 from harness.cluster import submit as engine
-from harness.cluster.tree import SweepStatus, sweep_status
+from harness.cluster.status import SweepStatus, sweep_status
 from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.textsafe import terminal
 from harness.results import tree as layout
@@ -158,11 +159,11 @@ def run(args: argparse.Namespace) -> int:
             f"--results-dir {root}"
         )
         return 0
-    status = engine.wait_for(sub, echo=lambda line: print(line, flush=True))
+    status = jobs.wait_for(sub, echo=lambda line: print(line, flush=True))
     return _end(sub, status, Path(args.reports_dir))
 
 
-def _submitted(sub: engine.Submission) -> None:
+def _submitted(sub: jobs.Submission) -> None:
     shards = sorted(sub.job_ids)
     which = (
         f"{len(shards)} shard(s)"
@@ -177,7 +178,7 @@ def _submitted(sub: engine.Submission) -> None:
     print(f"{PROG}: sweep {sub.sweep}: {which} as {how}; results into {sub.root}", flush=True)
 
 
-def _end(sub: engine.Submission, status: SweepStatus, reports_dir: Path) -> int:
+def _end(sub: jobs.Submission, status: SweepStatus, reports_dir: Path) -> int:
     print()
     for shard in status.shards:
         print(terminal(shard.line()))
@@ -198,10 +199,10 @@ def _end(sub: engine.Submission, status: SweepStatus, reports_dir: Path) -> int:
     if status.complete:
         print(f"sweep {sub.sweep}: complete, {sum(s.done for s in status.shards)} cases")
         return 0
-    states = engine.task_states(sub)
+    states = jobs.task_states(sub)
     for shard in status.shards:
         if not shard.complete and shard.index in sub.job_ids:
-            log = engine.task_log(sub, shard.index)
+            log = jobs.task_log(sub, shard.index)
             said = _last_words(log) if log is not None else ""
             print(
                 f"shard {shard.index}/{shard.count}: task {sub.job_ids[shard.index]} ended "
