@@ -5,8 +5,10 @@ sweep through submitit's local executor end to end."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,39 @@ def test_a_sweep_through_the_local_executor_and_its_status(tmp_path):
     assert (
         resumed.returncode == 0 and "every shard is complete, nothing to submit" in resumed.stdout
     )
+
+
+SLOW = """
+import pytest
+
+@pytest.mark.cnnbench(models=["tests.models_for_tests:sleeper_10ms"], batch_sizes=[1, 2, 3, 4])
+def test_slow(cnn_case, cnn_bench):
+    cnn_bench(cnn_case)
+"""
+
+
+def test_the_time_limit_warning_stops_a_shard_cleanly(tmp_path):
+    """Slurm's SIGUSR2 before the limit, to every process of the task: the shard stops after
+    its current case, its files merged (incomplete), instead of dying with them unmerged."""
+    (tmp_path / "test_slow.py").write_text(SLOW)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = ("test_slow.py", *FAST, "--cnn-min-time=0.5")
+    code = (
+        "import sys; from harness.cluster.jobs import ShardTask, run_shard; "
+        f"sys.exit(run_shard(ShardTask(1, 1, 'T', 'tree', '.', {args!r})))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    leaf = tree.leaf_dir(tmp_path / "tree", "T", 1, 1, tree.host_name())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(leaf.glob("T.parts/*.cases.arrows")):
+        time.sleep(0.2)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGUSR2)  # as Slurm signals every process of the step
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "SIGUSR2: the time limit is near, stopping after the current case" in out
+    assert (leaf / "T.parquet").exists() and not (leaf / "T.parts").exists()  # merged
+    df = load_results(leaf)
+    assert 1 <= len(df) < 4 and not df["run_complete"].any()

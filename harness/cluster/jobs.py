@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -76,18 +77,41 @@ def slurm_cpus() -> set[int] | None:
     return cpus
 
 
+WARN_SIGNAL = signal.SIGUSR2  # what Slurm sends before the time limit (submitit's --signal)
+
+
+def _ignore_warning() -> None:
+    signal.signal(WARN_SIGNAL, signal.SIG_IGN)  # in pytest: the task stops it, not the signal
+
+
 def run_shard(task: ShardTask) -> int:
     """The array task's body: pytest for the shard, its output in the task's log; -> pytest's
     exit code. On a node that does not bind tasks to their CPUs (TaskPlugin=task/none) the run
     is pinned to the CPUs Slurm allocated it, as an xdist worker is to its cores: two shards on
-    one node then do not time each other's work."""
+    one node then do not time each other's work.
+
+    Near the time limit (or on preemption) Slurm sends SIGUSR2 to every process of the task:
+    pytest ignores it and is sent Ctrl-C instead, so it stops after a row for the case it was
+    running, merges its files (incomplete) and prints its summary before the limit; a
+    re-submission then runs what is missing."""
     cpus = slurm_cpus()
     if cpus and hasattr(os, "sched_setaffinity"):
         mine = os.sched_getaffinity(0)
         if cpus < mine:
             os.sched_setaffinity(0, cpus)
     print(f"cnnbench shard {task.index}/{task.count}: {shlex.join(task.command())}", flush=True)
-    return subprocess.run(task.command(), cwd=task.cwd, check=False).returncode
+    proc = subprocess.Popen(task.command(), cwd=task.cwd, preexec_fn=_ignore_warning)
+
+    def stop(signum: int, frame: Any) -> None:
+        print(f"cnnbench shard {task.index}/{task.count}: {signal.Signals(signum).name}: the "
+              "time limit is near, stopping after the current case", flush=True)  # fmt: skip
+        proc.send_signal(signal.SIGINT)
+
+    previous = signal.signal(WARN_SIGNAL, stop)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(WARN_SIGNAL, previous)
 
 
 @dataclass
