@@ -157,3 +157,21 @@ def test_an_unknown_partition_is_one_line(slurm, here):
     assert out.returncode == 2 and len(err) == 1, out.stderr
     assert "partition 'nope' does not exist; partitions here: debug" in err[0]
     assert not (here / "tree").exists() or not list((here / "tree").glob("sweep=*"))
+
+
+def test_what_sbatch_refuses_is_one_line_and_leaves_no_sweep(slurm, here):
+    out = _submit(
+        here,
+        "--shards",
+        "2",
+        "--gpus-per-task",
+        "1",
+        "--results-dir",
+        "tree",
+        "--",
+        "test_suite.py",
+    )  # fmt: skip  (the node has no GPU: sbatch refuses the gres)
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1, out.stderr
+    assert "sbatch refused the job: Invalid generic resource (gres) specification" in err[0]
+    assert not list((here / "tree").glob("sweep=*"))

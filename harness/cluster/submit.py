@@ -15,6 +15,7 @@ them writing into one results tree on a file system the nodes share.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -279,17 +280,16 @@ def submit_sweep(
     folder.mkdir(exist_ok=True)
     ex = _executor(executor, folder, resources, sweep, len(tasks))
     try:
-        if executor == "slurm":
-            jobs = ex.map_array(run_shard, tasks)
-        else:
-            jobs = [ex.submit(run_shard, t) for t in tasks]
-    except subprocess.CalledProcessError as exc:
-        why = _first((exc.stderr or b"").decode(errors="replace") if exc.stderr else str(exc))
+        with _stderr_kept() as said:  # sbatch writes its refusal to our stderr: kept for the line
+            if executor == "slurm":
+                jobs = ex.map_array(run_shard, tasks)
+            else:
+                jobs = [ex.submit(run_shard, t) for t in tasks]
+    except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as exc:
+        if fresh:  # nothing of it ran: no empty sweep left in the tree
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+        why = _sbatch_reason(said[0] or str(exc))
         raise SubmitError(f"sbatch refused the job: {why}") from None
-    except FileNotFoundError as exc:
-        raise SubmitError(f"cannot submit: {exc}") from None
-    except RuntimeError as exc:  # submitit wraps sbatch's failure in a RuntimeError
-        raise SubmitError(f"sbatch refused the job: {_sbatch_reason(exc)}") from None
     ids = {t.index: str(j.job_id) for t, j in zip(tasks, jobs, strict=True)}
     manifest["submissions"].append(
         {
@@ -305,11 +305,28 @@ def submit_sweep(
     )
 
 
-def _sbatch_reason(exc: BaseException) -> str:
-    """sbatch's own words from submitit's error (its message quotes sbatch's stderr)."""
-    text = str(exc)
+def _sbatch_reason(text: str) -> str:
+    """sbatch's own words (``sbatch: error: ...``), else the last line of ``text``."""
     m = re.search(r"sbatch: error: ([^\n\\]+)", text)
     return m[1].strip() if m else _first(text)[:300]
+
+
+@contextlib.contextmanager
+def _stderr_kept() -> Iterator[list[str]]:
+    """What child processes (sbatch) write to this process's stderr meanwhile, kept in the
+    yielded list instead of shown (the CLI says it in its one line)."""
+    said = [""]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said[0] = sink.read().decode(errors="replace")
 
 
 def resume(
