@@ -206,22 +206,8 @@ def _executor(kind: str, folder: Path, resources: Resources, sweep: str, count: 
     return executor
 
 
-def submit_sweep(
-    root: str | os.PathLike,
-    args: Sequence[str],
-    count: int,
-    resources: Resources,
-    *,
-    executor: str = "slurm",
-    sweep: str | None = None,
-    shards: Sequence[int] | None = None,
-    cwd: str | os.PathLike | None = None,
-) -> Submission:
-    """Submit shards ``shards`` (default: all) of ``count`` of a sweep into the tree at ``root``.
-
-    A new sweep (``sweep`` None or not in the tree yet) writes its manifest; ``shards`` given
-    with an existing sweep is a re-submission (``resume`` checks first)."""
-    args = check_args(args)
+def _check_scheduler(executor: str, resources: Resources, count: int) -> None:
+    """The executor, the shard count and, for Slurm, that it answers and has the partition."""
     if executor not in ("slurm", "local"):
         raise InvalidInputError(f"--executor must be slurm or local, got {executor!r}")
     if not 1 <= count <= 10_000:
@@ -238,6 +224,10 @@ def submit_sweep(
                 f"partition {resources.partition!r} does not exist; partitions here: "
                 f"{', '.join(partitions()) or 'none'} (sinfo)"
             )
+
+
+def _writable_tree(root: str | os.PathLike) -> Path:
+    """``root`` as an absolute results tree this process can write (one line if not)."""
     root = Path(root).absolute()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -248,7 +238,41 @@ def submit_sweep(
             f"cannot write the results tree at {root} ({exc.strerror or exc}): every task "
             "writes there; pass --results-dir on a file system the nodes share and can write"
         ) from None
-    layout.mark_tree(root)
+    return layout.mark_tree(root)
+
+
+def _submit_tasks(ex: Any, executor: str, tasks: list[ShardTask]) -> list[Any]:
+    """One array of ``tasks`` (local: one job each); what sbatch refuses is a SubmitError
+    in sbatch's own words."""
+    try:
+        with _stderr_kept() as said:  # sbatch writes its refusal to our stderr: kept for the line
+            if executor == "slurm":
+                return ex.map_array(run_shard, tasks)
+            return [ex.submit(run_shard, t) for t in tasks]
+    except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as exc:
+        raise SubmitError(
+            f"sbatch refused the job: {_sbatch_reason(said[0] or str(exc))}"
+        ) from None
+
+
+def submit_sweep(
+    root: str | os.PathLike,
+    args: Sequence[str],
+    count: int,
+    resources: Resources,
+    *,
+    executor: str = "slurm",
+    sweep: str | None = None,
+    shards: Sequence[int] | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> Submission:
+    """Submit shards ``shards`` (default: all) of ``count`` of a sweep into the tree at ``root``.
+
+    A new sweep (``sweep`` None or not in the tree yet) writes its manifest; ``shards`` given
+    with an existing sweep is a re-submission (``resume`` checks first)."""
+    args = check_args(args)
+    _check_scheduler(executor, resources, count)
+    root = _writable_tree(root)
     fresh = shards is None
     sweep = layout.check_id(sweep or new_sweep_id())
     sweep_dir = layout.sweep_dir(root, sweep)
@@ -280,16 +304,11 @@ def submit_sweep(
     folder.mkdir(exist_ok=True)
     ex = _executor(executor, folder, resources, sweep, len(tasks))
     try:
-        with _stderr_kept() as said:  # sbatch writes its refusal to our stderr: kept for the line
-            if executor == "slurm":
-                jobs = ex.map_array(run_shard, tasks)
-            else:
-                jobs = [ex.submit(run_shard, t) for t in tasks]
-    except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as exc:
+        jobs = _submit_tasks(ex, executor, tasks)
+    except SubmitError:
         if fresh:  # nothing of it ran: no empty sweep left in the tree
             shutil.rmtree(sweep_dir, ignore_errors=True)
-        why = _sbatch_reason(said[0] or str(exc))
-        raise SubmitError(f"sbatch refused the job: {why}") from None
+        raise
     ids = {t.index: str(j.job_id) for t, j in zip(tasks, jobs, strict=True)}
     manifest["submissions"].append(
         {

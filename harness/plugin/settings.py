@@ -362,10 +362,12 @@ def read_settings(config: pytest.Config) -> RunSettings:
 
 def _shard(config: pytest.Config, write: bool) -> tuple[tuple[int, int] | None, str | None]:
     """--cnn-shard=I/N and --cnn-sweep=ID, checked (no torch); a sweep alone is shard 1/1."""
-    from harness.cluster.shard import parse_shard
+    raw_shard, raw_sweep = _setting(config, "shard"), _setting(config, "sweep")
+    if raw_shard in (None, "") and raw_sweep in (None, ""):
+        return None, None
+    from harness.cluster.shard import parse_shard  # (pandas and pyarrow come with the tree)
     from harness.results.tree import check_id
 
-    raw_shard, raw_sweep = _setting(config, "shard"), _setting(config, "sweep")
     try:
         shard = parse_shard(raw_shard) if raw_shard not in (None, "") else None
         sweep = check_id(str(raw_sweep), "--cnn-sweep") if raw_sweep not in (None, "") else None
