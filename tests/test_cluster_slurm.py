@@ -35,7 +35,7 @@ M = "tests.models_for_tests:"
 def test_quick(cnn_case, cnn_bench):
     cnn_bench(cnn_case)
 
-@pytest.mark.cnnbench(models=[M + "tiny_cnn", M + "sleeper_10ms", "lenet5"], batch_sizes=[3, 4, 5])
+@pytest.mark.cnnbench(models=[M + "tiny_cnn", M + "sleeper_10ms", "lenet5"], batch_sizes=[3, 4])
 def test_slow(cnn_case, cnn_bench):
     cnn_bench(cnn_case)
 """
@@ -108,17 +108,20 @@ def test_a_cancelled_task_is_listed_incomplete_and_a_resubmission_runs_only_what
     proc = _submit(here, "--shards", "3", "--wait", "--sweep", "three", *args, "--",
                    "test_suite.py", "-k", "slow", *FAST, "--cnn-min-time=1",
                    background=True)  # fmt: skip
-    leaf = tree.leaf_dir(here / "tree", "three", 3, 3, tree.host_name())
-    deadline = time.monotonic() + 150
-    while _rows_of(leaf) < 1 and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert _rows_of(leaf) >= 1, "shard 3 wrote no row in time"
-
-    busy = _submit(here, "--resume", "three", *args)  # while a task still runs: refused
+    manifest = here / "tree" / "sweep=three" / "sweep.json"
+    deadline = time.monotonic() + 60
+    while not manifest.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    busy = _submit(here, "--resume", "three", *args)  # while its tasks run: refused
     assert busy.returncode == 2, busy.stdout + busy.stderr
     err = busy.stderr.strip().splitlines()
     assert len(err) == 1 and "still has task(s) pending or running" in err[0]
 
+    leaf = tree.leaf_dir(here / "tree", "three", 3, 3, tree.host_name())
+    deadline = time.monotonic() + 150
+    while _rows_of(leaf) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _rows_of(leaf) >= 1, "shard 3 wrote no row in time"
     task = subprocess.run(["squeue", "-h", "-r", "-n", "cnnbench-three", "-t", "R", "-o", "%i"],
                           capture_output=True, text=True).stdout.split()  # fmt: skip
     assert task, "no running task of the sweep"
@@ -132,21 +135,21 @@ def test_a_cancelled_task_is_listed_incomplete_and_a_resubmission_runs_only_what
         c for c, s, e in zip(first["case_id"], first["status"], first["error"], strict=True)
         if counts_as_done(s, e)
     }  # fmt: skip
-    assert 1 <= len(kept) < 3
+    assert len(kept) == 1
     listed = _submit(here, "--status", "three", "--results-dir", "tree")
-    assert listed.returncode == 1 and "shard 3/3: incomplete" in listed.stdout
-    assert "shard 1/3: complete, 3/3 cases" in listed.stdout
+    assert listed.returncode == 1 and "shard 3/3: incomplete, 1/2 cases" in listed.stdout
+    assert "shard 1/3: complete, 2/2 cases" in listed.stdout
 
     again = _submit(here, "--resume", "three", "--wait", *args)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "shard(s) 3 of 3 as Slurm job" in again.stdout
     logs = "".join(p.read_text() for p in (here / "tree" / "sweep=three" / ".jobs").glob("*.out"))
-    assert f"{3 - len(kept)} of the grid's 9 cases ({len(kept)} done by an earlier run" in logs
+    assert "1 of the grid's 6 cases (1 done by an earlier run" in logs
     status = sweep_status(here / "tree", "three")
     assert status.complete
     df = load_results(here / "tree" / "sweep=three")
     done = df[[counts_as_done(s, e) for s, e in zip(df["status"], df["error"], strict=True)]]
-    assert len(done) == 9 and done["case_id"].is_unique  # every case measured once
+    assert len(done) == 6 and done["case_id"].is_unique  # every case measured once
     assert kept <= set(done.loc[done["timestamp_utc"].isin(first["timestamp_utc"]), "case_id"])
 
 

@@ -85,7 +85,7 @@ def test_slurm_time_formats_and_sbatch_options():
     }  # fmt: skip
 
 
-def test_a_sweep_through_the_local_executor_and_its_status(tmp_path):
+def test_a_sweep_through_the_local_executor_and_its_status(tmp_path, capsys, monkeypatch):
     (tmp_path / "test_suite.py").write_text(SUITE)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run(
@@ -99,31 +99,20 @@ def test_a_sweep_through_the_local_executor_and_its_status(tmp_path):
     df = load_results(tmp_path / "tree")
     assert len(df) == 4 and df["case_id"].is_unique and set(df["run_id"]) == {"L"}
     assert (tmp_path / "reports" / "L.html").exists()
-    status = subprocess.run(
-        [sys.executable, "-m", "harness", "submit", "--status", "L", "--results-dir", "tree"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert status.returncode == 0
-    assert status.stdout.splitlines() == [
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["submit", "--status", "L", "--results-dir", "tree"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
         "sweep L: complete",
         f"  shard 1/2: complete, 2/2 cases on {tree.host_name()}",
         f"  shard 2/2: complete, 2/2 cases on {tree.host_name()}",
     ]
-    again = subprocess.run(
-        [sys.executable, "-m", "harness", "submit", "--shards", "2", "--sweep", "L",
-         "--executor", "local", "--results-dir", "tree", "--", "test_suite.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert again.returncode == 2 and "sweep L exists in" in again.stderr
-    assert "--resume L" in again.stderr
-    resumed = subprocess.run(
-        [sys.executable, "-m", "harness", "submit", "--resume", "L", "--executor", "local",
-         "--results-dir", "tree"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert (
-        resumed.returncode == 0 and "every shard is complete, nothing to submit" in resumed.stdout
-    )
+    again = ["submit", "--shards", "2", "--sweep", "L", "--executor", "local", "--results-dir",
+             "tree", "--", "test_suite.py"]  # fmt: skip
+    line = _one_line(capsys, again)
+    assert "sweep L exists in" in line and "--resume L" in line
+    assert main(["submit", "--resume", "L", "--executor", "local", "--results-dir", "tree"]) == 0
+    assert "every shard is complete, nothing to submit" in capsys.readouterr().out
 
 
 SLOW = """
