@@ -39,6 +39,7 @@ from harness.plugin.progress import (
 )
 from harness.plugin.session import BUILTIN_SUITE, resolve_run, start_sweep
 from harness.plugin.settings import RunSettings, add_options, read_settings
+from harness.plugin.shard import configure_shard
 from harness.plugin.state import STATE, State
 from harness.plugin.xdist import (  # noqa: F401 (hooks)
     configure_controller,
@@ -100,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
         configure_controller(config, state)
     elif state.role == "worker":
         configure_worker(config, state)
+    if state.shard is not None:  # a shard of a sweep (harness.plugin.shard)
+        configure_shard(config, state)
     if state.grid.models and state.role != "controller":
         # names no suite lists run through the built-in test (collected after the suites)
         config.args.append(str(BUILTIN_SUITE))
