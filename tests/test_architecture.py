@@ -85,38 +85,41 @@ def test_the_cycle_check_finds_a_cycle() -> None:
 
 
 @pytest.mark.slow
-def test_collecting_tests_without_cnn_suites_does_not_import_torch(tmp_path: Path) -> None:
+def test_a_pytest_run_without_cnn_suites_imports_neither_torch_nor_pandas(tmp_path: Path) -> None:
     """The plugin is loaded in every pytest run of the environment (its entry point): on a test
-    directory with no CNN suite, `pytest --co` must not pay for importing torch."""
+    directory with no CNN suite, a whole run (collection, the test, the session's end) must not
+    pay for importing torch (seconds) or pandas (a second), and must leave no results/ folder
+    behind. Checked when pytest unconfigures, after every hook of the plugin ran."""
     (tmp_path / "test_plain.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             """
             import sys
 
-            def pytest_collection_finish(session):
+            import pytest
+
+            @pytest.hookimpl(trylast=True)
+            def pytest_unconfigure(config):
                 print("TORCH_IMPORTED=" + str("torch" in sys.modules))
+                print("PANDAS_IMPORTED=" + str("pandas" in sys.modules))
             """
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (
-        "cnnbench"
-        in subprocess.run(
-            [sys.executable, "-m", "pytest", "--help"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=120,
-        ).stdout
-    )  # fmt: skip  (the plugin is loaded: its options are there)
-    assert "TORCH_IMPORTED=False" in proc.stdout, proc.stdout
+    for args in (["--co", "-q"], ["-q"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", str(tmp_path)],
+            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "TORCH_IMPORTED=False" in proc.stdout, (args, proc.stdout)
+        assert "PANDAS_IMPORTED=False" in proc.stdout, (args, proc.stdout)
+    assert not (tmp_path / "results").exists()
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, env=env,
+        cwd=tmp_path, timeout=120,
+    ).stdout  # fmt: skip
+    assert "--cnn-models" in help_text  # the plugin was loaded: its options are there
 
 
 MODULE_LINES_MAX = 450

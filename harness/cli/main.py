@@ -19,7 +19,7 @@ from typing import NoReturn
 from harness.core.errors import HarnessError
 from harness.core.textsafe import terminal
 
-COMMANDS = ("models", "profile", "claims", "compare", "report", "doctor")
+COMMANDS = ("models", "profile", "claims", "compare", "report", "doctor", "submit", "query")
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 

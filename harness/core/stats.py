@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 from harness.core.errors import InvalidInputError
-from harness.core.missing import is_missing
+
+# numpy is imported by the functions that use it: the pytest plugin imports this module (for
+# half_width_rel) in every pytest run of the environment, CNN suites or not.
 
 PERCENTILE_METHOD = "linear"
 P99_MIN_SAMPLES = 100
@@ -30,6 +30,8 @@ def summarize(samples_s: Sequence[float]) -> dict[str, float | int | bool | str 
     sample (it is undefined there, not 0). Percentiles (p25/p75 for the IQR, p90, p99) use
     numpy's ``"linear"`` method; ``p99_reliable`` is False below 100 samples.
     """
+    import numpy as np
+
     a = np.asarray(samples_s, dtype=np.float64)
     if a.ndim != 1 or a.size == 0:
         raise InvalidInputError(
@@ -65,6 +67,8 @@ def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, flo
     least ``level``. Below 6 samples no pair reaches 95%, and the whole range is returned (its
     coverage, ``1 - 2**(1-n)``, is the best there is).
     """
+    import numpy as np
+
     x = np.sort(np.asarray(samples, dtype=np.float64))
     n = x.size
     if n == 0:
@@ -84,9 +88,10 @@ def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, flo
 def half_width_rel(low: object, high: object, median: object) -> float | None:
     """The half-width of the interval ``[low, high]`` as a share of ``median``; None when any
     is missing or the median is not positive."""
-    if is_missing(low) or is_missing(high) or is_missing(median):
+    try:  # None, NaN and pandas' NA are missing (float(pd.NA) raises TypeError)
+        lo, hi, m = float(low), float(high), float(median)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return None
-    m = float(median)  # type: ignore[arg-type]
-    if not math.isfinite(m) or m <= 0:
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(m)) or m <= 0:
         return None
-    return (float(high) - float(low)) / 2.0 / m  # type: ignore[arg-type]
+    return (hi - lo) / 2.0 / m

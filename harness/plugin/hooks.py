@@ -39,6 +39,7 @@ from harness.plugin.progress import (
 )
 from harness.plugin.session import BUILTIN_SUITE, resolve_run, start_sweep
 from harness.plugin.settings import RunSettings, add_options, read_settings
+from harness.plugin.shard import configure_shard
 from harness.plugin.state import STATE, State
 from harness.plugin.xdist import (  # noqa: F401 (hooks)
     configure_controller,
@@ -108,6 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
         configure_controller(config, state)
     elif state.role == "worker":
         configure_worker(config, state)
+    if state.shard is not None:  # a shard of a sweep (harness.plugin.shard)
+        configure_shard(config, state)
     if state.grid.models and state.role != "controller":
         # names no suite lists run through the built-in test (collected after the suites)
         config.args.append(str(BUILTIN_SUITE))
@@ -177,8 +180,7 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
     def run(case: Case) -> CaseResult:
         if not isinstance(case, Case):
             raise TypeError(f"cnn_bench takes a harness Case, got {type(case).__name__}")
-        from harness.run.outcome import CaseInterrupted
-        from harness.run.sweep import ResultsNotWritable
+        from harness.run.outcome import CaseInterrupted, ResultsNotWritable
 
         state.tests.add(test_name)
         if state.sweep is None:  # a test that calls cnn_bench without the cnn_case grid
@@ -240,7 +242,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from harness.run.sweep import ResultsNotWritable
+    from harness.run.outcome import ResultsNotWritable
 
     state = session.config.stash.get(STATE, None)
     if state is None:

@@ -61,7 +61,7 @@ def start_sweep(config: pytest.Config, state: State) -> None:
         max_minutes=state.max_minutes,
         started=state.started,
         writer_name=state.worker,
-        join=worker,
+        join=worker or state.shard is not None,  # a shard's re-run joins its earlier parts
         merge=not worker,
         worker=state.worker,
         cuda_index=state.cuda_index,  # None under xdist: the worker sees its GPU as cuda:0

@@ -90,6 +90,20 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
     ("power-hz", "string", "100", "power sampling rate in Hz"),
     ("idle-power", "string", "0", "seconds of idle power measured before each case (0: none)"),
     ("results-dir", "string", "results", "directory for the parquet result files"),
+    (
+        "shard",
+        "string",
+        None,
+        "run shard I of N of the grid (1/4 ... 4/4): a cost-balanced part, each model's cases "
+        "together, written into the results tree as part of the sweep --cnn-sweep names",
+    ),
+    (
+        "sweep",
+        "string",
+        None,
+        "the id every shard of one sweep shares (their run id), e.g. the CI run's; alone: "
+        "the whole grid as shard 1/1 of that sweep in the results tree",
+    ),
     ("reports-dir", "string", "reports", "directory for the HTML report"),
     (
         "report",
@@ -123,6 +137,8 @@ class RunSettings:
     max_minutes: float | None
     smoke: bool
     role: str  # "main", "controller" or "worker"
+    shard: tuple[int, int] | None = None  # (I, N) of --cnn-shard (harness.cluster)
+    sweep_id: str | None = None  # --cnn-sweep: the run id of every shard of the sweep
     # resolved on first need (``resolve``)
     device: str = ""
     options: RunOptions | None = None
@@ -326,6 +342,7 @@ def read_settings(config: pytest.Config) -> RunSettings:
             or (config.getoption("maxfail", 0) or 0) > 0
         )
         report = write and not smoke and not narrowed
+    shard, sweep = _shard(config, write)
     return RunSettings(
         device_name=device,
         scale_name=scale,
@@ -338,4 +355,29 @@ def read_settings(config: pytest.Config) -> RunSettings:
         max_minutes=max_minutes,
         smoke=smoke,
         role=_role(config),
+        shard=shard,
+        sweep_id=sweep,
     )
+
+
+def _shard(config: pytest.Config, write: bool) -> tuple[tuple[int, int] | None, str | None]:
+    """--cnn-shard=I/N and --cnn-sweep=ID, checked (no torch); a sweep alone is shard 1/1."""
+    raw_shard, raw_sweep = _setting(config, "shard"), _setting(config, "sweep")
+    if raw_shard in (None, "") and raw_sweep in (None, ""):
+        return None, None
+    from harness.cluster.shard import parse_shard  # (pandas and pyarrow come with the tree)
+    from harness.results.tree import check_id
+
+    try:
+        shard = parse_shard(raw_shard) if raw_shard not in (None, "") else None
+        sweep = check_id(str(raw_sweep), "--cnn-sweep") if raw_sweep not in (None, "") else None
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if shard is not None and sweep is None and write:
+        raise pytest.UsageError(
+            f"--cnn-shard={shard[0]}/{shard[1]} writes one part of a sweep: pass the id all its "
+            "shards share as --cnn-sweep=ID (e.g. the CI run's id); cnnbench submit sets both"
+        )
+    if sweep is not None and shard is None:
+        shard = (1, 1)
+    return shard, sweep

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from harness.core import schema
 from harness.core.errors import InvalidInputError, ResultFileError
+from harness.results import tree
 from harness.results.parts import (
     PARTS_SUFFIX,
     PathLike,
@@ -74,10 +75,11 @@ def scan_result_files(
 
     A directory gives every ``*.parquet`` file directly in it whose metadata says ``table``,
     and the part files of runs that were never merged (``<run_id>.parts/``); other
-    sub-directories are not searched. One bad file in a directory does not hide the others:
-    it is passed over and named. A file named explicitly must be good. A file of another table
-    of the same run (``run.layers.parquet`` when asking for cases) stands for its sibling file
-    of ``table``, if that exists.
+    sub-directories are not searched (a results tree's root, or its ``sweep=`` or ``host=``
+    directory, also gives the shard directories below it: harness.results.tree). One bad file
+    in a directory does not hide the others: it is passed over and named. A file named
+    explicitly must be good. A file of another table of the same run (``run.layers.parquet``
+    when asking for cases) stands for its sibling file of ``table``, if that exists.
     """
     if table not in schema.TABLES:
         raise InvalidInputError(f"unknown table {table!r}; use one of {', '.join(schema.TABLES)}")
@@ -92,7 +94,7 @@ def scan_result_files(
         except ResultFileError as exc:
             skipped.append(str(exc))
 
-    for item in items:
+    for item in tree.expand(items):  # a results tree's root: its shard directories too
         path = Path(item)
         if path.is_dir():
             for f in sorted(path.glob("*.parquet")):

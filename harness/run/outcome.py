@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.core.errors import HarnessError
 from harness.core.spec import Case
 
 if TYPE_CHECKING:
@@ -45,3 +46,7 @@ class CaseInterrupted(KeyboardInterrupt):
 def base_row(case: Case, environment: dict[str, Any]) -> dict[str, Any]:
     """The identifying and environment columns every row of a case has, whatever happens."""
     return {**environment, **case.to_dict(), "case_id": case.case_id, "isolation": "none"}
+
+
+class ResultsNotWritable(HarnessError):
+    """The results could not be written (a full disk, a directory gone): the sweep stops."""

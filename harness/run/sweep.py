@@ -38,15 +38,11 @@ from harness.core.spec import Case
 from harness.results.store import ResultWriter
 from harness.run.isolation import HANG_GRACE_S, ISOLATIONS, CaseProcess
 from harness.run.options import RunOptions
-from harness.run.outcome import CaseInterrupted, CaseResult, base_row
+from harness.run.outcome import CaseInterrupted, CaseResult, ResultsNotWritable, base_row
 from harness.run.runner import run_case
 from harness.run.step import ModelCache
 
 RUN_FACT_COLUMNS = ("command_line", "git_commit", "git_dirty", "host", "harness_version")
-
-
-class ResultsNotWritable(HarnessError):
-    """The results could not be written (a full disk, a directory gone): the sweep stops."""
 
 
 @dataclass
