@@ -24,9 +24,13 @@ bench: install
 test: install
 	$(BIN)/python -m pytest
 
-# On a machine with a CUDA GPU (without one every test there skips): tests/gpu.
-test-gpu: install
-	$(BIN)/python -m pytest tests/gpu -m gpu
+# On a GPU box: tests/gpu, offline once the project is installed (no pip, no browser), with the
+# venv's python or, without one, $(PYTHON). Where CUDA does not work it fails naming why.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+test-gpu:
+	@$(GPU_PYTHON) -c "import harness, torch, pytest, xdist, pynvml" 2>/dev/null || { \
+		echo "make test-gpu: the project is not installed for $(GPU_PYTHON): run make install once (it needs the network)"; exit 1; }
+	CNNBENCH_REQUIRE_GPU=1 $(GPU_PYTHON) -m pytest tests/gpu -m gpu -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check harness suites tests benchmarks

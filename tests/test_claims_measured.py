@@ -121,6 +121,26 @@ def test_two_thread_counts_are_never_mixed() -> None:
     assert all("no row of inception_3a" in r.explanation for r in inception)  # fmt: skip
 
 
+def test_one_gpu_model_under_xdist_is_one_configuration() -> None:
+    """Issue 22 item 2: ``-n auto`` on an 8-GPU box puts whole models on different GPUs; rows of
+    one GPU model and settings are one configuration, whatever GPU index they ran on (older
+    files say cuda:N, newer ones cuda:0 with NVML's index beside it)."""
+    gpu = {"device_name": "NVIDIA H100 80GB HBM3", "cpu_threads": 28}
+    rows = frame()
+    placed = {"resnet18": ("cuda:0", 0), "plain18": ("cuda:1", 1), "resnet34": ("cuda:0", 5),
+              "plain34": ("cuda:3", 3)}  # fmt: skip
+    for model, (device, index) in placed.items():
+        at = rows["model"] == model
+        rows.loc[at, "device"] = device
+        rows.loc[at, "gpu_index"] = index
+    rows = rows[rows["model"].isin(list(placed))].assign(**gpu)
+    results = check_claims(rows, only="resnet.plain_vs*")
+    assert len(results) == 1, [r.rows for r in results]
+    (plain,) = results
+    assert plain.verdict == CONFIRMED, plain.explanation
+    assert "NVIDIA H100 80GB HBM3" in plain.rows and "(cuda: GPU 0, 1, 3, 5)" in plain.rows
+
+
 def test_runs_are_not_pooled_unless_asked() -> None:
     old = frame(
         {"inception_3a_naive": 0.00422}, run_id="run-old", timestamp_utc="2025-01-01T00:00:00+00:00"

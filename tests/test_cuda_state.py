@@ -227,3 +227,31 @@ def test_an_eager_run_compiles_nothing_and_a_failing_block_is_still_counted() ->
         raise ValueError("the case failed after compiling")
     torch.compiler.reset()
     assert stats == {"dynamo_graphs": 1, "dynamo_graph_breaks": 0}
+
+
+# -- TF32 (issue 22 items 8 and 10) ------------------------------------------------------------
+
+
+def test_float32_rows_say_whether_tf32_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.measure.cuda_state import tf32_columns
+
+    assert tf32_columns("cpu", "float32") == {"tf32_conv": False, "tf32_matmul": False}
+    assert tf32_columns("cpu", "float16") == {"tf32_conv": None, "tf32_matmul": None}
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+    try:
+        for capability, conv in (((9, 0), True), ((8, 0), True), ((7, 0), False)):
+            monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
+            # cuDNN's default: float32 convolutions in TF32 from Ampere on; cuBLAS's: not matmuls
+            assert tf32_columns("cuda:0", "float32") == {"tf32_conv": conv, "tf32_matmul": False}
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_ieee_float32_turns_tf32_off_inside_and_restores_it() -> None:
+    from harness.measure.cuda_state import ieee_float32
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with ieee_float32():
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before

@@ -14,6 +14,7 @@ import torch
 from harness.cli.main import main
 from harness.core.errors import InvalidInputError
 from harness.doctor import checks, report, selftest
+from harness.doctor import compile as compile_check
 from harness.doctor.checks import FAIL, PASS, UNAVAILABLE, WARN
 from tests.nvml_stub import scenarios
 from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
@@ -87,11 +88,11 @@ def test_memory_bounds() -> None:
 
 
 def test_compile_verdicts() -> None:
-    assert checks.judge_compile(1, 0, True).status == PASS
-    assert checks.judge_compile(3, 2, True).status == WARN
-    eager = checks.judge_compile(0, 0, True)
+    assert compile_check.judge_compile(1, 0, True).status == PASS
+    assert compile_check.judge_compile(3, 2, True).status == WARN
+    eager = compile_check.judge_compile(0, 0, True)
     assert eager.status == FAIL and "ran eager" in eager.reason
-    assert checks.judge_compile(1, 0, False).status == FAIL
+    assert compile_check.judge_compile(1, 0, False).status == FAIL
 
 
 def test_recovery_verdicts() -> None:
@@ -131,19 +132,24 @@ def test_bad_device_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
-def test_a_gpu_asked_for_without_cuda_is_unavailable_with_the_reason(
+def test_a_gpu_asked_for_without_cuda_fails_naming_the_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # issue 22 item 1: the user asked for a CUDA device and CUDA does not work: FAIL, exit 1
     assert selftest.resolve("auto") == torch.device("cpu")
-    assert main(["doctor", "--device", "cuda:0", "--format", "json"]) == 0
+    assert main(["doctor", "--device", "cuda:0", "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["device"] == "cuda:0"
-    assert [c["name"] for c in report["checks"]] == CHECK_NAMES
-    for c in report["checks"]:
+    reason = report["machine"]["cuda"]["reason"]
+    assert "build without CUDA" in reason  # this machine's torch is a CPU build
+    first, *rest = report["checks"]
+    assert (first["name"], first["status"]) == ("cuda", FAIL)
+    assert first["reason"] == f"CUDA does not work here: {reason}"
+    assert [c["name"] for c in rest] == CHECK_NAMES
+    for c in rest:
         assert c["status"] == UNAVAILABLE
-        assert c["reason"].startswith("cuda:0 cannot run: ")
-        assert c["reason"] == f"cuda:0 cannot run: {report['machine']['cuda']['reason']}"
-    assert report["exit_code"] == 0 and report["summary"][UNAVAILABLE] == 5
+        assert c["reason"] == f"cuda:0 cannot run: {reason}"
+    assert report["exit_code"] == 1 and report["summary"][FAIL] == 1
 
 
 # -- the real self-test on this CPU ------------------------------------------------------------
@@ -239,3 +245,23 @@ def test_gpu_facts_without_permission_say_so(stub_lib: str, tmp_path: Path) -> N
     assert readings["instant_power_w"] is None
     assert "no permission to read the instant power field" in readings["instant_power_reason"]
     assert "no permission to read the total energy counter" in readings["total_energy_reason"]
+
+
+def test_other_processes_on_the_gpu_are_a_warning_with_their_count_and_memory() -> None:
+    from harness.doctor.processes import judge_processes
+
+    assert judge_processes(0, 0, "NVML").status == PASS
+    busy = judge_processes(2, 3 << 30, "NVML")
+    assert busy.status == WARN and "2 other process(es) on the GPU, holding 3.0 GiB" in busy.reason
+    assert busy.numbers == {"other_processes": 2, "their_memory_bytes": 3 << 30}
+    unknown = judge_processes(None, None, "not read: NVML library not found")
+    assert unknown.status == UNAVAILABLE and "NVML library not found" in unknown.reason
+
+
+def test_the_doctor_reports_another_process_on_the_gpu(stub_lib: str, tmp_path: Path) -> None:
+    conf = tmp_path / "stub.conf"
+    conf.write_text(f"devices=1\ndev0.procs=4242:{3 << 30}\n")
+    with spawn_pool() as pool:
+        out = pool.submit(scenarios.doctor_processes, stub_lib, str(conf)).result(timeout=120)
+    assert out["status"] == WARN, out
+    assert out["numbers"] == {"other_processes": 1, "their_memory_bytes": 3 << 30}

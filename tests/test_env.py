@@ -10,7 +10,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -28,8 +27,11 @@ from harness.measure.env import (
     machine_info,
     ram_bytes,
 )
+from tests.nvml_stub import scenarios
+from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
 
-GPU_COLUMNS = ("gpu_uuid", "gpu_pci_bus_id", "gpu_memory_bytes", "driver_version")
+__all__ = ["stub_dir", "stub_lib"]  # fixtures
+GPU_COLUMNS = ("gpu_uuid", "gpu_index", "gpu_pci_bus_id", "gpu_memory_bytes", "driver_version")
 
 
 def test_cpu_record_has_exactly_the_schema_columns() -> None:
@@ -156,114 +158,65 @@ def test_bad_device() -> None:
         collect_environment("gpu0")
 
 
-class FakeNvml:
-    """Stands in for pynvml: knows one GPU by UUID; looking one up by index is an error."""
-
-    class NVMLError(Exception):
-        pass
-
-    def __init__(self, uuid: str, bus_id: bytes, driver: str, init_fails: bool = False) -> None:
-        self.uuid, self.bus_id, self.driver, self.init_fails = uuid, bus_id, driver, init_fails
-        self.looked_up: list[str] = []
-        self.shutdowns = 0
-
-    def nvmlInit(self) -> None:
-        if self.init_fails:
-            raise self.NVMLError("NVML Shared Library Not Found")
-
-    def nvmlShutdown(self) -> None:
-        self.shutdowns += 1
-
-    def nvmlSystemGetDriverVersion(self) -> str:
-        return self.driver
-
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
-        self.looked_up.append(uuid)
-        if uuid != self.uuid:
-            raise self.NVMLError("Not Found")
-        return "handle"
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
-        raise AssertionError("GPUs must be matched by UUID, never by index")
-
-    def nvmlDeviceGetPciInfo(self, handle: str) -> SimpleNamespace:
-        return SimpleNamespace(busId=self.bus_id)
+# CUDA is faked (two devices, the current one 1), NVML is the stand-in library under the real
+# nvidia-ml-py, in a spawned process: matching goes through harness.measure.power.nvml_match.
+H100 = {"name": "NVIDIA H100 80GB HBM3", "total_memory": 85_045_231_616}
+UUIDS = ["GPU-aaaa0000-0000-4000-8000-000000000000", "GPU-bbbb1111-1111-4111-8111-111111111111",
+         "GPU-cccc2222-2222-4222-8222-222222222222"]  # fmt: skip
+PCI = ["00000000:17:00.0", "00000000:65:00.0", "00000000:CA:00.0"]
+THREE = {"devices": 3, **{f"dev{i}.uuid": u for i, u in enumerate(UUIDS)},
+         **{f"dev{i}.pci": p for i, p in enumerate(PCI)}}  # fmt: skip
+NO_CUDA_ENV = {"CUDA_VISIBLE_DEVICES": None, "CUDA_DEVICE_ORDER": None}
 
 
-def fake_cuda(monkeypatch: pytest.MonkeyPatch, nvml: FakeNvml, **props: object) -> list[int]:
-    """torch.cuda with two GPUs, current device 1; returns the indices asked for."""
-    base = {"name": "NVIDIA H100 80GB HBM3", "total_memory": 85_045_231_616, "uuid": "1a2b-3c"}
-    p = SimpleNamespace(**{**base, **props})
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
-    seen: list[int] = []
-
-    def get_props(i: int) -> SimpleNamespace:
-        seen.append(i)
-        return p
-
-    monkeypatch.setattr(torch.cuda, "get_device_properties", get_props)
-    monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    monkeypatch.setattr(env_mod, "_proc_driver_version", lambda: None)
-    return seen
+@pytest.fixture(scope="module")
+def pool():
+    with spawn_pool() as p:
+        yield p
 
 
-def test_gpu_facts_matched_to_nvml_by_uuid(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml = FakeNvml("GPU-1a2b-3c", b"00000000:65:00.0", "550.54.15")
-    asked = fake_cuda(monkeypatch, nvml)
-    env = collect_environment("cuda:1", threads=4)
-    assert asked == [1]
-    assert nvml.looked_up == ["GPU-1a2b-3c"]  # torch's UUID, with NVML's GPU- prefix
-    assert nvml.shutdowns == 1
-    assert env["device_name"] == "NVIDIA H100 80GB HBM3"
-    assert env["cpu_model"] == cpu_model()
-    assert env["gpu_uuid"] == "GPU-1a2b-3c"
-    assert env["gpu_pci_bus_id"] == "00000000:65:00.0"
-    assert env["gpu_memory_bytes"] == 85_045_231_616
-    assert env["driver_version"] == "550.54.15"
-    assert env["cudnn_benchmark"] == (
-        bool(torch.backends.cudnn.benchmark) if torch.backends.cudnn.is_available() else None
-    )
+@pytest.fixture
+def facts(pool, stub_lib: str, tmp_path: Path):
+    def _facts(config: dict, props: dict, env: dict | None = None, lib: str | None = None) -> dict:
+        path = tmp_path / "stub.conf"
+        path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
+        args = (lib or stub_lib, str(path), env or NO_CUDA_ENV, {**H100, **props})
+        return pool.submit(scenarios.env_facts, *args).result(timeout=120)
+
+    return _facts
 
 
-def test_mig_uuid_is_matched_with_nvmls_mig_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_facts_matched_to_nvml_by_uuid_not_by_index(facts) -> None:
+    # torch's bare UUID of cuda:1 is NVML's third GPU: its index 2, its bus, its driver
+    out = facts(THREE, {"uuid": UUIDS[2].removeprefix("GPU-")})
+    assert out == {
+        "device_name": H100["name"],
+        "gpu_uuid": UUIDS[2],
+        "gpu_index": 2,
+        "gpu_pci_bus_id": PCI[2],
+        "gpu_memory_bytes": H100["total_memory"],
+        "driver_version": "stub-1.0",
+    }
+
+
+def test_without_a_uuid_the_pci_bus_id_of_torch_matches(facts) -> None:
+    out = facts(THREE, {"uuid": None, "pci_domain_id": 0, "pci_bus_id": 0x65, "pci_device_id": 0})
+    assert (out["gpu_uuid"], out["gpu_index"]) == (UUIDS[1], 1)
+
+
+def test_mig_uuid_is_written_with_nvmls_mig_prefix(facts) -> None:
     # In MIG mode CUDA (so torch) reports the instance's UUID; NVML names it MIG-<uuid>
-    nvml = FakeNvml("MIG-1a2b-3c", b"00000000:65:00.0", "550.54.15")
-    fake_cuda(monkeypatch, nvml)
-    env = collect_environment("cuda:1")
-    assert nvml.looked_up == ["GPU-1a2b-3c", "MIG-1a2b-3c"]
-    assert env["gpu_uuid"] == "MIG-1a2b-3c"
-    assert env["gpu_pci_bus_id"] == "00000000:65:00.0"
-    assert nvml.shutdowns == 1
+    out = facts({**THREE, "dev0.mig": 1}, {"uuid": "dddd3333-3333-4333-8333-333333333333"})
+    assert out["gpu_uuid"] == "MIG-dddd3333-3333-4333-8333-333333333333"
+    assert out["gpu_index"] is None and out["driver_version"] == "stub-1.0"
 
 
-def test_gpu_facts_without_nvml_are_null_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml = FakeNvml("GPU-1a2b-3c", b"", "", init_fails=True)
-    asked = fake_cuda(monkeypatch, nvml)
-    env = collect_environment("cuda")
-    assert asked == [1]  # no index: the current device
-    assert env["gpu_uuid"] == "GPU-1a2b-3c"
-    assert env["driver_version"] is None
-    assert env["gpu_pci_bus_id"] is None
-
-
-def test_pci_bus_id_from_torch_when_nvml_cannot_say(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml = FakeNvml("GPU-other", b"", "", init_fails=True)
-    fake_cuda(monkeypatch, nvml, pci_domain_id=0, pci_bus_id=0x65, pci_device_id=0)
-    assert collect_environment("cuda:0")["gpu_pci_bus_id"] == "00000000:65:00.0"
-
-
-def test_real_nvml_absent_here_gives_nulls() -> None:
-    pynvml = pytest.importorskip("pynvml")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        uuid = "GPU-00000000-0000-0000-0000-000000000000"
-        assert env_mod._nvml_facts([uuid]) == (None, None, None)
-    else:
-        pynvml.nvmlShutdown()
-        pytest.skip("NVML is present on this machine")
+def test_gpu_facts_without_nvml_are_torchs_not_guessed(facts) -> None:
+    props = {"uuid": "eeee4444", "pci_domain_id": 0, "pci_bus_id": 0x65, "pci_device_id": 0}
+    out = facts({"ret.init": 9}, props)  # the driver is not loaded
+    assert out["gpu_uuid"] == "GPU-eeee4444"  # torch's, written as a GPU's
+    assert out["gpu_pci_bus_id"] == "00000000:65:00.0"  # torch's
+    assert out["gpu_index"] is None and out["driver_version"] is None
 
 
 def test_proc_driver_version_parse(tmp_path: Path) -> None:

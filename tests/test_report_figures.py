@@ -127,6 +127,17 @@ def test_configurations_not_runs_and_short_labels_only_as_long_as_needed() -> No
     assert full[4] == f"{rows['host'][4]}, {CPU_NAME}, 1 thread, torch 2.13.0"
 
 
+def test_eight_gpus_of_one_model_under_xdist_are_one_configuration() -> None:
+    """Issue 22 item 2: the legend showed eight identical H100s, one per cuda:N."""
+    rows = pd.DataFrame(
+        [case_row(model=f"m{i}", batch_size=1, **{**gpu_env(), "device": f"cuda:{i}"})
+         for i in range(8)]
+    )  # fmt: skip
+    full, short = config_labels(rows)
+    assert set(short) == {"H100 80GB HBM3"} and full.nunique() == 1
+    assert prepare_cases(rows)["config"].nunique() == 1
+
+
 # ----------------------------------------------------------------------- latency, throughput
 
 
@@ -311,6 +322,32 @@ def test_roofline_datasheet_roofs_for_a_gpu_and_measured_roofs_for_a_cpu() -> No
     assert list(gpu.x) == pytest.approx(list(ok["flops"] / (ok["param_bytes"] +
                                                              ok["activation_bytes"])))  # fmt: skip
     assert any("Measured roofs" in n for n in plot.notes)
+
+
+def test_a_float32_gpu_row_gets_the_datasheet_roof_of_the_precision_it_ran() -> None:
+    """Issue 22 item 10: float32 convolutions in TF32 are under the TF32 roof, not FP32's."""
+    base = make_cases(hostile=False)
+    gpu = base[base["device"] == "cuda:0"]
+    h100 = device_peak(GPU_NAME)
+    for tf32, tops in ((True, {h100.tf32_flops}), (False, {h100.fp32_flops}),
+                       (None, {h100.fp32_flops, h100.tf32_flops})):  # fmt: skip
+        fig = roofline_figure(gpu.assign(tf32_conv=tf32)).figure
+        assert {round(max(t.y)) for t in fig.data if t.mode == "lines"} == {
+            round(t) for t in tops
+        }, tf32
+
+
+def test_a_case_above_its_measured_roof_is_said() -> None:
+    """Issue 25 item 4: the roof is a maximum; where a row passes it, the page says so."""
+    base = make_cases(hostile=False)
+    cpu = base[base["device"] == "cpu"]
+    achieved = (cpu["flops"] / cpu["latency_s_median"]).max()
+    plot = roofline_figure(cpu.assign(peak_flops_measured=achieved / 2,
+                                      peak_bytes_per_s_measured=10e9))  # fmt: skip
+    assert any(n.startswith("Cases above their measured roof (") for n in plot.notes)
+    fine = roofline_figure(cpu.assign(peak_flops_measured=achieved * 2,
+                                      peak_bytes_per_s_measured=10e9))  # fmt: skip
+    assert not any("above their measured roof" in n for n in fine.notes)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from harness.core.missing import is_missing, missing_reason, reason_columns
 from harness.core.schema import column_names
 from harness.core.signals import usable
 from harness.core.stats import median_ci
-from harness.results.runs import CONFIG_COLUMNS, config_label, select_runs
+from harness.results.runs import CONFIG_COLUMNS, config_label, device_kind, select_runs
 from harness.results.validity import assess_frame
 
 SETTINGS = ("batch_size", "dtype", "memory_format", "mode", "compiled", "threads")
@@ -165,7 +165,8 @@ class Measured:
         selection = select_runs(assess_frame(frame), all_runs=all_runs)
         self.notes = selection.notes()
         f = selection.frame.astype(object).where(selection.frame.notna(), None)
-        keys = pd.DataFrame({"_config": _key(f, [*CONFIG_COLUMNS, "device"]),
+        kind = f[list(CONFIG_COLUMNS)].assign(kind=f["device"].map(device_kind))  # cuda:0..7: one
+        keys = pd.DataFrame({"_config": _key(kind, [*CONFIG_COLUMNS, "kind"]),
                              "_setting": _key(f, SETTINGS), "_usable": _usable(f),
                              "_preference": _preference(f)}, index=f.index)  # fmt: skip
         self.frame = pd.concat([f, keys], axis=1).copy()  # the copy consolidates the blocks
@@ -220,4 +221,16 @@ def _label(rows: pd.DataFrame) -> str:
     if not is_missing(r["threads"]):
         setting += f", {_text(r['threads'])} threads requested"
     runs = sorted({_text(v) for v in rows["run_id"]})
-    return f"{config_label(r)} ({_text(r['device'])}); {setting}; run {', '.join(runs)}"
+    return f"{config_label(r)} ({_where(rows)}); {setting}; run {', '.join(runs)}"
+
+
+def _where(rows: pd.DataFrame) -> str:
+    """``cpu``, ``cuda:0``, or for rows of several GPUs ``cuda: GPU 0, 3`` (NVML's indices
+    where the rows have them, else the devices)."""
+    kind = device_kind(rows["device"].iloc[0])
+    index = rows["gpu_index"] if "gpu_index" in rows else pd.Series(dtype=object)
+    numbers = sorted({int(v) for v in index if not is_missing(v)})
+    if numbers:
+        return f"{kind}: GPU {', '.join(map(str, numbers))}"
+    devices = sorted({_text(v) for v in rows["device"]})
+    return devices[0] if len(devices) == 1 else f"{kind}: {', '.join(devices)}"

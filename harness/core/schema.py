@@ -27,6 +27,13 @@ Version history:
      the energy counter's scope, released cuBLAS workspaces; status ``crashed``. Layers:
      measured time per layer and what follows from it (share, achieved FLOP/s, bytes moved,
      arithmetic intensity) and ``layer_kind``.
+  4: the GPU box. Cases: ``gpu_index`` (NVML's number of the GPU: an xdist worker sees its own
+     as cuda:0), whether float32 convolutions and matmuls ran in TF32 (``tf32_conv``,
+     ``tf32_matmul``) and the precision of the measured roof (``peak_flops_tf32``), other
+     processes on the GPU around the case (``gpu_foreign_processes``,
+     ``gpu_foreign_memory_bytes``), the share of the timed rounds the clocks were held down by
+     each reason (NVML's clock-event time counters) and the SM clock over them from the
+     driver's samples, and where these came from (``gpu_watch_source``).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 META_TABLE = b"cnnbench.table"
 META_VERSION = b"cnnbench.schema_version"
 STATUSES = ("ok", "oom", "error", "skipped", "crashed")
@@ -137,6 +144,12 @@ CASES: tuple[Column, ...] = (
     _c("isolation", STR, "", "how the case ran: in the test process (none) or a child process"),
     _c("ram_bytes", INT, "bytes", "total system memory"),
     _c("gpu_uuid", STR, "", "GPU UUID (NVML/CUDA)"),
+    _c(
+        "gpu_index",
+        INT,
+        "",
+        "NVML's index of the GPU (nvidia-smi's numbering; an xdist worker sees its GPU as cuda:0)",
+    ),
     _c("gpu_pci_bus_id", STR, "", "GPU PCI bus id"),
     _c("gpu_memory_bytes", INT, "bytes", "total GPU memory"),
     _c("driver_version", STR, "", "NVIDIA driver version"),
@@ -145,6 +158,15 @@ CASES: tuple[Column, ...] = (
     _c("cudnn_benchmark", BOOL, "", "torch.backends.cudnn.benchmark during the case"),
     _c("cudnn_allow_tf32", BOOL, "", "cuDNN may run float32 convolutions in TF32 (CUDA only)"),
     _c("float32_matmul_precision", STR, "", "torch.get_float32_matmul_precision(): highest/high"),
+    _c(
+        "tf32_conv",
+        BOOL,
+        "",
+        "a float32 case's convolutions ran in TF32 (cuDNN allowed it on a GPU with TF32 tensor "
+        "cores, compute capability 8.0+); false where they ran in IEEE float32; null for other "
+        "dtypes",
+    ),
+    _c("tf32_matmul", BOOL, "", "the same for a float32 case's matmuls (cuBLAS)"),
     _c("torch_version", STR, "", "torch.__version__"),
     _c("python_version", STR, "", "Python version"),
     _c("harness_version", STR, "", "version of this harness"),
@@ -219,6 +241,12 @@ CASES: tuple[Column, ...] = (
     # the run's measured roofs (a short GEMM and memory-bandwidth micro-benchmark)
     _c("peak_flops_measured", FLT, "FLOP/s", "measured dense matmul rate at the case's dtype"),
     _c("peak_bytes_per_s_measured", FLT, "bytes/s", "measured memory copy bandwidth"),
+    _c(
+        "peak_flops_tf32",
+        BOOL,
+        "",
+        "the measured float32 roof ran in TF32, as the case's convolutions did (null: not float32)",
+    ),
     # torch.compile
     _c("dynamo_graphs", INT, "count", "unique graphs Dynamo compiled for the case"),
     _c("dynamo_graph_breaks", INT, "count", "graph breaks (where eager Python ran instead)"),
@@ -260,6 +288,36 @@ CASES: tuple[Column, ...] = (
     _c("power_limit_w", FLT, "W", "enforced GPU power limit"),
     _c("throttle_reasons_start", STR, "", "clock-event (throttle) reasons at start, comma-sep."),
     _c("throttle_reasons_end", STR, "", "clock-event (throttle) reasons at end, comma-separated"),
+    # the GPU around the case (harness.measure.gpu_watch): NVML, over the timed window
+    _c(
+        "gpu_foreign_processes",
+        INT,
+        "count",
+        "other processes holding a context on the GPU before or after the rounds (the most seen)",
+    ),
+    _c("gpu_foreign_memory_bytes", INT, "bytes", "the GPU memory those processes held"),
+    _c(
+        "gpu_power_capped_share",
+        FLT,
+        "",
+        "share of the timed window the clocks were held at the power cap (NVML counter)",
+    ),
+    _c(
+        "gpu_thermal_share",
+        FLT,
+        "",
+        "share of the timed window in thermal slowdown, software or hardware (NVML counters)",
+    ),
+    _c("gpu_power_brake_share", FLT, "", "share of the timed window in hardware power brake"),
+    _c("sm_clock_mhz_min", INT, "MHz", "lowest SM clock of the driver's samples in the window"),
+    _c("sm_clock_mhz_median", INT, "MHz", "median SM clock of those samples"),
+    _c(
+        "sm_clock_low_share",
+        FLT,
+        "",
+        "share of those samples below 75% of the GPU's maximum SM clock (NVBench's rule)",
+    ),
+    _c("gpu_watch_source", STR, "", "what NVML gave for these columns, or why not"),
     # outcome
     _c("status", STR, "", "ok, oom, error, skipped or crashed (the case killed its process)"),
     _c("error", STR, "", "the reason when status is not ok"),

@@ -61,6 +61,23 @@ THROTTLE_NOISY = (
     "hw_power_brake_slowdown",
 )
 
+# GPU over the timed window (harness.measure.gpu_watch), for rows that have these columns (the
+# two point reads above decide only older rows):
+# Another process with a context on the GPU: CUDA time-slices the contexts of different
+# processes on one GPU (without MPS), so one that computes takes whole slices of the window,
+# and NVML cannot tell an idle context from a busy one (optimum-benchmark refuses to measure
+# with another process on the device).
+FOREIGN_PROCESSES_MAX = 0
+# Thermal slowdown or the hardware power brake for more than this share of the window: a HW
+# slowdown cuts the clocks by a factor of 2 or more (nvml.h, nvmlClocksEventReasonHwSlowdown),
+# so the steps in it take >= 2x and the window's mean rises by >= that share; beyond the
+# precision the row claims for its median (CI_HALF_WIDTH_REL_MAX) it is not the GPU's speed.
+GPU_SLOWDOWN_SHARE_MAX = CI_HALF_WIDTH_REL_MAX
+# The driver's SM clock samples below 75% of the GPU's maximum clock (NVBench drops samples
+# taken below its --throttle-threshold, default 75% of the device's clock) in more than this
+# share of the window: the same precision argument (a step at < 75% clock takes > 1.33x).
+SM_CLOCK_LOW_SHARE_MAX = CI_HALF_WIDTH_REL_MAX
+
 THRESHOLDS: dict[str, float] = {
     "min_rounds": MIN_ROUNDS,
     "iqr_rel_max": IQR_REL_MAX,
@@ -71,6 +88,9 @@ THRESHOLDS: dict[str, float] = {
     "load_above_cores_max": LOAD_ABOVE_CORES_MAX,
     "sm_clock_drop_max": SM_CLOCK_DROP_MAX,
     "temperature_rise_max_c": TEMPERATURE_RISE_MAX_C,
+    "foreign_processes_max": FOREIGN_PROCESSES_MAX,
+    "gpu_slowdown_share_max": GPU_SLOWDOWN_SHARE_MAX,
+    "sm_clock_low_share_max": SM_CLOCK_LOW_SHARE_MAX,
 }
 RULE = (
     f"noisy when any of: fewer than {MIN_ROUNDS} rounds; IQR > {IQR_REL_MAX:.0%} of the "
@@ -78,8 +98,11 @@ RULE = (
     f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
     f"involuntary switches/s (without PSI); the CPU's speed probe > {SPEED_PROBE_SLOW_MAX:g}x "
     f"slower or faster than typical on the host; 1-minute load > cores + {LOAD_ABOVE_CORES_MAX:g}; "
-    f"SM clock down > {SM_CLOCK_DROP_MAX:.0%}; temperature up > {TEMPERATURE_RISE_MAX_C:g} C; "
-    "a thermal or hardware slowdown reason"
+    f"another process on the GPU; thermal slowdown or power brake > "
+    f"{GPU_SLOWDOWN_SHARE_MAX:.1%} of the window, or SM clock samples below 75% of its maximum "
+    f"in > {SM_CLOCK_LOW_SHARE_MAX:.1%} of it (NVML's counters and samples; rows without them: "
+    f"SM clock down > {SM_CLOCK_DROP_MAX:.0%}, temperature up > {TEMPERATURE_RISE_MAX_C:g} C, a "
+    "thermal or hardware slowdown reason at the end)"
 )
 
 
@@ -110,6 +133,10 @@ SIGNAL_KINDS = (
     "sm_clock_drop",
     "temperature_rise",
     "gpu_slowdown",
+    "foreign_process",
+    "gpu_thermal",
+    "gpu_power_brake",
+    "sm_clock_low",
 )
 
 
@@ -248,7 +275,11 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
                 f"load {max(loads):.1f} on {cores:.0f} cores "
                 f"(limit cores + {LOAD_ABOVE_CORES_MAX:g})",
             )
+    found.extend(gpu_signals(row))
+    # Rows without NVML's window readings (older files, a driver without them): two point reads.
     clk0, clk1 = _num(row, "sm_clock_mhz_start"), _num(row, "sm_clock_mhz_end")
+    if _num(row, "sm_clock_low_share") is not None:
+        clk0 = None  # the driver's samples decide
     if clk0 and clk1 is not None and (clk0 - clk1) / clk0 > SM_CLOCK_DROP_MAX:
         add(
             "sm_clock_drop",
@@ -256,6 +287,8 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
             SM_CLOCK_DROP_MAX,
             f"SM clock fell {clk0:.0f} -> {clk1:.0f} MHz (limit {SM_CLOCK_DROP_MAX:.0%})",
         )
+    if _num(row, "gpu_thermal_share") is not None:
+        return found
     t0, t1 = _num(row, "temperature_c_start"), _num(row, "temperature_c_end")
     if t0 is not None and t1 is not None and t1 - t0 > TEMPERATURE_RISE_MAX_C:
         add(
@@ -269,6 +302,33 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
         hit = [r for r in str(reasons).split(",") if r.strip() in THROTTLE_NOISY]
         if hit:
             add("gpu_slowdown", len(hit), 0, f"GPU slowed down: {', '.join(hit)}")
+    return found
+
+
+def gpu_signals(row: Mapping[str, Any]) -> list[Signal]:
+    """The GPU's signals over the timed window: other processes, slowdown time, low clocks."""
+    found: list[Signal] = []
+    others = _num(row, "gpu_foreign_processes")
+    if others is not None and others > FOREIGN_PROCESSES_MAX:
+        memory = _num(row, "gpu_foreign_memory_bytes")
+        held = f", holding {memory / 2**30:.1f} GiB" if memory is not None else ""
+        text = f"{others:.0f} other process(es) on the GPU{held}: they share it"
+        found.append(Signal("foreign_process", others, FOREIGN_PROCESSES_MAX, text))
+    for kind, column, what in (
+        ("gpu_thermal", "gpu_thermal_share", "thermal slowdown"),
+        ("gpu_power_brake", "gpu_power_brake_share", "hardware power brake"),
+    ):
+        share = _num(row, column)
+        if share is not None and share > GPU_SLOWDOWN_SHARE_MAX:
+            text = f"GPU in {what} {share:.1%} of the window (limit {GPU_SLOWDOWN_SHARE_MAX:.1%})"
+            found.append(Signal(kind, share, GPU_SLOWDOWN_SHARE_MAX, text))
+    low = _num(row, "sm_clock_low_share")
+    if low is not None and low > SM_CLOCK_LOW_SHARE_MAX:
+        lowest = _num(row, "sm_clock_mhz_min")
+        at = f", down to {lowest:.0f} MHz" if lowest is not None else ""
+        found.append(Signal("sm_clock_low", low, SM_CLOCK_LOW_SHARE_MAX,
+                            f"SM clock below 75% of its maximum in {low:.1%} of the window{at} "
+                            f"(limit {SM_CLOCK_LOW_SHARE_MAX:.1%})"))  # fmt: skip
     return found
 
 
@@ -319,4 +379,10 @@ SIGNAL_COLUMNS = (
     "temperature_c_start",
     "temperature_c_end",
     "throttle_reasons_end",
+    "gpu_foreign_processes",
+    "gpu_foreign_memory_bytes",
+    "gpu_thermal_share",
+    "gpu_power_brake_share",
+    "sm_clock_low_share",
+    "sm_clock_mhz_min",
 )

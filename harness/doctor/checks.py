@@ -27,12 +27,11 @@ from harness.doctor.report import (
     Check,
     banded,
 )
-from harness.measure.cuda_state import classify_failure, dynamo_stats, release_between_cases
+from harness.measure.cuda_state import classify_failure, release_between_cases
 
 # The cases the self-test runs (zoo models, so that the harness's own step is what is checked).
 TIMING_CASE = {"cuda": ("resnet18", (3, 224, 224), 32), "cpu": ("resnet18", (3, 224, 224), 1)}
 MEMORY_CASE = {"cuda": ("resnet18", (3, 224, 224), 32), "cpu": ("resnet18", (3, 224, 224), 8)}
-COMPILE_CASE = ("lenet5", (1, 32, 32), 8)
 # cuBLAS keeps up to 32 MiB of workspace per handle and stream in the allocator; cuDNN's
 # per-call workspaces also go through it. The CPU tracker sees tensors only.
 WORKSPACE_SLACK_BYTES = {"cuda": 64 << 20, "cpu": 0}
@@ -315,59 +314,6 @@ def check_memory(device: torch.device) -> Check:
         largest,
         int(prof.activation_bytes),
         source=result.memory_source,
-        case=f"{model} {'x'.join(map(str, shape))} batch {batch} float32 inference",
-    )
-
-
-# -- compile -----------------------------------------------------------------------------------
-
-COMPILE_RULE = (
-    "torch.compile through the harness's step: PASS when Dynamo compiled at least one graph, "
-    "with no graph break, and the output matches eager (rtol 1e-3, atol 1e-4); WARN with graph "
-    "breaks (partly eager); FAIL with no graph (silently eager), a different output, or an error"
-)
-
-
-def judge_compile(graphs: int, breaks: int, matches: bool, **numbers: Any) -> Check:
-    numbers = {"dynamo_graphs": graphs, "dynamo_graph_breaks": breaks, **numbers}
-    if graphs == 0:
-        return Check(
-            "compile", FAIL, "Dynamo compiled nothing: the case ran eager", COMPILE_RULE, numbers
-        )
-    if not matches:
-        return Check(
-            "compile", FAIL, "the compiled output differs from eager", COMPILE_RULE, numbers
-        )
-    if breaks:
-        return Check(
-            "compile", WARN, f"{breaks} graph break(s): parts ran eager", COMPILE_RULE, numbers
-        )
-    return Check("compile", PASS, "one whole graph, output as eager", COMPILE_RULE, numbers)
-
-
-def check_compile(device: torch.device) -> Check:
-    model, shape, batch = COMPILE_CASE
-    torch.compiler.reset()
-    try:
-        eager = _prepared(model, shape, batch, device)
-        compiled = _prepared(model, shape, batch, device, compile=True)
-        t0 = time.perf_counter()
-        with dynamo_stats() as stats, compiled.contexts():
-            out = compiled.step()
-            compile_s = time.perf_counter() - t0
-            compiled.step()
-        with eager.contexts():
-            ref = eager.step()
-        matches = bool(torch.allclose(out.float(), ref.float(), rtol=1e-3, atol=1e-4))
-        max_diff = float((out.float() - ref.float()).abs().max())
-    finally:
-        torch.compiler.reset()
-    return judge_compile(
-        int(stats["dynamo_graphs"] or 0),
-        int(stats["dynamo_graph_breaks"] or 0),
-        matches,
-        max_abs_diff=max_diff,
-        first_call_s=compile_s,
         case=f"{model} {'x'.join(map(str, shape))} batch {batch} float32 inference",
     )
 

@@ -11,15 +11,21 @@ import torch
 
 from harness.core.errors import InvalidInputError, first_line
 from harness.doctor.checks import (
-    check_compile,
     check_energy,
     check_failure_recovery,
     check_memory,
     check_timing,
 )
+from harness.doctor.compile import check_compile
+from harness.doctor.processes import check_gpu_processes
 from harness.doctor.report import FAIL, UNAVAILABLE, Check, DoctorReport
 from harness.measure.devices import cuda_unavailable_reason, resolve_device, unavailable_reason
 
+CUDA_RULE = (
+    "a CUDA device was asked for (--device cuda or cuda:N): FAIL when CUDA does not work "
+    "(no driver, a driver too old for this torch, no GPU, a torch without CUDA); --device auto "
+    "checks the CPU where CUDA does not work"
+)
 CHECKS: tuple[tuple[str, Callable[[torch.device], Check]], ...] = (
     ("timing", check_timing),
     ("energy", check_energy),
@@ -69,12 +75,17 @@ def run_doctor(
         machine = machine_facts(dev)
         checks: list[Check] = []
         no_cuda = cuda_unavailable_reason()
+        if dev.type == "cuda" and no_cuda is not None:
+            checks.append(Check("cuda", FAIL, f"CUDA does not work here: {no_cuda}", CUDA_RULE))
         for name, check in CHECKS:
             if dev.type == "cuda" and no_cuda is not None:
                 checks.append(Check(name, UNAVAILABLE, f"{dev} cannot run: {no_cuda}"))
                 continue
             say(name)
             checks.append(_run(name, check, dev))
+        if dev.type == "cuda" and no_cuda is None:
+            say("gpu_processes")
+            checks.append(_run("gpu_processes", check_gpu_processes, dev))
         if dev.type == "cpu":
             checks.append(
                 Check(

@@ -210,3 +210,37 @@ def dynamo_stats() -> Iterator[dict[str, int | None]]:
         graphs1, breaks1 = _dynamo_counts()
         stats["dynamo_graphs"] = max(0, graphs1 - graphs0)
         stats["dynamo_graph_breaks"] = max(0, breaks1 - breaks0)
+
+
+# -- TF32 --------------------------------------------------------------------------------------
+
+
+def tf32_columns(device: torch.device | str, dtype: str) -> dict[str, bool | None]:
+    """Whether a case's float32 convolutions and matmuls ran in TF32: on a GPU with TF32 tensor
+    cores (compute capability 8.0+) where cuDNN (``torch.backends.cudnn.allow_tf32``, on by
+    default) and cuBLAS (``torch.backends.cuda.matmul.allow_tf32``, off by default) allow it.
+    False on a CPU (float32 in IEEE); None for other dtypes."""
+    dev = torch.device(device)
+    if dtype != "float32":
+        return {"tf32_conv": None, "tf32_matmul": None}
+    if dev.type != "cuda":
+        return {"tf32_conv": False, "tf32_matmul": False}
+    major, _ = torch.cuda.get_device_capability(dev)
+    capable = major >= 8
+    cudnn = torch.backends.cudnn
+    return {
+        "tf32_conv": capable and bool(cudnn.enabled and cudnn.allow_tf32),
+        "tf32_matmul": capable and bool(torch.backends.cuda.matmul.allow_tf32),
+    }
+
+
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """float32 as IEEE float32 inside (TF32 off for cuDNN and cuBLAS), as before after: for
+    comparisons whose tolerance is float32's."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

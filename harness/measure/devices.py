@@ -5,19 +5,49 @@ profile --measure`` and the doctor all ask here.
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import torch
 
 from harness.core.errors import InvalidInputError
 from harness.core.spec import DEVICE_FORMS
 
+_NO_CUDA: list[str] = []  # why not, worked out once: CUDA's state does not change in a process
+
 
 def cuda_unavailable_reason() -> str | None:
-    """Why CUDA cannot be used in this process, or None when it can."""
-    if torch.cuda.is_available():
+    """Why CUDA cannot be used in this process, or None when it can: no NVIDIA driver, a driver
+    too old for this torch (a wheel/driver mismatch), no GPU, every GPU hidden by
+    ``CUDA_VISIBLE_DEVICES``, or a build of torch without CUDA (harness.measure.gpus)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        works = torch.cuda.is_available()
+    if works:
         return None
     if torch.version.cuda is None:
         return f"torch {torch.__version__} is a build without CUDA (install a CUDA build of torch)"
-    return "torch.cuda.is_available() is False: no GPU visible or no working NVIDIA driver"
+    if not _NO_CUDA:
+        _NO_CUDA.append(_explain([str(w.message) for w in caught]))
+    return _NO_CUDA[0]
+
+
+def _explain(warned: list[str]) -> str:
+    """Why ``torch.cuda.is_available()`` was False: torch's own words (its warning, else the
+    error of initialising CUDA) with NVML's view of the driver."""
+    from harness.core.errors import first_line
+    from harness.measure.gpus import driver_state, explain_no_cuda
+
+    said = next((w for w in warned if "CUDA" in w or "driver" in w), None)
+    if said is None:
+        try:
+            torch.cuda.init()  # fails here (CUDA is not available): its error says why
+        except Exception as exc:
+            said = first_line(exc, limit=300)
+    said = None if said is None else said.strip().splitlines()[0][:300]
+    return explain_no_cuda(
+        torch.version.cuda, said, driver_state(), os.environ.get("CUDA_VISIBLE_DEVICES")
+    )
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

@@ -2,8 +2,9 @@
 
 Every fact is read from the system, torch, NVML or git; a fact that cannot be read is None, never
 guessed. GPU facts come from torch for the device index the case runs on, and NVML facts (driver,
-PCI bus id) are matched to it by UUID, never by index: NVML and CUDA may number GPUs differently
-(CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER).
+UUID, NVML's index, PCI bus id) are matched to it by UUID or PCI bus id
+(harness.measure.power.nvml_match), never by index: NVML and CUDA may number GPUs differently
+(CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER; an xdist worker sees its GPU as cuda:0).
 
 This module knows nothing of pytest; ``machine_info`` gives what the plugin merges into
 pytest-benchmark's ``machine_info``.
@@ -20,11 +21,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from harness.core.errors import InvalidInputError
+from harness.measure.power.nvml_match import torch_cuda_identity
 from harness.measure.timing import cudnn_benchmark_state
 
 GIT_TIMEOUT_S = 5.0
@@ -38,6 +39,7 @@ ENV_COLUMNS: tuple[str, ...] = (
     "cpu_threads",
     "ram_bytes",
     "gpu_uuid",
+    "gpu_index",
     "gpu_pci_bus_id",
     "gpu_memory_bytes",
     "driver_version",
@@ -120,35 +122,34 @@ def git_state(cwd: str | Path | None = None) -> tuple[str | None, bool | None]:
 # --- GPU -------------------------------------------------------------------------------------
 
 
-def _nvml_facts(uuids: list[str]) -> tuple[str | None, str | None, str | None]:
-    """(driver version, PCI bus id, UUID) from NVML for the first of ``uuids`` it knows (a GPU
-    or a MIG instance); None where NVML is missing or fails (no driver, no library, no UUID it
-    knows, a reading a MIG handle does not support)."""
+def _nvml_facts(index: int) -> dict[str, object]:
+    """What NVML knows of CUDA device ``index``, matched by UUID or PCI bus id
+    (harness.measure.power.nvml_match, never by index): its UUID as NVML writes it, NVML's
+    index (nvidia-smi's numbering), PCI bus id and the driver version. A fact NVML cannot give
+    (no driver, no library, a MIG instance's bus) is absent; the caller falls back to torch's."""
+    import pynvml
+
+    from harness.measure.power import nvml, nvml_match
+
     try:
-        import pynvml
-    except ImportError:
-        return None, None, None
+        nvml.init_nvml()
+    except nvml.NvmlUnavailable:
+        return {}
+    out: dict[str, object] = {}
+    with contextlib.suppress(pynvml.NVMLError):
+        out["driver_version"] = _text(pynvml.nvmlSystemGetDriverVersion())
+    identity = torch_cuda_identity(index)
     try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return None, None, None
-    driver = bus_id = matched = None
-    try:
-        with contextlib.suppress(pynvml.NVMLError):
-            driver = _text(pynvml.nvmlSystemGetDriverVersion())
-        for uuid in uuids:
-            try:
-                handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
-            except pynvml.NVMLError:
-                continue
-            matched = uuid
-            with contextlib.suppress(pynvml.NVMLError):
-                bus_id = _text(pynvml.nvmlDeviceGetPciInfo(handle).busId)
-            break
-    finally:
-        with contextlib.suppress(pynvml.NVMLError):
-            pynvml.nvmlShutdown()
-    return driver, bus_id, matched
+        found = nvml_match.match_device(index, identity)
+    except nvml_match.MigInstance as mig:
+        out["gpu_uuid"] = mig.uuid
+        if mig.gpu is not None:
+            out["gpu_index"] = mig.gpu.index
+    except nvml.NvmlUnavailable:
+        pass  # no certain match: torch's facts stand
+    else:
+        out.update(gpu_uuid=found.uuid, gpu_index=found.index, gpu_pci_bus_id=found.pci_bus_id)
+    return out
 
 
 def _text(value: str | bytes) -> str:
@@ -162,26 +163,6 @@ def _proc_driver_version(path: Path = Path("/proc/driver/nvidia/version")) -> st
     except OSError:
         return None
     return m.group(1) if m else None
-
-
-def _uuid_candidates(props: Any) -> list[str]:
-    """NVML's names for torch's device UUID, most likely first. torch prints the bare 8-4-4-4-12
-    hex; NVML writes ``GPU-`` before a GPU's and ``MIG-`` before a MIG instance's (CUDA reports
-    the instance's UUID in MIG mode), and only NVML can tell which one this is."""
-    raw = getattr(props, "uuid", None)
-    if raw is None:
-        return []
-    text = str(raw)
-    return [text] if text.startswith(("GPU-", "MIG-")) else [f"GPU-{text}", f"MIG-{text}"]
-
-
-def _torch_pci_bus_id(props: Any) -> str | None:
-    """NVML-style bus id (``00000000:65:00.0``) from torch's device properties, if it has them."""
-    parts = [getattr(props, f"pci_{k}_id", None) for k in ("domain", "bus", "device")]
-    if any(p is None for p in parts):
-        return None
-    domain, bus, dev = (int(p) for p in parts)
-    return f"{domain:08X}:{bus:02X}:{dev:02X}.0"
 
 
 def cuda_facts(device: torch.device) -> dict[str, object]:
@@ -198,16 +179,23 @@ def cuda_facts(device: torch.device) -> dict[str, object]:
             "device(s) are visible: check the index or CUDA_VISIBLE_DEVICES"
         )
     props = torch.cuda.get_device_properties(index)
-    candidates = _uuid_candidates(props)
-    driver, bus_id, matched = _nvml_facts(candidates) if candidates else (None, None, None)
+    identity = torch_cuda_identity(index)
+    nvml_facts = _nvml_facts(index)
     # Without NVML to say otherwise, torch's UUID is written as a GPU's (MIG needs NVML anyway).
-    uuid = matched or (candidates[0] if candidates else None)
+    uuid = None
+    if identity is not None and identity.uuid:
+        uuid = (
+            identity.uuid if identity.uuid.startswith(("GPU-", "MIG-")) else f"GPU-{identity.uuid}"
+        )
     return {
         "device_name": props.name,
-        "gpu_uuid": uuid,
-        "gpu_pci_bus_id": bus_id or _torch_pci_bus_id(props),
+        "gpu_uuid": nvml_facts.get("gpu_uuid", uuid),
+        "gpu_index": nvml_facts.get("gpu_index"),
+        "gpu_pci_bus_id": nvml_facts.get(
+            "gpu_pci_bus_id", identity.pci_bus_id if identity is not None else None
+        ),
         "gpu_memory_bytes": int(props.total_memory),
-        "driver_version": driver or _proc_driver_version(),
+        "driver_version": nvml_facts.get("driver_version") or _proc_driver_version(),
     }
 
 
@@ -251,6 +239,7 @@ def collect_environment(
         "cpu_threads": int(threads) if threads is not None else torch.get_num_threads(),
         "ram_bytes": ram_bytes(),
         "gpu_uuid": None,
+        "gpu_index": None,
         "gpu_pci_bus_id": None,
         "gpu_memory_bytes": None,
         "driver_version": None,

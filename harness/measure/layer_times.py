@@ -62,6 +62,10 @@ time of an inference case.
 Row order and ``layer_index``: execution order, renumbered 0..n-1 over the leaf rows and the
 parent_ops rows together (a parent_ops row follows its parent's last child).
 
+Nothing stays behind: the hooks are removed, the profiler stops, and on a GPU CUPTI is torn
+down when it stops (harness.measure.profiling), so a case after a profiled one in the same
+process runs as it would have without it.
+
 Not measured (``layer_time_source`` says why, the time columns are null): torch.compile'd cases,
 since Inductor fuses ops of neighbouring layers into one kernel (a fused conv+bn+relu belongs to
 no single layer) and hooks added after compiling would force a recompile of the graph being
@@ -70,10 +74,8 @@ measured; measure the eager case instead.
 
 from __future__ import annotations
 
-import os
 import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +95,9 @@ from harness.measure.layer_calls import (
     float_bytes,
     join_calls,
 )
-from harness.measure.timing import cuda_sync_fn
+from harness.measure.profiling import CUPTI_SOURCE, STEP_PREFIX, profile_steps
 
 LAYER_COLUMNS = column_names("layers")
-STEP_PREFIX = "cnnbench.step#"
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
 TIME_COLUMNS = (
     "layer_kind",
@@ -209,41 +210,6 @@ def _backward_times(
     return times
 
 
-def _quiet_kineto() -> None:
-    """Kineto prints ``profiler_start`` / ``profiler_stop`` lines on stderr at every start; level
-    6 silences them. Read once, when the profiler first starts; a user's own setting wins."""
-    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
-
-
-def _profile(
-    step: Callable[[], object],
-    steps: int,
-    device: torch.device,
-    hooks: Hooks,
-) -> tuple[list[Any], list[float]]:
-    """Run ``steps`` profiled steps (the first also records the calls); returns the profiler's
-    events and each step's wall time."""
-    from torch._C._profiler import _RecordFunctionFast
-    from torch.profiler import ProfilerActivity, profile
-
-    _quiet_kineto()
-    sync = cuda_sync_fn(device)
-    activities = [ProfilerActivity.CPU]
-    if _in_cuda(device):
-        activities.append(ProfilerActivity.CUDA)
-    walls: list[float] = []
-    sync()
-    with profile(activities=activities, record_shapes=False, with_stack=False) as prof:
-        for k in range(steps):
-            hooks.begin_step(record=k == 0)
-            t0 = time.perf_counter()
-            with _RecordFunctionFast(f"{STEP_PREFIX}{k}"):
-                step()
-                sync()
-            walls.append(time.perf_counter() - t0)
-    return list(prof.events()), walls
-
-
 # ------------------------------------------------------------------------------------ frame
 
 
@@ -333,8 +299,8 @@ def _frame(
 def _source(device: torch.device, training: bool, steps: int, overhead: float) -> str:
     if _in_cuda(device):
         what = (
-            "torch.profiler CUDA activity (CUPTI): kernel time of the ops each module call "
-            "issued; the rest of the step is launch and idle time"
+            f"{CUPTI_SOURCE}: kernel time of the ops each module call issued; the rest of the "
+            "step is launch and idle time"
         )
     else:
         what = (
@@ -386,7 +352,7 @@ def measure_layer_times(
     cuda = _in_cuda(device)
     hooks = Hooks(prepared.model)
     try:
-        events, walls = _profile(prepared.step, steps, device, hooks)
+        events, walls = profile_steps(prepared.step, steps, device, hooks.begin_step)
     finally:
         hooks.remove()
     calls = hooks.calls

@@ -6,9 +6,17 @@ not. ``measure_roofs`` measures both once, at the start of a run, and the runner
 every row (``peak_flops_measured``, ``peak_bytes_per_s_measured``), so the report draws real
 roofs on any device.
 
-* Compute: ``C = A @ B`` with square ``n x n`` matrices at the case's dtype, ``2 n^3`` FLOPs
-  per product (one multiply and one add per term); the best of several timed batches of
-  products. A roof is a ceiling, so the best rate is the estimate, not the median.
+* Compute: the best of two dense kernels at the case's dtype, since a CNN's convolutions may
+  run faster than a library's matmul (oneDNN against MKL on a CPU, cuDNN against cuBLAS): a
+  product ``C = A @ B`` of square ``n x n`` matrices, ``2 n^3`` FLOPs (one multiply and one
+  add per term), at each of ``GEMM_N``'s sizes, and a 3x3 convolution of ResNet's shape,
+  ``2 x`` its multiply-adds; the best of several timed batches of each. A roof is a ceiling,
+  so the best rate is the estimate, not the median; it is measured at the threads and dtype
+  of the cases it is drawn over (the sweep measures one per device, dtype and threads).
+* TF32: on a GPU with TF32 tensor cores (compute capability 8.0+) a float32 case's
+  convolutions run in TF32 where cuDNN allows it (``torch.backends.cudnn.allow_tf32``, on by
+  default), its matmuls where cuBLAS does (off by default); the float32 roof is measured with
+  both set as the convolutions ran (``Roofs.tf32``), so it is the roof of what the rows ran.
 * Bandwidth: ``dst.copy_(src)`` of a buffer much larger than the caches; each copy reads and
   writes the buffer once, ``2 x nbytes`` moved; again the best of several batches.
 
@@ -24,21 +32,28 @@ peak: a roof the cases cannot pass, measured on the same software. Nothing here 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 from harness.core.errors import InvalidInputError
 
-# Square matmul sizes: big enough to reach the library's peak, small enough to stay well under
-# a second per product on a slow core (a 2-core VM runs a float32 1024^3 product in ~40 ms).
-GEMM_N = {"cpu": 1024, "cuda": 8192}
+# Square matmul sizes, the best of them: big enough to reach the library's peak (a 1024^3
+# product is not, on a many-core CPU), small enough to stay under a second per product. A
+# larger size is tried only where one product of the one before took under LARGER_BELOW_S
+# (>= 100 GFLOP/s at 1024: many cores, whose tiles a 1024 product may not fill; a 2-core VM
+# takes ~40 ms and stays at 1024).
+GEMM_N = {"cpu": (1024, 2048), "cuda": (8192,)}
+LARGER_BELOW_S = 0.02
+# A ResNet 3x3 convolution: (batch, channels, height = width), stride 1, padding 1.
+CONV_SHAPE = {"cpu": (8, 256, 14), "cuda": (128, 256, 28)}
 # Copy buffers, bytes: far larger than any cache (a CPU's L3 is tens of MiB; an H100's L2 50 MiB).
 COPY_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}
 # Time each measurement aims at, seconds (the best of REPEATS batches filling it).
-TARGET_S = {"gemm": 0.4, "copy": 0.25}
+TARGET_S = {"gemm": 0.4, "conv": 0.4, "copy": 0.25}
 REPEATS = 5
 COLUMNS = ("peak_flops_measured", "peak_bytes_per_s_measured")
 
@@ -47,16 +62,19 @@ COLUMNS = ("peak_flops_measured", "peak_bytes_per_s_measured")
 class Roofs:
     """Measured ceilings of one device at one dtype."""
 
-    flops_per_s: float  # best dense matmul rate, FLOP/s
+    flops_per_s: float  # best dense rate, FLOP/s (matmul or convolution)
     bytes_per_s: float  # best copy bandwidth, bytes/s (read + write)
-    gemm_n: int
+    gemm_n: int  # the matmul size of the best matmul rate
     copy_bytes: int
+    tf32: bool | None = None  # float32 ran in TF32 (None: not float32)
+    conv_flops_per_s: float | None = None  # the convolution's best rate, FLOP/s
 
-    def columns(self) -> dict[str, float]:
-        """The two result-row columns."""
+    def columns(self) -> dict[str, float | bool | None]:
+        """The result-row columns."""
         return {
             "peak_flops_measured": self.flops_per_s,
             "peak_bytes_per_s_measured": self.bytes_per_s,
+            "peak_flops_tf32": self.tf32,
         }
 
 
@@ -113,6 +131,51 @@ def _gemm_rate(clock: _Clock, dev: torch.device, dtype: torch.dtype, n: int) -> 
     return _best_rate(clock, lambda: torch.matmul(a, b, out=c), gemm_flops(n), TARGET_S["gemm"])
 
 
+def _gemm_rates(
+    clock: _Clock, dev: torch.device, dtype: torch.dtype, sizes: tuple[int, ...]
+) -> dict[int, float]:
+    """The best rate at each size, going on to the next only while a product stays short."""
+    rates: dict[int, float] = {}
+    for n in sizes:
+        rates[n] = _gemm_rate(clock, dev, dtype, n)
+        if gemm_flops(n) / rates[n] >= LARGER_BELOW_S:
+            break
+    return rates
+
+
+def _conv_rate(clock: _Clock, dev: torch.device, dtype: torch.dtype, shape: tuple) -> float:
+    n, c, hw = shape
+    gen = torch.Generator(device=dev).manual_seed(0)
+    x = torch.randn(n, c, hw, hw, device=dev, dtype=dtype, generator=gen)
+    w = torch.randn(c, c, 3, 3, device=dev, dtype=dtype, generator=gen)
+    layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    x, w = x.to(memory_format=layout), w.to(memory_format=layout)
+    flops = 2 * n * c * c * 9 * hw * hw  # 9 multiply-adds per input channel per output
+    return _best_rate(
+        clock, lambda: torch.nn.functional.conv2d(x, w, padding=1), flops, TARGET_S["conv"]
+    )
+
+
+def tf32_for_float32(device: torch.device) -> bool:
+    """Whether float32 convolutions run in TF32 on ``device`` as the cases run them: a GPU with
+    TF32 tensor cores (compute capability 8.0+) and cuDNN allowed to use them."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8 and bool(torch.backends.cudnn.allow_tf32)
+
+
+@contextlib.contextmanager
+def _float32_as(tf32: bool) -> Iterator[None]:
+    """cuDNN and cuBLAS both in TF32 (or both in IEEE float32) for the roof, then as before."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def _copy_rate(clock: _Clock, dev: torch.device, size: int) -> float:
     src = torch.ones(size, device=dev, dtype=torch.uint8)
     dst = torch.empty_like(src)
@@ -126,11 +189,14 @@ def measure_roofs(
     *,
     gemm_n: int | None = None,
     copy_bytes: int | None = None,
+    conv_shape: tuple[int, int, int] | None = None,
 ) -> Roofs:
-    """Measure the dense matmul rate and the copy bandwidth of ``device`` at ``dtype``.
+    """Measure the dense compute rate (matmul, convolution) and the copy bandwidth of
+    ``device`` at ``dtype``, float32 in TF32 where the cases' convolutions run so.
 
-    Takes about ``sum(TARGET_S.values())`` seconds plus allocation. ``gemm_n`` and
-    ``copy_bytes`` override the per-device sizes (tests use small ones).
+    Takes about ``sum(TARGET_S.values())`` seconds (the matmul's per size) plus allocation.
+    ``gemm_n``, ``copy_bytes`` and ``conv_shape`` override the per-device sizes (tests use
+    small ones).
     """
     dev = torch.device(device)
     if dev.type not in GEMM_N:
@@ -139,21 +205,31 @@ def measure_roofs(
         raise InvalidInputError(f"measure_roofs: dtype {dtype} is not a floating-point type")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError("measure_roofs: CUDA is not available on this machine")
-    n = int(gemm_n or GEMM_N[dev.type])
+    sizes = (int(gemm_n),) if gemm_n else GEMM_N[dev.type]
     if gemm_n is None and dev.type == "cpu" and dtype not in (torch.float32, torch.float64):
-        n //= 2  # CPUs without matrix units run half precision far slower: keep it short
+        sizes = (sizes[0] // 2,)  # CPUs without matrix units run half precision far slower
     size = int(copy_bytes or COPY_BYTES[dev.type])
-    if n < 1 or size < 1:
+    if min(sizes) < 1 or size < 1:
         raise InvalidInputError("measure_roofs: gemm_n and copy_bytes must be positive")
     clock = _Clock(dev)
-    with torch.inference_mode():
-        flops = _gemm_rate(clock, dev, dtype, n)
+    tf32 = tf32_for_float32(dev) if dtype == torch.float32 else None
+    with torch.inference_mode(), _float32_as(bool(tf32)):
+        gemm = _gemm_rates(clock, dev, dtype, sizes)
+        conv = _conv_rate(clock, dev, dtype, conv_shape or CONV_SHAPE[dev.type])
         bandwidth = _copy_rate(clock, dev, size)
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    return Roofs(flops, bandwidth, n, size)
+    best_n = max(gemm, key=gemm.get)
+    return Roofs(max(gemm[best_n], conv), bandwidth, best_n, size, tf32, conv)
 
 
 def roof_columns(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> dict:
-    """``{'peak_flops_measured': FLOP/s, 'peak_bytes_per_s_measured': bytes/s}`` for a row."""
+    """``{'peak_flops_measured': FLOP/s, 'peak_bytes_per_s_measured': bytes/s,
+    'peak_flops_tf32': bool | None}`` for a row."""
     return measure_roofs(device, dtype).columns()
+
+
+def exceeds(achieved_flops_per_s: float, roof_flops_per_s: float) -> bool:
+    """Whether a row's achieved rate is above the measured roof: then the roof was not the
+    maximum (measured under load, or a kernel the probes do not reach) and says so."""
+    return achieved_flops_per_s > roof_flops_per_s

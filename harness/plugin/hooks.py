@@ -44,7 +44,11 @@ from harness.plugin.state import STATE, State
 from harness.plugin.xdist import (  # noqa: F401 (hooks)
     configure_controller,
     configure_worker,
+    place_worker,
     pytest_configure_node,
+    pytest_handlecrashitem,
+    pytest_runtest_protocol,
+    pytest_testnodedown,
     pytest_xdist_auto_num_workers,
     pytest_xdist_make_scheduler,
 )
@@ -95,8 +99,12 @@ def pytest_configure(config: pytest.Config) -> None:
         # harness times every case itself, so the option's filter is let go there
         config.option.benchmark_only = False
     config.pluginmanager.register(Progress(config), "cnnbench-progress")
-    if state.role != "main":  # an xdist run places its workers by device: resolve it now
-        resolve_run(state)
+    if state.role == "worker":  # its GPU and CPUs first: nothing has touched CUDA yet
+        place_worker(config, state)
+    if state.role != "main" or state.device_name.startswith("cuda"):
+        # an xdist run places its workers by device, and a CUDA device asked for must work:
+        # resolve it now (a device that does not work stops the run in one line, exit 2)
+        resolve_run(state, at_configure=True)
     if state.role == "controller":
         configure_controller(config, state)
     elif state.role == "worker":

@@ -14,14 +14,21 @@ from harness.plugin.state import State
 BUILTIN_SUITE = Path(__file__).with_name("builtin_suite.py")
 
 
-def resolve_run(state: State) -> None:
-    """Resolve what needs torch (the device, then the scale, options and grid) on first need;
-    a device that does not work here is one usage line."""
+def resolve_run(state: State, *, at_configure: bool = False) -> None:
+    """Resolve what needs torch (the device, then the scale, options and grid) on first need.
+
+    A device that does not work here (``--cnn-device=cuda`` where CUDA does not: no driver, a
+    driver too old for this torch, no GPU) stops the run before anything is collected, in one
+    line on stderr with exit status 2 (``at_configure``: pytest prints an exit raised while it
+    configures as one line); never a fallback to another device. Any other bad setting is one
+    usage line."""
     from harness.core.settings import SettingError
 
     try:
         state.resolve()
     except SettingError as exc:
+        if at_configure and exc.field == "device":
+            pytest.exit(f"cnnbench: {exc}", returncode=2)
         raise pytest.UsageError(str(exc)) from None
 
 
@@ -57,7 +64,7 @@ def start_sweep(config: pytest.Config, state: State) -> None:
         join=worker or state.shard is not None,  # a shard's re-run joins its earlier parts
         merge=not worker,
         worker=state.worker,
-        cuda_index=state.cuda_index,
+        cuda_index=state.cuda_index,  # None under xdist: the worker sees its GPU as cuda:0
         roofs=not state.smoke,
     )
     state.run_id = state.sweep.run_id

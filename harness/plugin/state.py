@@ -35,6 +35,12 @@ class State(RunSettings):
     report_path: Path | None = None
     report_error: str | None = None
     write_error: str | None = None
+    # pytest-xdist (harness.plugin.xdist): the controller's plan, a slot per worker
+    placements: list[Any] = field(default_factory=list)
+    free_slots: list[int] = field(default_factory=list)
+    slot_of: dict[str, int] = field(default_factory=dict)
+    node_errors: dict[str, str] = field(default_factory=dict)
+    placement: Any = None  # a worker's own (harness.measure.gpus.Placement)
 
 
 STATE = pytest.StashKey["State"]()

@@ -30,7 +30,7 @@ from harness.core.missing import is_missing as is_missing
 from harness.core.missing import missing_reason
 from harness.core.schema import CASE_KEY as CASE_KEY  # the key compare joins on too
 from harness.core.schema import column_names
-from harness.results.runs import config_label
+from harness.results.runs import config_label, device_kind
 
 # Case settings that, when they vary within a model, split a curve in two.
 VARIANT_DIMS = ("input_shape", "dtype", "dtype_method", "memory_format", "mode", "compiled")
@@ -46,7 +46,8 @@ REPORT_COLUMNS = (
     "params", "param_bytes", "macs", "flops", "activation_bytes", "rounds", "stop_reason",
     "latency_s_median", "latency_s_p90", "latency_s_p99", "p99_reliable", "throughput_per_s",
     "validity", "validity_reason", "layer_time_coverage", "layer_time_steps", "peak_flops_measured",
-    "peak_bytes_per_s_measured", "peak_memory_bytes", "memory_source", "power_w_mean",
+    "peak_bytes_per_s_measured", "peak_flops_tf32", "tf32_conv", "gpu_index",
+    "peak_memory_bytes", "memory_source", "power_w_mean",
     "energy_j_per_sample", "samples_per_j", "power_source", "power_reason", "status", "error",
 )  # fmt: skip
 # Statuses of rows that did not run to a measurement, in the order the headline counts them.
@@ -128,8 +129,9 @@ def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """(full, short) label of each row's configuration.
 
     The full label is ``runs.config_label`` (host, device, threads, torch), shown in hovers and
-    tables. The short one, for legends, is the device name with the host, the thread count and
-    the torch version added only where two configurations would otherwise read the same.
+    tables; a GPU's index is not part of it (xdist spreads one run over the GPUs of one model).
+    The short one, for legends, is the device name with the host, the thread count and the
+    torch version added only where two configurations would otherwise read the same.
     """
     if cases.empty:
         empty = pd.Series([], index=cases.index, dtype=object)
@@ -142,6 +144,7 @@ def config_labels(cases: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         index=cases.index,
     )
     raw = raw.where(raw.notna(), None)
+    raw["device"] = [None if d is None else device_kind(d) for d in raw["device"]]  # no index
     text = raw.astype(str)
     key = text["device_name"].str.cat([text[c] for c in list(text.columns)[1:]], sep="\x1f")
     first = raw.loc[~key.duplicated()]

@@ -41,11 +41,12 @@ class DevicePeak:
     fp16_flops: float | None = None  # FP16 tensor cores, dense
     bf16_flops: float | None = None  # BF16 tensor cores, dense
 
-    def roofs(self, dtype: str) -> list[tuple[str, float]]:
-        """(label, FLOP/s) roofs that apply to a case run at ``dtype``."""
+    def roofs(self, dtype: str, tf32: bool | None = None) -> list[tuple[str, float]]:
+        """(label, FLOP/s) roofs that apply to a case run at ``dtype``; for float32 the one of
+        the precision its convolutions ran in (``tf32``; None, older files: both)."""
         if dtype == "float32":
-            out = [("FP32", self.fp32_flops)]
-            if self.tf32_flops:
+            out = [("FP32", self.fp32_flops)] if tf32 is not True or not self.tf32_flops else []
+            if self.tf32_flops and tf32 is not False:
                 out.append(("TF32 tensor", self.tf32_flops))
             return out
         peak = {"float16": self.fp16_flops, "bfloat16": self.bf16_flops}.get(dtype)
@@ -126,19 +127,26 @@ def roofs_for(rows: pd.DataFrame, dtype: str) -> list[Roof]:
         return []
     name = rows["device_name"].iloc[0]
     peak = device_peak(name) if str(rows["device"].iloc[0]).startswith("cuda") else None
+    at = rows[rows["dtype"] == dtype] if "dtype" in rows else rows
     if peak is not None:
         return [
             Roof(f"{peak.name} {label}", flops, peak.bandwidth_bytes_per_s, "datasheet")
-            for label, flops in peak.roofs(dtype)
+            for label, flops in peak.roofs(dtype, _one_flag(at, "tf32_conv"))
         ]
-    at = rows[rows["dtype"] == dtype] if "dtype" in rows else rows
     flops = [number(v) for v in at.get("peak_flops_measured", [])]
     bw = [number(v) for v in at.get("peak_bytes_per_s_measured", [])]
     flops = sorted(v for v in flops if v)
     bw = sorted(v for v in bw if v)
     if not flops or not bw:
         return []
-    return [Roof(f"measured {dtype}", flops[len(flops) // 2], bw[len(bw) // 2], "measured")]
+    label = f"measured {dtype}" + (" (TF32)" if _one_flag(at, "peak_flops_tf32") else "")
+    return [Roof(label, flops[len(flops) // 2], bw[len(bw) // 2], "measured")]
+
+
+def _one_flag(rows: pd.DataFrame, column: str) -> bool | None:
+    """The rows' one value of a boolean column (None when absent, unknown or mixed)."""
+    values = {bool(v) for v in rows.get(column, []) if not is_missing(v)}
+    return values.pop() if len(values) == 1 else None
 
 
 def roof_traces(
@@ -276,11 +284,24 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
     sources = {r.source for _, _, r in roofs}
     if "datasheet" in sources:
         notes.append("Datasheet roofs: vendor peaks, dense (no sparsity).")
+    above = [
+        f"{config}: {int((ok[ok['config_short'] == config]['achieved'] > r.flops_per_s).sum())}"
+        for config, _, r in roofs
+        if r.source == "measured"
+        and (ok[ok["config_short"] == config]["achieved"] > r.flops_per_s).any()
+    ]
+    if above:
+        notes.append(
+            "Cases above their measured roof (" + "; ".join(above) + "): that roof is not this "
+            "machine's maximum (measured under load, or slower kernels than the cases ran); "
+            "their share of it is not meaningful."
+        )
     if "measured" in sources:
         notes.append(
-            "Measured roofs: the run's own dense matmul rate and memory copy bandwidth "
-            "(harness.measure.roofs, at the start of the run): what this software reaches on "
-            "this machine, not the vendor's theoretical peak."
+            "Measured roofs: the run's own best dense rate (matmul or convolution, at the "
+            "cases' threads and dtype) and memory copy bandwidth (harness.measure.roofs, at the "
+            "start of the run): what this software reaches on this machine, not the vendor's "
+            "theoretical peak."
         )
     if without:
         notes.append(

@@ -29,6 +29,8 @@ import pandas as pd
 from harness.core.missing import is_missing
 from harness.core.schema import CASE_KEY
 
+# A GPU's index is a fact of the row (device, gpu_index, gpu_uuid), never part of its
+# configuration: pytest-xdist spreads one run's models over the GPUs of one model.
 CONFIG_COLUMNS = ("host", "device_name", "cpu_threads", "torch_version")
 SELECTION_RULE = (
     "one run per (host, device, CPU threads, torch version): the latest complete one "
@@ -43,6 +45,11 @@ _RANK = {"valid": 0, None: 1, "noisy": 2, "invalid": 2}
 
 def _text(value: Any) -> str:
     return "-" if is_missing(value) else str(value)
+
+
+def device_kind(value: Any) -> str:
+    """``cuda:3`` -> ``cuda``: the kind of device a row ran on, without its index."""
+    return "-" if is_missing(value) else str(value).split(":", 1)[0]
 
 
 def config_key(row: Mapping[str, Any] | pd.Series) -> tuple[str, ...]:

@@ -91,6 +91,7 @@ def _child(
 
     from harness.measure.devices import resolve_device
     from harness.measure.env import collect_environment
+    from harness.measure.profiling import profiled_through_cupti
     from harness.run.runner import CaseInterrupted, run_case
     from harness.run.step import ModelCache
 
@@ -139,8 +140,8 @@ def _child(
             conn.send(stop.result)
             return
         conn.send(result)
-        if result.poisoned:
-            return
+        if result.poisoned or profiled_through_cupti(result.row):
+            return  # a broken context, or CUPTI attached: later cases get a fresh process
 
 
 def _signal_name(number: int) -> str:
@@ -223,7 +224,9 @@ class CaseProcess:
 
     def run(self, case: Any, options: Any, timeout_s: float | None = None) -> Any:
         """Run ``case`` in the child (starting one if needed); a dead or hung child becomes a
-        ``crashed`` row. Ctrl-C raises ``CaseInterrupted`` with the row."""
+        ``crashed`` row. Ctrl-C raises ``CaseInterrupted`` with the row. After a case profiled
+        through CUPTI the child leaves, so no later case runs with CUPTI attached."""
+        from harness.measure.profiling import profiled_through_cupti
         from harness.run.outcome import CaseInterrupted
 
         if not self.alive:
@@ -243,8 +246,8 @@ class CaseProcess:
                     except (EOFError, OSError):
                         return self._crashed(case, started)
                     result.row["isolation"] = self.label
-                    if result.poisoned:
-                        self.close()
+                    if result.poisoned or profiled_through_cupti(result.row):
+                        self.close()  # the child left (see _child)
                     return result
                 if self._process.sentinel in ready:
                     return self._crashed(case, started)

@@ -32,6 +32,7 @@ from harness.core.stats import half_width_rel
 from harness.measure import cuda_state
 from harness.measure.devices import resolve_device, unavailable_reason
 from harness.measure.env import collect_environment
+from harness.measure.gpu_watch import GpuWatch
 from harness.measure.memory import measure_peak_memory
 from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
 from harness.measure.power.meters import PowerReading, make_power_monitor
@@ -167,6 +168,7 @@ def run_case(
                 row["cudnn_benchmark"] = cudnn_state
                 # On Ampere and newer "float32" may run in TF32: say which precision ran.
                 row["float32_matmul_precision"] = torch.get_float32_matmul_precision()
+                row.update(cuda_state.tf32_columns(device, case.dtype))
                 if device.type == "cuda":
                     row["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
                     row.update(cuda_state.release_between_cases(device))
@@ -277,6 +279,7 @@ def _measure(
     result: CaseResult,
 ) -> None:
     row = result.row
+    watch = GpuWatch.for_device(device)  # other processes, clock-event time (gpu_watch)
     monitor = make_power_monitor(device, mode=options.power, sample_hz=options.power_sample_hz)
     idle_w = monitor.measure_idle(options.idle_power_s) if options.idle_power_s > 0 else None
     # The rounds are planned from the fastest warm-up call; 20% over the energy window and a
@@ -290,10 +293,11 @@ def _measure(
     def attempt() -> _Attempt:
         readings: list[PowerReading] = []
         probe = NoiseProbe()
+        watch.look()
 
         @contextlib.contextmanager
         def window() -> Iterator[None]:
-            with probe:
+            with probe, watch.window():
                 monitor.start()
                 try:
                     yield
@@ -311,7 +315,9 @@ def _measure(
             ci_target=options.ci_target,
             window=window,
         )
-        columns = {**timing.to_columns(), **probe.columns()}
+        watch.look()  # other processes on the GPU after the rounds (and before them: above)
+        columns = {**timing.to_columns(), **probe.columns(), **watch.window_columns()}
+        columns.update(watch.process_columns())
         columns["throughput_per_s"] = case.batch_size / columns["latency_s_median"]
         reading = readings[-1] if readings else None
         if reading is not None:

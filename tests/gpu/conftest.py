@@ -1,9 +1,12 @@
 """Every test under tests/gpu is marked ``gpu`` and, without a usable CUDA device, skipped with
-one reason, so ``make test`` stays CPU-only and ``make test-gpu`` (``pytest tests/gpu -m gpu``)
-runs them where a GPU is."""
+one reason, so ``make test`` stays CPU-only; ``make test-gpu`` runs them where a GPU is, and
+where CUDA was asked for (``CNNBENCH_REQUIRE_GPU=1``, which the target sets) but does not work
+it fails at once naming why (no driver, a driver too old for this torch, no GPU), instead of
+passing with every test skipped."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,12 +15,20 @@ import torch
 HERE = Path(__file__).parent
 
 
+REQUIRE_ENV = "CNNBENCH_REQUIRE_GPU"
+
+
 def no_cuda_reason() -> str | None:
-    if torch.version.cuda is None:
-        return f"needs a CUDA GPU: torch {torch.__version__} is a build without CUDA"
-    if not torch.cuda.is_available():
-        return "needs a CUDA GPU: torch.cuda.is_available() is False (no GPU or no driver)"
-    return None
+    """Why these tests cannot run here (harness.measure.devices: the driver, the wheel, the
+    GPUs), or None."""
+    from harness.measure.devices import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    return None if reason is None else f"needs a CUDA GPU: {reason}"
+
+
+def gpu_required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,12 +38,20 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)  # before `-m gpu` selects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = no_cuda_reason()
+    if reason is not None and gpu_required() and any(_here(i) for i in items):
+        raise pytest.UsageError(
+            f"make test-gpu: CUDA does not work on this machine ({REQUIRE_ENV}=1): {reason}"
+        )
     for item in items:
-        if HERE not in Path(item.path).parents:
+        if not _here(item):
             continue
         item.add_marker(pytest.mark.gpu)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _here(item: pytest.Item) -> bool:
+    return HERE in Path(item.path).parents
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import torch
 
 from harness.core.spec import Case
 from harness.doctor import checks
+from harness.doctor import compile as compile_check
 from harness.measure.cuda_state import dynamo_stats
 from harness.run.runner import RunOptions, run_case
 from harness.run.step import prepare_step
@@ -43,7 +44,7 @@ def test_a_compiled_case_is_compiled_not_eager(cuda: torch.device) -> None:
 
 
 def test_the_doctor_compile_check_passes(cuda: torch.device) -> None:
-    check = checks.check_compile(cuda)
+    check = compile_check.check_compile(cuda)
     assert check.status == checks.PASS, check
 
 

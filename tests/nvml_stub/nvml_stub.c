@@ -35,6 +35,18 @@
  *                              field_call, field_instant (the per-field return), power_usage,
  *                              energy, clock, temperature, limit, reasons, mig, uuid, pci, c2c
  *   lost_after_us=T            from time T on, every device call returns NVML_ERROR_GPU_IS_LOST
+ *   cuda_driver_version=12080  what nvmlSystemGetCudaDriverVersion(_v2) answers (1000*major+10*minor)
+ *   dev<i>.affinity=0-3,8      the CPUs nearest the GPU (nvmlDeviceGetCpuAffinity); default: all
+ *   dev<i>.procs=PID:BYTES[:T0[:T1]],...
+ *                              processes holding a CUDA context on the GPU (compute list), each
+ *                              from T0 to T1 seconds (default: always); PID "self" is the pid of
+ *                              the process asking, as a driver lists the caller's own context
+ *   dev<i>.max_sm_clock=MHz    nvmlDeviceGetMaxClockInfo(SM)
+ *   clock_sample_us=20000      period of the driver's SM clock samples (nvmlDeviceGetSamples)
+ *
+ * The clock-event (throttle) time counters (fields 74 sw power cap, 269 sw thermal, 270 hw
+ * thermal, 271 hw power brake, in ns since init) are the exact time the dev<i>.reasons step
+ * function had that reason's bit set, so a test computes them by hand.
  *
  * Energy is the exact integral of the power step function, in nanojoules, so a test can
  * compute the expected counter by hand: 250000 mW for 1.2 s is 300000 mJ.
@@ -46,6 +58,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef int nvmlReturn_t;
 #define NVML_SUCCESS 0
@@ -66,8 +79,21 @@ typedef int nvmlReturn_t;
 #define NVML_CLOCK_SM 1
 #define NVML_CLOCK_MEM 2
 
+#define NVML_ERROR_FUNCTION_NOT_FOUND 13
+#define NVML_FI_DEV_PERF_POLICY_POWER 74
+#define NVML_FI_SW_THERM 269
+#define NVML_FI_HW_THERM 270
+#define NVML_FI_HW_POWER_BRAKE 271
+#define REASON_SW_POWER_CAP 0x4ULL
+#define REASON_SW_THERMAL 0x20ULL
+#define REASON_HW_THERMAL 0x40ULL
+#define REASON_HW_POWER_BRAKE 0x80ULL
+#define NVML_PROCESSOR_CLK_SAMPLES 5
+
 #define MAX_DEVICES 8
 #define MAX_POINTS 32
+#define MAX_PROCS 16
+#define MAX_CPUS 1024
 
 typedef struct {
     int n;
@@ -84,7 +110,24 @@ typedef struct {
     int c2c;
     timeline_t power, cpu_power, sm_clock, mem_clock, temp, limit, reasons;
     int64_t energy0_mj;
+    int64_t max_sm_clock;
+    unsigned long long affinity[MAX_CPUS / 64];
+    int nprocs;
+    struct {
+        unsigned pid;
+        int self;
+        unsigned long long bytes;
+        int64_t t0_us, t1_us;
+    } procs[MAX_PROCS];
 } device_t;
+
+/* pynvml's c_nvmlProcessInfo_v2_t (also _v3_t). */
+typedef struct {
+    unsigned int pid;
+    unsigned long long usedGpuMemory;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlProcessInfo_t;
 
 /* Layouts as in pynvml.py: nvmlPciInfo_t (v3) and c_nvmlFieldValue_t. */
 typedef struct {
@@ -127,13 +170,18 @@ static int64_t g_power_update_us = 20000;
 static int64_t g_lost_after_us = -1;
 static int g_energy_field = 0;
 static int g_count = 0;
+static int64_t g_cuda_driver_version = 12080;
+static int64_t g_clock_sample_us = 20000;
 static device_t g_dev[MAX_DEVICES];
 
 enum { R_INIT, R_COUNT, R_FIELD_CALL, R_FIELD_INSTANT, R_POWER_USAGE, R_ENERGY, R_CLOCK,
-       R_TEMPERATURE, R_LIMIT, R_REASONS, R_MIG, R_UUID, R_PCI, R_C2C, R_N };
+       R_TEMPERATURE, R_LIMIT, R_REASONS, R_MIG, R_UUID, R_PCI, R_C2C, R_PROCS, R_AFFINITY,
+       R_VIOLATION, R_SAMPLES, R_CUDA_VERSION, R_N };
 static const char *g_ret_names[R_N] = {"init", "count", "field_call", "field_instant",
                                        "power_usage", "energy", "clock", "temperature",
-                                       "limit", "reasons", "mig", "uuid", "pci", "c2c"};
+                                       "limit", "reasons", "mig", "uuid", "pci", "c2c",
+                                       "procs", "affinity", "violation", "samples",
+                                       "cuda_version"};
 static int g_ret[R_N];
 
 static int64_t mono_ns(void) {
@@ -194,6 +242,58 @@ static int64_t energy_nj(const timeline_t *tl, int64_t t_us) {
     return total;
 }
 
+/* Time in ns during which the reasons step function had any bit of ``bits`` set, 0..t_us. */
+static int64_t reason_ns(const timeline_t *tl, unsigned long long bits, int64_t t_us) {
+    int64_t total = 0;
+    for (int i = 0; i < tl->n; i++) {
+        int64_t a = tl->t_us[i];
+        int64_t b = (i + 1 < tl->n) ? tl->t_us[i + 1] : t_us;
+        if (a < 0) a = 0;
+        if (b > t_us) b = t_us;
+        if (b > a && ((unsigned long long)tl->v[i] & bits)) total += (b - a) * 1000;
+    }
+    return total;
+}
+
+static void parse_affinity(device_t *d, const char *text) {
+    memset(d->affinity, 0, sizeof d->affinity);
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p) break;
+        if (*end == '-') b = strtol(end + 1, &end, 10);
+        for (long c = a; c <= b && c < MAX_CPUS; c++)
+            if (c >= 0) d->affinity[c / 64] |= 1ULL << (c % 64);
+        if (*end != ',') break;
+        p = end + 1;
+    }
+}
+
+static void parse_procs(device_t *d, const char *text) {
+    d->nprocs = 0;
+    const char *p = text;
+    while (*p && d->nprocs < MAX_PROCS) {
+        char *end;
+        int self = strncmp(p, "self", 4) == 0;
+        long pid = self ? 0 : strtol(p, &end, 10);
+        if (self) end = (char *)p + 4;
+        if (*end != ':') break;
+        unsigned long long bytes = strtoull(end + 1, &end, 10);
+        double t0 = 0, t1 = -1;
+        if (*end == ':') t0 = strtod(end + 1, &end);
+        if (*end == ':') t1 = strtod(end + 1, &end);
+        int k = d->nprocs++;
+        d->procs[k].pid = (unsigned)pid;
+        d->procs[k].self = self;
+        d->procs[k].bytes = bytes;
+        d->procs[k].t0_us = (int64_t)(t0 * 1e6 + 0.5);
+        d->procs[k].t1_us = t1 < 0 ? -1 : (int64_t)(t1 * 1e6 + 0.5);
+        if (*end != ',') break;
+        p = end + 1;
+    }
+}
+
 static void parse_pci(device_t *d) {
     unsigned dom = 0, bus = 0, dev = 0, fn = 0;
     if (sscanf(d->pci, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) == 4) {
@@ -211,6 +311,8 @@ static void set_defaults(void) {
     g_lost_after_us = -1;
     g_energy_field = 0;
     g_count = 1;
+    g_cuda_driver_version = 12080;
+    g_clock_sample_us = 20000;
     memset(g_ret, 0, sizeof g_ret);
     memset(g_dev, 0, sizeof g_dev);
     for (int i = 0; i < MAX_DEVICES; i++) {
@@ -226,6 +328,9 @@ static void set_defaults(void) {
         parse_timeline(&d->temp, "40");
         parse_timeline(&d->limit, "300000");
         parse_timeline(&d->reasons, "0");
+        d->max_sm_clock = 1980;
+        memset(d->affinity, 0xff, sizeof d->affinity);
+        d->nprocs = 0;
     }
 }
 
@@ -250,6 +355,9 @@ static void load_config(void) {
         else if (strcmp(key, "power_update_us") == 0) g_power_update_us = strtoll(val, NULL, 0);
         else if (strcmp(key, "lost_after_us") == 0) g_lost_after_us = strtoll(val, NULL, 0);
         else if (strcmp(key, "energy_field") == 0) g_energy_field = atoi(val);
+        else if (strcmp(key, "cuda_driver_version") == 0)
+            g_cuda_driver_version = strtoll(val, NULL, 0);
+        else if (strcmp(key, "clock_sample_us") == 0) g_clock_sample_us = strtoll(val, NULL, 0);
         else if (strncmp(key, "ret.", 4) == 0) {
             for (int r = 0; r < R_N; r++)
                 if (strcmp(key + 4, g_ret_names[r]) == 0) g_ret[r] = atoi(val);
@@ -274,6 +382,9 @@ static void load_config(void) {
             else if (strcmp(k, "temp") == 0) parse_timeline(&d->temp, val);
             else if (strcmp(k, "limit_mw") == 0) parse_timeline(&d->limit, val);
             else if (strcmp(k, "reasons") == 0) parse_timeline(&d->reasons, val);
+            else if (strcmp(k, "affinity") == 0) parse_affinity(d, val);
+            else if (strcmp(k, "procs") == 0) parse_procs(d, val);
+            else if (strcmp(k, "max_sm_clock") == 0) d->max_sm_clock = strtoll(val, NULL, 0);
         }
     }
     fclose(f);
@@ -475,6 +586,16 @@ nvmlReturn_t nvmlDeviceGetFieldValues(device_t *d, int count, nvmlFieldValue_t *
             v->valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG;
             v->timestamp = g_init_epoch_us + quantize(t, g_energy_update_us);
             v->value.ullVal = energy_mj(d, module);
+        } else if (v->fieldId == NVML_FI_DEV_PERF_POLICY_POWER || v->fieldId == NVML_FI_SW_THERM ||
+                   v->fieldId == NVML_FI_HW_THERM || v->fieldId == NVML_FI_HW_POWER_BRAKE) {
+            unsigned long long bits = v->fieldId == NVML_FI_DEV_PERF_POLICY_POWER ? REASON_SW_POWER_CAP
+                                      : v->fieldId == NVML_FI_SW_THERM        ? REASON_SW_THERMAL
+                                      : v->fieldId == NVML_FI_HW_THERM        ? REASON_HW_THERMAL
+                                                                              : REASON_HW_POWER_BRAKE;
+            v->nvmlReturn = g_ret[R_VIOLATION];
+            v->valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG;
+            v->timestamp = g_init_epoch_us + t;
+            v->value.ullVal = (unsigned long long)reason_ns(&d->reasons, bits, t);
         } else if (v->fieldId == NVML_FI_DEV_POWER_AVERAGE) {
             v->nvmlReturn = NVML_SUCCESS;
             v->timestamp = g_init_epoch_us + quantize(t, g_energy_update_us);
@@ -492,6 +613,105 @@ nvmlReturn_t nvmlDeviceGetClockInfo(device_t *d, unsigned int type, unsigned int
     else if (type == NVML_CLOCK_MEM) *mhz = (unsigned int)tl_at(&d->mem_clock, now_us());
     else return NVML_ERROR_NOT_SUPPORTED;
     return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxClockInfo(device_t *d, unsigned int type, unsigned int *mhz) {
+    CHECK(d, R_CLOCK);
+    if (type != NVML_CLOCK_SM) return NVML_ERROR_NOT_SUPPORTED;
+    *mhz = (unsigned int)d->max_sm_clock;
+    return NVML_SUCCESS;
+}
+
+/* pynvml's c_nvmlSample_t. */
+typedef struct {
+    unsigned long long timeStamp;
+    nvmlValue_t sampleValue;
+} nvmlSample_t;
+
+/* Like the driver's buffer of SM clock samples: one every clock_sample_us, after ``since``
+ * (us since 1970, the stub's epoch) up to now, the newest 120 at most. */
+nvmlReturn_t nvmlDeviceGetSamples(device_t *d, unsigned int type, unsigned long long since,
+                                  unsigned int *value_type, unsigned int *count,
+                                  nvmlSample_t *samples) {
+    CHECK(d, R_SAMPLES);
+    if (type != NVML_PROCESSOR_CLK_SAMPLES) return NVML_ERROR_NOT_SUPPORTED;
+    int64_t now = now_us(), step = g_clock_sample_us > 0 ? g_clock_sample_us : 20000;
+    int64_t after = (int64_t)since - g_init_epoch_us;
+    int64_t first = after < 0 ? 0 : (after / step + 1) * step;
+    int64_t n = first > now ? 0 : (now - first) / step + 1;
+    if (n > 120) {
+        first += (n - 120) * step;
+        n = 120;
+    }
+    if (n == 0) return NVML_ERROR_NOT_FOUND;
+    *value_type = NVML_VALUE_TYPE_UNSIGNED_INT;
+    if (samples == NULL) {
+        *count = (unsigned int)n;
+        return NVML_SUCCESS;
+    }
+    if (*count < n) n = *count;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t t = first + k * step;
+        samples[k].timeStamp = (unsigned long long)(g_init_epoch_us + t);
+        samples[k].sampleValue.uiVal = (unsigned int)tl_at(&d->sm_clock, t);
+    }
+    *count = (unsigned int)n;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCpuAffinity(device_t *d, unsigned int size, unsigned long *cpus) {
+    CHECK(d, R_AFFINITY);
+    for (unsigned int i = 0; i < size; i++)
+        cpus[i] = i < MAX_CPUS / 64 ? (unsigned long)d->affinity[i] : 0;
+    return NVML_SUCCESS;
+}
+
+/* The compute processes alive now; the caller's own pid for "self". */
+static nvmlReturn_t running(device_t *d, unsigned int *count, nvmlProcessInfo_t *infos) {
+    CHECK(d, R_PROCS);
+    int64_t t = now_us();
+    unsigned int n = 0;
+    nvmlProcessInfo_t live[MAX_PROCS];
+    for (int i = 0; i < d->nprocs; i++) {
+        if (t < d->procs[i].t0_us || (d->procs[i].t1_us >= 0 && t >= d->procs[i].t1_us)) continue;
+        live[n].pid = d->procs[i].self ? (unsigned int)getpid() : d->procs[i].pid;
+        live[n].usedGpuMemory = d->procs[i].bytes;
+        live[n].gpuInstanceId = 0xFFFFFFFFu;
+        live[n].computeInstanceId = 0xFFFFFFFFu;
+        n++;
+    }
+    if (infos == NULL || *count < n) {
+        unsigned int had = *count;
+        *count = n;
+        return (n == 0 && had == 0) ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    for (unsigned int i = 0; i < n; i++) infos[i] = live[i];
+    *count = n;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(device_t *d, unsigned int *count,
+                                                     nvmlProcessInfo_t *infos) {
+    return running(d, count, infos);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(device_t *d, unsigned int *count,
+                                                      nvmlProcessInfo_t *infos) {
+    (void)infos;
+    CHECK(d, R_PROCS);
+    *count = 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *version) {
+    if (g_refcount == 0) return NVML_ERROR_UNINITIALIZED;
+    if (g_ret[R_CUDA_VERSION] != 0) return g_ret[R_CUDA_VERSION];
+    *version = (int)g_cuda_driver_version;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *version) {
+    return nvmlSystemGetCudaDriverVersion_v2(version);
 }
 
 nvmlReturn_t nvmlDeviceGetTemperature(device_t *d, unsigned int sensor, unsigned int *temp_c) {

@@ -7,6 +7,7 @@ and other tests still see this machine as it is. Functions here take and return 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -167,3 +168,108 @@ def doctor_facts(
         # torch has no CUDA here: the device is matched as the only GPU NVML sees
         out["power_monitor"] = facts.power_monitor_facts(torch.device("cuda:0"))
         return out
+
+
+def gpu_plan(
+    lib: str,
+    config: str,
+    env: Mapping[str, str | None],
+    cpus: list[int],
+    workers: int,
+) -> dict[str, Any]:
+    """The GPUs a controller would place its ``workers`` on (harness.measure.gpus), with
+    ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` from ``env``."""
+    from harness.measure import gpus
+
+    with _environment(config, env, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        outer = {k: v for k, v in env.items() if v is not None}
+        plan = gpus.plan_gpus(outer, cpus)
+        return {
+            "plan": [dataclasses.asdict(p) for p in plan.placements],
+            "note": plan.note,
+            "assigned": [dataclasses.asdict(p) for p in gpus.assign(plan, workers)],
+        }
+
+
+def explain(lib: str, config: str, torch_cuda: str | None, visible: str | None) -> str:
+    """Why CUDA would not work, as harness.measure.gpus explains it from the stub's driver."""
+    from harness.measure import gpus
+
+    with _environment(config, {}, time.monotonic_ns()):
+        with contextlib.suppress(nvml.NvmlUnavailable):  # driver_state reports it
+            nvml.init_nvml(lib)
+        return gpus.explain_no_cuda(torch_cuda, None, gpus.driver_state(), visible)
+
+
+def env_facts(
+    lib: str,
+    config: str,
+    env: Mapping[str, str | None],
+    props: Mapping[str, Any],
+    device: str = "cuda:1",
+) -> dict[str, Any]:
+    """``collect_environment(device)``'s GPU columns with torch's CUDA replaced by two devices
+    of ``props`` (current device 1) and NVML from the stub (or none, with
+    ``CNNBENCH_NVML_LIBRARY`` unset and the library not loadable)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from harness.measure import env as env_mod
+
+    fake = {
+        "is_available": lambda: True,
+        "device_count": lambda: 2,
+        "current_device": lambda: 1,
+        "get_device_properties": lambda _i: SimpleNamespace(**props),
+    }
+    saved = {k: getattr(torch.cuda, k) for k in fake}
+    proc = env_mod._proc_driver_version
+    try:
+        for k, v in fake.items():
+            setattr(torch.cuda, k, v)
+        env_mod._proc_driver_version = lambda *a: None
+        with _environment(config, {"CNNBENCH_NVML_LIBRARY": lib, **env}, time.monotonic_ns()):
+            out = env_mod.collect_environment(device)
+    finally:
+        for k, v in saved.items():
+            setattr(torch.cuda, k, v)
+        env_mod._proc_driver_version = proc
+    keys = ("device_name", "gpu_uuid", "gpu_index", "gpu_pci_bus_id", "gpu_memory_bytes")
+    return {k: out[k] for k in (*keys, "driver_version")}
+
+
+def gpu_watch(
+    lib: str,
+    config: str,
+    start_us: int,
+    end_us: int,
+    holds_context: bool = True,
+) -> dict[str, Any]:
+    """One timed window of harness.measure.gpu_watch on the stub's GPU 0 with the manual clock:
+    a look at the processes and the counters at ``start_us``, again at ``end_us``."""
+    from harness.measure.gpu_watch import GpuWatch
+
+    stub = _stub(lib)
+    with _environment(config, {}, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        device = nvml_match.list_devices()[0]
+        watch = GpuWatch(device, holds_context=lambda: holds_context)
+        stub.nvml_stub_set_time_us(start_us)
+        watch.look()
+        with watch.window():
+            stub.nvml_stub_set_time_us(end_us)
+        watch.look()
+        return {**watch.window_columns(), **watch.process_columns()}
+
+
+def doctor_processes(lib: str, config: str) -> dict[str, Any]:
+    """The doctor's gpu_processes check of cuda:0 (the stub's only GPU)."""
+    import torch
+
+    from harness.doctor.processes import check_gpu_processes
+
+    with _environment(config, {"CNNBENCH_NVML_LIBRARY": lib}, time.monotonic_ns()):
+        nvml.init_nvml(lib)
+        return check_gpu_processes(torch.device("cuda:0")).to_dict()

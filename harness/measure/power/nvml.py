@@ -297,6 +297,88 @@ class NvmlDevice:
         except pynvml.NVMLError_FunctionNotFound:  # drivers before R535 use the old name
             return pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(self.handle)
 
+    # -- what else runs on the GPU and what held it back (harness.measure.gpu_watch) -----------
+
+    def cpu_affinity(self, n_cpus: int) -> list[int]:
+        """The CPUs nearest the GPU (its NUMA node's, nvmlDeviceGetCpuAffinity), of CPUs
+        0..``n_cpus``-1."""
+        words = max(1, (int(n_cpus) + 63) // 64)
+        with nvml_errors("the GPU's CPU affinity"):
+            mask = pynvml.nvmlDeviceGetCpuAffinity(self.handle, words)
+        return [64 * w + b for w in range(words) for b in range(64) if (int(mask[w]) >> b) & 1]
+
+    def processes(self) -> dict[int, int | None]:
+        """The processes holding a context on the GPU (compute and graphics lists): pid ->
+        used GPU memory in bytes (None where the driver cannot say)."""
+        out: dict[int, int | None] = {}
+        with nvml_errors("the GPU's running processes"):
+            for listing in (_compute_processes, pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3):
+                for p in listing(self.handle):
+                    used = getattr(p, "usedGpuMemory", None)
+                    known = out.get(int(p.pid))
+                    out[int(p.pid)] = used if known is None else max(known, used or 0)
+        return out
+
+    def throttle_ns(self) -> tuple[dict[str, int | None], int | None]:
+        """NVML's clock-event time counters (ns since the driver loaded, per reason) in one
+        call, and the reading's timestamp (us since 1970); a reason this driver does not count
+        is None."""
+        with nvml_errors("the clock-event time counters"):
+            values = pynvml.nvmlDeviceGetFieldValues(
+                self.handle, [field for field, _ in THROTTLE_COUNTERS]
+            )
+        out: dict[str, int | None] = {}
+        stamp = None
+        for (_, name), value in zip(THROTTLE_COUNTERS, values, strict=True):
+            if value.nvmlReturn == pynvml.NVML_SUCCESS:
+                out[name] = _field_int(value)
+                stamp = int(value.timestamp) if stamp is None else max(stamp, value.timestamp)
+            elif value.nvmlReturn in _OPTIONAL_CODES:
+                out[name] = None
+            else:
+                raise NvmlUnavailable(
+                    nvml_reason(pynvml.NVMLError(value.nvmlReturn), f"the {name} counter"),
+                    value.nvmlReturn,
+                )
+        return out, stamp
+
+    def sm_clock_samples(self, since_us: int) -> list[tuple[int, int]]:
+        """The driver's SM clock samples (us since 1970, MHz) taken after ``since_us``
+        (nvmlDeviceGetSamples, NVML_PROCESSOR_CLK_SAMPLES); [] when it holds none."""
+        try:
+            with nvml_errors("the SM clock samples"):
+                _, samples = pynvml.nvmlDeviceGetSamples(
+                    self.handle, pynvml.NVML_PROCESSOR_CLK_SAMPLES, int(since_us)
+                )
+        except NvmlUnavailable as err:
+            if err.code == pynvml.NVML_ERROR_NOT_FOUND:
+                return []
+            raise
+        return [(int(s.timeStamp), int(s.sampleValue.uiVal)) for s in samples]
+
+    def max_sm_clock_mhz(self) -> int:
+        """The GPU's highest SM clock (nvmlDeviceGetMaxClockInfo), MHz."""
+        with nvml_errors("the maximum SM clock"):
+            return int(pynvml.nvmlDeviceGetMaxClockInfo(self.handle, pynvml.NVML_CLOCK_SM))
+
+
+def _compute_processes(handle: object) -> list:
+    """The compute list (_v3, else _v2 on drivers before it)."""
+    try:
+        return pynvml.nvmlDeviceGetComputeRunningProcesses_v3(handle)
+    except pynvml.NVMLError_FunctionNotFound:
+        return pynvml.nvmlDeviceGetComputeRunningProcesses_v2(handle)
+
+
+# NVML's clock-event time counters, ns the clocks were held down for each reason (nvml.h:
+# NVML_FI_DEV_CLOCKS_EVENT_REASON_*; the sw power cap one is NVML_FI_DEV_PERF_POLICY_POWER).
+THROTTLE_COUNTERS: tuple[tuple[int, str], ...] = (
+    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP, "sw_power_cap"),
+    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN, "sw_thermal_slowdown"),
+    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN, "hw_thermal_slowdown"),
+    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN, "hw_power_brake_slowdown"),
+)
+
 
 # Errors that make one optional reading null without stopping the measurement.
 _OPTIONAL_CODES = frozenset(

@@ -68,6 +68,17 @@ def list_devices() -> list[NvmlDevice]:
     return [describe(i, h, "index") for i, h in enumerate(handles)]
 
 
+class MigInstance(NvmlUnavailable):
+    """The CUDA device is a MIG instance (or a GPU in MIG mode): not measured for power, but
+    its UUID as NVML writes it is known (``uuid``), and the GPU it is part of where NVML says
+    (``gpu``)."""
+
+    def __init__(self, reason: str, uuid: str | None, gpu: NvmlDevice | None = None) -> None:
+        super().__init__(reason)
+        self.uuid = uuid
+        self.gpu = gpu
+
+
 def _mig_enabled(device: NvmlDevice) -> bool:
     try:
         with nvml_errors("the MIG mode"):
@@ -104,7 +115,7 @@ def match_device(
         found = next((d for d in devices if _bare_uuid(d.uuid) == want), None)
         if found is None:
             if any(_mig_enabled(d) for d in devices):
-                raise NvmlUnavailable(_mig_reason(f"{cuda} (UUID {identity.uuid})"))
+                raise MigInstance(_mig_reason(f"{cuda} (UUID {identity.uuid})"), f"MIG-{want}")
             raise NvmlUnavailable(f"no NVML device has the UUID of {cuda} ({identity.uuid})")
         found = _with_match(found, "uuid")
     elif identity is not None and identity.pci_bus_id:
@@ -116,7 +127,8 @@ def match_device(
     else:
         found = _match_visible(cuda_index, devices, env)
     if _mig_enabled(found):
-        raise NvmlUnavailable(_mig_reason(f"{cuda} on {found.name} ({found.uuid}, MIG mode on)"))
+        reason = _mig_reason(f"{cuda} on {found.name} ({found.uuid}, MIG mode on)")
+        raise MigInstance(reason, found.uuid, found)
     return found
 
 
@@ -136,7 +148,7 @@ def _match_visible(
         )
     entry = str(cuda_index) if entries is None else entries[cuda_index]
     if entry.upper().startswith("MIG-"):
-        raise NvmlUnavailable(_mig_reason(f"{cuda} ({entry} in CUDA_VISIBLE_DEVICES)"))
+        raise MigInstance(_mig_reason(f"{cuda} ({entry} in CUDA_VISIBLE_DEVICES)"), entry)
     if not entry.isdigit():  # a UUID, or a unique prefix of one, as CUDA accepts
         want = _bare_uuid(entry)
         hits = [d for d in devices if _bare_uuid(d.uuid).startswith(want)]
