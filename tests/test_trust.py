@@ -21,7 +21,6 @@ import pytest
 import torch
 
 from harness.core.signals import (
-    CI_HALF_WIDTH_REL_MAX,
     IQR_REL_MAX,
     assess,
     noise_signals,
@@ -75,8 +74,17 @@ def test_each_signal_names_its_value_and_limit() -> None:
         found = noise_signals({**base, **extra})
         assert len(found) == 1 and found[0].text.startswith(text.split(" (")[0]), (text, found)
     assert noise_signals(base) == []
-    # the thresholds are the documented constants, not literals elsewhere
-    assert (IQR_REL_MAX, CI_HALF_WIDTH_REL_MAX) == (0.25, 0.025)
+    # the thresholds act where they are documented (harness/core/signals.py: IQR over 25% of
+    # the median, the median's interval wider than +-2.5%), not merely hold those values
+    for share, flagged in ((0.249, False), (0.251, True)):
+        found = noise_signals({**base, "latency_s_iqr": share * 0.010})
+        assert bool(found) == flagged, (share, found)
+    for half, flagged in ((0.0249, False), (0.0251, True)):
+        lo, hi = 0.010 * (1 - half), 0.010 * (1 + half)
+        found = noise_signals(
+            {**base, "latency_s_median_ci_low": lo, "latency_s_median_ci_high": hi}
+        )
+        assert bool(found) == flagged, (half, found)
     # switches decide only without PSI: with a pressure reading they are not a second vote
     assert noise_signals({**base, "involuntary_switches_per_s": 240.0, "cpu_pressure": 0.0}) == []
     # within 1.25x of typical either way is the same state
