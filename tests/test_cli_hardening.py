@@ -358,6 +358,7 @@ def interrupt(argv: list[str | Path], delay_s: float) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+@pytest.mark.serial  # the signal lands at a fraction of a time measured in another run
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
 @pytest.mark.parametrize("fraction", [0.0, 0.5])
 @pytest.mark.parametrize("command", ["compare", "report"])

@@ -288,6 +288,7 @@ def test_no_common_case_is_a_clear_error(runs: dict) -> None:
         compare(runs["A"], runs["B"], models=["nomatch*"])
 
 
+@pytest.mark.serial  # a real run whose verdict depends on a quiet CPU
 def test_a_real_run_on_this_cpu_against_itself_and_a_slower_copy(tmp_path: Path) -> None:
     runner = pytest.importorskip("harness.run.runner")
     from harness.core.spec import Case

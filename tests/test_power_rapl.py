@@ -16,6 +16,10 @@ import pytest
 from harness.measure.power import rapl
 from harness.measure.power.meters import NullPowerMonitor, RaplPowerMonitor, make_power_monitor
 
+# counters written and read in real time by another process: no neighbour test on the CPU
+# (make test: the serial phase)
+pytestmark = pytest.mark.serial
+
 MAX_UJ = 262_143_328_850  # max_energy_range_uj of a real Intel package zone
 
 

@@ -54,6 +54,7 @@ def test_ok_row_has_every_key_metric_and_only_schema_columns():
     ]
 
 
+@pytest.mark.serial  # a sleep timed to a few percent: no neighbour test on the CPU
 def test_sleeping_model_is_measured_within_a_few_percent():
     res = run_case(
         Case(M + "sleeper_10ms", (1, 2, 2)),
