@@ -99,8 +99,10 @@ def test_models(cnn_case, cnn_bench):
 """
     )
     results, reports = here.path / "results", here.path / "reports"
+    # the workers are real processes; the cases run in them (crash isolation is not what this
+    # is about, and each worker's fork server would import torch once more)
     out = here.runpytest(
-        "-n", "2", f"--cnn-results-dir={results}", f"--cnn-reports-dir={reports}", *FAST
+        "-n", "2", f"--cnn-results-dir={results}", f"--cnn-reports-dir={reports}", *IN_PROCESS
     )
     out.assert_outcomes(passed=4)
     files = sorted(p.name for p in results.iterdir())
