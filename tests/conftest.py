@@ -22,6 +22,7 @@ def plugin_modules() -> None:
     """Import what an in-process run of the plugin imports lazily, once, before any pytester
     fixture snapshots ``sys.modules``: pytester removes the modules first imported inside its
     runs, so each run would import the zoo, the report and the sweep again (seconds each)."""
+    import harness.measure.roofs
     import harness.models.zoo
     import harness.plugin.hooks
     import harness.plugin.summary

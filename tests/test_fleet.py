@@ -116,8 +116,15 @@ def test_a_report_over_the_tree_tells_hosts_apart(
     metas = {tuple(t["meta"][:2]) for t in traces if len(t.get("meta") or []) >= 2}
     assert {("H100", a), ("A100", b)} <= metas, metas
     assert f"Baseline: {a}." in html
-    across = [t for t in traces if any(f"{b} against {a}" in h for h in t.get("hovertext", []))]
-    assert across, "no ratio of the two configurations drawn"
+    across = [
+        t
+        for t in traces
+        if str(t.get("name", "")).startswith("A100")
+        and t.get("hovertext")
+        and all(f"against {a}" in h for h in t["hovertext"])
+    ]
+    assert len(across) == 1, "no ratio of node-b's configuration against node-a's drawn"
+    assert sorted(h.split(":")[0] for h in across[0]["hovertext"]) == ["resnet50", "vgg16"]
     # the cases table: the configuration column keeps the two hosts apart
     cases = {c["h"]: c for c in _payload(html, "cnnbench-cases")["columns"]}
     assert sorted(cases["configuration"]["t"]["d"]) == [a, b]
