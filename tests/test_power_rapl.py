@@ -206,8 +206,8 @@ def test_this_machine_as_it_is() -> None:
 _WRITER = """
 import os, sys, time
 path, watts, start, top = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-t0 = time.perf_counter()
-while True:
+t0, parent = time.perf_counter(), os.getppid()
+while os.getppid() == parent:  # a test process killed outright leaves no writer spinning
     value = int(start + watts * 1e6 * (time.perf_counter() - t0)) % (top + 1)
     with open(path + ".tmp", "w") as f:
         f.write(f"{value}\\n")
