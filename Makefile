@@ -21,8 +21,19 @@ install: $(VENV)/.installed
 bench: install
 	$(BIN)/python -m pytest suites/ --benchmark-only --benchmark-columns=min,median,iqr,max,rounds $(BENCH_ARGS)
 
+# Two phases on the machine's CPUs: the tests that time nothing in two pytest-xdist workers, then
+# the ones marked serial (they time sleeps, counters or runs against a quiet CPU) one at a time.
+# Both phases run; the exit status is the first failure's. TEST_ARGS go to both phases (a phase
+# they leave empty is no failure). TEST_WORKERS=0 runs the first phase in one process.
+TEST_WORKERS ?= 2
+TEST_ARGS ?=
+
 test: install
-	$(BIN)/python -m pytest
+	@p1=0; p2=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(TEST_ARGS) || p1=$$?; \
+	$(BIN)/python -m pytest -m serial $(TEST_ARGS) || p2=$$?; \
+	for c in $$p1 $$p2; do [ $$c = 0 ] || [ $$c = 5 ] || exit $$c; done; \
+	if [ $$p1 = 5 ] && [ $$p2 = 5 ]; then exit 5; fi
 
 # On a GPU box: tests/gpu, offline once the project is installed (no pip, no browser), with the
 # venv's python or, without one, $(PYTHON). Where CUDA does not work it fails naming why.

@@ -138,6 +138,33 @@ def outliers_20_percent() -> nn.Module:
 outliers_20_percent.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
 
 
+class _FastAfterWarmup(nn.Module):
+    """Calls take ``slow_s`` during the first ``slow_for_s`` seconds after the first real call,
+    then ``fast_s``: rounds planned from the warm-up's calls run ``slow_s / fast_s`` times
+    shorter than planned (a step that speeds up once its warm-up is over)."""
+
+    def __init__(self, slow_s: float, fast_s: float, slow_for_s: float) -> None:
+        super().__init__()
+        self.slow_s, self.fast_s, self.slow_for_s = slow_s, fast_s, slow_for_s
+        self.started: float | None = None
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            now = time.monotonic()
+            self.started = self.started if self.started is not None else now
+            slow = now - self.started < self.slow_for_s
+            time.sleep(self.slow_s if slow else self.fast_s)
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def fast_after_warmup() -> nn.Module:
+    return _FastAfterWarmup(0.02, 0.001, 0.3)
+
+
+fast_after_warmup.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
 class _Abort(nn.Module):
     def __init__(self) -> None:
         super().__init__()

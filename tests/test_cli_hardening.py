@@ -1,20 +1,26 @@
-"""The installed `cnnbench` script as a careless or hostile user meets it (issues 16 and 17):
-every bad input is one line and exit 2, Ctrl-C is one line and exit 130, the script imports a
-user's module from the current directory as `python -m harness` does, models registered in a
-suite file are seen, and a torchvision built for another torch is named in one line.
+"""The `cnnbench` command as a careless or hostile user meets it (issues 16 and 17): every bad
+input is one line and exit 2, Ctrl-C is one line and exit 130, the script imports a user's
+module from the current directory as `python -m harness` does, models registered in a suite
+file are seen, and a torchvision built for another torch is named in one line.
 
-These run the real script in a child process: exit codes, signals and the import path are
-properties of the process, not of `harness.cli.main.main`.
+What is a property of the process runs the real script in a child: the exit code and the one
+line of a real process, the import path of the installed script and of `python -m harness`,
+Ctrl-C, a fresh interpreter whose zoo import fails. What `harness.cli.main.main` decides (the
+message, the code it returns, what it imports) runs in this process, each call as a fresh
+process would start it: the current directory and PYTHONPATH given, the user's modules and the
+models they registered gone before and after (``cli``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +62,61 @@ def cnnbench(
     )
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], command: str) -> str:
+@dataclass
+class Finished:
+    """What a command left: as subprocess.CompletedProcess has it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """cli(*argv, cwd=None, pythonpath=None): `cnnbench ARGV` through harness.cli.main.main in
+    this process, started as a fresh process would be: in ``cwd`` (the repository by default),
+    with ``pythonpath`` first on sys.path, and none of the modules or registrations an earlier
+    call imported (each call starts from the state before the first; so does the next test)."""
+    from harness.cli.main import main
+    from harness.models import registry
+    from harness.models.resolve import load_zoo
+
+    load_zoo()  # as any process has it once it needs a model: part of the state kept
+    base_path, base_modules = list(sys.path), set(sys.modules)
+    base_entries = dict(registry._ENTRIES)
+
+    def forget() -> None:
+        sys.path[:] = base_path
+        kept = (str(ROOT), sys.prefix, sys.base_prefix)  # the project, its libraries, Python's
+        for name in set(sys.modules) - base_modules:
+            module = sys.modules[name]
+            where = getattr(module, "__file__", None) or next(
+                iter(getattr(module, "__path__", [])), ""
+            )
+            if where and not str(where).startswith(kept):  # the user's modules (and fakes)
+                del sys.modules[name]
+        registry._ENTRIES.clear()
+        registry._ENTRIES.update(base_entries)
+        importlib.invalidate_caches()
+
+    def run(*argv: str | Path, cwd: Path | None = None, pythonpath: Path | None = None) -> Finished:
+        forget()
+        monkeypatch.chdir(cwd or ROOT)
+        if pythonpath is not None:
+            sys.path.insert(0, str(pythonpath))
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's exit, as the script would exit
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return Finished(code, out, err)
+
+    yield run
+    forget()
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str] | Finished, command: str) -> str:
     """Exit 2, nothing on stdout, one line on stderr that starts with the command's name."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
     assert proc.stdout == ""
@@ -79,12 +139,12 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], command: str) 
         (["lenet5", "--batch", "abc"], "argument --batch: invalid int value: 'abc'"),
     ],
 )
-def test_bad_profile_inputs_are_one_line(argv: list[str], message: str) -> None:
-    err = assert_one_line_error(cnnbench("profile", *argv), "profile")
+def test_bad_profile_inputs_are_one_line(cli, argv: list[str], message: str) -> None:
+    err = assert_one_line_error(cli("profile", *argv), "profile")
     assert message in err
 
 
-def test_a_users_broken_model_module_is_one_line(tmp_path: Path) -> None:
+def test_a_users_broken_model_module_is_one_line(cli, tmp_path: Path) -> None:
     (tmp_path / "raises_on_import.py").write_text("raise ValueError('no weights here')\n")
     (tmp_path / "bad_syntax.py").write_text("def net(:\n    pass\n")
     (tmp_path / "bad_factory.py").write_text(
@@ -102,12 +162,12 @@ def test_a_users_broken_model_module_is_one_line(tmp_path: Path) -> None:
         "bad_registry:net": "input_shape 'abc'",
     }
     for name, message in expected.items():
-        err = assert_one_line_error(cnnbench("profile", name, cwd=tmp_path), "profile")
+        err = assert_one_line_error(cli("profile", name, cwd=tmp_path), "profile")
         assert message in err, err
 
 
-def test_argparse_errors_are_one_line_too() -> None:
-    err = assert_one_line_error(cnnbench("models", "--format", "yaml"), "models")
+def test_argparse_errors_are_one_line_too(cli) -> None:
+    err = assert_one_line_error(cli("models", "--format", "yaml"), "models")
     assert "argument --format: invalid choice: 'yaml'" in err and "cnnbench models --help" in err
 
 
@@ -140,29 +200,27 @@ def test_the_script_imports_a_model_from_the_current_directory(tmp_path: Path) -
 # ------------------------------------------------ issue 16: models registered in a suite file
 
 
-def test_a_suite_files_models_are_seen_with_their_input(tmp_path: Path) -> None:
+def test_a_suite_files_models_are_seen_with_their_input(cli, tmp_path: Path) -> None:
     suite = tmp_path / "suites" / "test_hardening_mine.py"
     suite.parent.mkdir()
     suite.write_text(MY_CNN_SUITE)
     # without the suite the name is unknown, and the message says how to make it known
-    err = assert_one_line_error(cnnbench("profile", "hardening_cnn"), "profile")
+    err = assert_one_line_error(cli("profile", "hardening_cnn"), "profile")
     assert "unknown model 'hardening_cnn'" in err and "--suite" in err
     # with it: the registered input, not 3x224x224
-    proc = cnnbench("profile", "hardening_cnn", "--suite", suite)
+    proc = cli("profile", "hardening_cnn", "--suite", suite)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("hardening_cnn: input 3x64x64, batch 1, float32\n")
     # a directory of suites imports its test files, as pytest collects them
-    proc = cnnbench("models", "hardening*", "--suite", suite.parent, "--format", "csv")
+    proc = cli("models", "hardening*", "--suite", suite.parent, "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1].startswith("hardening_cnn,3x64x64,3x8x8,")
-    # module:factory naming the registered factory uses its registration
-    proc = cnnbench(
-        "profile", "test_hardening_mine:hardening_cnn", env={"PYTHONPATH": str(suite.parent)}
-    )
+    # module:factory naming the registered factory uses its registration (a fresh import)
+    proc = cli("profile", "test_hardening_mine:hardening_cnn", pythonpath=suite.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("test_hardening_mine:hardening_cnn: input 3x64x64, batch 1")
     # a suite path that is not there
-    err = assert_one_line_error(cnnbench("models", "--suite", tmp_path / "nope.py"), "models")
+    err = assert_one_line_error(cli("models", "--suite", tmp_path / "nope.py"), "models")
     assert "nope.py" in err and "does not exist" in err
 
 
@@ -183,14 +241,12 @@ MISMATCH = "raise RuntimeError('operator torchvision::nms does not exist')\n"
 
 
 @pytest.mark.parametrize("name", ["torchvision:resnet50", "timm:resnet50"])
-def test_a_torchvision_for_another_torch_is_one_line(tmp_path: Path, name: str) -> None:
+def test_a_torchvision_for_another_torch_is_one_line(cli, tmp_path: Path, name: str) -> None:
     import torch
 
     fake_package(tmp_path, "torchvision", "0.19.0", MISMATCH)
     fake_package(tmp_path, "timm", "1.0.9", "import torchvision\n")
-    err = assert_one_line_error(
-        cnnbench("profile", name, env={"PYTHONPATH": str(tmp_path)}), "profile"
-    )
+    err = assert_one_line_error(cli("profile", name, pythonpath=tmp_path), "profile")
     assert f"torch {torch.__version__} and torchvision 0.19.0 do not match" in err
     assert "operator torchvision::nms does not exist" in err
     assert "pip install" in err and "torchvision" in err.split("pip install", 1)[1]
@@ -302,6 +358,7 @@ def interrupt(argv: list[str | Path], delay_s: float) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+@pytest.mark.serial  # the signal lands at a fraction of a time measured in another run
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
 @pytest.mark.parametrize("fraction", [0.0, 0.5])
 @pytest.mark.parametrize("command", ["compare", "report"])

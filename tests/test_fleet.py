@@ -4,16 +4,16 @@ hosts")."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from harness.cli.main import main
 from harness.results import ResultWriter, load_results
 from harness.results.runs import config_label, select_runs
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _row(host: str, device: str, model: str, median: float, seed: int) -> dict:
@@ -66,51 +66,66 @@ def test_the_tree_reads_as_one_frame_with_hosts_apart(tmp_path: Path) -> None:
     assert len(selection.frame) == 4  # one run per configuration: nothing pooled away
 
 
-def test_compare_across_hosts_names_the_differences(tmp_path: Path) -> None:
+def test_compare_across_hosts_names_the_differences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fleet(tmp_path)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "compare",
-            str(tmp_path / "node-a"),
-            str(tmp_path / "node-b"),
-            "--metric",
-            "latency",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
+    code = main(
+        ["compare", str(tmp_path / "node-a"), str(tmp_path / "node-b"), "--metric", "latency"]
     )
-    assert out.returncode == 0, out.stderr
-    assert "node-a" in out.stdout and "node-b" in out.stdout  # the host environment difference
-    assert "NVIDIA H100" in out.stdout and "NVIDIA A100" in out.stdout
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("resnet50", "vgg16"))]
+    out = capsys.readouterr().out
+    assert code == 0
+    # the host and the device, named as the environment's differences (the input paths in the
+    # header name the hosts too, whatever compare finds: only these rows say it found them)
+    differences = out.split("environment differences", 1)[1].splitlines()
+    assert re.search(r"^host\s+node-a\s+node-b\s*$", "\n".join(differences), re.M), out
+    assert re.search(r"^device_name\s+NVIDIA H100\s+NVIDIA A100\s*$", "\n".join(differences), re.M)
+    # the inputs table: each side's device as read from its rows
+    assert re.search(r"^baseline\s+\S+node-a\s+2\s+NVIDIA H100\s+1\s*$", out, re.M), out
+    assert re.search(r"^candidate\s+\S+node-b\s+2\s+NVIDIA A100\s+1\s*$", out, re.M), out
+    lines = [ln for ln in out.splitlines() if ln.startswith(("resnet50", "vgg16"))]
     assert len(lines) == 2 and all(ln.split()[-1] == "slower" for ln in lines)
 
 
-def test_a_report_over_the_tree_tells_hosts_apart(tmp_path: Path) -> None:
+def _payload(html: str, element: str) -> dict:
+    m = re.search(rf'<script type="application/json" id="{element}">(.*?)</script>', html, re.S)
+    assert m is not None, element
+    return json.loads(m.group(1))
+
+
+def test_a_report_over_the_tree_tells_hosts_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fleet(tmp_path)
     page = tmp_path / "fleet.html"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "report",
-            str(tmp_path / "node-a"),
-            str(tmp_path / "node-b"),
-            "-o",
-            str(page),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    code = main(["report", str(tmp_path / "node-a"), str(tmp_path / "node-b"), "-o", str(page)])
+    assert code == 0, capsys.readouterr().err
     html = page.read_text()
-    assert "node-a" in html and "node-b" in html
-    assert "NVIDIA H100" in html and "NVIDIA A100" in html
+    # (the footer lists the input paths, node-a and node-b among them, whatever the report
+    # found: the checks below read what the report made of the rows)
+    a = "node-a, NVIDIA H100, 8 threads, torch 2.13.0"
+    b = "node-b, NVIDIA A100, 8 threads, torch 2.13.0"
+    # the runs table: one row per run, each with its own configuration
+    assert f"<td>run-node-a<br><small>complete: yes</small></td><td>{a}<br>" in html
+    assert f"<td>run-node-b<br><small>complete: yes</small></td><td>{b}<br>" in html
+    # the headline: one row per configuration, named by its device
+    assert f"<td><b>H100</b><br><small>{a}</small></td>" in html
+    assert f"<td><b>A100</b><br><small>{b}</small></td>" in html
+    # the figures: each configuration its own traces; the ratio between them across hardware
+    traces = [t for f in _payload(html, "cnnbench-figures")["figures"] for t in f["data"]]
+    metas = {tuple(t["meta"][:2]) for t in traces if len(t.get("meta") or []) >= 2}
+    assert {("H100", a), ("A100", b)} <= metas, metas
+    assert f"Baseline: {a}." in html
+    across = [
+        t
+        for t in traces
+        if str(t.get("name", "")).startswith("A100")
+        and t.get("hovertext")
+        and all(f"against {a}" in h for h in t["hovertext"])
+    ]
+    assert len(across) == 1, "no ratio of node-b's configuration against node-a's drawn"
+    assert sorted(h.split(":")[0] for h in across[0]["hovertext"]) == ["resnet50", "vgg16"]
+    # the cases table: the configuration column keeps the two hosts apart
+    cases = {c["h"]: c for c in _payload(html, "cnnbench-cases")["columns"]}
+    assert sorted(cases["configuration"]["t"]["d"]) == [a, b]
+    assert sorted(cases["run"]["d"]) == ["run-node-a", "run-node-b"]

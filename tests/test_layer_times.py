@@ -28,6 +28,9 @@ from harness.results.store import ResultWriter, load_results
 from harness.run.runner import CaseResult, RunOptions, run_case
 from harness.run.step import prepare_step
 
+# times compared across runs: the CPU must be this test's alone (make test: the serial phase)
+pytestmark = pytest.mark.serial
+
 HERE = "tests.test_layer_times:"
 OPTIONS = RunOptions(
     warmup_rounds=2,

@@ -1,4 +1,6 @@
-"""The pytest plugin run as a user runs it (pytester, in a subprocess each time)."""
+"""The pytest plugin run as a user runs it: pytester runs in this process (pytest's inline
+mode: the same plugin, options, hooks, files and output as a child's, without importing torch
+again), and real child processes where the process is the point (SIGKILL, Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ FAST = [
     "--cnn-min-time=0.01",
     "--cnn-min-rounds=3",
     "--cnn-max-time=0.5",
+    "--cnn-target-ci=0",  # no test here is about when the rounds stop
     "--cnn-warmup-rounds=1",
     "--cnn-remeasure=0",
     "--cnn-power=off",
@@ -47,7 +50,9 @@ def test_oom(cnn_case, cnn_bench):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def suite(
+    plugin_modules: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     pytester.makepyfile(test_suite=SUITE)
     return pytester
@@ -55,7 +60,7 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 
 def test_run_writes_one_row_per_case_and_goes_on_after_failures(suite: pytest.Pytester):
     results = suite.path / "results"
-    out = suite.runpytest_subprocess(
+    out = suite.runpytest(
         "--benchmark-only",
         f"--cnn-results-dir={results}",
         "--cnn-no-report",
@@ -96,8 +101,8 @@ def test_run_writes_one_row_per_case_and_goes_on_after_failures(suite: pytest.Py
     assert "cnnbench" in bench["machine_info"]
 
 
-def test_options_documented_in_pytest_help(pytester: pytest.Pytester):
-    out = pytester.runpytest_subprocess("--help")
+def test_options_documented_in_pytest_help(plugin_modules: None, pytester: pytest.Pytester):
+    out = pytester.runpytest("--help")
     out.stdout.fnmatch_lines(
         [
             "*CNN benchmarking*",
@@ -114,10 +119,11 @@ def test_options_documented_in_pytest_help(pytester: pytest.Pytester):
 
 def test_ini_options_and_filters(suite: pytest.Pytester):
     suite.makeini("[pytest]\ncnn_batch_sizes = 2\ncnn_report = false\n")
-    out = suite.runpytest_subprocess(
+    out = suite.runpytest(
         "--benchmark-only",
         f"--cnn-results-dir={suite.path / 'r'}",
         "--cnn-models=*tiny*",
+        "--cnn-isolate=none",  # not about crash isolation: the cases run in this process
         *FAST,
     )
     out.assert_outcomes(passed=1, skipped=2)
@@ -135,7 +141,7 @@ def test_ini_options_and_filters(suite: pytest.Pytester):
     ],
 )
 def test_bad_option_is_a_usage_error(suite: pytest.Pytester, option: str, message: str):
-    out = suite.runpytest_subprocess(option, "--cnn-no-report", *FAST)
+    out = suite.runpytest(option, "--cnn-no-report", *FAST)
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     out.stderr.fnmatch_lines([message])
 
@@ -151,7 +157,7 @@ def _slow_suite(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _start(tmp_path: Path) -> subprocess.Popen:
+def _start(tmp_path: Path, *options: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [
@@ -163,6 +169,7 @@ def _start(tmp_path: Path) -> subprocess.Popen:
             f"--cnn-results-dir={tmp_path / 'results'}",
             "--cnn-no-report",
             "-q",
+            *options,
             *FAST,
         ],
         cwd=tmp_path,
@@ -188,7 +195,9 @@ def _wait_for_rows(tmp_path: Path, proc: subprocess.Popen, n: int, timeout_s: fl
 
 
 def test_sigkill_mid_sweep_leaves_every_finished_case_on_disk(tmp_path: Path):
-    proc = _start(_slow_suite(tmp_path))
+    # the pytest process is what is killed; the cases run in it (crash isolation is not what
+    # this is about, and it spares the fork server's import of torch)
+    proc = _start(_slow_suite(tmp_path), "--cnn-isolate=none")
     try:
         seen = _wait_for_rows(tmp_path, proc, 3)
     finally:
@@ -215,7 +224,7 @@ def test_ctrl_c_keeps_rows_and_marks_the_run_incomplete(tmp_path: Path):
     assert len(df) >= 2 and not df["run_complete"].any()
 
 
-def test_a_bad_marker_is_one_line_naming_the_suite(pytester: pytest.Pytester):
+def test_a_bad_marker_is_one_line_naming_the_suite(plugin_modules: None, pytester: pytest.Pytester):
     pytester.makepyfile(
         test_bad="""
 import pytest
@@ -225,7 +234,7 @@ def test_bad(cnn_case, cnn_bench):
     cnn_bench(cnn_case)
 """
     )
-    out = pytester.runpytest_subprocess("--cnn-no-report", *FAST)
+    out = pytester.runpytest("--cnn-no-report", *FAST)
     assert out.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the session
     # ("[" opens a character class in fnmatch: "?" stands for the brackets)
     out.stdout.fnmatch_lines(["test_bad.py::test_bad: unknown cnnbench marker key(s) ?'model'?*"])

@@ -1,6 +1,11 @@
 """The plugin as a user runs it, for sweeps: crashes survived, pytest-xdist workers writing one
 run, the budget, thread sweeps, models named on the command line, smoke runs, reports by
-choice, and bad directories found before anything is measured (pytester, a subprocess each)."""
+choice, and bad directories found before anything is measured.
+
+pytester runs in this process (pytest's inline mode: the same plugin, hooks, files and output
+as a child's, without importing torch again); the cases still run in the fork server's real
+children unless a test says --cnn-isolate=none. pytest-xdist's workers are real processes, and
+so is the run that three Ctrl-Cs stop."""
 
 from __future__ import annotations
 
@@ -28,11 +33,15 @@ FAST = [
     "-p",
     "no:cacheprovider",
 ]
+# where crash isolation is not what a test is about, the cases run in the pytest process
+IN_PROCESS = [*FAST, "--cnn-isolate=none"]
 M = "tests.models_for_tests:"
 
 
 @pytest.fixture
-def here(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def here(
+    plugin_modules: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return pytester
 
@@ -49,7 +58,7 @@ def test_three(cnn_case, cnn_bench):
 def test_a_case_that_kills_its_process_is_a_crashed_row_and_the_sweep_goes_on(here):
     here.makepyfile(test_crash=CRASH_SUITE)
     results = here.path / "results"
-    out = here.runpytest_subprocess(f"--cnn-results-dir={results}", "--cnn-no-report", *FAST)
+    out = here.runpytest(f"--cnn-results-dir={results}", "--cnn-no-report", *FAST)
     out.assert_outcomes(passed=2, failed=1)
     df = load_results(results)
     assert df["model"].tolist() == [f"{M}tiny_cnn", f"{M}aborts_in_forward", "lenet5"]
@@ -72,7 +81,7 @@ def test_one(cnn_case, cnn_bench):
 """
     )
     results = here.path / "results"
-    out = here.runpytest_subprocess(
+    out = here.runpytest(
         f"--cnn-results-dir={results}", "--cnn-no-report", "--cnn-isolate=none", *FAST
     )
     out.assert_outcomes(passed=2)
@@ -90,8 +99,10 @@ def test_models(cnn_case, cnn_bench):
 """
     )
     results, reports = here.path / "results", here.path / "reports"
-    out = here.runpytest_subprocess(
-        "-n", "2", f"--cnn-results-dir={results}", f"--cnn-reports-dir={reports}", *FAST
+    # the workers are real processes; the cases run in them (crash isolation is not what this
+    # is about, and each worker's fork server would import torch once more)
+    out = here.runpytest(
+        "-n", "2", f"--cnn-results-dir={results}", f"--cnn-reports-dir={reports}", *IN_PROCESS
     )
     out.assert_outcomes(passed=4)
     files = sorted(p.name for p in results.iterdir())
@@ -112,7 +123,7 @@ def test_models(cnn_case, cnn_bench):
 
 def test_too_many_cpu_workers_is_one_usage_line(here):
     here.makepyfile(test_x="def test_x(): pass")
-    out = here.runpytest_subprocess("-n", str((os.cpu_count() or 1) + 1), "--cnn-device=cpu")
+    out = here.runpytest("-n", str((os.cpu_count() or 1) + 1), "--cnn-device=cpu")
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     out.stderr.fnmatch_lines(["*asks for more workers than the * CPU(s)*"])
 
@@ -128,8 +139,8 @@ def test_budget(cnn_case, cnn_bench):
 """
     )
     results = here.path / "results"
-    out = here.runpytest_subprocess(
-        f"--cnn-results-dir={results}", "--cnn-no-report", "--cnn-max-minutes=0.03", *FAST
+    out = here.runpytest(
+        f"--cnn-results-dir={results}", "--cnn-no-report", "--cnn-max-minutes=0.03", *IN_PROCESS
     )
     df = load_results(results)
     assert len(df) == 6  # every case has a row
@@ -151,8 +162,8 @@ def test_threads(cnn_case, cnn_bench):
 """
     )
     results = here.path / "results"
-    out = here.runpytest_subprocess(
-        f"--cnn-results-dir={results}", "--cnn-no-report", "--cnn-threads=1,2", *FAST
+    out = here.runpytest(
+        f"--cnn-results-dir={results}", "--cnn-no-report", "--cnn-threads=1,2", *IN_PROCESS
     )
     out.assert_outcomes(passed=2)
     df = load_results(results)
@@ -171,9 +182,9 @@ def test_tiny(cnn_case, cnn_bench):
 """
     )
     results = here.path / "results"
-    out = here.runpytest_subprocess(
+    out = here.runpytest(
         f"--cnn-results-dir={results}", "--cnn-no-report",
-        f"--cnn-models={M}tiny_cnn,{M}sleeper_10ms", "--cnn-input-shape=3x20x20", *FAST,
+        f"--cnn-models={M}tiny_cnn,{M}sleeper_10ms", "--cnn-input-shape=3x20x20", *IN_PROCESS,
     )  # fmt: skip
     out.assert_outcomes(passed=2)
     df = load_results(results).set_index("model")
@@ -186,7 +197,7 @@ def test_tiny(cnn_case, cnn_bench):
 
 def test_an_unknown_named_model_is_one_usage_line(here):
     here.makepyfile(test_x="def test_x(): pass")
-    out = here.runpytest_subprocess("--cnn-models=nosuchpkg.mod:factory", *FAST)
+    out = here.runpytest("--cnn-models=nosuchpkg.mod:factory", *FAST)
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     out.stderr.fnmatch_lines(["ERROR: --cnn-models: *nosuchpkg*"])
     assert "Traceback" not in out.stderr.str()
@@ -203,7 +214,7 @@ def test_smoke(cnn_case, cnn_bench):
     assert r.row["rounds"] == 1
 """
     )
-    out = here.runpytest_subprocess("--benchmark-disable", "-p", "no:cacheprovider")
+    out = here.runpytest("--benchmark-disable", "--cnn-isolate=none", "-p", "no:cacheprovider")
     out.assert_outcomes(passed=2)
     assert not (here.path / "results").exists() and not (here.path / "reports").exists()
     out.stdout.fnmatch_lines(["*no results written (a smoke run: --benchmark-disable)*"])
@@ -218,7 +229,7 @@ def test_benchmark_histogram_without_pygal_is_one_line(here):
     else:
         pytest.skip("pygal is installed: the histogram works")
     here.makepyfile(test_x="def test_x(): pass")
-    out = here.runpytest_subprocess("--benchmark-histogram", "-p", "no:cacheprovider")
+    out = here.runpytest("--benchmark-histogram", "-p", "no:cacheprovider")
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     out.stderr.fnmatch_lines(["*--benchmark-histogram needs pygal*pip install*"])
 
@@ -239,15 +250,18 @@ def test_tiny(cnn_case, cnn_bench):
 def test_a_report_is_written_unless_the_run_was_narrowed(here, args, report):
     here.makepyfile(test_r=REPORT_SUITE)
     reports = here.path / "reports"
-    here.runpytest_subprocess(
-        f"--cnn-results-dir={here.path / 'results'}", f"--cnn-reports-dir={reports}", *args, *FAST
+    here.runpytest(
+        f"--cnn-results-dir={here.path / 'results'}",
+        f"--cnn-reports-dir={reports}",
+        *args,
+        *IN_PROCESS,
     )
     assert bool(list(reports.glob("*.html"))) == report
 
 
 def test_an_unwritable_results_directory_is_found_before_measuring(here):
     here.makepyfile(test_r=REPORT_SUITE)
-    out = here.runpytest_subprocess("--cnn-results-dir=/proc/x", *FAST)
+    out = here.runpytest("--cnn-results-dir=/proc/x", *FAST)
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     out.stderr.fnmatch_lines(["ERROR: cannot write results to /proc/x: *"])
     assert "Traceback" not in out.stderr.str()
@@ -295,9 +309,9 @@ def test_many(cnn_case, cnn_bench):
 def test_a_large_cpu_sweep_says_its_size_and_time_before_it_starts(here):
     here.makepyfile(test_r=REPORT_SUITE)
     sizes = ",".join(str(b) for b in range(1, 121))
-    out = here.runpytest_subprocess("--co", "-q", f"--cnn-batch-sizes={sizes}", "--cnn-device=cpu")
+    out = here.runpytest("--co", "-q", f"--cnn-batch-sizes={sizes}", "--cnn-device=cpu")
     out.stdout.fnmatch_lines(
         ["cnnbench: 120 cases on a CPU, * to * by the timing settings*narrow it with --cnn-models*"]
     )
-    small = here.runpytest_subprocess("--co", "-q", "--cnn-batch-sizes=1,2", "--cnn-device=cpu")
+    small = here.runpytest("--co", "-q", "--cnn-batch-sizes=1,2", "--cnn-device=cpu")
     assert "cases on a CPU" not in small.stdout.str()

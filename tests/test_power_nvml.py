@@ -20,6 +20,10 @@ from tests.nvml_stub import scenarios
 from tests.nvml_stub.build import build_stub
 from tests.nvml_stub.fixtures import spawn_pool, stub_dir, stub_lib
 
+# the sampler polls the stand-in's real clock: no neighbour test on the CPU (make test: the
+# serial phase)
+pytestmark = pytest.mark.serial
+
 __all__ = ["stub_dir", "stub_lib"]  # fixtures used below
 
 UUIDS = [

@@ -18,7 +18,12 @@ from harness.measure.memory import MemoryResult
 from harness.run import runner
 from harness.run.runner import RunOptions, run_case
 
-FAST = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01, power="off")
+# No test here is about when the rounds stop: a short cap, no interval target and no re-measure
+# (the defaults, 30 s and 1%, ran a case on a loaded 2-core machine for up to a minute).
+FAST = RunOptions(
+    warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01, max_time_s=0.3,
+    ci_target=None, remeasure=0, power="off",
+)  # fmt: skip
 M = "tests.models_for_tests:"
 
 
@@ -49,6 +54,7 @@ def test_ok_row_has_every_key_metric_and_only_schema_columns():
     ]
 
 
+@pytest.mark.serial  # a sleep timed to a few percent: no neighbour test on the CPU
 def test_sleeping_model_is_measured_within_a_few_percent():
     res = run_case(
         Case(M + "sleeper_10ms", (1, 2, 2)),

@@ -28,6 +28,9 @@ from harness.measure.timing import (
     timing_method,
 )
 
+# sleeps timed to a few percent: the CPU must be this test's alone (make test: the serial phase)
+pytestmark = pytest.mark.serial
+
 HAS_CUDA = torch.cuda.is_available()
 
 
