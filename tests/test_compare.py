@@ -433,7 +433,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(
     corrupt.write_bytes(b"not parquet")
     cases = {
         "not a cnnbench result file": [foreign, runs["B"]],
-        "not a readable parquet file": [runs["A"], corrupt],
+        "not a readable result file": [runs["A"], corrupt],
         "no common cases": [runs["A"], runs["B"], "--model", "nomatch*"],
         "does not exist": [runs["A"], tmp_path / "missing"],
         "write METRIC:PERCENT": [runs["A"], runs["B"], "--fail-on", "latency"],

@@ -309,9 +309,11 @@ class Sweep:
         try:
             self.writer.add_case(result.row, **tables)
         except OSError as exc:
+            lost = isinstance(exc, FileNotFoundError)  # the directory went: its rows with it
+            kept = "" if lost else "; the rows written before this case are kept"
             self.write_error = (
                 f"results could not be written to {self.writer.results_dir}: "
-                f"{exc.strerror or exc}; the rows written before this case are kept"
+                f"{exc.strerror or exc}{kept}"
             )
             raise ResultsNotWritable(self.write_error) from None
 
@@ -331,6 +333,8 @@ class Sweep:
             return {}
         try:
             self.writer.finish(complete=complete and self.write_error is None)
+        except FileNotFoundError as exc:  # the parts were removed: nothing stays readable
+            raise ResultsNotWritable(exc.strerror or str(exc)) from None
         except OSError as exc:
             raise ResultsNotWritable(
                 f"the run's parts could not be merged in {self.writer.results_dir}: "
