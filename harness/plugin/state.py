@@ -35,6 +35,9 @@ class State(RunSettings):
     report_path: Path | None = None
     report_error: str | None = None
     write_error: str | None = None
+    stopped_by: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+    incomplete: str | None = None  # why the run is not complete (harness.plugin.stop)
+    stop_handler: Any = None  # the run's harness.plugin.stop.StopOnSignal
 
 
 STATE = pytest.StashKey["State"]()

@@ -36,7 +36,7 @@ from typing import Any
 from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.spec import Case
 from harness.results.store import ResultWriter
-from harness.run.isolation import HANG_GRACE_S, ISOLATIONS, CaseProcess
+from harness.run.isolation import ISOLATIONS, CaseProcess, hang_limit_s
 from harness.run.options import RunOptions
 from harness.run.outcome import CaseInterrupted, CaseResult, ResultsNotWritable, base_row
 from harness.run.runner import run_case
@@ -125,6 +125,7 @@ class Sweep:
         self.write_error: str | None = None
         self._measured_by: dict[Case, str] = {}
         self._oom_at: dict[Case, int] = {}
+        self._hung: dict[str, str] = {}  # model -> the case that hung, and how
         self._process: CaseProcess | None = None
         self._process_model: str | None = None
         self.measure_roofs = roofs
@@ -180,6 +181,8 @@ class Sweep:
         """Why ``case`` is not run (None: run it)."""
         if self.poisoned:
             return f"not run: this process is unusable after a sticky CUDA error ({self.poisoned})"
+        if case.model in self._hung:
+            return f"not run: the model hung ({self._hung[case.model]})"
         smaller = self._oom_at.get(case.series)
         if smaller is not None and case.batch_size > smaller:
             return f"batch {smaller} already ran out of memory"
@@ -254,9 +257,29 @@ class Sweep:
             return run_case(
                 case, self.options, environment=self.environment(case.device), models=self.models
             )
+        child = self._child(case)
+        timeout, why = self.hang_limit(case)
+        result = child.run(case, self.options, timeout_s=timeout, why_limit=why)
+        if child.hung:  # like an OOM: the model's other cases are not run (each would hang)
+            self._hung[case.model] = f"{case.case_id} gave {child.hung}"
+        return result
+
+    def hang_limit(self, case: Case) -> tuple[float, str]:
+        """How long ``case`` may run in its child before it is killed as hung, and why
+        (harness.run.isolation.hang_limit_s): from the model's earlier cases, bounded by the
+        budget; ``timeout_s`` given to the Sweep overrides it."""
+        if self.timeout_s:
+            return self.timeout_s, "the sweep's timeout"
         cap = self.options.max_time_s or 0.0
-        timeout = self.timeout_s or (HANG_GRACE_S + 4 * cap * (1 + self.options.remeasure))
-        return self._child(case).run(case, self.options, timeout_s=timeout)
+        planned = 4 * cap * (1 + self.options.remeasure)  # the rounds, with room for a re-measure
+        known = case.model in self.progress.by_model
+        left = (
+            None
+            if self.max_minutes is None
+            else 60 * self.max_minutes - (time.time() - self.started)
+        )
+        expected = self.progress.estimate_s(case.model) if known else None
+        return hang_limit_s(expected, planned, compiled=case.compile, budget_left_s=left)
 
     def run(self, case: Case, *, test_name: str | None = None) -> CaseResult:
         """Run (or skip) ``case`` and write its row; see the module doc for the rules.
@@ -310,7 +333,7 @@ class Sweep:
             self.writer.add_case(result.row, **tables)
         except OSError as exc:
             lost = isinstance(exc, FileNotFoundError)  # the directory went: its rows with it
-            kept = "" if lost else "; the rows written before this case are kept"
+            kept = "" if lost or len(self.rows) < 2 else "; the rows written before are kept"
             self.write_error = (
                 f"results could not be written to {self.writer.results_dir}: "
                 f"{exc.strerror or exc}{kept}"
