@@ -106,7 +106,11 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM in a child: the case stops and its row goes to the parent; later
+    signals (the terminal's and the parent's both) must not tear that."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -138,8 +142,8 @@ def _child(
     faulthandler.enable(file=sys.stderr, all_threads=False)
     if hasattr(signal, "SIGUSR1"):  # the parent asks for the stack of a hung case
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # as Ctrl-C: the row is kept
+    for s in (signal.SIGINT, signal.SIGTERM):  # as Ctrl-C: the row is kept
+        signal.signal(s, _interrupt_once)
     for p in reversed(sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -306,7 +310,9 @@ class CaseProcess:
             for s in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(s, signal.SIG_IGN)
             result = None
-            with contextlib.suppress(Exception):  # the child got Ctrl-C too: take its row
+            with contextlib.suppress(OSError):  # a SIGTERM for this process alone: pass it on
+                os.kill(self._process.pid, signal.SIGTERM)
+            with contextlib.suppress(Exception):  # the child stops its case: take its row
                 if self._conn.poll(3.0):
                     result = self._conn.recv()
             if result is None:
