@@ -544,8 +544,8 @@ def test_cli_fail_on_a_metric_nobody_measured_warns(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--ci-level", "2"], "the confidence level (--ci-level) must lie between 0 and 1, got 2"),
-        (["--resamples", "5"], "5 bootstrap resamples (--resamples) are too few for an"),
+        (["--ci-level", "2"], "--ci-level 2: pass a confidence level from 0.5 to 0.995"),
+        (["--resamples", "5"], "--resamples 5 are too few for an interval: pass 100 to"),
         (["--model", "nomatch*"], "; the models in these files: alexnet, googlenet, lenet5, "),
     ],
 )

@@ -150,11 +150,18 @@ def _session_processes(sid: int) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "xdist-n2"])
-def test_sigterm_stops_the_run_as_ctrl_c_and_ends_every_process(tmp_path: Path, workers: int):
-    """A case hangs in its child when SIGTERM reaches the pytest process (only it, as `kill`
-    or Kubernetes send it): the run's files are merged and marked incomplete, the summary is
-    printed, and the case child, the fork server and the resource tracker all end."""
+@pytest.mark.parametrize(
+    ("workers", "group"),
+    [(0, False), (2, False), (0, True)],
+    ids=["one-process", "xdist-n2", "whole-group"],
+)
+def test_sigterm_stops_the_run_as_ctrl_c_and_ends_every_process(
+    tmp_path: Path, workers: int, group: bool
+) -> None:
+    """A case hangs in its child when SIGTERM comes: to the pytest process alone (as `kill` or
+    Kubernetes send it) or to every process of the run (as Slurm's scancel does). The run's
+    files are merged and marked incomplete, the summary is printed, the hung case has its row,
+    and the case child, the fork server and the resource tracker all end."""
     if workers:
         pytest.importorskip("xdist")
     (tmp_path / "test_sig.py").write_text(SIGNAL_SUITE)
@@ -174,7 +181,10 @@ def test_sigterm_stops_the_run_as_ctrl_c_and_ends_every_process(tmp_path: Path, 
             if line.startswith("[1/2]"):
                 break
         time.sleep(3)
-        proc.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:

@@ -232,3 +232,28 @@ def test_a_run_whose_results_directory_is_removed_stops_non_zero(tmp_path: Path)
     assert len(lines) == 1 and "was removed while the run wrote it" in lines[0], out[-4000:]
     assert "results (cases):" not in out  # no path to a file that does not exist
     assert "1 passed" in out and "1 failed" in out, out[-2000:]  # batch 3 never ran
+
+
+# -------------------------------------------- third pass: a test that changes the directory
+
+
+CHDIR_SUITE = """
+import os
+import pytest
+
+@pytest.mark.cnnbench(models=["hostile:tiny"], batch_sizes=[1, 2])
+def test_tiny(cnn_case, cnn_bench, tmp_path_factory):
+    cnn_bench(cnn_case)
+    os.chdir(tmp_path_factory.mktemp("elsewhere"))  # and never back: the results stay put
+"""
+
+
+def test_a_test_that_changes_directory_does_not_move_the_results(tmp_path: Path) -> None:
+    (tmp_path / "test_chdir.py").write_text(CHDIR_SUITE)
+    proc = _pytest(tmp_path, "--cnn-results-dir=results")  # relative, as users pass it
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "results not fully written" not in out, out[-4000:]
+    df = load_results(tmp_path / "results")
+    assert df["batch_size"].tolist() == [1, 2] and df["run_complete"].all()
+    assert not list((tmp_path / "results").glob("*.parts"))  # merged where it was written

@@ -1,10 +1,11 @@
 """How a run stops: Ctrl-C and SIGTERM alike, and whether the run that ended is complete.
 
-SIGTERM is what Slurm, Kubernetes and systemd send before they kill; it is handled as Ctrl-C:
-the case running is interrupted (its row kept), the run's parts are merged, the run is marked
-incomplete and the summary printed. The first signal raises KeyboardInterrupt; later ones (a
-second Ctrl-C, Slurm signalling every process of the job) wait until the files are saved. The
-xdist controller passes a SIGTERM on to its workers (a terminal's Ctrl-C reaches them itself).
+SIGTERM is what Slurm, Kubernetes and systemd send before they kill, SIGHUP what a closing
+terminal sends; both are handled as Ctrl-C: the case running is interrupted (its row kept), the
+run's parts are merged, the run is marked incomplete and the summary printed. The first signal
+raises KeyboardInterrupt; later ones (a second Ctrl-C, Slurm signalling every process of the
+job) wait until the files are saved. The xdist controller passes a SIGTERM or SIGHUP on to its
+workers (a terminal's Ctrl-C reaches them itself).
 
 A run is complete only when every selected case was run: not after ``-x``/``--maxfail``, an
 INTERNALERROR, a signal, a usage error or a failed write. ``claims`` and the report prefer the
@@ -23,7 +24,8 @@ import pytest
 
 from harness.plugin.state import State
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP: a terminal (an ssh session) that closes under a run
+_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class StopOnSignal:
@@ -37,15 +39,15 @@ class StopOnSignal:
         for s in _SIGNALS:  # the next ones wait until the files are saved
             signal.signal(s, signal.SIG_IGN)
         self.state.stopped_by = signal.Signals(signum).name
-        if signum == signal.SIGTERM and self.state.role == "controller":
-            _signal_children(signal.SIGTERM)
+        if signum != signal.SIGINT and self.state.role == "controller":
+            _signal_children(signum)
         raise KeyboardInterrupt
 
     def install(self) -> None:
-        """Take SIGINT (where Python's default handler has it) and SIGTERM (where nobody
-        handles it: an embedding program's own handler is left alone)."""
-        for s, default in ((signal.SIGINT, signal.default_int_handler),
-                           (signal.SIGTERM, signal.SIG_DFL)):  # fmt: skip
+        """Take SIGINT (where Python's default handler has it), SIGTERM and SIGHUP (where
+        nobody handles them: an embedding program's own handler, nohup's SIG_IGN, stay)."""
+        for s in _SIGNALS:
+            default = signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL
             if self.previous[s] is default:
                 signal.signal(s, self)
 

@@ -44,9 +44,11 @@ class ResultFileWarning(UserWarning):
     why); the other files were read."""
 
 
-def _passed_over(skipped: list[str], reason: str) -> None:
-    skipped.append(reason)
-    warnings.warn(f"passed over {reason}", ResultFileWarning, stacklevel=3)
+def _warn_passed_over(skipped: list[str]) -> None:
+    """One ResultFileWarning per file passed over (after the others were read: when none is,
+    the error names the first reason, and a warning would say it twice)."""
+    for reason in skipped:
+        warnings.warn(f"passed over {reason}", ResultFileWarning, stacklevel=3)
 
 
 def _file_meta(path: Path) -> tuple[str, int]:
@@ -106,9 +108,9 @@ def scan_result_files(
     A directory gives every ``*.parquet`` file directly in it whose metadata says ``table``,
     and the part files of runs that were never merged (``<run_id>.parts/``); other
     sub-directories are not searched. One bad file in a directory does not hide the others:
-    it is passed over and named (a ``ResultFileWarning``). A file named explicitly must be
-    good. A file of another table of the same run (``run.layers.parquet`` when asking for
-    cases) stands for its sibling file of ``table``, if that exists.
+    it is passed over and named (``load_results`` warns: ``ResultFileWarning``). A file named
+    explicitly must be good. A file of another table of the same run (``run.layers.parquet``
+    when asking for cases) stands for its sibling file of ``table``, if that exists.
     """
     found, skipped = _scan(paths, table)
     return list(found), skipped
@@ -128,7 +130,7 @@ def _scan(paths: PathLike | Iterable[PathLike], table: str) -> tuple[dict[Path, 
             if f.is_file() and _file_meta(f)[0] == table:
                 found.setdefault(f, False)
         except ResultFileError as exc:
-            _passed_over(skipped, str(exc))
+            skipped.append(str(exc))
 
     for item in items:
         path = Path(item)
@@ -270,7 +272,7 @@ def load_results(
         except ResultFileError as exc:
             if named:
                 raise
-            _passed_over(skipped, str(exc))
+            skipped.append(str(exc))
             return None
 
     tables = [(f, t) for f, named in files.items() if (t := read(f, named)) is not None]
@@ -289,6 +291,7 @@ def load_results(
     combined = pa.concat_tables(conformed)
     frame = combined.to_pandas(types_mapper=pd.ArrowDtype)
     frame.attrs["skipped_files"] = skipped
+    _warn_passed_over(skipped)
     if table == "cases":  # older files get a verdict; impossible timings are never valid
         from harness.results.validity import assess_frame
 

@@ -162,7 +162,7 @@ class ResultWriter:
         join: bool = False,
         merge: bool = True,
     ) -> None:
-        self.results_dir = Path(results_dir)
+        self.results_dir = Path(results_dir).absolute()  # a chdir mid-run must not move it
         self.run_id = run_id or new_run_id()
         for what, value in (("run id", self.run_id), ("writer name", name)):
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) or value.endswith(

@@ -18,7 +18,7 @@ Granularity (``--cnn-isolate``): ``model`` keeps one child for consecutive cases
 (a new child when the model changes); ``case`` uses a fresh child for every case; ``none`` runs
 in the test process (no protection; the only choice where the fork server cannot start).
 
-A child that does not answer within the case's hang limit (``hang_limit_s``: from the case's
+A child that does not answer within the case's hang limit (harness.run.hang: from the case's
 expected duration, bounded by the budget) is asked for its Python stack (faulthandler, on
 SIGUSR1), which goes into the row's error, and then killed. A child treats SIGTERM as Ctrl-C
 (its row is kept) and dies with the fork server (``PR_SET_PDEATHSIG`` on Linux), which ends
@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from harness.run.child_log import ChildLog, stack_summary, stderr_summary
+from harness.run.hang import BUDGET_END
 
 ISOLATIONS = ("model", "case", "none")
 # Imported once by the fork server, so no child pays for them: torch and the harness, and what
@@ -52,43 +53,10 @@ PRELOAD = [
     "harness.models.zoo",
     "pyarrow.pandas_compat",
     "pytest",
+    "harness.run.server_signals",  # the server outlives a group's SIGTERM or SIGHUP
 ]
-# A child that does not answer in time is hung (a crash too). The limit of a case: its expected
-# duration (the sweep's estimate from the model's earlier cases) times HANG_FACTOR, at least
-# HANG_FLOOR_S; a model's first case, of unknown duration, gets HANG_FIRST_S; a compiled case
-# COMPILE_S more (torch.compile's first call of a large model takes minutes); all of it plus the
-# time the options plan for the rounds, and never past the budget's end.
-HANG_FACTOR = 10.0
-HANG_FLOOR_S = 60.0
-HANG_FIRST_S = 300.0
-COMPILE_S = 600.0
 STACK_WAIT_S = 2.0  # how long a hung child gets to print its stack before it is killed
 _PR_SET_PDEATHSIG = 1
-
-
-def hang_limit_s(
-    expected_s: float | None,
-    planned_s: float,
-    *,
-    compiled: bool = False,
-    budget_left_s: float | None = None,
-) -> tuple[float, str]:
-    """How long a case may go without an answer before its child is killed as hung, and why
-    that long (for the row's error). ``expected_s``: the case's expected wall time (None for a
-    model's first case); ``planned_s``: the time the options allow the timed rounds;
-    ``budget_left_s``: what is left of ``--cnn-max-minutes`` (None: no budget)."""
-    if expected_s is None:
-        limit = HANG_FIRST_S + planned_s
-        why = f"a model's first case gets {HANG_FIRST_S:.0f} s + {planned_s:.0f} s of rounds"
-    else:
-        limit = max(HANG_FLOOR_S, HANG_FACTOR * expected_s) + planned_s
-        why = f"{HANG_FACTOR:g}x its expected {expected_s:.1f} s (at least {HANG_FLOOR_S:.0f} s)"
-    if compiled:
-        limit += COMPILE_S
-        why += f", +{COMPILE_S:.0f} s to compile"
-    if budget_left_s is not None and budget_left_s < limit:
-        return max(budget_left_s, 1.0), "the end of the budget (--cnn-max-minutes)"
-    return limit, why
 
 
 def _context() -> Any:
@@ -106,10 +74,15 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 def _interrupt_once(signum: int, frame: Any) -> None:
-    """Ctrl-C or SIGTERM in a child: the case stops and its row goes to the parent; later
-    signals (the terminal's and the parent's both) must not tear that."""
-    for s in (signal.SIGINT, signal.SIGTERM):
+    """Ctrl-C, SIGTERM or SIGHUP in a child: the case stops and its row goes to the parent;
+    later signals (the terminal's and the parent's both) must not tear that."""
+    for s in _STOP_SIGNALS:
         signal.signal(s, signal.SIG_IGN)
     raise KeyboardInterrupt
 
@@ -125,6 +98,20 @@ def _die_with_parent() -> None:
                 os._exit(1)
 
 
+def _child_process_setup(output: Connection) -> None:
+    """A child's stdout and stderr into the parent's pipe, faulthandler for a crash (and, on
+    SIGUSR1, for the stack of a hung case), signals as Ctrl-C, death with the fork server."""
+    _die_with_parent()
+    os.dup2(output.fileno(), 2)
+    os.dup2(output.fileno(), 1)
+    output.close()
+    faulthandler.enable(file=sys.stderr, all_threads=False)
+    if hasattr(signal, "SIGUSR1"):  # the parent asks for the stack of a hung case
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    for s in _STOP_SIGNALS:  # as Ctrl-C: the row is kept
+        signal.signal(s, _interrupt_once)
+
+
 def _child(
     conn: Connection,
     sys_path: list[str],
@@ -135,15 +122,7 @@ def _child(
 ) -> None:
     """The child's loop: receive (case, options), answer with the CaseResult, until told to
     stop, interrupted, or poisoned by a sticky CUDA error."""
-    _die_with_parent()
-    os.dup2(output.fileno(), 2)
-    os.dup2(output.fileno(), 1)
-    output.close()
-    faulthandler.enable(file=sys.stderr, all_threads=False)
-    if hasattr(signal, "SIGUSR1"):  # the parent asks for the stack of a hung case
-        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
-    for s in (signal.SIGINT, signal.SIGTERM):  # as Ctrl-C: the row is kept
-        signal.signal(s, _interrupt_once)
+    _child_process_setup(output)
     for p in reversed(sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -197,7 +176,7 @@ def _child(
         try:
             result = run_case(case, options, environment=environment(case.device), models=models)
         except CaseInterrupted as stop:
-            for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not tear it
+            for s in _STOP_SIGNALS:  # a second signal must not tear it
                 signal.signal(s, signal.SIG_IGN)
             conn.send(stop.result)
             return
@@ -301,13 +280,14 @@ class CaseProcess:
                     self._process.kill()
                     self._process.join(5)
                     limit = f" ({why_limit})" if why_limit else ""
-                    self.hung = f"no answer after {timeout_s:.0f} s{limit}: killed as hung"
+                    what = "stopped" if why_limit == BUDGET_END else "killed as hung"
+                    self.hung = f"no answer after {timeout_s:.0f} s{limit}: {what}"
                     why = self.hung + (f"; stack: {stack}" if stack else "")
                     return self._crashed(case, started, why, stderr=False)
         except KeyboardInterrupt:
             # Ctrl-C or SIGTERM: keep what the child measured; further signals wait until the
             # row and the run's files are saved (the caller restores the handlers)
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in _STOP_SIGNALS:
                 signal.signal(s, signal.SIG_IGN)
             result = None
             with contextlib.suppress(OSError):  # a SIGTERM for this process alone: pass it on

@@ -36,7 +36,8 @@ from typing import Any
 from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.spec import Case
 from harness.results.store import ResultWriter
-from harness.run.isolation import ISOLATIONS, CaseProcess, hang_limit_s
+from harness.run.hang import hang_limit_s
+from harness.run.isolation import ISOLATIONS, CaseProcess
 from harness.run.options import RunOptions
 from harness.run.outcome import CaseInterrupted, CaseResult, ResultsNotWritable, base_row
 from harness.run.runner import run_case
@@ -182,7 +183,7 @@ class Sweep:
         if self.poisoned:
             return f"not run: this process is unusable after a sticky CUDA error ({self.poisoned})"
         if case.model in self._hung:
-            return f"not run: the model hung ({self._hung[case.model]})"
+            return f"not run: the model did not answer ({self._hung[case.model]})"
         smaller = self._oom_at.get(case.series)
         if smaller is not None and case.batch_size > smaller:
             return f"batch {smaller} already ran out of memory"
