@@ -180,7 +180,7 @@ def test_all_oom_results_give_insufficient_data_per_claim(tmp_path: Path, capsys
     (empty / "run.parquet").write_bytes(b"")
     assert main(["claims", "--results", str(empty)]) == 2
     err = capsys.readouterr().err
-    assert "not a readable parquet file" in err and len(err.strip().splitlines()) == 1
+    assert "not a readable result file" in err and len(err.strip().splitlines()) == 1
 
 
 def vgg16_layers(fc_time: float, other_time: float) -> pd.DataFrame:

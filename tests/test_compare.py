@@ -432,7 +432,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(
     corrupt.write_bytes(b"not parquet")
     cases = {
         "not a cnnbench result file": [foreign, runs["B"]],
-        "not a readable parquet file": [runs["A"], corrupt],
+        "not a readable result file": [runs["A"], corrupt],
         "no common cases": [runs["A"], runs["B"], "--model", "nomatch*"],
         "does not exist": [runs["A"], tmp_path / "missing"],
         "write METRIC:PERCENT": [runs["A"], runs["B"], "--fail-on", "latency"],
@@ -530,8 +530,8 @@ def test_cli_fail_on_a_metric_nobody_measured_warns(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--ci-level", "2"], "the confidence level (--ci-level) must lie between 0 and 1, got 2"),
-        (["--resamples", "5"], "5 bootstrap resamples (--resamples) are too few for an"),
+        (["--ci-level", "2"], "--ci-level 2: pass a confidence level from 0.5 to 0.995"),
+        (["--resamples", "5"], "--resamples 5 are too few for an interval: pass 100 to"),
         (["--model", "nomatch*"], "; the models in these files: alexnet, googlenet, lenet5, "),
     ],
 )

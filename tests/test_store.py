@@ -264,7 +264,7 @@ def test_foreign_corrupt_missing_and_empty_inputs(tmp_path: Path) -> None:
     )
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet at all")
-    with pytest.raises(ResultFileError, match="not a readable parquet file"):
+    with pytest.raises(ResultFileError, match="not a readable result file"):
         load_results(corrupt)
     with ResultWriter(tmp_path / "ok") as w:
         w.add_case(case_row(0))

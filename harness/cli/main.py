@@ -3,17 +3,18 @@
 Every sub-command module exposes ``add_parser(subparsers)``, which registers its parser and
 sets ``func`` (``args -> exit code``). What a user can get wrong is one line on stderr and exit
 2: a ``HarnessError`` and a bad option alike. Ctrl-C is one line and exit 130. The current
-directory is on the import path (as under ``python -m harness``), so ``mymodule:factory``
-names a model in a file beside the user.
+directory is not on the import path: a file there named like an optional dependency of pandas
+or tabulate (``pytz.py``) would run on every command. It is searched only to resolve a model
+named ``mymodule:factory`` (harness.models.resolve), and only then.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from harness.core.errors import HarnessError
@@ -44,23 +45,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _current_directory_importable() -> None:
-    """``python -m harness`` puts the current directory first on sys.path; the installed
-    script puts its own directory there instead. Add the current directory (last, so that it
-    never shadows an installed package) so both find a user's ``mymodule:factory``."""
-    cwd = os.getcwd()
-    if not any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
-        sys.path.append(cwd)
+def _warnings_as_lines(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints each warning once, as one inert line (a result
+    file passed over: harness.results.loader.ResultFileWarning)."""
+    seen: set[str] = set()
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        text = terminal(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"{command}: warning: {text}", file=sys.stderr)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = f"cnnbench {argv[0]}" if argv and argv[0] in COMMANDS else "cnnbench"
     try:
-        _current_directory_importable()
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warnings_as_lines(command)
+            return int(args.func(args) or 0)
     except HarnessError as exc:
         print(f"{command}: error: {terminal(exc)}", file=sys.stderr)
         return EXIT_USAGE

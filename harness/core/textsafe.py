@@ -31,3 +31,18 @@ def terminal(text: object) -> str:
 def markdown_cell(text: object) -> str:
     """``terminal(text)`` with ``|`` escaped, for one cell of a markdown table."""
     return terminal(text).replace("|", "\\|")
+
+
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP, "CSV
+# Injection"): ``=HYPERLINK(...)``, ``+cmd|' /C calc'!A0``, ``@SUM(...)``, a tab or CR first.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` safe as a CSV cell opened in a spreadsheet: one that starts like a formula is
+    prefixed with ``'`` (OWASP's advice), so it shows as typed and never runs. A plain number
+    (``-1.5``, ``+3%``) and a lone ``-`` (a missing value) are left as they are."""
+    if text.startswith(_FORMULA_START) and text != "-" and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text

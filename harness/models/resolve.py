@@ -17,7 +17,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import importlib.machinery
 import importlib.metadata
+import importlib.util
 import os
 import re
 import sys
@@ -151,19 +153,29 @@ def _cwd_on_path() -> bool:
     return any(os.path.abspath(p or os.curdir) == os.getcwd() for p in sys.path)
 
 
+def _search_current_directory(module_name: str) -> None:
+    """Put the current directory on ``sys.path`` (last: it never shadows an installed package)
+    when it holds ``module_name``'s top package and nothing on the path does. Only a model
+    named ``module:factory`` searches it (harness.cli.main keeps it off the path otherwise: a
+    ``pytz.py`` there would run on every command)."""
+    top = module_name.split(".")[0]
+    if _cwd_on_path() or importlib.util.find_spec(top) is not None:
+        return
+    if importlib.machinery.PathFinder.find_spec(top, [os.getcwd()]) is not None:
+        sys.path.append(os.getcwd())
+        importlib.invalidate_caches()
+
+
 def _import_module(module_name: str, name: str) -> Any:
+    _search_current_directory(module_name)
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
-            where = (
-                "or run from the directory that holds it (the current directory is searched)"
-                if _cwd_on_path()
-                else "or put the directory that holds it on PYTHONPATH"
-            )
             raise UnknownModelError(
                 f"cannot import module {module_name!r} for model {name!r} ({exc}): check the "
-                f"spelling, install its package, {where}"
+                "spelling, install its package, run from the directory that holds it (the "
+                "current directory is searched) or put that directory on PYTHONPATH"
             ) from exc
         failure: BaseException = exc
     except HarnessError as exc:  # e.g. a register_model with a bad input_shape

@@ -19,7 +19,7 @@ through a built-in test.
 
 from __future__ import annotations
 
-import signal
+import inspect
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from harness.plugin.session import BUILTIN_SUITE, resolve_run, start_sweep
 from harness.plugin.settings import RunSettings, add_options, read_settings
 from harness.plugin.shard import configure_shard
 from harness.plugin.state import STATE, State
+from harness.plugin.stop import StopOnSignal, incomplete_reason
 from harness.plugin.xdist import (  # noqa: F401 (hooks)
     configure_controller,
     configure_worker,
@@ -92,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
                 "--benchmark-histogram needs pygal, which is not installed: "
                 "pip install 'pytest-benchmark[histogram]' (or leave the option out)"
             ) from None
+    if not config.pluginmanager.has_plugin("benchmark"):
+        config.pluginmanager.register(NoBenchmark(), "cnnbench-no-benchmark")
     state = _state_from_config(config)
     config.stash[STATE] = state
     if state.role != "main" and config.getoption("benchmark_only", False):
@@ -117,9 +120,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    """Ctrl-C and SIGTERM stop the run the same way (harness.plugin.stop)."""
     state = session.config.stash[STATE]
-    if state.role != "worker":
-        _shield_interrupts()
+    state.stop_handler = StopOnSignal(state)
+    state.stop_handler.install()
 
 
 # --- running a case --------------------------------------------------------------------------
@@ -133,6 +137,7 @@ EXTRA_INFO = (
 )  # fmt: skip
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent under -p no:benchmark
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     from harness.measure.env import machine_info as harness_machine_info
 
@@ -165,12 +170,29 @@ def _progress(result: CaseResult) -> dict[str, Any]:
     }
 
 
+class NoBenchmark:
+    """Registered under ``-p no:benchmark``: a ``benchmark`` fixture that is None, so suites
+    run (the harness times every case itself) without pytest-benchmark's table and options."""
+
+    @pytest.fixture
+    def benchmark(self, request: pytest.FixtureRequest) -> None:
+        function = getattr(request.node, "function", None)
+        if function is not None and "benchmark" in inspect.signature(function).parameters:
+            pytest.fail(
+                "this test uses pytest-benchmark's benchmark fixture, but pytest-benchmark is "
+                "not loaded (-p no:benchmark)",
+                pytrace=False,
+            )
+        return None
+
+
 @pytest.fixture
 def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case], CaseResult]:
     """Run a Case through the run's sweep; its row is on disk on return.
 
     An ``ok`` case passes (noisy or not: the row says), ``oom``/``skipped`` skip with the
-    reason, ``error``/``crashed`` fail; in every case the row is written first.
+    reason, ``error``/``crashed`` fail; in every case the row is written first. The samples go
+    to pytest-benchmark (None under ``-p no:benchmark``: ``NoBenchmark``).
     """
     state = request.config.stash[STATE]
     test_name = request.node.nodeid.split("[")[0]
@@ -193,18 +215,21 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
             result = state.sweep.run(case, test_name=test_name)
         except ResultsNotWritable as exc:
             request.session.shouldstop = str(exc)
-            state.write_error = str(exc)
-            pytest.fail(str(exc), pytrace=False)
+            state.write_error = state.write_error or str(exc)
+            result = None
         except CaseInterrupted as stop:
             request.node.user_properties.append(("cnnbench", _progress(stop.result)))
             raise KeyboardInterrupt from None
+        if result is None:  # outside the except: one line, no "during handling of" chain
+            pytest.fail(str(state.write_error), pytrace=False)
         request.node.user_properties.append(("cnnbench", _progress(result)))
-        samples = result.row.get("latency_s_samples")
-        if result.status == "ok" and samples and benchmark.enabled:
-            _feed_benchmark(benchmark, list(samples))
-        benchmark.extra_info.update(
-            {k: result.row.get(k) for k in EXTRA_INFO if result.row.get(k) is not None}
-        )
+        if benchmark is not None:
+            samples = result.row.get("latency_s_samples")
+            if result.status == "ok" and samples and benchmark.enabled:
+                _feed_benchmark(benchmark, list(samples))
+            benchmark.extra_info.update(
+                {k: result.row.get(k) for k in EXTRA_INFO if result.row.get(k) is not None}
+            )
         if result.status in ("oom", "skipped"):
             pytest.skip(f"{case.case_id}: {result.status}: {result.row.get('error')}")
         if result.status in ("error", "crashed"):
@@ -219,26 +244,13 @@ def cnn_bench(request: pytest.FixtureRequest, benchmark: Any) -> Callable[[Case]
 # --- the end ---------------------------------------------------------------------------------
 
 
-def _first_interrupt(signum: int, frame: Any) -> None:
-    """Ctrl-C stops the sweep as usual; the ones after it are held off until the run's files are
-    saved and the summary printed (they would tear the merge and print a traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _shield_interrupts() -> None:
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _first_interrupt)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Without an interrupt, Ctrl-C behaves as usual again (an inline pytester run must not leave
-    its caller shielded). After one, the run is ending because of it: further Ctrl-Cs stay
-    ignored to the end of the process (restoring here let the third of three print a traceback
-    from pytest's own last hooks)."""
-    if signal.getsignal(signal.SIGINT) is _first_interrupt:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Ctrl-C and SIGTERM behave as before the run again, unless one of them stopped it
+    (harness.plugin.stop.StopOnSignal.restore)."""
+    state = config.stash.get(STATE, None)
+    if state is not None and state.stop_handler is not None:
+        state.stop_handler.restore()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -247,7 +259,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
-    complete = exitstatus != pytest.ExitCode.INTERRUPTED and state.write_error is None
+    state.incomplete = incomplete_reason(session, exitstatus, state)
+    complete = state.incomplete is None
     if state.role == "worker":
         if state.sweep is not None:
             state.sweep.finish(complete)  # stops the child; the controller merges
@@ -261,9 +274,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         elif state.sweep is not None:
             state.paths = state.sweep.finish(complete)
     except ResultsNotWritable as exc:
-        state.write_error = str(exc)
+        state.write_error = state.write_error or str(exc)
     except OSError as exc:
-        state.write_error = f"the run's files could not be merged: {exc.strerror or exc}"
+        state.write_error = state.write_error or (
+            f"the run's files could not be merged: {exc.strerror or exc}"
+        )
     state.rows = _run_rows(state)
     if not state.report or not state.paths or state.write_error:
         return
@@ -320,5 +335,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"report: {state.report_path}")
     elif state.report_error:
         tr.write_line(f"report not written: {state.report_error}", red=True)
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        tr.write_line("run interrupted: every finished case is on disk, marked run_complete=false")
+    if not config.pluginmanager.has_plugin("benchmark"):
+        tr.write_line(
+            "pytest-benchmark is not loaded (-p no:benchmark): cases ran and were written; "
+            "its table and --benchmark-* options need it"
+        )
+    if state.incomplete is not None and state.write_error is None and state.paths:
+        if state.stopped_by == "SIGTERM":
+            head = "run interrupted by SIGTERM"
+        elif state.stopped_by or exitstatus == pytest.ExitCode.INTERRUPTED:
+            head = "run interrupted"
+        else:
+            head = f"run incomplete ({state.incomplete})"
+        tr.write_line(f"{head}: every finished case is on disk, marked run_complete=false")

@@ -104,6 +104,14 @@ def configure_controller(config: pytest.Config, state: State) -> None:
                 f"-n {n} asks for more workers than the {len(mine)} CPU(s) this process may use: "
                 "each worker is pinned to cores of its own; use -n auto or fewer workers"
             )
+        most = max(state.grid.threads or (1,))
+        if most > len(mine) // n:  # threads that share a core time each other's waits
+            raise pytest.UsageError(
+                f"-n {n} with --cnn-threads={most}: each worker is pinned to "
+                f"{len(mine) // n} of the {len(mine)} CPU(s) this process may use, so "
+                f"{most} threads would share them; pass --cnn-threads of at most "
+                f"{len(mine) // n}, or fewer workers"
+            )
         state.placements = [gpus.Placement("", cpus=gpus.split_cpus(mine, n, i)) for i in range(n)]
     state.free_slots = list(range(n))
     state.workers = n

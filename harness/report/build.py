@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,7 @@ from harness.report.speedup import speedup_figure
 from harness.report.style import Missing, Plot
 from harness.report.tables import cases_table, run_summary_table, shares_table
 from harness.report.text import esc
+from harness.results.loader import ResultFileWarning
 from harness.results.runs import SELECTION_RULE, select_runs
 
 DEFAULT_TITLE = "cnnbench report"
@@ -250,20 +252,39 @@ def _load_side(
         files = store.result_files(paths, table)
     except ResultFileError:  # no file of this table among the paths (a corrupt one raised
         return None  # already, when the cases were read from the same paths)
-    parts = [keep(store.load_results([f], table=table)) for f in files]
-    parts = [p for p in parts if not p.empty]
+    parts = []
+    for f in files:
+        try:
+            part = keep(store.load_results([f], table=table))
+        except ResultFileError as exc:  # one bad side file does not stop the page
+            warnings.warn(f"passed over {exc}", ResultFileWarning, stacklevel=2)
+            continue
+        if not part.empty:
+            parts.append(part)
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def write_report(paths: Iterable[str | Path], out: str | Path, *, title: str | None = None) -> Path:
+def write_report(
+    paths: Iterable[str | Path],
+    out: str | Path,
+    *,
+    title: str | None = None,
+    replace: bool = True,
+) -> Path:
     """Read result files (or directories of them), build the report and write it to ``out``
-    atomically (a temporary file, then a rename). Returns the path written."""
+    atomically (a temporary file, then a rename). Returns the path written.
+
+    ``replace=False`` never replaces a file: where ``out`` exists (another report written in
+    the same second), the page goes to ``<stem>-2.html``, ``-3``... (an atomic link, so two
+    reports at once never take one name)."""
     from harness.results.store import load_results
 
     path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not path_list:
         raise ResultFileError("no result files given: pass parquet files or directories")
-    df, notes = prepare(load_results(path_list, table="cases"))
+    cases = load_results(path_list, table="cases")
+    df, notes = prepare(cases)
+    notes += [f"passed over {why}" for why in cases.attrs.get("skipped_files", [])]
     layers = _load_side(path_list, "layers", lambda t: keep_wanted(t, df))
     drawn = set(zip(df.loc[df["in_figures"], "run_id"], df.loc[df["in_figures"], "case_id"],
                     strict=True))  # fmt: skip
@@ -282,8 +303,23 @@ def write_report(paths: Iterable[str | Path], out: str | Path, *, title: str | N
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, out_path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, out_path)
+        else:
+            out_path = _link_fresh(tmp, out_path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return out_path
+
+
+def _link_fresh(tmp: str, out: Path) -> Path:
+    """Link ``tmp`` at ``out``, or at ``<stem>-2<suffix>``, ``-3``... where a file is there:
+    ``os.link`` fails rather than replace, so two writers never take one name."""
+    for n in range(1, 10_000):
+        target = out if n == 1 else out.with_name(f"{out.stem}-{n}{out.suffix}")
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            continue
+        return target
+    raise FileExistsError(f"{out} and 9,998 numbered names beside it are taken")

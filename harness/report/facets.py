@@ -22,7 +22,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from harness.core import units
+from harness.core.stats import MIN_SAMPLES_FOR_CI, half_width_rel
 from harness.report.data import (
+    number,
     points,
     records,
     values,
@@ -110,13 +112,28 @@ def latency_lines(r: dict[str, Any]) -> list[str]:
     p99 = units.seconds(r["latency_s_p99"], micro="µ")
     if r.get("p99_reliable") is False:
         p99 += " (unreliable: fewer than 100 samples)"
+    rounds = number(r.get("rounds"))
     return [
-        f"median {units.seconds(r['latency_s_median'], micro='µ')}, "
+        f"median {units.seconds(r['latency_s_median'], micro='µ')}{interval_text(r)}, "
         f"p90 {units.seconds(r['latency_s_p90'], micro='µ')} (whisker), p99 {p99}",
         f"throughput {units.rate(r['throughput_per_s'])}",
-        f"{units.integer(r.get('rounds'))} rounds"
+        f"{units.integer(rounds)} round{'' if rounds == 1 else 's'}"
         + (f", stopped: {r['stop_reason']}" if isinstance(r.get("stop_reason"), str) else ""),
     ]
+
+
+def interval_text(r: dict[str, Any]) -> str:
+    """`` ±1.2%`` (the half-width of the median's 95% interval), or `` ±? (1 round)`` where the
+    rounds are too few for one (an interval of one round is [median, median]: ±0.0% would
+    read as the most precise number of the page)."""
+    rounds = number(r.get("rounds"))
+    half = half_width_rel(
+        r.get("latency_s_median_ci_low"), r.get("latency_s_median_ci_high"), r["latency_s_median"]
+    )
+    if half is None or rounds is None or rounds < MIN_SAMPLES_FOR_CI:
+        shown = "?" if rounds is None else f"{int(rounds)} round{'' if rounds == 1 else 's'}"
+        return f" ±? ({shown})"
+    return f" ±{units.percent(half)}"
 
 
 # ------------------------------------------------------------------------------- facet engine

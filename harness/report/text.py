@@ -25,13 +25,34 @@ from harness.core.missing import is_missing
 
 
 def esc(value: Any) -> str:
-    """``value`` as text safe inside HTML, attribute values included (missing -> empty)."""
-    return html.escape("" if is_missing(value) else str(value), quote=True)
+    """``value`` as text safe inside HTML, attribute values included (missing -> empty; cut
+    to ``HTML_TEXT_CHARS``)."""
+    return html.escape(capped("" if is_missing(value) else str(value), HTML_TEXT_CHARS), quote=True)
+
+
+# A string is repeated per trace, point, hover, note and headline cell: a 10 MB model name or
+# error made a 185 MB page. A figure label shows this much of it, any other text of the page
+# HTML_TEXT_CHARS (the result file holds it whole).
+FIGURE_TEXT_CHARS = 200
+HTML_TEXT_CHARS = 2000
+
+
+def capped(text: str, limit: int = FIGURE_TEXT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def ptext(value: Any) -> str:
-    """``value`` as plain text inside a plotly label (missing -> empty); quotes stay as typed."""
-    return html.escape("" if is_missing(value) else str(value), quote=False)
+    """``value`` as plain text inside a plotly label (missing -> empty; cut to
+    ``FIGURE_TEXT_CHARS``); quotes stay as typed.
+
+    plotly.js fills ``%{...}`` in titles, legends and hovers with the trace's data (a model
+    named ``net %{x}`` showed as ``net ``): the brace is written as the entity ``&#123;``,
+    which plotly decodes after filling, so the text shows as typed."""
+    text = capped("" if is_missing(value) else str(value))
+    return html.escape(text, quote=False).replace("%{", "%&#123;")
 
 
 def hover(*lines: Any) -> str:

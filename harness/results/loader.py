@@ -7,11 +7,17 @@ columns kept at the end. Dtypes are pandas ``ArrowDtype`` for every column (``in
 into 0 or NaN. Cases rows of files older than the validity verdict are assessed on loading with
 the runner's own verdict, and impossible timings are marked ``invalid``
 (harness.results.validity).
+
+One bad file found in a directory (truncated, garbage, a zero-length part, a newer version, a
+column of the wrong type) does not stop the directory: it is passed over, named in
+``frame.attrs["skipped_files"]`` and in a ``ResultFileWarning`` (the ``cnnbench`` commands
+print it as one line), and the rest is read. A bad file named explicitly is an error.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +35,22 @@ from harness.results.parts import (
     _read_table,
 )
 
+# A schema version is a small count; a longer text is not one (and int() of 5,000 digits raises
+# ValueError since Python 3.11).
+_MAX_VERSION_DIGITS = 9
+
+
+class ResultFileWarning(UserWarning):
+    """A result file found in a directory was passed over (the message names it and says
+    why); the other files were read."""
+
+
+def _warn_passed_over(skipped: list[str]) -> None:
+    """One ResultFileWarning per file passed over (after the others were read: when none is,
+    the error names the first reason, and a warning would say it twice)."""
+    for reason in skipped:
+        warnings.warn(f"passed over {reason}", ResultFileWarning, stacklevel=3)
+
 
 def _file_meta(path: Path) -> tuple[str, int]:
     """(table, schema_version) of a result file, or a ResultFileError saying what it is not."""
@@ -36,7 +58,7 @@ def _file_meta(path: Path) -> tuple[str, int]:
         meta = _read_schema(path).metadata or {}
     except (pa.ArrowException, OSError) as exc:
         raise ResultFileError(
-            f"{path} is not a readable parquet file ({exc}); it may be corrupt or truncated: "
+            f"{path} is not a readable result file ({exc}); it may be corrupt or truncated: "
             "pass result files written by cnnbench"
         ) from None
     if schema.META_TABLE not in meta:
@@ -51,8 +73,9 @@ def _file_meta(path: Path) -> tuple[str, int]:
         raise ResultFileError(
             f"{path} has cnnbench metadata that is not UTF-8 text: not a file cnnbench wrote"
         ) from None
-    if not (raw.isascii() and raw.isdigit()):
-        raise ResultFileError(f"{path} has no valid cnnbench.schema_version metadata ({raw!r})")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_VERSION_DIGITS):
+        shown = raw if len(raw) <= 40 else f"{raw[:20]}... ({len(raw)} characters)"
+        raise ResultFileError(f"{path} has no valid cnnbench.schema_version metadata ({shown!r})")
     version = int(raw)
     if version > schema.SCHEMA_VERSION:
         raise ResultFileError(
@@ -67,6 +90,16 @@ def _file_meta(path: Path) -> tuple[str, int]:
     return table, version
 
 
+def is_result_file(path: PathLike) -> bool:
+    """Whether ``path`` is a file cnnbench wrote (parquet or part stream with its metadata),
+    whatever its version; False for anything else, missing or unreadable."""
+    try:
+        meta = _read_schema(Path(path)).metadata or {}
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+    return schema.META_TABLE in meta
+
+
 def scan_result_files(
     paths: PathLike | Iterable[PathLike], table: str = "cases"
 ) -> tuple[list[Path], list[str]]:
@@ -77,20 +110,28 @@ def scan_result_files(
     and the part files of runs that were never merged (``<run_id>.parts/``); other
     sub-directories are not searched (a results tree's root, or its ``sweep=`` or ``host=``
     directory, also gives the shard directories below it: harness.results.tree). One bad file
-    in a directory does not hide the others: it is passed over and named. A file named
+    in a directory does not hide the others: it is passed over and named (``load_results``
+    warns: ``ResultFileWarning``). A file named
     explicitly must be good. A file of another table of the same run (``run.layers.parquet``
     when asking for cases) stands for its sibling file of ``table``, if that exists.
     """
+    found, skipped = _scan(paths, table)
+    return list(found), skipped
+
+
+def _scan(paths: PathLike | Iterable[PathLike], table: str) -> tuple[dict[Path, bool], list[str]]:
+    """``scan_result_files`` with, per file, whether it was named explicitly (True) or found
+    in a directory (False: a bad one is passed over)."""
     if table not in schema.TABLES:
         raise InvalidInputError(f"unknown table {table!r}; use one of {', '.join(schema.TABLES)}")
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    found: dict[Path, None] = {}
+    found: dict[Path, bool] = {}
     skipped: list[str] = []
 
     def consider(f: Path) -> None:
         try:
             if f.is_file() and _file_meta(f)[0] == table:
-                found[f] = None
+                found.setdefault(f, False)
         except ResultFileError as exc:
             skipped.append(str(exc))
 
@@ -112,12 +153,12 @@ def scan_result_files(
         elif path.is_file():
             kind, _ = _file_meta(path)
             if kind == table:
-                found[path] = None
+                found[path] = True
                 continue
             stem = path.name.removesuffix(schema.FILE_SUFFIX[kind])
             sibling = path.with_name(stem + schema.FILE_SUFFIX[table])
             if sibling.is_file() and _file_meta(sibling)[0] == table:
-                found[sibling] = None
+                found[sibling] = True
         else:
             raise ResultFileError(f"{path} does not exist: pass result files or directories")
     if not found:
@@ -139,7 +180,7 @@ def scan_result_files(
             f"no cnnbench {table!r} result files in {shown}: run `pytest suites/ "
             "--benchmark-only` to write some, or pass the results directory"
         )
-    return list(found), skipped
+    return found, skipped
 
 
 def result_files(paths: PathLike | Iterable[PathLike], table: str = "cases") -> list[Path]:
@@ -216,31 +257,49 @@ def load_results(
 
         extra = ("validity", "validity_reason", *SIGNAL_COLUMNS) if table == "cases" else ()
         wanted = list(dict.fromkeys([*columns, "schema_version", *extra]))
-    files, skipped = scan_result_files(paths, table)
-    tables: list[tuple[Path, pa.Table]] = []
-    for f in files:
-        try:
-            t = _read_table(f, wanted)
-        except (pa.ArrowException, OSError) as exc:
-            raise ResultFileError(f"{f} could not be read ({exc}); it may be corrupt") from None
-        _check_versions(t, f)
-        tables.append((f, t))
+    files, skipped = _scan(paths, table)
     fields = [f for f in schema.arrow_schema(table) if wanted is None or f.name in wanted]
     names = {f.name for f in fields}
-    for _, t in tables:
+
+    def read(f: Path, named: bool) -> pa.Table | None:
+        """The file's table conformed to the schema's columns (its own extra columns kept); a
+        bad file found in a directory is passed over (None), a named one raises."""
+        try:
+            try:
+                t = _read_table(f, wanted)
+            except (pa.ArrowException, OSError) as exc:
+                raise ResultFileError(f"{f} could not be read ({exc}); it may be corrupt") from None
+            _check_versions(t, f)
+            extras = [x.remove_metadata() for x in t.schema if x.name not in names]
+            return _conform(t, pa.schema(fields + (extras if wanted is None else [])), f)
+        except ResultFileError as exc:
+            if named:
+                raise
+            skipped.append(str(exc))
+            return None
+
+    tables = [(f, t) for f, named in files.items() if (t := read(f, named)) is not None]
+    if not tables:
+        raise ResultFileError(
+            f"no readable cnnbench {table!r} result files: {skipped[0]}"
+            + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else "")
+        )
+    for _, t in tables:  # extra columns (a newer writer's), first type seen wins
         for field in t.schema:
-            if field.name not in names and wanted is None:
-                fields.append(field.remove_metadata())
+            if field.name not in names:
+                fields.append(field)
                 names.add(field.name)
     target = pa.schema(fields)
-    combined = pa.concat_tables([_conform(t, target, f) for f, t in tables])
+    conformed = [_conform(t, target, f) if t.schema != target else t for f, t in tables]
+    combined = pa.concat_tables(conformed)
     frame = combined.to_pandas(types_mapper=pd.ArrowDtype)
     frame.attrs["skipped_files"] = skipped
+    _warn_passed_over(skipped)
     if table == "cases":  # older files get a verdict; impossible timings are never valid
         from harness.results.validity import assess_frame
 
         assess_frame(frame)
-    del tables, combined
+    del tables, conformed, combined
     # Arrow's allocator keeps what decoding freed; a second file or a comparison would stack on
     # top of it (benchmarks/bench_compare_scale.py shows the peak).
     pa.default_memory_pool().release_unused()

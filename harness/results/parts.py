@@ -35,9 +35,13 @@ def _part_files(directory: Path, table: str) -> list[Path]:
 
 def _stream_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """The complete record batches of a part stream, one at a time (a torn last message, left
-    by a kill mid-append, ends the stream)."""
+    by a kill mid-append, ends the stream; a stream torn in its schema, or left empty by a disk
+    that was full at its first write, has none)."""
     with pa.OSFile(str(path)) as source:  # read, not mapped: pages are not held
-        reader = pa.ipc.open_stream(source)
+        try:
+            reader = pa.ipc.open_stream(source)
+        except (pa.ArrowInvalid, OSError):
+            return
         while True:
             try:
                 yield reader.read_next_batch()

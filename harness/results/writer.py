@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import os
 import re
 import secrets
@@ -161,7 +162,7 @@ class ResultWriter:
         join: bool = False,
         merge: bool = True,
     ) -> None:
-        self.results_dir = Path(results_dir)
+        self.results_dir = Path(results_dir).absolute()  # a chdir mid-run must not move it
         self.run_id = run_id or new_run_id()
         for what, value in (("run id", self.run_id), ("writer name", name)):
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) or value.endswith(
@@ -181,7 +182,8 @@ class ResultWriter:
                 f"{taken[0]} already exists: pick another run id (or none, for a fresh one) so "
                 "that an earlier run's results are not overwritten"
             )
-        self._streams: dict[str, tuple[Any, Any]] = {}  # table -> (file, IPC stream writer)
+        # table -> (file, IPC stream writer, the part's (device, inode))
+        self._streams: dict[str, tuple[Any, Any, tuple[int, int]]] = {}
         self._written: dict[str, bool] = dict.fromkeys(schema.TABLES, False)
         self._merged: dict[str, Path] = {}
         self._finished = False
@@ -247,26 +249,51 @@ class ResultWriter:
                 }
             )
             side[name] = _columns_to_table(name, cols, n, f"{name!r} table of {row['case_id']}")
+        for table, (_, _, identity) in self._streams.items():  # all there before any is added
+            self._check_part(self._part_path(table), identity)
         # Side tables first: every case row on disk then has its side rows.
         for name, t in side.items():
             self._append(name, t)
         self._append("cases", case_row)
 
+    def _part_path(self, table: str) -> Path:
+        return self.parts / f"{self.name}-{os.getpid()}.{table}{PART_SUFFIX}"
+
     def _append(self, table: str, rows: pa.Table) -> None:
         """Append ``rows`` to this writer's stream of ``table`` and flush it to the OS: a
         process killed afterwards loses nothing of it."""
+        path = self._part_path(table)
         if table not in self._streams:
             self.parts.mkdir(parents=True, exist_ok=True)
-            path = self.parts / f"{self.name}-{os.getpid()}.{table}{PART_SUFFIX}"
             sink = pa.OSFile(str(path), "wb")
-            self._streams[table] = (sink, pa.ipc.new_stream(sink, schema.arrow_schema(table)))
-        sink, stream = self._streams[table]
+            try:
+                stream = pa.ipc.new_stream(sink, schema.arrow_schema(table))
+            except BaseException:
+                sink.close()
+                raise
+            st = os.stat(path)
+            self._streams[table] = (sink, stream, (st.st_dev, st.st_ino))
+        sink, stream, _ = self._streams[table]
         stream.write_table(rows)
         sink.flush()
         self._written[table] = True
 
+    def _check_part(self, path: Path, identity: tuple[int, int]) -> None:
+        """A part removed since it was opened (the results directory deleted mid-run) is a
+        FileNotFoundError: writes to an unlinked file succeed and would be lost silently."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != identity:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"{path} was removed while the run wrote it (the results directory was deleted "
+                "or replaced); the rows written there are lost",
+            )
+
     def _close_streams(self) -> None:
-        for sink, stream in self._streams.values():
+        for sink, stream, _ in self._streams.values():
             with contextlib.suppress(OSError, pa.ArrowException):
                 stream.close()
             with contextlib.suppress(OSError):
@@ -278,6 +305,12 @@ class ResultWriter:
         an interruption); a writer with ``merge=False`` leaves them for the merging one."""
         self._finished = True
         self._close_streams()
+        if any(self._written.values()) and not self.parts.is_dir():
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"{self.parts} was removed before the run's files were merged (the results "
+                "directory was deleted or replaced); the rows written there are lost",
+            )
         if self.merge:
             self._merged = merge_parts(self.results_dir, self.run_id, complete=complete)
 
@@ -298,9 +331,18 @@ def merge_parts(results_dir: PathLike, run_id: str, *, complete: bool) -> dict[s
     side tables first, then remove the parts; -> table -> file written.
 
     Side rows whose case row is missing (a writer killed between the two) are left out, so
-    every merged side row belongs to a merged case.
+    every merged side row belongs to a merged case. A part left empty or torn (a disk full at
+    its first write) adds nothing. Any failure is an OSError (the parts are left in place).
     """
-    results = Path(results_dir)
+    try:
+        return _merge_parts(Path(results_dir), run_id, complete)
+    except pa.ArrowException as exc:
+        if isinstance(exc, OSError):
+            raise
+        raise OSError(errno.EIO, f"the parts of run {run_id} could not be merged: {exc}") from None
+
+
+def _merge_parts(results: Path, run_id: str, complete: bool) -> dict[str, Path]:
     parts = parts_dir(results, run_id)
     if not parts.is_dir():
         return {}

@@ -17,24 +17,31 @@ runs in a broken context.
 Granularity (``--cnn-isolate``): ``model`` keeps one child for consecutive cases of one model
 (a new child when the model changes); ``case`` uses a fresh child for every case; ``none`` runs
 in the test process (no protection; the only choice where the fork server cannot start).
+
+A child that does not answer within the case's hang limit (harness.run.hang: from the case's
+expected duration, bounded by the budget) is asked for its Python stack (faulthandler, on
+SIGUSR1), which goes into the row's error, and then killed. A child treats SIGTERM as Ctrl-C
+(its row is kept) and dies with the fork server (``PR_SET_PDEATHSIG`` on Linux), which ends
+with the process that started it: a killed sweep leaves no process behind. What a child prints
+is kept as a bounded tail in memory (harness.run.child_log), never in a file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import importlib
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
-import weakref
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any
+
+from harness.run.child_log import ChildLog, stack_summary, stderr_summary
+from harness.run.hang import BUDGET_END
 
 ISOLATIONS = ("model", "case", "none")
 # Imported once by the fork server, so no child pays for them: torch and the harness, and what
@@ -46,9 +53,10 @@ PRELOAD = [
     "harness.models.zoo",
     "pyarrow.pandas_compat",
     "pytest",
+    "harness.run.server_signals",  # the server outlives a group's SIGTERM or SIGHUP
 ]
-# A child must answer within this long after a case's own time cap: a hang is a crash too.
-HANG_GRACE_S = 600.0
+STACK_WAIT_S = 2.0  # how long a hung child gets to print its stack before it is killed
+_PR_SET_PDEATHSIG = 1
 
 
 def _context() -> Any:
@@ -66,22 +74,55 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP in a child: the case stops and its row goes to the parent;
+    later signals (the terminal's and the parent's both) must not tear that."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent (the fork server) ends, so a hung child
+    never outlives a killed sweep."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() == 1:  # the parent was gone before the call
+                os._exit(1)
+
+
+def _child_process_setup(output: Connection) -> None:
+    """A child's stdout and stderr into the parent's pipe, faulthandler for a crash (and, on
+    SIGUSR1, for the stack of a hung case), signals as Ctrl-C, death with the fork server."""
+    _die_with_parent()
+    os.dup2(output.fileno(), 2)
+    os.dup2(output.fileno(), 1)
+    output.close()
+    faulthandler.enable(file=sys.stderr, all_threads=False)
+    if hasattr(signal, "SIGUSR1"):  # the parent asks for the stack of a hung case
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    for s in _STOP_SIGNALS:  # as Ctrl-C: the row is kept
+        signal.signal(s, _interrupt_once)
+
+
 def _child(
     conn: Connection,
     sys_path: list[str],
     imports: list[str],
-    stderr_path: str,
+    output: Connection,
     run_facts: dict[str, Any],
     cuda_index: int | None,
 ) -> None:
     """The child's loop: receive (case, options), answer with the CaseResult, until told to
     stop, interrupted, or poisoned by a sticky CUDA error."""
-    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 2)
-    os.dup2(fd, 1)
-    os.close(fd)
-    faulthandler.enable(file=sys.stderr, all_threads=False)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _child_process_setup(output)
     for p in reversed(sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -136,7 +177,8 @@ def _child(
         try:
             result = run_case(case, options, environment=environment(case.device), models=models)
         except CaseInterrupted as stop:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear it
+            for s in _STOP_SIGNALS:  # a second signal must not tear it
+                signal.signal(s, signal.SIG_IGN)
             conn.send(stop.result)
             return
         conn.send(result)
@@ -149,24 +191,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _stderr_summary(path: Path) -> str:
-    """The last line the child wrote, and the innermost Python frame faulthandler printed."""
-    try:
-        lines = [ln.rstrip() for ln in path.read_text(errors="replace").splitlines()]
-    except OSError:
-        return ""
-    lines = [ln for ln in lines if ln.strip()]
-    if not lines:
-        return "nothing on stderr"
-    text = f"last stderr line: {lines[-1].strip()}"
-    fatal = [i for i, ln in enumerate(lines) if ln.startswith("Fatal Python error")]
-    if fatal:
-        start = fatal[-1]
-        frames = [ln.strip() for ln in lines[start:] if ln.strip().startswith("File ")]
-        text = f"{lines[start].strip()}" + (f" in {frames[0]}" if frames else "") + f"; {text}"
-    return text[:1500]
 
 
 class CaseProcess:
@@ -191,23 +215,21 @@ class CaseProcess:
         self.label = label
         self._process: Any = None
         self._conn: Connection | None = None
-        folder = tempfile.mkdtemp(prefix="cnnbench-child-")
-        self._log = Path(folder) / "stderr.log"
-        # the folder goes with this object (or at exit): nothing is left in $TMPDIR
-        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        self._log: ChildLog | None = None
         self.started = 0
+        self.hung: str | None = None  # why the last case was killed as hung (None: it was not)
 
     def _start(self) -> None:
         ctx = _context()
         parent, child = ctx.Pipe()
-        self._log.write_text("")
+        self._log = ChildLog(ctx)
         self._process = ctx.Process(
             target=_child,
             args=(
                 child,
                 list(sys.path),
                 self.imports,
-                str(self._log),
+                self._log.writer,
                 self.run_facts,
                 self.cuda_index,
             ),
@@ -215,6 +237,7 @@ class CaseProcess:
         )
         self._process.start()
         child.close()
+        self._log.child_started()
         self._conn = parent
         self.started += 1
 
@@ -222,13 +245,17 @@ class CaseProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
-    def run(self, case: Any, options: Any, timeout_s: float | None = None) -> Any:
+    def run(
+        self, case: Any, options: Any, timeout_s: float | None = None, why_limit: str = ""
+    ) -> Any:
         """Run ``case`` in the child (starting one if needed); a dead or hung child becomes a
-        ``crashed`` row. Ctrl-C raises ``CaseInterrupted`` with the row. After a case profiled
-        through CUPTI the child leaves, so no later case runs with CUPTI attached."""
+        ``crashed`` row (a hung one with its stack; ``why_limit`` says how its limit came
+        about). Ctrl-C and SIGTERM raise ``CaseInterrupted`` with the row. After a case
+        profiled through CUPTI the child leaves, so no later case runs with CUPTI attached."""
         from harness.measure.profiling import profiled_through_cupti
         from harness.run.outcome import CaseInterrupted
 
+        self.hung = None
         if not self.alive:
             self.close()
             self._start()
@@ -252,21 +279,28 @@ class CaseProcess:
                 if self._process.sentinel in ready:
                     return self._crashed(case, started)
                 if not ready:  # timed out: a hang
+                    stack = self._stack()
                     self._process.kill()
                     self._process.join(5)
-                    return self._crashed(
-                        case, started, f"no answer after {timeout_s:.0f} s: killed as hung"
-                    )
+                    limit = f" ({why_limit})" if why_limit else ""
+                    what = "stopped" if why_limit == BUDGET_END else "killed as hung"
+                    self.hung = f"no answer after {timeout_s:.0f} s{limit}: {what}"
+                    why = self.hung + (f"; stack: {stack}" if stack else "")
+                    return self._crashed(case, started, why, stderr=False)
         except KeyboardInterrupt:
-            # Ctrl-C: keep what the child measured; further Ctrl-Cs wait until the row and the
-            # run's files are saved (the caller restores the handler)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # Ctrl-C or SIGTERM: keep what the child measured; further signals wait until the
+            # row and the run's files are saved (the caller restores the handlers)
+            for s in _STOP_SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
             result = None
-            with contextlib.suppress(Exception):  # the child got Ctrl-C too: take its row
+            with contextlib.suppress(OSError):  # a SIGTERM for this process alone: pass it on
+                os.kill(self._process.pid, signal.SIGTERM)
+            with contextlib.suppress(Exception):  # the child stops its case: take its row
                 if self._conn.poll(3.0):
                     result = self._conn.recv()
             if result is None:
-                result = self._crashed(case, started, "interrupted (Ctrl-C) while the case ran")
+                why = "interrupted (Ctrl-C or SIGTERM) while the case ran"
+                result = self._crashed(case, started, why)
                 result.row["status"] = "error"
             self.close()
             raise CaseInterrupted(result) from None
@@ -309,7 +343,24 @@ class CaseProcess:
             return dict(self.run_facts)
         return answer if isinstance(answer, dict) else dict(self.run_facts)
 
-    def _crashed(self, case: Any, started: float, why: str | None = None) -> Any:
+    def _stack(self) -> str:
+        """The hung child's main-thread stack, asked of faulthandler (SIGUSR1), or ''."""
+        if self._log is None or not hasattr(signal, "SIGUSR1"):
+            return ""
+        mark = self._log.total
+        with contextlib.suppress(OSError):
+            os.kill(self._process.pid, signal.SIGUSR1)
+        deadline = time.perf_counter() + STACK_WAIT_S
+        while time.perf_counter() < deadline:
+            if "(most recent call first)" in self._log.since(mark):
+                time.sleep(0.2)  # the rest of the dump
+                break
+            time.sleep(0.02)
+        return stack_summary(self._log.since(mark))
+
+    def _crashed(
+        self, case: Any, started: float, why: str | None = None, *, stderr: bool = True
+    ) -> Any:
         from datetime import datetime, timezone
 
         from harness.run.outcome import CaseResult, base_row
@@ -323,7 +374,9 @@ class CaseProcess:
                 why = f"the case killed its process: {_signal_name(-code)}"
             else:
                 why = f"the case ended its process with exit code {code}"
-        detail = _stderr_summary(self._log)
+        if self._log is not None:
+            self._log.close()
+        detail = stderr_summary(self._log.text()) if stderr and self._log is not None else ""
         row = base_row(case, dict(self.run_facts))
         row.update(
             status="crashed",
@@ -348,8 +401,11 @@ class CaseProcess:
             if self._process.is_alive():
                 self._process.kill()
                 self._process.join(2)
+        if self._log is not None:
+            self._log.close(timeout_s=0.2)
         self._process = None
         self._conn = None
+        self._log = None
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):

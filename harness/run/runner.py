@@ -149,6 +149,7 @@ def run_case(
         row["device"] = str(device)  # "cuda" resolved to the worker's own "cuda:N"
     prepared: PreparedStep | None = None
     interrupted = False
+    default_dtype = torch.get_default_dtype()
     try:
         threads = case.threads if case.threads is not None else options.threads
         with fixed_threads(threads) as in_force:
@@ -184,6 +185,7 @@ def run_case(
                 _measure(prepared, case, device, options, result)
             row["status"] = "ok"
             row["validity"], row["validity_reason"] = assess(row)
+            _threads_that_ran(row, in_force)
     except KeyboardInterrupt:
         interrupted = True
         row.update(status="error", error="interrupted (Ctrl-C) while the case ran")
@@ -196,6 +198,8 @@ def run_case(
             models.clear()  # a model that failed mid-step may hold a broken state
     finally:
         prepared = None
+        if torch.get_default_dtype() != default_dtype:  # a factory changed it: not for the next
+            torch.set_default_dtype(default_dtype)
         # A clean-up failure must not lose the row (nor crash the sweep): it becomes its error.
         problem = _release(device, case.compile) if not reason else None
         if problem is not None:
@@ -210,6 +214,20 @@ def run_case(
     if interrupted:
         raise CaseInterrupted(result)
     return result
+
+
+def _threads_that_ran(row: dict[str, Any], asked: int) -> None:
+    """The intra-op threads the timed step ran with: a model that calls
+    ``torch.set_num_threads`` (in its factory or forward) ran with its own count, so the row
+    records that count and is invalid (it did not measure the case it names)."""
+    ran = torch.get_num_threads()
+    if ran != asked:
+        row["cpu_threads"] = ran
+        row["validity"] = "invalid"
+        why = f"the model set torch's intra-op threads to {ran}; the case asked for {asked}"
+        row["validity_reason"] = (
+            f"{why}; {row['validity_reason']}" if row.get("validity_reason") else why
+        )
 
 
 def _layer_times(

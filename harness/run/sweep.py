@@ -36,7 +36,8 @@ from typing import Any
 from harness.core.errors import HarnessError, InvalidInputError
 from harness.core.spec import Case
 from harness.results.store import ResultWriter
-from harness.run.isolation import HANG_GRACE_S, ISOLATIONS, CaseProcess
+from harness.run.hang import hang_limit_s
+from harness.run.isolation import ISOLATIONS, CaseProcess
 from harness.run.options import RunOptions
 from harness.run.outcome import CaseInterrupted, CaseResult, ResultsNotWritable, base_row
 from harness.run.runner import run_case
@@ -125,6 +126,7 @@ class Sweep:
         self.write_error: str | None = None
         self._measured_by: dict[Case, str] = {}
         self._oom_at: dict[Case, int] = {}
+        self._hung: dict[str, str] = {}  # model -> the case that hung, and how
         self._process: CaseProcess | None = None
         self._process_model: str | None = None
         self.measure_roofs = roofs
@@ -180,6 +182,8 @@ class Sweep:
         """Why ``case`` is not run (None: run it)."""
         if self.poisoned:
             return f"not run: this process is unusable after a sticky CUDA error ({self.poisoned})"
+        if case.model in self._hung:
+            return f"not run: the model did not answer ({self._hung[case.model]})"
         smaller = self._oom_at.get(case.series)
         if smaller is not None and case.batch_size > smaller:
             return f"batch {smaller} already ran out of memory"
@@ -254,9 +258,29 @@ class Sweep:
             return run_case(
                 case, self.options, environment=self.environment(case.device), models=self.models
             )
+        child = self._child(case)
+        timeout, why = self.hang_limit(case)
+        result = child.run(case, self.options, timeout_s=timeout, why_limit=why)
+        if child.hung:  # like an OOM: the model's other cases are not run (each would hang)
+            self._hung[case.model] = f"{case.case_id} gave {child.hung}"
+        return result
+
+    def hang_limit(self, case: Case) -> tuple[float, str]:
+        """How long ``case`` may run in its child before it is killed as hung, and why
+        (harness.run.isolation.hang_limit_s): from the model's earlier cases, bounded by the
+        budget; ``timeout_s`` given to the Sweep overrides it."""
+        if self.timeout_s:
+            return self.timeout_s, "the sweep's timeout"
         cap = self.options.max_time_s or 0.0
-        timeout = self.timeout_s or (HANG_GRACE_S + 4 * cap * (1 + self.options.remeasure))
-        return self._child(case).run(case, self.options, timeout_s=timeout)
+        planned = 4 * cap * (1 + self.options.remeasure)  # the rounds, with room for a re-measure
+        known = case.model in self.progress.by_model
+        left = (
+            None
+            if self.max_minutes is None
+            else 60 * self.max_minutes - (time.time() - self.started)
+        )
+        expected = self.progress.estimate_s(case.model) if known else None
+        return hang_limit_s(expected, planned, compiled=case.compile, budget_left_s=left)
 
     def run(self, case: Case, *, test_name: str | None = None) -> CaseResult:
         """Run (or skip) ``case`` and write its row; see the module doc for the rules.
@@ -309,9 +333,11 @@ class Sweep:
         try:
             self.writer.add_case(result.row, **tables)
         except OSError as exc:
+            lost = isinstance(exc, FileNotFoundError)  # the directory went: its rows with it
+            kept = "" if lost or len(self.rows) < 2 else "; the rows written before are kept"
             self.write_error = (
                 f"results could not be written to {self.writer.results_dir}: "
-                f"{exc.strerror or exc}; the rows written before this case are kept"
+                f"{exc.strerror or exc}{kept}"
             )
             raise ResultsNotWritable(self.write_error) from None
 
@@ -331,6 +357,8 @@ class Sweep:
             return {}
         try:
             self.writer.finish(complete=complete and self.write_error is None)
+        except FileNotFoundError as exc:  # the parts were removed: nothing stays readable
+            raise ResultsNotWritable(exc.strerror or str(exc)) from None
         except OSError as exc:
             raise ResultsNotWritable(
                 f"the run's parts could not be merged in {self.writer.results_dir}: "

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cli.compare_text import case_label, ci_text, json_document, ratio_text, text_report
+from harness.cli.csv_out import write_csv
 from harness.compare.compare import compare_runs
 from harness.compare.verdicts import METRICS, metric_column
 from harness.core.errors import InvalidInputError
@@ -123,8 +124,32 @@ def parse_fail_on(specs: list[str]) -> dict[str, float]:
     return out
 
 
+# A percentile interval needs resamples beyond each of its ends: with fewer than this many in
+# each tail its bound is an extreme of the resamples, not a percentile of anything.
+MIN_TAIL_RESAMPLES = 5
+MIN_CI_LEVEL = 0.5
+
+
+def check_ci_level(level: float, resamples: int) -> None:
+    """``--ci-level``: at least 0.5 (a narrower interval is not a confidence statement) and at
+    most what the resamples can resolve (``MIN_TAIL_RESAMPLES`` beyond each end)."""
+    most = 1 - 2 * MIN_TAIL_RESAMPLES / max(resamples, 1)
+    if not MIN_CI_LEVEL <= level <= most:  # NaN fails too
+        raise InvalidInputError(
+            f"--ci-level {level:g}: pass a confidence level from {MIN_CI_LEVEL} to {most:g} "
+            f"(with --resamples {resamples}, each end of the interval needs "
+            f"{MIN_TAIL_RESAMPLES} resamples beyond it; more resamples allow a higher level), "
+            "e.g. 0.95"
+        )
+
+
 def check_bootstrap_options(resamples: int, seed: int) -> None:
     """One usage line naming the option and its bound."""
+    if resamples < 100:
+        raise InvalidInputError(
+            f"--resamples {resamples} are too few for an interval: pass 100 to "
+            f"{MAX_RESAMPLES} (default 2000)"
+        )
     if resamples > MAX_RESAMPLES:
         raise InvalidInputError(
             f"--resamples {resamples} is more than the {MAX_RESAMPLES} allowed: an interval "
@@ -139,6 +164,7 @@ def check_bootstrap_options(resamples: int, seed: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_bootstrap_options(args.resamples, args.seed)
+    check_ci_level(args.ci_level, args.resamples)
     thresholds = parse_fail_on(args.fail_on)
     shown = [metric_column(m) for m in (args.metric or METRICS)]
     comp = compare_runs(
@@ -162,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             )
     cases = _select(comp.cases, shown, args)
     if args.format == "csv":
-        _inert(cases).to_csv(sys.stdout, index=False)  # streamed, not one string
+        write_csv(cases, sys.stdout)  # streamed, every string inert
     elif args.format == "json":  # json.dumps escapes every control character (ensure_ascii)
         print(json_document(comp, cases, failures))
     else:
@@ -171,24 +197,6 @@ def run(args: argparse.Namespace) -> int:
         _report_failures(failures)
         return 1
     return 0
-
-
-def _inert(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every string cell passed through textsafe.terminal: each distinct value
-    escaped once, and a column rewritten only when one of its values changes (a new string per
-    cell of a 200,000-row comparison held more memory than the comparison itself)."""
-    out = frame
-    for column in frame.columns:
-        values = frame[column]
-        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
-            continue
-        escaped = {v: terminal(v) for v in pd.unique(values) if isinstance(v, str)}
-        changed = {v: e for v, e in escaped.items() if e != v}
-        if changed:
-            if out is frame:
-                out = frame.copy(deep=False)
-            out[column] = values.map(lambda v, c=changed: c.get(v, v) if isinstance(v, str) else v)
-    return out
 
 
 def _select(cases: pd.DataFrame, shown: list[str], args: argparse.Namespace) -> pd.DataFrame:

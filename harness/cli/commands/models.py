@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 
 from tabulate import tabulate
 
@@ -80,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         import pandas as pd
 
-        print(pd.DataFrame(rows).to_csv(index=False), end="")
+        from harness.cli.csv_out import write_csv
+
+        write_csv(pd.DataFrame(rows), sys.stdout)
     else:
         table = [
             [r["name"], r["input_shape"], r["min_input_shape"] or "-", units.count(r["params"]),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from harness.cli.csv_out import write_csv
 from harness.core import units
 from harness.core.layers import roll_up
 from harness.core.stats import half_width_rel
@@ -272,8 +274,7 @@ def _print_measured(prof: ModelProfile, measured: Measured, args: argparse.Names
         }
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
-        out = measured_by_type(frame, prof.totals()) if args.by_type else frame
-        print(out.to_csv(index=False), end="")
+        write_csv(measured_by_type(frame, prof.totals()) if args.by_type else frame, sys.stdout)
     else:
         print("\n".join(summary_lines(prof) + measured_lines(measured)))
         print()
@@ -296,8 +297,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(json.dumps(prof.to_dict(), indent=2))
     elif args.format == "csv":
-        frame = prof.by_type() if args.by_type else prof.to_frame()
-        print(frame.to_csv(index=False), end="")
+        write_csv(prof.by_type() if args.by_type else prof.to_frame(), sys.stdout)
     else:
         print("\n".join(summary_lines(prof)))
         print()

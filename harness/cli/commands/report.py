@@ -82,10 +82,40 @@ def refusal(path: Path) -> str | None:
     )
 
 
-def output_path(given: str | None) -> Path:
+def clobbers_results(out: Path, inputs: list[str]) -> str | None:
+    """Why writing the page at ``out`` would destroy measurements, or None: ``out`` is one of
+    the inputs, a file named like a result file (``.parquet``, a part stream, inside a run's
+    ``.parts`` directory), or an existing cnnbench result file."""
+    from harness.results.loader import is_result_file
+    from harness.results.parts import PART_SUFFIX, PARTS_SUFFIX
+
+    for given in inputs:
+        try:
+            same = os.path.samefile(given, out)
+        except OSError:  # one of the two is not there
+            same = False
+        if same:
+            return (
+                f"-o {out} is the input {given}: writing the report there would replace the "
+                "measurements it holds; pass -o with another path (e.g. reports/NAME.html)"
+            )
+    if is_result_file(out):
+        return (
+            f"-o {out} is a cnnbench result file: writing the report there would replace the "
+            "measurements it holds; pass -o with another path (e.g. reports/NAME.html)"
+        )
+    if out.name.endswith((".parquet", PART_SUFFIX)) or out.parent.name.endswith(PARTS_SUFFIX):
+        return (
+            f"-o {out} is named like a result file: the report would be read as a corrupt one "
+            "or replace one; pass -o with an .html path"
+        )
+    return None
+
+
+def output_path(given: str | None, inputs: list[str] | None = None) -> Path:
     """The file to write for ``-o given``: a fresh name inside a directory (an existing one, or
     one written with a final slash, created with the page); refused with one line when
-    something other than a regular file sits there."""
+    something other than a regular file sits there, or when it is an input or a result file."""
     if given is None:
         return default_output()
     out = Path(given)
@@ -98,18 +128,20 @@ def output_path(given: str | None) -> Path:
         out = out / default_output().name
     elif out.is_dir():  # -o reports: a fresh name inside it (a link to a directory is fine)
         out = out / default_output().name
-    problem = refusal(out)
+    problem = refusal(out) or clobbers_results(out, inputs or [])
     if problem is not None:
         raise InvalidInputError(problem)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    out = output_path(args.output)  # refused before anything is read
+    out = output_path(args.output, args.paths)  # refused before anything is read
     from harness.report import write_report
 
+    # a name cnnbench chose is never taken from another report (two at once in one second)
+    fresh = args.output is None or args.output.endswith(("/", os.sep)) or out != Path(args.output)
     try:
-        path = write_report(args.paths, out, title=args.title)
+        path = write_report(args.paths, out, title=args.title, replace=not fresh)
     except OSError as exc:
         raise InvalidInputError(
             f"cannot write the report to {out}: {exc.strerror or exc}; pass -o with a writable "
