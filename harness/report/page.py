@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+from harness.report.noisy import TOGGLE_JS
 from harness.report.style import Missing, Plot
 from harness.report.text import esc
 
@@ -167,6 +168,14 @@ details code { white-space: pre-wrap; word-break: break-all; }
 .table-tools input { width: 340px; max-width: 60%; font-size: 12.5px; padding: 3px 6px; }
 .table-tools .count { color: var(--muted); margin: 0 8px; }
 footer { color: var(--muted); font-size: 12px; padding: 0 24px 24px 24px; }
+nav label.noisy-toggle { float: right; color: var(--fg); cursor: pointer; }
+p.runs { color: var(--fg); font-size: 13px; margin: 6px 0 2px 0; max-width: none; }
+table.fastest { margin: 6px 0 10px 0; }
+table.fastest caption { text-align: left; font-size: 13px; color: var(--fg); font-weight: 600;
+  padding: 2px 0 4px 0; }
+span.noisy { color: #a35a00; font-weight: 600; }
+span.valid { color: #1b6e2a; font-weight: 600; }
+.nowrap { white-space: nowrap; }
 """
 
 TABLE_JS = """
@@ -282,8 +291,11 @@ def _missing_html(missing: Missing) -> str:
     )
 
 
-def render_page(title: str, subtitle: str, sections: list[Section], footer: str = "") -> str:
-    """The whole HTML document. ``title``, ``subtitle`` and ``footer`` are plain text."""
+def render_page(
+    title: str, subtitle: str, sections: list[Section], footer: str = "", nav_extra: str = ""
+) -> str:
+    """The whole HTML document. ``title``, ``subtitle`` and ``footer`` are plain text;
+    ``nav_extra`` is HTML built by this package (the noisy rows' check box)."""
     figures: list[tuple[str, go.Figure]] = []
     body = []
     for section in sections:
@@ -314,14 +326,14 @@ def render_page(title: str, subtitle: str, sections: list[Section], footer: str 
             f"<script>{plotly_js()}</script>",
             "</head><body>",
             f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>",
-            f"<nav>{nav}</nav>",
+            f"<nav>{nav}{nav_extra}</nav>",
             "<main>",
             *body,
             "</main>",
             f"<footer>{esc(footer)}</footer>",
             f'<script type="application/json" id="{FIGURES_ELEMENT_ID}">'
             f"{figures_payload(figures)}</script>",
-            f"<script>{TABLE_JS}{render_js}</script>",
+            f"<script>{TABLE_JS}{render_js}{TOGGLE_JS}</script>",
             "</body></html>",
             "",
         ]
