@@ -270,7 +270,8 @@ _SHAPES = {"lenet5": "1x32x32", "alexnet_original": "3x227x227", "inception_3a":
 QUICK_MODELS = ("lenet5", "alexnet_original", "alexnet", "zfnet", "vgg11", "vgg16", "vgg19",
                 "googlenet", "inception_3a", "inception_3a_naive", "resnet18", "resnet34",
                 "resnet50", "resnet101", "resnet152", "plain18", "plain34", "preact_resnet18",
-                "inception_v4", "inception_resnet_v2", "resnet1d18", "resnet1d_multiscale")  # fmt: skip
+                "inception_v4", "inception_resnet_v2", "resnet1d18",
+                "resnet1d_multiscale")  # fmt: skip
 # per model: GMACs of one sample at its input (for consistent display values only)
 _GMACS = {"lenet5": 0.0004, "alexnet_original": 1.1, "alexnet": 0.71, "zfnet": 1.2,
           "vgg11": 7.6, "vgg16": 15.5, "vgg19": 19.6, "googlenet": 1.5, "inception_3a": 0.13,

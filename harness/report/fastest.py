@@ -144,8 +144,8 @@ def fastest_table(cases: pd.DataFrame) -> Html | None:
         model = f"<b>{esc(best['model'])}</b>{esc(_variant(best))}"
         if batch != 1:
             model += f" <small>(batch {batch}: no batch-1 row)</small>"
-        cells = [f'<span class="nowrap">{esc(shape)}</span>', *([esc(config)] if several else []), model,
-                 esc(_latency(best)), _memory(best), _validity(best), rest]  # fmt: skip
+        cells = [f'<span class="nowrap">{esc(shape)}</span>', *([esc(config)] if several else []),
+                 model, esc(_latency(best)), _memory(best), _validity(best), rest]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     header = "".join(f"<th>{esc(h)}</th>" for h in head)
     caption = (
