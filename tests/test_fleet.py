@@ -87,7 +87,8 @@ def test_compare_across_hosts_names_the_differences(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "node-a" in out.stdout and "node-b" in out.stdout  # the host environment difference
     assert "NVIDIA H100" in out.stdout and "NVIDIA A100" in out.stdout
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("resnet50", "vgg16"))]
+    table = out.stdout.split("per model")[0]  # the cases, not the verdicts per model
+    lines = [ln for ln in table.splitlines() if ln.startswith(("resnet50", "vgg16"))]
     assert len(lines) == 2 and all(ln.split()[-1] == "slower" for ln in lines)
 
 

@@ -146,7 +146,7 @@ def test_latency_facets_median_whisker_p90_and_noisy_point_apart() -> None:
     assert list(curve.y) == pytest.approx([0.01, 0.02, 0.08])
     assert list(curve.error_y.array) == pytest.approx([0.001, 0.002, 0.008])
     assert list(noisy.x) == [4] and noisy.mode == "markers" and noisy.visible is False
-    assert noisy.marker.symbol == "circle-open" and noisy.uid.startswith("noisy-")
+    assert noisy.marker.symbol == "circle-open" and noisy.showlegend is False
     assert "NOISY (drawn hollow): IQR 36% of the median" in noisy.hovertext[0]
     assert "unreliable: fewer than 100 samples" in curve.hovertext[0]
     tput, _ = facet_traces(throughput.figure, "resnet18")

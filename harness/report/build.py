@@ -154,8 +154,10 @@ def render(
         ),
         Section(
             "speedup",
-            "Across hardware",
-            "Median latency ratios between configurations, for the cases measured in both.",
+            "Across configurations",
+            "Median latency ratios between configurations (devices, hosts, thread counts), for "
+            "the cases measured in both; configurations whose cases differ in one setting "
+            "(1 and 2 threads) are compared across it, as cnnbench compare does.",
             [speedup_figure(df)],
         ),
         Section(

@@ -211,7 +211,7 @@ def headline(cases: pd.DataFrame, selection: RunSelection) -> list[Html]:
     )
     parts.append(
         Html(
-            f'<div class="table-wrap"><table class="headline wrap"><thead><tr>{head}</tr>'
+            f'<div class="table-wrap whole"><table class="headline wrap"><thead><tr>{head}</tr>'
             f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
     )

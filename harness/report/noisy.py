@@ -3,16 +3,16 @@
 A noisy row's timing is not a number the user gets again, so a figure must not invite reading
 it as one: every timing figure draws its trusted rows (valid, or unassessed from an older file)
 as the curves, and each curve's noisy rows as a separate trace of hollow, faded markers without
-a line (``NOISY_STYLE``), hidden until the page's "show noisy rows" box is ticked (the page's
-script shows every trace whose ``uid`` starts with ``NOISY_UID``). Axis ranges come from the
-trusted rows (a noisy p90 of 476 ms cannot stretch a panel of 2 ms points); a panel with no
-trusted row takes its range from the noisy ones and says so. Peak memory does not depend on
-timing noise and is drawn for every measured row.
+a line (``noisy_style``), hidden until the page's "show noisy rows" box is ticked: only noisy
+traces start hidden (``visible: false``), the page gives each a ``uid`` starting with
+``NOISY_UID`` (plotly.py drops uids when it writes a figure) and its script shows those. Axis
+ranges come from the trusted rows (a noisy p90 of 476 ms cannot stretch a panel of 2 ms
+points); a panel with no trusted row takes its range from the noisy ones and says so. Peak
+memory does not depend on timing noise and is drawn for every measured row.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pandas as pd
@@ -29,7 +29,6 @@ NOISY_NOTE = (
     "Noisy rows: hidden (tick “show noisy rows” at the top: hollow, faded, no line); axes are "
     "set by the valid rows."
 )
-_COUNTER = itertools.count(1)
 
 
 def split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -44,7 +43,7 @@ def axis_values(trusted: list[float | None], noisy: list[float | None]) -> list[
 
 def noisy_style(trace: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments that make a scatter trace a hidden noisy one: markers only, hollow,
-    faded, no legend entry of its own, and a ``uid`` the page's toggle finds."""
+    faded, no legend entry of its own, hidden (the page's toggle shows it)."""
     marker = dict(trace.pop("marker", {}) or {})
     symbol = marker.get("symbol", "circle")
     if isinstance(symbol, str) and not symbol.endswith("-open"):
@@ -56,7 +55,6 @@ def noisy_style(trace: dict[str, Any]) -> dict[str, Any]:
         "marker": marker,
         "showlegend": False,
         "visible": False,
-        "uid": f"{NOISY_UID}{next(_COUNTER)}",
     }
 
 

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
-from harness.report.noisy import TOGGLE_JS
+from harness.report.noisy import NOISY_UID, TOGGLE_JS
 from harness.report.style import Missing, Plot
 from harness.report.text import esc
 
@@ -106,7 +106,11 @@ def figures_payload(figures: list[tuple[str, go.Figure]]) -> str:
             template = tmpl
         elif tmpl is not None and tmpl != template:
             layout["template"] = tmpl  # a figure with its own template keeps it
-        items.append({"id": element_id, "data": spec.get("data", []), "layout": layout})
+        data = spec.get("data", [])
+        for i, trace in enumerate(data):  # plotly.py drops uids: the hidden (noisy) get theirs
+            if trace.get("visible") is False:
+                trace["uid"] = f"{NOISY_UID}{element_id}-{i}"
+        items.append({"id": element_id, "data": data, "layout": layout})
     payload = json.dumps(
         {"template": template, "figures": items}, separators=(",", ":"), allow_nan=False
     )
@@ -150,6 +154,7 @@ ul.notes { font-size: 12px; color: var(--muted); margin: 4px 0; padding-left: 18
 .table-wrap { overflow-x: auto; max-height: 640px; overflow-y: auto; margin: 6px 0;
   max-width: 100%; }
 .table-wrap.short { max-height: 360px; }
+.table-wrap.whole { max-height: none; }
 table { border-collapse: collapse; font-size: 12px; white-space: nowrap; }
 table.wrap { white-space: normal; width: 100%; table-layout: auto; }
 table.wrap td { max-width: none; overflow-wrap: anywhere; }
