@@ -185,6 +185,28 @@ def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: dict[s
     }
 
 
+def _check_options(
+    ci_level: float, n_resamples: int, min_effect: float, across: str | None
+) -> None:
+    """One line naming the option a bad value breaks."""
+    if across not in (None, "auto"):
+        check_setting(across)
+    if not 0 < ci_level < 1:
+        raise InvalidInputError(
+            f"the confidence level (--ci-level) must lie between 0 and 1, got {ci_level:g}: "
+            "pass e.g. 0.95"
+        )
+    if n_resamples < 100:
+        raise InvalidInputError(
+            f"{n_resamples} bootstrap resamples (--resamples) are too few for an interval: pass "
+            "100 or more (2000 is the default)"
+        )
+    if min_effect < 0:
+        raise InvalidInputError(
+            f"the minimum effect (--min-effect) cannot be negative, got {min_effect:g}"
+        )
+
+
 def compare_runs(
     baseline: ResultsInput,
     candidate: ResultsInput,
@@ -206,22 +228,7 @@ def compare_runs(
     (the whole case key). Raises ResultFileError for a bad file, InvalidInputError when a pair
     has no case in common.
     """
-    if across not in (None, "auto"):
-        check_setting(across)
-    if not 0 < ci_level < 1:
-        raise InvalidInputError(
-            f"the confidence level (--ci-level) must lie between 0 and 1, got {ci_level:g}: "
-            "pass e.g. 0.95"
-        )
-    if n_resamples < 100:
-        raise InvalidInputError(
-            f"{n_resamples} bootstrap resamples (--resamples) are too few for an interval: pass "
-            "100 or more (2000 is the default)"
-        )
-    if min_effect < 0:
-        raise InvalidInputError(
-            f"the minimum effect (--min-effect) cannot be negative, got {min_effect:g}"
-        )
+    _check_options(ci_level, n_resamples, min_effect, across)
     columns = list(dict.fromkeys(metric_column(m) for m in metrics))
     s = Settings(columns, min_effect, ci_level, n_resamples, seed)
     items = [baseline, candidate, *more]

@@ -92,6 +92,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="hide the rows of cases measured noisy or invalid on either side",
     )
+    _add_gate_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_gate_options(p: argparse.ArgumentParser) -> None:
+    """--fail-on, --include-noisy and the settings of the bootstrap."""
     p.add_argument(
         "--fail-on",
         action="append",
@@ -120,8 +127,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=f"bootstrap resamples, 100 to {MAX_RESAMPLES:,} (2000)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed, 0 or more (0)")
-    p.set_defaults(func=run)
-    return p
 
 
 def parse_percent(text: str, what: str) -> float:
