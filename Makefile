@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 bench: install
-	$(BIN)/python -m pytest suites/ --benchmark-only --benchmark-columns=min,median,iqr,max,rounds $(BENCH_ARGS)
+	$(BIN)/python -m pytest suites/ --benchmark-only $(BENCH_ARGS)
 
 test: install
 	$(BIN)/python -m pytest
