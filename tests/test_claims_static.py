@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.claims import CLAIMS, CONFIRMED, PARTLY, REFUTED, vgg16_memory
+from harness.claims import CLAIMS, CONFIRMED, REFUTED, vgg16_memory
 from harness.claims.core import as_quantity, evaluate
 from harness.claims.depth import weighted_depth
 from harness.claims.static import Models
