@@ -110,7 +110,7 @@ def _winner(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The fastest trusted row (else the fastest noisy one) and a note on the other kind."""
     trusted = [r for r in rows if r["quality"] in TRUSTED]
     if not trusted:
-        return rows[0], "no valid row at this input size: the fastest noisy row is shown"
+        return rows[0], "no valid row here: the fastest noisy one is shown"
     best = trusted[0]
     faster = [r for r in rows if r["quality"] == "noisy" and r["latency_s_median"] < best[
         "latency_s_median"]]  # fmt: skip
