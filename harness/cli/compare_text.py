@@ -154,10 +154,11 @@ def _noisy_count(noisy: pd.DataFrame) -> list[str]:
 
 
 def _models_table(models: pd.DataFrame, shown: pd.DataFrame, table: Any, title: Any) -> None:
-    """The verdict per model of the first metric shown (latency by default)."""
-    if models.empty or shown.empty:
+    """The verdict per model of the first metric shown (latency by default), also when
+    --changed left no case row to show."""
+    if models.empty:
         return
-    column = shown["column"].iloc[0]
+    column = shown["column"].iloc[0] if len(shown) else models["column"].iloc[0]
     rows = models[models["column"] == column]
     if rows.empty:
         return
