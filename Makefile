@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 bench: install
-	$(BIN)/python -m pytest suites/ --benchmark-only --benchmark-columns=min,median,iqr,max,rounds $(BENCH_ARGS)
+	$(BIN)/python -m pytest suites/ --benchmark-only $(BENCH_ARGS)
 
 # Two phases on the machine's CPUs: the tests that time nothing in two pytest-xdist workers, then
 # the ones marked serial (they time sleeps, counters or runs against a quiet CPU) one at a time.

@@ -9,6 +9,7 @@ report prints can be checked against numbers computed independently in the test.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -257,3 +258,123 @@ def power_trace(
     w: list[float | None] = [250.0 + 100.0 * min(1.0, i / 10) for i in range(n)]
     w[n // 2] = None
     return pd.DataFrame({"run_id": run_id, "case_id": case_id, "t_s": t, "power_w": w})
+
+
+# ------------------------------------------------- a new user's results directory (issue 25)
+
+# The quick grid's cases (suites/test_classic_cnns.py): (test, model, input, batch, format, mode).
+_SHAPES = {"lenet5": "1x32x32", "alexnet_original": "3x227x227", "inception_3a": "192x28x28",
+           "inception_3a_naive": "192x28x28", "inception_v4": "3x299x299",
+           "inception_resnet_v2": "3x299x299", "resnet1d18": "1x5000",
+           "resnet1d_multiscale": "1x5000"}  # fmt: skip
+QUICK_MODELS = ("lenet5", "alexnet_original", "alexnet", "zfnet", "vgg11", "vgg16", "vgg19",
+                "googlenet", "inception_3a", "inception_3a_naive", "resnet18", "resnet34",
+                "resnet50", "resnet101", "resnet152", "plain18", "plain34", "preact_resnet18",
+                "inception_v4", "inception_resnet_v2", "resnet1d18",
+                "resnet1d_multiscale")  # fmt: skip
+# per model: GMACs of one sample at its input (for consistent display values only)
+_GMACS = {"lenet5": 0.0004, "alexnet_original": 1.1, "alexnet": 0.71, "zfnet": 1.2,
+          "vgg11": 7.6, "vgg16": 15.5, "vgg19": 19.6, "googlenet": 1.5, "inception_3a": 0.13,
+          "inception_3a_naive": 0.3, "resnet18": 1.8, "resnet34": 3.7, "resnet50": 4.1,
+          "resnet101": 7.8, "resnet152": 11.5, "plain18": 1.79, "plain34": 3.64,
+          "preact_resnet18": 1.8, "inception_v4": 12.3, "inception_resnet_v2": 13.2,
+          "resnet1d18": 0.2, "resnet1d_multiscale": 0.3}  # fmt: skip
+
+
+def quick_grid(models: tuple[str, ...] = QUICK_MODELS) -> list[dict[str, Any]]:
+    """The quick grid's case keys for ``models`` (31 cases for every model)."""
+    cases = [dict(model=m, batch_size=1, memory_format="contiguous", mode="inference")
+             for m in models]  # fmt: skip
+    for m in ("lenet5", "alexnet", "resnet18", "resnet1d18"):
+        formats = ("contiguous",) if m == "resnet1d18" else ("contiguous", "channels_last")
+        if m in models:
+            cases += [dict(model=m, batch_size=8, memory_format=f, mode="inference")
+                      for f in formats]  # fmt: skip
+    for m in ("lenet5", "resnet18"):
+        if m in models:
+            cases.append(dict(model=m, batch_size=8, memory_format="contiguous", mode="training"))
+    return cases
+
+
+def user_run(run_id: str, stamp: str, cases: list[dict[str, Any]], *, valid: int,
+             cpu_threads: int = 2, threads: int | None = None, slow: float = 1.0,
+             ) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows of one run on a 2-core CPU: the first ``valid`` cases valid, the rest noisy."""
+    rows = []
+    for i, c in enumerate(cases):
+        model, bs = c["model"], c["batch_size"]
+        per_sample = 0.002 + 0.02 * _GMACS[model] * slow * (3 if c["mode"] == "training" else 1)
+        median = per_sample * bs
+        noisy = i >= valid
+        rows.append(
+            dict(
+                case_id=f"{model}-{bs}-{c['memory_format']}-{c['mode']}-t{threads}",
+                model=model,
+                input_shape=_SHAPES.get(model, "3x224x224"),
+                batch_size=bs,
+                dtype="float32",
+                dtype_method="autocast",  # older files recorded a method for float32 too
+                memory_format=c["memory_format"],
+                mode=c["mode"],
+                compiled=False,
+                threads=threads,
+                device="cpu",
+                device_name=CPU_NAME,
+                host="vm-1",
+                cpu_threads=cpu_threads,
+                torch_version="2.13.0",
+                timestamp_utc=stamp,
+                latency_s_samples=[median * f for f in (0.97, 0.99, 1.0, 1.01, 1.04)],
+                latency_s_median=median,
+                latency_s_p90=median * 1.03,
+                latency_s_p99=median * 1.04,
+                throughput_per_s=bs / median,
+                params=int(_GMACS[model] * 5e6) + 1000,
+                macs=int(_GMACS[model] * 1e9 * bs),
+                activation_bytes=int(_GMACS[model] * 4e7 * bs),
+                peak_memory_bytes=int(_GMACS[model] * 2e7 * bs + 2e7),
+                memory_source="cpu_tensor_tracker",
+                status="ok",
+                validity="noisy" if noisy else "valid",
+                validity_reason="CPU pressure 0.41 > 0.1" if noisy else None,
+                power_source=NVML_MISSING,
+            )
+        )
+    return rows
+
+
+USER_RUNS = {
+    "full-1": "20261129T100000Z-vm-1",
+    "full-2": "20261129T110000Z-vm-1",
+    "xdist": "20261129T120000Z-vm-1",
+    "threads": "20261129T130000Z-vm-1",
+}
+
+
+def user_directory(root: Path) -> Path:
+    """What a first hour of use leaves in results/ (issue 25): two full quick-grid runs (31
+    cases on 2 threads; 12 and 10 valid), a three-model ``-n auto`` run (each worker on one
+    core: 1 thread), and a thread sweep of the same three models at 1 and 2 threads, each
+    written through ResultWriter as the plugin writes them."""
+    from harness.results import ResultWriter
+
+    three = ("lenet5", "alexnet", "resnet18")
+    runs = {
+        "full-1": user_run(USER_RUNS["full-1"], "2026-11-29T10:05:00+00:00", quick_grid(),
+                           valid=12),
+        "full-2": user_run(USER_RUNS["full-2"], "2026-11-29T11:05:00+00:00", quick_grid(),
+                           valid=10),
+        "xdist": user_run(USER_RUNS["xdist"], "2026-11-29T12:05:00+00:00", quick_grid(three),
+                          valid=0, cpu_threads=1, slow=1.7),
+        "threads": [
+            *user_run(USER_RUNS["threads"], "2026-11-29T13:05:00+00:00", quick_grid(three),
+                      valid=1, cpu_threads=1, threads=1, slow=1.8),
+            *user_run(USER_RUNS["threads"], "2026-11-29T13:06:00+00:00", quick_grid(three),
+                      valid=2, cpu_threads=2, threads=2),
+        ],
+    }  # fmt: skip
+    for name, rows in runs.items():
+        with ResultWriter(root, run_id=USER_RUNS[name]) as w:
+            for r in rows:
+                w.add_case(r)
+    return root

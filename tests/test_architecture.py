@@ -137,7 +137,6 @@ LONG_FUNCTIONS = {
     "harness/report/layers.py:layer_roofline": "one plotly figure over one profile's layers",
     "harness/report/memory.py:memory_figure": "one plotly figure: measured and analytic curves "
     "per facet",
-    "harness/report/figures.py:latency_figures": "the latency figures share one facet layout",
     "harness/report/build.py:render": "the page's sections in their order, each one call",
     "harness/measure/timing.py:measure_latency": "one timed protocol (first call, warm-up, "
     "planned rounds, growth to the interval target) whose steps share the timer, the "

@@ -101,6 +101,26 @@ def test_noisy_rows_do_not_decide_and_straddling_intervals_are_undecided() -> No
     assert got["resnet.plain_vs_residual_time"].verdict == UNDECIDED
 
 
+def test_static_quantities_never_depend_on_a_rows_timing() -> None:
+    """Issue 25: 'missing: resnet101_params, resnet101_macs (resnet101: noisy row)' although
+    parameters and MACs are static and exact; a noisy row's peak memory (not a timing) counts
+    too, its latency does not."""
+    rows = frame()
+    noisy = rows["model"] == "resnet101"
+    rows.loc[noisy, "validity"] = "noisy"
+    rows.loc[noisy, "validity_reason"] = "CPU pressure 0.41 > 0.1"
+    (depth,) = check_claims(rows, only="resnet.depth_vs_cost")
+    q = depth.quantities
+    assert q["resnet101_params"].value == PARAMS["resnet101"]
+    assert q["resnet101_macs"].value == MACS["resnet101"]
+    assert q["resnet101_peak_memory_bytes"].value == PARAMS["resnet101"] * 4 + 10 * 2**20
+    assert q["resnet101_latency_s"].missing
+    assert depth.verdict == INSUFFICIENT
+    missing = depth.explanation.split("missing")[1].split(";")[0]
+    assert "resnet101_latency_s" in missing and "resnet101_params" not in missing
+    assert "resnet101_macs" not in missing
+
+
 def test_two_thread_counts_are_never_mixed() -> None:
     """Issue 10: claims over two runs with different thread counts do not mix them."""
     one = frame({"resnet18": 0.040, "plain18": 0.0396, "inception_3a": 0.0074},

@@ -487,7 +487,7 @@ def test_cli_lists_the_na_reasons_under_the_table(
         "  1 case (latency, throughput, energy, memory): candidate: oom: out of memory",
     ]
     # the four n/a rows of the one case are one line of the table (issue 13.8)
-    rows = [x for x in out.splitlines() if x.startswith("resnet34")]
+    rows = [x for x in out.split("per model")[0].splitlines() if x.startswith("resnet34")]
     assert len(rows) == 1 and "latency, throughput, energy, memory" in rows[0]
     assert rows[0].split()[-1] == "n/a"
     # the machine formats keep one row per metric
@@ -502,7 +502,8 @@ def test_cli_na_rows_of_one_case_with_different_reasons_stay_apart(
     # lenet5: energy is missing in the baseline only; its other metrics have ratios
     code, out, _ = run_cli(capsys, runs["A"], runs["B"], "--model", "lenet5")
     assert code == 0
-    assert [x.split()[-1] for x in out.splitlines() if x.startswith("lenet5")] == [
+    table = out.split("per model")[0]
+    assert [x.split()[-1] for x in table.splitlines() if x.startswith("lenet5")] == [
         "faster", "faster", "n/a", "same"
     ]  # fmt: skip
     block = out.split("n/a (no ratio) because:\n", 1)[1].split("\n\n", 1)[0].splitlines()

@@ -17,6 +17,7 @@ from harness.models import (
     register_model,
     unregister_model,
 )
+from harness.models.resolve import install_hint
 
 
 def test_a_factory_returning_no_module_is_named() -> None:
@@ -202,8 +203,7 @@ def test_a_torchvision_built_for_another_torch_is_named(user_modules) -> None:
         "does not exist')\n"
     )  # fmt: skip
     fake_package(user_modules, "timm", "1.0.9", "import torchvision\n")
-    base, _, local = torch.__version__.partition("+")
-    index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
+    hint = install_hint("torchvision", torch.__version__)
     expected = (("torchvision:resnet50", "torchvision 0.19.0"), ("timm:resnet50", "timm 1.0.9"))
     for name, what in expected:
         with pytest.raises(MissingDependencyError) as err:
@@ -211,12 +211,13 @@ def test_a_torchvision_built_for_another_torch_is_named(user_modules) -> None:
         assert str(err.value) == (
             f"model {name!r} needs {what}, which fails to import (RuntimeError: operator "
             f"torchvision::nms does not exist): torch {torch.__version__} and torchvision "
-            f"0.19.0 do not match; install the torchvision built for this torch: pip install "
-            f"'torch=={base}' torchvision{index}"
+            f"0.19.0 do not match; install the torchvision built for this torch: {hint}"
         )
 
 
 def test_a_missing_torchvision_says_how_to_install_it() -> None:
+    import torch
+
     from harness.core.errors import MissingDependencyError
 
     if importlib.util.find_spec("torchvision") is not None:
@@ -225,5 +226,31 @@ def test_a_missing_torchvision_says_how_to_install_it() -> None:
         get_entry("torchvision:resnet50")
     assert str(err.value) == (
         "model 'torchvision:resnet50' needs the package 'torchvision', which is not installed: "
-        "pip install torchvision"
+        f"{install_hint('torchvision', torch.__version__)}"
     )
+    assert "pip install torchvision" not in str(err.value)  # never a bare, unpinned install
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "package", "hint"),
+    [  # torchvision's documented pairs: torch 2.5.1 / 0.20.1, 2.0.0 / 0.15.0, 1.13.1 / 0.14.1
+        ("2.5.1+cu121", "torchvision", "pip install 'torchvision==0.20.1' --index-url "
+         "https://download.pytorch.org/whl/cu121 (the release built for torch 2.5.1+cu121, "
+         "which it keeps)"),
+        ("2.0.0", "torchvision", "pip install 'torchvision==0.15.0' (the release built for "
+         "torch 2.0.0, which it keeps)"),
+        ("1.13.1+cpu", "timm", "pip install 'torchvision==0.14.1' --index-url "
+         "https://download.pytorch.org/whl/cpu && pip install timm (the release built for "
+         "torch 1.13.1+cpu, which it keeps)"),
+    ],
+)  # fmt: skip
+def test_the_install_hint_keeps_the_installed_torch(torch_version, package, hint) -> None:
+    """Issue 25: `pip install torchvision` pulled torch 2.14.1 and ~20 CUDA wheels in place of
+    2.13.0+cpu."""
+    assert install_hint(package, torch_version) == hint
+
+
+def test_no_release_matches_a_nightly_and_the_hint_says_so() -> None:
+    hint = install_hint("torchvision", "2.14.0.dev20261201+cpu")
+    assert hint.startswith("no released torchvision matches torch 2.14.0.dev20261201+cpu")
+    assert "build torchvision from source" in hint

@@ -74,9 +74,9 @@ def test_page_loads_offline_without_errors(hostile: tuple[PageVisit, int]) -> No
 
 def test_every_figure_is_drawn(hostile: tuple[PageVisit, int]) -> None:
     visit, expected = hostile
-    # latency and throughput facets, cost, memory, energy, layer shares, VGG-16 layers and
-    # layer roofline, roofline, speedup, power trace
-    assert expected == 11
+    # latency and throughput facets, every model at batch 1, cost, memory, energy, layer
+    # shares, VGG-16 layers and layer roofline, roofline, speedup, power trace
+    assert expected == 12
     assert visit.page.get_attribute("body", "data-figures-rendered") == str(expected)
     assert visit.page.evaluate(DRAWN) == expected  # each has a plot with a trace in it
 
@@ -207,3 +207,48 @@ def test_the_screenshot_tool_takes_one_section(browser: Browser, tmp_path: Path)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") < 1366  # the section's box, not the viewport
+
+
+def test_a_new_users_first_screen(browser: Browser, tmp_path: Path) -> None:
+    """Issue 25, at 1366x768: the first screen says which runs are drawn and which are left
+    out with the flag, and answers "the fastest model per input size at batch 1, its memory,
+    its validity"; noisy rows are hidden until asked for; the table of cases shows peak memory
+    without scrolling right and has no scroll area of its own."""
+    from harness.report import write_report
+    from tests.report_data import USER_RUNS, user_directory
+
+    results = user_directory(tmp_path / "results")
+    page_path = write_report([results], tmp_path / "user.html")
+    visit = browser.visit(page_path, width=1366, height=768, wait_for=READY)
+    page = visit.page
+    assert visit.console_errors == [] and visit.page_errors == []
+
+    def bottom(selector: str) -> float:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None
+        return box["y"] + box["height"]
+
+    assert bottom("p.runs") <= 768 and bottom("table.fastest") <= 768
+    runs = page.inner_text("p.runs")
+    assert USER_RUNS["full-2"] in runs.split("Left out")[0] and "--all-runs" in runs
+    first = page.locator("table.fastest tbody tr").first.inner_text()
+    assert "3x224x224" in first and "alexnet" in first and "MiB" in first and "valid" in first
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    # noisy traces are hidden until the box in the bar is ticked, then drawn
+    count = (
+        "Array.from(document.querySelectorAll('div.figure')).reduce((n, gd) => n + "
+        "(gd.data || []).filter(t => String(t.uid || '').startsWith('noisy-') && "
+        "t.visible !== false).length, 0)"
+    )
+    assert page.evaluate(count) == 0
+    page.check("#show-noisy")
+    page.wait_for_function("document.body.getAttribute('data-noisy-shown') === 'true'")
+    assert page.evaluate(count) > 0 and visit.page_errors == []
+    # the table: peak memory within the window, no inner vertical scroll
+    peak = page.locator("#cases thead th", has_text="peak memory").first.bounding_box()
+    assert peak is not None and peak["x"] + peak["width"] <= 1366
+    inner = page.evaluate(
+        "(() => { const w = document.querySelector('#cases .table-wrap'); "
+        "return w.scrollHeight - w.clientHeight; })()"
+    )
+    assert inner == 0

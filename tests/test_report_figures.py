@@ -141,7 +141,7 @@ def test_eight_gpus_of_one_model_under_xdist_are_one_configuration() -> None:
 # ----------------------------------------------------------------------- latency, throughput
 
 
-def test_latency_facets_median_whisker_p90_and_hollow_noisy_point() -> None:
+def test_latency_facets_median_whisker_p90_and_noisy_point_apart() -> None:
     rows = series_rows()
     rows.append(case_row(model="resnet18", batch_size=16, status="oom", error="CUDA out of "
                          "memory", **gpu_env()))  # fmt: skip
@@ -149,19 +149,32 @@ def test_latency_facets_median_whisker_p90_and_hollow_noisy_point() -> None:
                       latency_s_p90=0.12 * b, throughput_per_s=10.0, validity="valid",
                       **gpu_env()) for b in (1, 2)]  # fmt: skip
     plots = figures.latency_figures(as_arrow(pd.DataFrame(rows), "cases"))
-    latency, throughput = plots[0], plots[1]
-    assert isinstance(latency, Plot) and len(plots) == 2  # every model has several batches
-    (trace,) = facet_traces(latency.figure, "resnet18")
-    assert list(trace.x) == [1, 2, 4, 8]
-    assert list(trace.y) == pytest.approx([0.01, 0.02, 0.04, 0.08])
-    assert list(trace.error_y.array) == pytest.approx([0.001, 0.002, 0.004, 0.008])
-    assert list(trace.marker.symbol) == ["circle", "circle", "circle-open", "circle"]
-    assert "NOISY (drawn hollow): IQR 36% of the median" in trace.hovertext[2]
-    assert "unreliable: fewer than 100 samples" in trace.hovertext[0]
-    (tput,) = facet_traces(throughput.figure, "resnet18")
-    assert list(tput.y) == pytest.approx([100.0] * 4)
+    latency, throughput, batch_one = plots
+    assert isinstance(latency, Plot) and isinstance(batch_one, Plot)
+    curve, noisy = facet_traces(latency.figure, "resnet18")
+    # the curve joins the valid points only; the noisy one is apart: no line, hidden, hollow
+    assert list(curve.x) == [1, 2, 8] and curve.mode == "lines+markers"
+    assert list(curve.y) == pytest.approx([0.01, 0.02, 0.08])
+    assert list(curve.error_y.array) == pytest.approx([0.001, 0.002, 0.008])
+    assert list(noisy.x) == [4] and noisy.mode == "markers" and noisy.visible is False
+    assert noisy.marker.symbol == "circle-open" and noisy.showlegend is False
+    assert "NOISY (drawn hollow): IQR 36% of the median" in noisy.hovertext[0]
+    assert "unreliable: fewer than 100 samples" in curve.hovertext[0]
+    tput, _ = facet_traces(throughput.figure, "resnet18")
+    assert list(tput.y) == pytest.approx([100.0] * 3)
     # the failed case is not a point but a note with its reason
     assert any("oom: CUDA out of memory (1 case: resnet18 bs 16)" in n for n in latency.notes)
+
+
+def test_a_noisy_outlier_does_not_stretch_the_axis() -> None:
+    """Issue 25: lenet5's noisy p90 of 476 ms dominated a panel of millisecond points."""
+    rows = [case_row(model="lenet5", batch_size=b, latency_s_median=0.001 * b,
+                     latency_s_p90=(0.476 if b == 8 else 0.0011 * b),
+                     throughput_per_s=1000.0, validity="noisy" if b == 8 else "valid",
+                     **cpu_env()) for b in (1, 2, 4, 8)]  # fmt: skip
+    fig = figures.latency_figures(pd.DataFrame(rows))[0].figure
+    hi = 10 ** fig.layout.yaxis.range[1]
+    assert hi < 0.1  # the axis spans the valid rows (1.1 to 4.4 ms), not the noisy 476 ms
 
 
 def test_latency_axis_has_labelled_125_ticks_and_does_not_magnify_noise() -> None:
@@ -178,16 +191,41 @@ def test_latency_axis_has_labelled_125_ticks_and_does_not_magnify_noise() -> Non
 
 
 def test_models_with_one_batch_size_share_one_compact_chart() -> None:
-    rows = [case_row(model=f"m{i}", batch_size=1, latency_s_median=0.01 * (i + 1),
-                     latency_s_p90=0.011 * (i + 1), throughput_per_s=100 / (i + 1),
+    rows = [case_row(model=f"m{i}", batch_size=1, latency_s_median=0.01 * (5 - i),
+                     latency_s_p90=0.011 * (5 - i), throughput_per_s=100 / (5 - i),
                      validity="valid", **cpu_env()) for i in range(5)]  # fmt: skip
     plots = figures.latency_figures(pd.DataFrame(rows))
     assert len(plots) == 1
     fig = plots[0].figure
     med = fig.data[0]
-    assert list(med.y) == [f"m{i}" for i in range(5)]
-    assert list(med.x) == pytest.approx([0.01 * (i + 1) for i in range(5)])
-    assert list(fig.data[1].x) == pytest.approx([100 / (i + 1) for i in range(5)])
+    assert list(med.y) == [f"m{i} · 3x224x224" for i in range(5)]
+    assert list(med.x) == pytest.approx([0.01 * (5 - i) for i in range(5)])
+    assert list(fig.data[1].x) == pytest.approx([100 / (5 - i) for i in range(5)])
+    # fastest first (the top of a category axis is the end of its array)
+    order = list(fig.layout.yaxis.categoryarray)[::-1]
+    assert order == [f"m{i} · 3x224x224" for i in (4, 3, 2, 1, 0)]
+
+
+def test_the_batch_one_chart_holds_every_model_ranked_within_its_input_size() -> None:
+    """Issue 25: the batch-1 chart left out the models with their own charts and was not
+    sorted; lenet5 on 1x32x32 is ranked apart from the 3x224x224 models."""
+    rows = [case_row(model=m, batch_size=b, input_shape=shape, latency_s_median=t * b,
+                     latency_s_p90=t * b, throughput_per_s=1 / t, validity="valid",
+                     **cpu_env())
+            for m, shape, t in (("vgg16", "3x224x224", 0.4), ("lenet5", "1x32x32", 0.001),
+                                ("resnet18", "3x224x224", 0.05), ("alexnet", "3x224x224", 0.02))
+            for b in ((1, 8) if m in ("lenet5", "resnet18") else (1,))]  # fmt: skip
+    rows.append(case_row(model="googlenet", batch_size=1, latency_s_median=0.01,
+                         latency_s_p90=0.01, throughput_per_s=100.0, validity="noisy",
+                         **cpu_env()))  # fmt: skip
+    plots = figures.latency_figures(pd.DataFrame(rows))
+    chart = plots[-1].figure
+    order = list(chart.layout.yaxis.categoryarray)[::-1]
+    assert order == ["alexnet · 3x224x224", "resnet18 · 3x224x224", "vgg16 · 3x224x224",
+                     "googlenet · 3x224x224 (noisy only)", "lenet5 · 1x32x32"]  # fmt: skip
+    shown = [t for t in chart.data if t.visible is not False]
+    assert all(t.x is not None for t in shown)
+    assert {y for t in shown for y in t.y} == set(order) - {"googlenet · 3x224x224 (noisy only)"}
 
 
 def test_figures_are_bounded_beyond_a_number_of_models() -> None:
@@ -291,11 +329,11 @@ def test_two_runs_of_one_configuration_are_not_two_devices() -> None:
     cases = pd.concat([first, second], ignore_index=True)
     from harness.report.build import _selected
 
-    marked, notes = _selected(cases)
+    marked, selection = _selected(cases)
     assert isinstance(speedup_figure(prepare_cases(marked)), Missing)
     assert marked["in_figures"].sum() == len(first)  # the later run only
     assert set(marked.loc[marked["in_figures"], "run_id"]) == {"run-gpu-2"}
-    assert any("1 other run(s) left out" in n for n in notes)
+    assert any("1 other run(s) left out" in n for n in selection.notes())
 
 
 # ---------------------------------------------------------------------------------- roofline

@@ -145,9 +145,9 @@ def test_figure_count_matches_the_divs(hostile_html: str) -> None:
     spec = payload(hostile_html)
     divs = re.findall(r'<div class="figure" id="(fig-\d+)"></div>', hostile_html)
     assert divs == [f["id"] for f in spec["figures"]]
-    # latency and throughput facets, cost, memory, energy, VGG-16 shares and layers,
-    # roofline, speedup, power
-    assert len(divs) == 2 + 1 + 1 + 1 + 2 + 1 + 1 + 1
+    # latency and throughput facets, every model at batch 1, cost, memory, energy, VGG-16
+    # shares and layers, roofline, speedup, power
+    assert len(divs) == 2 + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 1
 
 
 def test_headline_counts_valid_noisy_and_failed_cases() -> None:
@@ -248,7 +248,7 @@ def test_write_report_from_result_files(results_dir: Path, tmp_path: Path) -> No
     html = out.read_text(encoding="utf-8")
     assert "<title>e2e</title>" in html
     spec = payload(html)
-    assert len(spec["figures"]) == 9  # the hostile page's 11 less power (no trace written)
+    assert len(spec["figures"]) == 10  # the hostile page's 12 less power (no trace written)
     assert "VGG-16 (3x224x224, batch 1, float32)" in html  # the layers came through the store
     assert HOSTILE_IMG not in html.replace(plotly_js(), "")
     assert oct(out.stat().st_mode & 0o777) == "0o644"
@@ -342,7 +342,7 @@ def test_headline_names_the_fastest_the_most_efficient_and_the_pareto_front() ->
         for m, c, t, j in spec
     ]  # fmt: skip
     html = build_report(pd.DataFrame(rows))
-    assert "inference: b, 800 samples/s (batch 4)" in html
+    assert "<small>3x224x224:</small> b, 800 samples/s (batch 4)" in html
     assert "faster in noisy rows only" not in html
     assert "c, 9 samples/J (batch 4)" in html
     assert "a (100 MMACs, 500 /s, batch 4) → b (1 GMACs, 800 /s, batch 4)" in html
@@ -352,9 +352,37 @@ def test_headline_names_the_fastest_the_most_efficient_and_the_pareto_front() ->
                     validity_reason="CPU pressure 50% of the rounds", **cpu_env())  # fmt: skip
     html = build_report(pd.DataFrame([*rows, fast]))
     assert (
-        "inference: b, 800 samples/s (batch 4); faster in noisy rows only: e, 2 K samples/s "
-        "(batch 8)" in html
+        "b, 800 samples/s (batch 4); faster in noisy rows only: e, 2 K samples/s (batch 8)" in html
     )
+
+
+def test_models_are_ranked_only_within_their_input_size() -> None:
+    """Issue 25: lenet5 on 32x32 inputs was "fastest" against 224x224 models, and its Pareto
+    front was LeNet alone."""
+    spec = [
+        ("lenet5", "1x32x32", 0.0004, 400_000),
+        ("alexnet", "3x224x224", 0.016, 7e8),
+        ("resnet18", "3x224x224", 0.05, 1.8e9),
+        ("vgg16", "3x224x224", 0.4, 1.5e10),
+    ]
+    rows = [case_row(model=m, batch_size=1, input_shape=shape, latency_s_median=t,
+                     throughput_per_s=1 / t, macs=int(macs), peak_memory_bytes=int(macs / 10),
+                     validity="noisy" if m == "alexnet" else "valid",
+                     validity_reason="CPU pressure 0.4 > 0.1" if m == "alexnet" else None,
+                     **cpu_env()) for m, shape, t, macs in spec]  # fmt: skip
+    html = build_report(pd.DataFrame(rows))
+    fastest = html[html.index('<table class="headline fastest') :]
+    fastest = fastest[: fastest.index("</table>")]
+    first, second = re.findall(r"<tr><td>(.*?)</tr>", fastest)[:2]
+    # the largest input-size group first; its valid winner, not the faster noisy alexnet
+    assert "3x224x224" in first and "<b>resnet18</b>" in first and "valid" in first
+    assert "faster in a noisy row only: alexnet 16 ms" in first
+    assert "171.7 MiB" in first  # resnet18's peak memory (1.8e8 bytes) beside it
+    assert "1x32x32" in second and "<b>lenet5</b>" in second
+    # the Pareto front is per input size: 3x224x224's holds the 224x224 models, not lenet5
+    assert "<small>3x224x224:</small> resnet18 (1.8 GMACs" in html
+    assert "<small>1x32x32:</small> lenet5" not in html.split("Pareto front")[1].split(
+        "</table>")[0].split("<small>3x224x224:</small> resnet18 (1.8 GMACs")[0]  # fmt: skip
 
 
 def test_vgg16_time_shares_at_every_measured_batch_reach_the_page() -> None:
@@ -373,3 +401,30 @@ def test_vgg16_time_shares_at_every_measured_batch_reach_the_page() -> None:
     )
     assert "; batch 8 (float32, H100 80GB HBM3, " in html
     assert "Layer times add up to 97.0% of the step" in html
+
+
+def test_a_new_users_directory_draws_the_full_runs_and_says_so(tmp_path: Path) -> None:
+    """Issue 25: two full runs, a three-model -n auto run and a thread sweep in results/; the
+    page drew the small runs that finished last (0 valid rows) and left both full runs out."""
+    from tests.report_data import USER_RUNS, user_directory
+
+    results = user_directory(tmp_path / "results")
+    out = tmp_path / "page.html"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    head = html[html.index('<section id="headline">') : html.index('<table class="headline')]
+    runs = re.search(r'<p class="runs">(.*?)</p>', head, re.S).group(1)
+    drawn, left = runs.split("Left out")
+    # the later full run for 2 threads (31 cases, 10 valid); for 1 thread, a tie of 11 cases
+    # goes to the later run, the thread sweep
+    assert f"2 threads: run {USER_RUNS['full-2']} (31 measured, 10 valid)" in drawn
+    assert f"1 thread: run {USER_RUNS['threads']} (11 measured, 1 valid)" in drawn
+    for name in ("full-1", "xdist"):
+        assert USER_RUNS[name] in left
+    assert "--all-runs pools them, --run ID draws a run" in left
+    assert "42 cases in the figures: 11 valid, 31 noisy" in head
+    # the flag draws another run
+    assert main(["report", str(results), "-o", str(out), "--run", USER_RUNS["full-1"]]) == 0
+    runs = re.search(r'<p class="runs">(.*?)</p>', out.read_text(encoding="utf-8")).group(1)
+    assert runs.startswith(f"Figures draw run {USER_RUNS['full-1']} (31 measured, 12 valid)")
+    assert main(["report", str(results), "-o", str(out), "--run", "nope"]) == 2

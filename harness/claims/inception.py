@@ -103,13 +103,23 @@ def _blocks(model: Any) -> list[Any]:
     return [b for b in model.modules() if isinstance(b, (Block35, Block17, Block8))]
 
 
+REPEATS = ("repeat", "repeat_1", "repeat_2")  # the A, B and C blocks of the paper's schema
+
+
 def _scales(m: Models) -> dict[str, Any]:
-    out = {}
+    """The scales of the repeated A/B/C blocks (the paper's residual blocks), and the scale of
+    the released v2's extra last Block8 apart (TF-slim's and timm's: unscaled, no ReLU)."""
+    out: dict[str, Any] = {}
     for name in INCEPTION_RESNETS:
-        scales = [float(b.scale) for b in _blocks(m.model(name))]
+        model = m.model(name)
+        scales = [float(b.scale) for stage in REPEATS for b in getattr(model, stage)]
         out |= {f"{name}_min_scale": q(min(scales), "number"),
                 f"{name}_max_scale": q(max(scales), "number"),
                 f"{name}_residual_blocks": len(scales)}  # fmt: skip
+    final = getattr(m.model("inception_resnet_v2"), "block8", None)
+    out["inception_resnet_v2_final_block_scale"] = q(
+        None if final is None else float(final.scale), "number", why="no final block"
+    )
     return out
 
 
@@ -178,11 +188,14 @@ INCEPTION_CLAIMS = (
     Claim(
         "inception_resnet.scale", "structural", SZEGEDY_2016,
         "Inception modules with residual connections ... residuals scaled by 0.1 to 0.3.",
-        "Every residual scale of the paper's Inception-ResNets and of the released v2 lies in "
-        "0.1 to 0.3.",
+        "Every block of the A, B and C repeats (the paper's 5/10/5 or 10/20/10 residual blocks) "
+        "scales its residual by 0.1 to 0.3, in the paper's Inception-ResNets and in the released "
+        "v2; the released v2's one extra Block8 after the repeats is unscaled (scale 1, no ReLU, "
+        "as in TF-slim and timm) and is not one of the paper's scaled blocks.",
         _scales,
-        tuple(Range(f"{n}_{end}_scale", 0.1, 0.3) for n in INCEPTION_RESNETS
-              for end in ("min", "max")),
+        (*(Range(f"{n}_{end}_scale", 0.1, 0.3) for n in INCEPTION_RESNETS
+           for end in ("min", "max")),
+         Equals("inception_resnet_v2_final_block_scale", 1.0)),
         tests=("tests/test_zoo_inception.py::test_residual_scales_are_arguments_with_"
                "documented_defaults",),
     ),

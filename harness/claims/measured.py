@@ -17,18 +17,20 @@ LITTLE = 0.10  # "little of the computation": at most a tenth of the measured la
 
 
 def _value_ratio(rows: Rows, base: str, other: str, column: str) -> Quantity:
-    a, b = rows.value(base, column, "count"), rows.value(other, column, "count")
+    a, b = rows.static_value(base, column, "count"), rows.static_value(other, column, "count")
     if a.missing or b.missing or not a.value:
         return q(None, "x", why="; ".join(dict.fromkeys(x.why for x in (a, b) if x.missing)))
     return q(b.value / a.value, "x")
 
 
 def _depth_vs_cost(rows: Rows) -> dict[str, Quantity]:
+    """Parameters, MACs and peak memory do not depend on the timing's validity (a noisy row
+    holds them exactly); the latency does."""
     out = {}
     for m in RESNETS:
-        out[f"{m}_params"] = rows.value(m, "params", "count")
-        out[f"{m}_macs"] = rows.value(m, "macs", "MACs")
-        out[f"{m}_peak_memory_bytes"] = rows.value(m, "peak_memory_bytes", "bytes")
+        out[f"{m}_params"] = rows.static_value(m, "params", "count")
+        out[f"{m}_macs"] = rows.static_value(m, "macs", "MACs")
+        out[f"{m}_peak_memory_bytes"] = rows.static_value(m, "peak_memory_bytes", "bytes")
         out[f"{m}_latency_s"] = rows.latency(m)
     return out
 

@@ -8,8 +8,10 @@ threads): the one with the most of ``models`` measured validly, preferring infer
 contiguous, float32 and the smallest batch. Rows of two configurations (two thread counts, two
 machines) are never compared with each other.
 
-Only rows with status ``ok`` and ``validity == 'valid'`` decide (``validity.usable``); for any
-other, ``Rows.why`` says what the row is (oom, noisy and why) and the quantity is missing.
+Only rows with status ``ok`` and ``validity == 'valid'`` decide a timing (``validity.usable``);
+for any other, ``Rows.why`` says what the row is (oom, noisy and why) and the quantity is
+missing. Static quantities (parameters, MACs) and peak memory do not depend on how quiet the
+machine was (compare's ``NOISE_FREE``): ``Rows.static_value`` reads them from any row that ran.
 A latency's interval is the median's 95% interval the row records (computed from its samples
 for files that predate the columns); a ratio of two latencies spans the ratios of the ends of
 the two intervals (conservative: it covers at least 90%). Torch-free.
@@ -68,6 +70,18 @@ class Rows:
         r = self.row(model)
         if r is None:
             return q(None, unit, why=self.why(model))
+        return q(r[column], unit, why=missing_reason(r, column, reason_columns(column)))
+
+    def static_value(self, model: str, column: str, unit: str) -> Quantity:
+        """A value that does not depend on the timing's validity (``NOISE_FREE``: parameters,
+        MACs, activation bytes from the profile; peak memory, counted by the allocator or the
+        tensor tracker): read from the model's valid row, else from any row that ran."""
+        r = self.row(model)
+        if r is None:
+            ran = self.frame[(self.frame["model"] == model) & (self.frame["status"] == "ok")]
+            if ran.empty:
+                return q(None, unit, why=self.why(model))
+            r = ran.iloc[0]
         return q(r[column], unit, why=missing_reason(r, column, reason_columns(column)))
 
     def latency(self, model: str) -> Quantity:

@@ -30,13 +30,9 @@ def human(value: Any, unit: str) -> str:
                  "FLOPs": units.flops, "count": units.count}.get(unit)  # fmt: skip
     if formatter is not None:
         return formatter(v)
-    unit = "/s" if unit == "samples/s" else unit
-    scale, prefix = next(
-        ((sc, p) for sc, p in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"))
-         if abs(v) >= sc), (1e-6, "u") if v else (1.0, ""),
-    )  # fmt: skip
-    text = f"{v / scale:.3g}"
-    return f"{text}{prefix}{unit}" if unit.startswith("/") else f"{text} {prefix}{unit}".strip()
+    if unit == "samples/s":
+        return units.rate(v)  # 0.865 samples/s, never "865m/s"
+    return units.si(v, unit)
 
 
 def ratio_text(r: Any) -> str:
@@ -61,7 +57,12 @@ def case_label(r: Any) -> str:
 # -------------------------------------------------------------------------------- output
 
 
-def text_report(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str:
+def text_report(
+    comp: Comparison, cases: pd.DataFrame, *, markdown: bool, noisy_listed: bool = True
+) -> str:
+    """The comparison as text: inputs, then per pair the setting compared across, the table of
+    cases, why rows have no ratio, the noisy rows (``noisy_listed``: each, else a count), the
+    verdict per model, the geometric means and the sections."""
     fmt = "github" if markdown else "simple"
     safe = markdown_cell if markdown else terminal
     out: list[str] = []
@@ -95,9 +96,21 @@ def text_report(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str
     ):
         title(f"{safe(cname)} vs {safe(bname)} (ratio = candidate / baseline)")
         shown = cases[(cases["baseline"] == bname) & (cases["candidate"] == cname)]
-        _pair_table(shown, comp.method["ci_level"], table, out, safe)
+        across = comp.across[comp.across["candidate"] == cname]
+        setting = None
+        if len(across):
+            a = across.iloc[0]
+            setting = a["setting"]
+            out.append(
+                f"compared across {setting}: baseline {safe(a['baseline_value'])}, candidate "
+                f"{safe(a['candidate_value'])} (cases matched on every other key column)"
+            )
+        _pair_table(shown, comp.method["ci_level"], table, out, safe, setting)
         out += _na_lines(shown, safe, markdown=markdown)
-        out += _noisy_lines(comp.noisy[comp.noisy["candidate"] == cname], safe)
+        noisy = comp.noisy[comp.noisy["candidate"] == cname]
+        out += _noisy_lines(noisy, safe) if noisy_listed else _noisy_count(noisy)
+        models = comp.models[comp.models["candidate"] == cname]
+        _models_table(models, shown, table, title)
         summary = comp.summary[comp.summary["candidate"] == cname]
         _summary_table(summary, shown, table, title)
         for name, frame in (
@@ -111,6 +124,7 @@ def text_report(comp: Comparison, cases: pd.DataFrame, *, markdown: bool) -> str
     m = comp.method
     out.append(
         f"\nratio: {m['ratio']}; interval: {m['ci']}.\nsame: {m['same']}.\nnoisy: {m['noisy']}."
+        f"\n{m['per_model']}."
     )
     return ("\n\n" if markdown else "\n").join(out).strip("\n")
 
@@ -126,6 +140,34 @@ def _noisy_lines(noisy: pd.DataFrame, safe: Any) -> list[str]:
     for r in noisy.itertuples(index=False):
         lines.append(f"  {r.side}: {safe(case_label(r))}: {r.validity}: {safe(r.validity_reason)}")
     return ["\n".join(lines)]
+
+
+def _noisy_count(noisy: pd.DataFrame) -> list[str]:
+    """One line for the rows hidden as noisy (--changed, --valid-only)."""
+    if noisy.empty:
+        return []
+    cases = len(noisy[list(CASE_KEY)].astype("string").drop_duplicates())
+    return [
+        f"{cases} case(s) measured noisy or invalid on a side are not listed (no verdict; "
+        "--include-noisy lists them)"
+    ]
+
+
+def _models_table(models: pd.DataFrame, shown: pd.DataFrame, table: Any, title: Any) -> None:
+    """The verdict per model of the first metric shown (latency by default), also when
+    --changed left no case row to show."""
+    if models.empty:
+        return
+    column = shown["column"].iloc[0] if len(shown) else models["column"].iloc[0]
+    rows = models[models["column"] == column]
+    if rows.empty:
+        return
+    title(f"per model ({rows['metric'].iloc[0]}): geometric mean of the judged cases' ratios")
+    table(
+        [[r.model, r.cases, r.judged, ratio_text(r.geomean_ratio), r.verdict, r.verdicts]
+         for r in rows.itertuples()],
+        ["model", "cases", "judged", "geomean", "verdict", "verdicts"],
+    )  # fmt: skip
 
 
 def collapse_na(shown: pd.DataFrame) -> pd.DataFrame:
@@ -148,12 +190,17 @@ def collapse_na(shown: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pair_table(
-    shown: pd.DataFrame, level: float, table: Any, out: list[str], safe: Any = terminal
+    shown: pd.DataFrame,
+    level: float,
+    table: Any,
+    out: list[str],
+    safe: Any = terminal,
+    across: str | None = None,
 ) -> None:
     if not len(shown):
         out.append("(no rows to show)")
         return
-    key = list(CASE_KEY)
+    key = [k for k in CASE_KEY if k != across]  # the baseline's value of it: said above
     constant = [k for k in key if shown[k].astype("string").nunique(dropna=False) == 1]
     varying = [k for k in key if k not in constant] or ["model"]
     if constant:
@@ -287,6 +334,8 @@ def json_document(comp: Comparison, cases: pd.DataFrame, failures: pd.DataFrame)
         "static_changes": _records(comp.static),
         "only": _records(comp.only),
         "noisy": _records(comp.noisy),
+        "across": _records(comp.across),
+        "models": _records(comp.models),
         "failures": _records(failures),
     }
     return json.dumps(doc, indent=2)

@@ -32,14 +32,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {terminal(message)} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or of ``only`` (its module alone is imported: a
+    command costs the imports it needs, not those of the other five)."""
     parser = OneLineParser(
         prog="cnnbench",
         description="Profile, compare and report CNN benchmarks. "
         "Measurements run through `pytest suites/ --benchmark-only`.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         module = importlib.import_module(f"harness.cli.commands.{name}")
         module.add_parser(sub)
     return parser
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = f"cnnbench {argv[0]}" if argv and argv[0] in COMMANDS else "cnnbench"
     try:
-        parser = build_parser()
+        parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
         args = parser.parse_args(argv)
         with warnings.catch_warnings():
             warnings.showwarning = _warnings_as_lines(command)

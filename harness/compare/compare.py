@@ -3,6 +3,9 @@
 Rules (also in ``Comparison.method``):
 
 * Cases are joined on ``harness.core.spec.CASE_KEY``. Every ratio is candidate / baseline.
+  Across a setting (``across``: threads, dtype, ...; harness.compare.across) the join leaves
+  that setting out; a pair with no case in common whose sides differ in exactly one setting
+  is compared across it, and ``Comparison.across`` names it.
 * Latency (``latency_s_median``): a percentile bootstrap confidence interval of the ratio of
   medians from the raw ``latency_s_samples`` of both sides (``n_resamples`` resamples, level
   ``ci_level``, a fixed ``seed``; each case gets its own stream, so filtering does not change
@@ -34,19 +37,31 @@ from typing import Any
 
 import pandas as pd
 
+from harness.compare.across import (
+    check_setting,
+    describe,
+    differing_setting,
+    reduced_key,
+    rekey,
+    split,
+)
 from harness.compare.pair import ROW_COLUMNS, Settings, _Columns, _distinct, compare_pair
 from harness.compare.verdicts import (
+    ACROSS_COLUMNS,
     CASE_COLUMNS,
     ENV_COLUMNS,
     ENV_FIELDS,
     FLOAT_COLUMNS,
     HIGHER_IS_BETTER,
     METRICS,
+    MODEL_COLUMNS,
+    MODEL_RULE,
     NOISY_COLUMNS,
     STATIC_COLUMNS,
     STATIC_ROW_COLUMNS,
     SUMMARY_COLUMNS,
     metric_column,
+    per_model,
 )
 from harness.core.errors import InvalidInputError
 from harness.core.missing import is_missing, reason_columns
@@ -73,6 +88,8 @@ class Comparison:
     summary: pd.DataFrame
     method: dict[str, Any] = field(default_factory=dict)
     noisy: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NOISY_COLUMNS))
+    across: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ACROSS_COLUMNS))
+    models: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MODEL_COLUMNS))
 
     def failures(
         self, thresholds: dict[str, float], *, include_noisy: bool = False
@@ -168,24 +185,12 @@ def _input_info(raw: pd.DataFrame, df: pd.DataFrame, label: str, dropped: dict[s
     }
 
 
-def compare_runs(
-    baseline: ResultsInput,
-    candidate: ResultsInput,
-    *more: ResultsInput,
-    metrics: Sequence[str] = tuple(METRICS),
-    models: Sequence[str] | None = None,
-    min_effect: float = 0.02,
-    ci_level: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    labels: Sequence[str] | None = None,
-) -> Comparison:
-    """Compare ``candidate`` (and each of ``more``) against ``baseline``; see the module doc.
-
-    Each input is a result file, a directory, a list of them, or a DataFrame from load_results;
-    ``models`` are fnmatch patterns. Raises ResultFileError for a bad file, InvalidInputError
-    when a pair has no case in common.
-    """
+def _check_options(
+    ci_level: float, n_resamples: int, min_effect: float, across: str | None
+) -> None:
+    """One line naming the option a bad value breaks."""
+    if across not in (None, "auto"):
+        check_setting(across)
     if not 0 < ci_level < 1:
         raise InvalidInputError(
             f"the confidence level (--ci-level) must lie between 0 and 1, got {ci_level:g}: "
@@ -200,6 +205,30 @@ def compare_runs(
         raise InvalidInputError(
             f"the minimum effect (--min-effect) cannot be negative, got {min_effect:g}"
         )
+
+
+def compare_runs(
+    baseline: ResultsInput,
+    candidate: ResultsInput,
+    *more: ResultsInput,
+    metrics: Sequence[str] = tuple(METRICS),
+    models: Sequence[str] | None = None,
+    min_effect: float = 0.02,
+    ci_level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    labels: Sequence[str] | None = None,
+    across: str | None = "auto",
+) -> Comparison:
+    """Compare ``candidate`` (and each of ``more``) against ``baseline``; see the module doc.
+
+    Each input is a result file, a directory, a list of them, or a DataFrame from load_results;
+    ``models`` are fnmatch patterns. ``across``: a setting to compare across (the join leaves it
+    out), ``"auto"`` (across the one setting a pair without common cases differs in), or None
+    (the whole case key). Raises ResultFileError for a bad file, InvalidInputError when a pair
+    has no case in common.
+    """
+    _check_options(ci_level, n_resamples, min_effect, across)
     columns = list(dict.fromkeys(metric_column(m) for m in metrics))
     s = Settings(columns, min_effect, ci_level, n_resamples, seed)
     items = [baseline, candidate, *more]
@@ -221,20 +250,18 @@ def compare_runs(
         info.append(_input_info(raw, df, name, dropped))
     out: dict[str, Any] = {k: [] for k in ("only", "environment", "static", "summary", "noisy")}
     out["cases"] = _Columns(CASE_COLUMNS, FLOAT_COLUMNS)
+    settings = []
     for cand, cname in zip(frames[1:], names[1:], strict=True):
-        if not len(frames[0].index.intersection(cand.index)):
-            hint = f" matching --model {' '.join(models)}" if models else ""
-            there = ""
-            if models and not (len(frames[0]) and len(cand)):
-                there = f"; the models in these files: {', '.join(sorted(all_models)) or 'none'}"
-            raise InvalidInputError(
-                f"no common cases{hint} between {names[0]} ({len(frames[0])} cases) and {cname} "
-                f"({len(cand)} cases): cases match on {', '.join(CASE_KEY)}{there}"
-            )
-        compare_pair(frames[0], cand, {"baseline": names[0], "candidate": cname}, s, out)
+        base, cand, setting = _align(frames[0], cand, (names[0], cname), across, models, all_models)
+        compare_pair(base, cand, {"baseline": names[0], "candidate": cname}, s, out)
+        if setting is not None:
+            settings.append({"baseline": names[0], "candidate": cname, "setting": setting,
+                             "baseline_value": describe(base, setting),
+                             "candidate_value": describe(cand, setting)})  # fmt: skip
+    cases = out["cases"].frame()
     return Comparison(
         inputs=pd.DataFrame(info),
-        cases=out["cases"].frame(),
+        cases=cases,
         only=pd.DataFrame(out["only"], columns=["baseline", "candidate", "side", *CASE_KEY]),
         environment=pd.DataFrame(out["environment"], columns=ENV_COLUMNS),
         static=pd.DataFrame(out["static"], columns=STATIC_ROW_COLUMNS).drop_duplicates(
@@ -243,7 +270,59 @@ def compare_runs(
         summary=pd.DataFrame(out["summary"], columns=SUMMARY_COLUMNS),
         method=_method(s),
         noisy=pd.DataFrame(out["noisy"], columns=NOISY_COLUMNS),
+        across=pd.DataFrame(settings, columns=ACROSS_COLUMNS),
+        models=per_model(cases),
     )
+
+
+def _align(
+    base: pd.DataFrame,
+    cand: pd.DataFrame,
+    names: tuple[str, str],
+    across: str | None,
+    models: Sequence[str] | None,
+    all_models: set[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """The pair keyed for the join, and the setting compared across (None: the whole key)."""
+    setting = across if across not in (None, "auto") else None
+    if setting is None and not len(base.index.intersection(cand.index)):
+        differ: list[str] = []
+        if across == "auto":
+            setting, differ = differing_setting(base, cand)
+        if setting is None:
+            raise _no_common(base, cand, names, models, all_models, differ)
+    if setting is None:
+        return base, cand, None
+    base, cand = rekey(base, setting, names[0]), rekey(cand, setting, names[1])
+    if not len(base.index.intersection(cand.index)):
+        raise _no_common(base, cand, names, models, all_models, [], setting)
+    return base, cand, setting
+
+
+def _no_common(
+    base: pd.DataFrame,
+    cand: pd.DataFrame,
+    names: tuple[str, str],
+    models: Sequence[str] | None,
+    all_models: set[str],
+    differ: list[str],
+    setting: str | None = None,
+) -> InvalidInputError:
+    hint = f" matching --model {' '.join(models)}" if models else ""
+    there = ""
+    if models and not (len(base) and len(cand)):
+        there = f"; the models in these files: {', '.join(sorted(all_models)) or 'none'}"
+    key = reduced_key(setting) if setting else CASE_KEY
+    text = (
+        f"no common cases{hint} between {names[0]} ({len(base)} cases) and {names[1]} "
+        f"({len(cand)} cases): cases match on {', '.join(key)}{there}"
+    )
+    if len(differ) > 1:
+        text += (
+            f"; the two sides differ in {', '.join(differ)}: pass --across with the one to "
+            "compare across"
+        )
+    return InvalidInputError(text)
 
 
 def _method(s: Settings) -> dict[str, Any]:
@@ -258,6 +337,9 @@ def _method(s: Settings) -> dict[str, Any]:
         "'noisy' or 'invalid' for every metric but peak memory and static columns; such cases "
         "are left out of the geometric mean and of --fail-on unless --include-noisy",
         "duplicates": DUPLICATE_RULE,
+        "per_model": MODEL_RULE,
+        "across": "cases are joined on the case key without the setting compared across (none "
+        "given: the one setting a pair without common cases differs in)",
         "ci_level": s.ci_level,
         "n_resamples": s.n_resamples,
         "seed": s.seed,
@@ -276,6 +358,7 @@ def compare(
     n_resamples: int = 2000,
     seed: int = 0,
     labels: Sequence[str] | None = None,
+    across: str | None = "auto",
 ) -> pd.DataFrame:
     """One row per (pair, case, metric): values, ratio, interval, change and verdict.
 
@@ -285,6 +368,25 @@ def compare(
     # fmt: off
     return compare_runs(
         baseline, candidate, *more, metrics=metrics, models=models, min_effect=min_effect,
-        ci_level=ci_level, n_resamples=n_resamples, seed=seed, labels=labels,
+        ci_level=ci_level, n_resamples=n_resamples, seed=seed, labels=labels, across=across,
     ).cases
     # fmt: on
+
+
+def compare_across(
+    results: ResultsInput,
+    setting: str,
+    *,
+    label: str | None = None,
+    **options: Any,
+) -> Comparison:
+    """One input compared with itself across ``setting``: its rows split by the setting's
+    values (harness.compare.across.split: the baseline is the first value), each other value
+    compared with the first. ``options`` are those of ``compare_runs``."""
+    check_setting(setting)
+    name = label or _label(results, 0)
+    frame = results if isinstance(results, pd.DataFrame) else load_results(results)
+    groups = split(frame, setting, name)
+    return compare_runs(
+        *(g for _, g in groups), labels=[n for n, _ in groups], across=setting, **options
+    )

@@ -4,6 +4,7 @@ case by case; harness.compare.compare gathers the inputs and the result."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -86,3 +87,43 @@ def row_validity(row: pd.Series) -> tuple[str | None, str]:
     if is_missing(validity) or validity == "valid" or row.get("status") != "ok":
         return None, ""
     return str(validity), str(row.get("validity_reason") or "no reason recorded")
+
+
+ACROSS_COLUMNS = (*PAIR, "setting", *VALUES)
+MODEL_COLUMNS = (*PAIR, "metric", "column", "model", "cases", "judged", "geomean_ratio",
+                 "verdict", "verdicts")  # fmt: skip
+JUDGED = ("faster", "slower", "lower", "higher", "same")
+MODEL_RULE = (
+    "per model: the geometric mean of the ratios of its judged cases (those with a faster, "
+    "slower, lower, higher or same verdict); its verdict is the one every judged case shares, "
+    "'mixed' when they differ, 'noisy' when no case is judged because a side is not valid, "
+    "'n/a' when no case has both values"
+)
+
+
+def per_model(cases: pd.DataFrame) -> pd.DataFrame:
+    """One row per pair, metric and model: cases, judged cases, the geometric mean of the judged
+    ratios and the model's verdict (``MODEL_RULE``)."""
+    if cases.empty:
+        return pd.DataFrame(columns=MODEL_COLUMNS)
+    rows = []
+    keys = [*PAIR, "metric", "column", "model"]
+    for key, g in cases.groupby(keys, sort=False, dropna=False):
+        judged = g[g["verdict"].isin(JUDGED) & g["ratio"].notna() & (g["ratio"] > 0)]
+        kinds = list(dict.fromkeys(judged["verdict"]))
+        if len(kinds) == 1:
+            verdict_ = kinds[0]
+        elif kinds:
+            verdict_ = "mixed"
+        elif g["verdict"].isin(("noisy", "invalid")).any():
+            verdict_ = "noisy"
+        else:
+            verdict_ = "n/a"
+        counts = g["verdict"].value_counts()
+        geo = float(np.exp(np.log(judged["ratio"].astype(float)).mean())) if len(judged) else None
+        rows.append(
+            {**dict(zip(keys, key, strict=True)), "cases": len(g), "judged": len(judged),
+             "geomean_ratio": geo, "verdict": verdict_,
+             "verdicts": ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)

@@ -73,6 +73,42 @@ def _version(package: str) -> str | None:
         return None
 
 
+_RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\+([\w.]+))?$")
+
+
+def matching_torchvision(torch_version: str) -> str | None:
+    """The torchvision release built for a torch release (``2.13.0+cpu`` -> ``0.28.0``), None
+    for a build no release matches (a nightly, a source build). torchvision's minor version
+    follows torch's: 0.(minor + 15) for torch 2.x, 0.(minor + 1) for torch 1.x; the patch
+    release is the same."""
+    m = _RELEASE.match(torch_version)
+    if m is None:
+        return None
+    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    offset = {1: 1, 2: 15}.get(major)
+    return None if offset is None else f"0.{minor + offset}.{patch}"
+
+
+def install_hint(package: str, torch_version: str) -> str:
+    """The install command that keeps the installed torch: torchvision pinned to the release
+    built for it, from the index of its build (``+cpu``, ``+cu128``); timm after it (timm needs
+    torchvision, and an unpinned one would bring another torch). A build no release matches
+    says so instead of a command that would replace it."""
+    vision = matching_torchvision(torch_version)
+    if vision is None:
+        return (
+            f"no released torchvision matches torch {torch_version} (a nightly or source "
+            "build): build torchvision from source against it, or install a released torch "
+            f"with its torchvision (a bare `pip install {package}` would replace this torch)"
+        )
+    local = torch_version.partition("+")[2]
+    index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
+    command = f"pip install 'torchvision=={vision}'{index}"
+    if package != "torchvision":
+        command += f" && pip install {package}"
+    return f"{command} (the release built for torch {torch_version}, which it keeps)"
+
+
 def _import_optional(module: str, name: str) -> Any:
     """Import torchvision's or timm's ``module`` for the model ``name``; a MissingDependencyError
     of one line when the package is not installed, or installed but failing to import."""
@@ -83,7 +119,7 @@ def _import_optional(module: str, name: str) -> Any:
         if exc.name == package:
             raise MissingDependencyError(
                 f"model {name!r} needs the package {package!r}, which is not installed: "
-                f"pip install {package}"
+                f"{install_hint(package, torch.__version__)}"
             ) from exc
         failure: BaseException = exc
     except Exception as exc:  # a torchvision built for another torch raises RuntimeError
@@ -93,13 +129,11 @@ def _import_optional(module: str, name: str) -> Any:
     reason = first_line(failure)
     if _BUILT_FOR_ANOTHER_TORCH.search(reason):
         culprit = "torchvision" if "torchvision" in reason or package == "torchvision" else package
-        base, _, local = torch.__version__.partition("+")
-        index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
         raise MissingDependencyError(
             f"model {name!r} needs {what}, which fails to import ({reason}): torch "
             f"{torch.__version__} and {culprit} {_version(culprit) or '(version unknown)'} do "
-            f"not match; install the {culprit} built for this torch: pip install "
-            f"'torch=={base}' {culprit}{index}"
+            f"not match; install the {culprit} built for this torch: "
+            f"{install_hint(culprit, torch.__version__)}"
         ) from failure
     raise MissingDependencyError(
         f"model {name!r} needs {what}, which is installed but fails to import ({reason}): "

@@ -142,11 +142,19 @@ def pytest_collection_modifyitems(
     if state.max_minutes is not None:
         items[:] = _budget_order(items)
     cases = [i for i in items if _is_case(i)]
-    state.total = len(cases)
-    if state.role == "main":
-        _warn_size(config, state, len(cases))
     if cases and state.role != "controller" and state.sweep is None:
         start_sweep(config, state)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The sweep's size once every plugin has filtered the items (-k, -m and --lf deselect
+    after this plugin's own hook): the progress counter counts the cases that will run."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or state.role == "controller":
+        return
+    state.total = sum(1 for i in session.items if _is_case(i))
+    if state.role == "main":
+        _warn_size(session.config, state, state.total)
 
 
 @pytest.hookimpl(optionalhook=True)

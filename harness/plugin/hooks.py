@@ -28,6 +28,7 @@ import pytest
 
 from harness.core.spec import Case
 from harness.plugin.collect import (  # noqa: F401 (hooks)
+    pytest_collection_finish,
     pytest_collection_modifyitems,
     pytest_generate_tests,
     pytest_xdist_node_collection_finished,
@@ -42,6 +43,7 @@ from harness.plugin.settings import RunSettings, add_options, read_settings
 from harness.plugin.shard import configure_shard
 from harness.plugin.state import STATE, State
 from harness.plugin.stop import StopOnSignal, incomplete_reason
+from harness.plugin.terminal import TABLE_LEFT_OUT, BenchmarkTable
 from harness.plugin.xdist import (  # noqa: F401 (hooks)
     configure_controller,
     configure_worker,
@@ -102,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # harness times every case itself, so the option's filter is let go there
         config.option.benchmark_only = False
     config.pluginmanager.register(Progress(config), "cnnbench-progress")
+    config.pluginmanager.register(BenchmarkTable(), "cnnbench-table")
     if state.role == "worker":  # its GPU and CPUs first: nothing has touched CUDA yet
         place_worker(config, state)
     if state.role != "main" or state.device_name.startswith("cuda"):
@@ -331,6 +334,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             "no results written (a smoke run: --benchmark-disable); "
             "pass --cnn-results-dir to keep them"
         )
+    table = config.pluginmanager.get_plugin("cnnbench-table")
+    if table is not None and table.left_out:
+        tr.write_line(TABLE_LEFT_OUT)
     if state.report_path is not None:
         tr.write_line(f"report: {state.report_path}")
     elif state.report_error:

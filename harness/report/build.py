@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from harness.report.layers import (
     shares_figure,
     vgg16_statement,
 )
+from harness.report.noisy import noisy_toggle
 from harness.report.page import Html, Section, paragraph, render_page
 from harness.report.power import power_trace_figure
 from harness.report.roofline import roofline_figure
@@ -38,22 +39,24 @@ from harness.report.style import Missing, Plot
 from harness.report.tables import cases_table, run_summary_table, shares_table
 from harness.report.text import esc
 from harness.results.loader import ResultFileWarning
-from harness.results.runs import SELECTION_RULE, select_runs
+from harness.results.runs import RunSelection, select_runs
 
 DEFAULT_TITLE = "cnnbench report"
 
 
-def _selected(cases: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _selected(
+    cases: pd.DataFrame, *, all_runs: bool = False, runs: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, RunSelection]:
     """The cases with ``in_figures`` marking the rows the run selection keeps (one run per
-    configuration, one row per case), and the selection's notes."""
+    configuration, one row per case), and the selection."""
     raw = cases.drop(columns=["latency_s_samples"], errors="ignore").reset_index(drop=True)
     raw = raw.assign(_row=range(len(raw)))
+    selection = select_runs(raw, all_runs=all_runs, runs=runs)
     if raw.empty:
-        return raw.assign(in_figures=pd.Series(dtype=bool)), []
-    selection = select_runs(raw)
+        return raw.drop(columns="_row").assign(in_figures=pd.Series(dtype=bool)), selection
     kept = set(selection.frame["_row"])
     marked = raw.assign(in_figures=[i in kept for i in raw["_row"]]).drop(columns="_row")
-    return marked, selection.notes()
+    return marked, selection
 
 
 def build_report(
@@ -63,35 +66,42 @@ def build_report(
     *,
     title: str = DEFAULT_TITLE,
     sources: Iterable[str] = (),
+    all_runs: bool = False,
+    runs: Sequence[str] | None = None,
 ) -> str:
     """The report as one self-contained HTML text, from the result tables.
 
     ``cases`` is the per-case table, ``layers`` the per-layer table, ``power`` the power trace
     table (run_id, case_id, t_s, power_w); either of the last two may be None or empty.
     ``sources`` (the files read) are listed in the footer. Per-model figures read one run per
-    configuration (``harness.results.runs.select_runs``); the table of cases holds every row.
+    configuration (``harness.results.runs.select_runs``: ``all_runs`` pools them, ``runs`` names
+    the runs to draw); the table of cases holds every row.
     """
-    df, notes = prepare(cases)
-    return render(df, notes, layers, power, title=title, sources=sources)
+    df, selection = prepare(cases, all_runs=all_runs, runs=runs)
+    return render(df, selection, layers, power, title=title, sources=sources)
 
 
-def prepare(cases: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def prepare(
+    cases: pd.DataFrame, *, all_runs: bool = False, runs: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, RunSelection]:
     """The cases ready for the page (``data.prepare_cases``, with ``in_figures`` from the run
-    selection) and the selection's notes."""
-    marked, notes = _selected(cases)
-    return prepare_cases(marked), notes
+    selection) and the selection."""
+    marked, selection = _selected(cases, all_runs=all_runs, runs=runs)
+    return prepare_cases(marked), selection
 
 
 def render(
     df: pd.DataFrame,
-    notes: list[str],
+    selection: RunSelection,
     layers: pd.DataFrame | None,
     power: pd.DataFrame | None,
     *,
     title: str = DEFAULT_TITLE,
     sources: Iterable[str] = (),
+    passed_over: Sequence[str] = (),
 ) -> str:
-    """The page from prepared cases (``prepare``) and the side tables."""
+    """The page from prepared cases (``prepare``) and the side tables; ``passed_over`` names
+    the result files that could not be read (said on the first screen)."""
     lay = None
     if layers is not None and not layers.empty:
         lay = attach_case_keys(ensure_columns(keep_wanted(layers, df), "layers"), df)
@@ -107,11 +117,12 @@ def render(
         Section(
             "headline",
             "At a glance",
-            "Per configuration (host, device, threads, torch): how the cases ended, the fastest "
-            "and the most efficient model, and the models no other beats on both cost and "
-            "speed. Figures draw one run per configuration (" + SELECTION_RULE + "); noisy rows "
-            "are drawn hollow, with the reason in the hover and in the table.",
-            headline(df, notes) if not named.empty else [paragraph(_no_models(df), "missing")],
+            "Which runs the figures draw, how the cases ended, and per input size the fastest "
+            "model at batch 1 with its memory and validity; below, per configuration (host, "
+            "device, threads, torch), the best throughput, efficiency and Pareto front.",
+            headline(df, selection, passed_over)
+            if not named.empty
+            else [paragraph(_no_models(df), "missing")],
         )
     ]
     if named.empty:
@@ -149,8 +160,10 @@ def render(
         ),
         Section(
             "speedup",
-            "Across hardware",
-            "Median latency ratios between configurations, for the cases measured in both.",
+            "Across configurations",
+            "Median latency ratios between configurations (devices, hosts, thread counts), for "
+            "the cases measured in both; configurations whose cases differ in one setting "
+            "(1 and 2 threads) are compared across it, as cnnbench compare does.",
             [speedup_figure(df)],
         ),
         Section(
@@ -174,7 +187,10 @@ def render(
             [run_summary_table(df)],
         ),
     ]
-    return render_page(title, subtitle, sections, _footer(sources))
+    drawn = df[df["in_figures"].astype(bool)]
+    noisy = int((drawn["quality"] == "noisy").sum())
+    toggle = noisy_toggle(noisy) if noisy else ""
+    return render_page(title, subtitle, sections, _footer(sources), nav_extra=toggle)
 
 
 def figures_power(power: pd.DataFrame | None, df: pd.DataFrame) -> Plot | Missing:
@@ -270,9 +286,12 @@ def write_report(
     *,
     title: str | None = None,
     replace: bool = True,
+    all_runs: bool = False,
+    runs: Sequence[str] | None = None,
 ) -> Path:
     """Read result files (or directories of them), build the report and write it to ``out``
-    atomically (a temporary file, then a rename). Returns the path written.
+    atomically (a temporary file, then a rename). Returns the path written. ``all_runs`` and
+    ``runs`` choose the runs the figures draw (``harness.results.runs.select_runs``).
 
     ``replace=False`` never replaces a file: where ``out`` exists (another report written in
     the same second), the page goes to ``<stem>-2.html``, ``-3``... (an atomic link, so two
@@ -283,8 +302,8 @@ def write_report(
     if not path_list:
         raise ResultFileError("no result files given: pass parquet files or directories")
     cases = load_results(path_list, table="cases")
-    df, notes = prepare(cases)
-    notes += [f"passed over {why}" for why in cases.attrs.get("skipped_files", [])]
+    df, selection = prepare(cases, all_runs=all_runs, runs=runs)
+    passed_over = [f"passed over {why}" for why in cases.attrs.get("skipped_files", [])]
     layers = _load_side(path_list, "layers", lambda t: keep_wanted(t, df))
     drawn = set(zip(df.loc[df["in_figures"], "run_id"], df.loc[df["in_figures"], "case_id"],
                     strict=True))  # fmt: skip
@@ -294,7 +313,13 @@ def write_report(
         lambda t: t[[p in drawn for p in zip(t["run_id"], t["case_id"], strict=True)]],
     )
     text = render(
-        df, notes, layers, power, title=title or DEFAULT_TITLE, sources=[str(p) for p in path_list]
+        df,
+        selection,
+        layers,
+        power,
+        title=title or DEFAULT_TITLE,
+        sources=[str(p) for p in path_list],
+        passed_over=passed_over,
     )
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from harness.report.data import (
     varying_dims,
 )
 from harness.report.facets import case_hover, ordered, series_hover
+from harness.report.noisy import NOISY_NOTE, noisy_style, split
 from harness.report.style import (
     Missing,
     Plot,
@@ -79,6 +80,30 @@ def pareto_front(best: pd.DataFrame) -> list[int]:
     return _pareto(pts)
 
 
+def _noisy_points(
+    fig: go.Figure, rows: pd.DataFrame, factor: int, col: dict[str, str], panel: int
+) -> None:
+    """Each model's best noisy row, hidden until noisy rows are shown; never on the front."""
+    for series, s in rows.groupby("cost_series", sort=False):
+        trace = {
+            "x": [c * factor for c in s["macs_per_sample"]],
+            "y": values(s["throughput_per_s"]),
+            "name": ptext(series),
+            "legendgroup": ptext(series),
+            "marker": {"color": col[series], "size": 9, "symbol": "circle"},
+            "hovertext": [
+                case_hover(
+                    r,
+                    f"{units.si(r['macs_per_sample'], 'MACs')} per sample forward",
+                    f"throughput {units.rate(r['throughput_per_s'])} (best batch)",
+                )
+                for r in records(s)
+            ],
+            **series_hover(series, s),
+        }
+        fig.add_trace(go.Scatter(**noisy_style(trace)), row=1, col=panel)
+
+
 def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
     """Throughput against MACs per sample at each model's best batch size: inference and
     training in separate panels (a training step costs about 3x the forward MACs), the Pareto
@@ -93,16 +118,21 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
     elif dims:
         key = key.str.cat(variant_texts(df, dims).astype(str), sep=" · ")
     df = df.assign(cost_series=key)
-    best = best_per_model(df, "cost_series")
-    if best.empty:
+    trusted, noisy = split(df)
+    best = best_per_model(trusted, "cost_series")  # the front: valid rows only
+    best_noisy = best_per_model(noisy, "cost_series")
+    if best.empty and not best_noisy.empty:
+        best = best_noisy.iloc[0:0]
+    if best.empty and best_noisy.empty:
         return Missing(
             title,
             missing_summary(full, "throughput_per_s", "throughput")
             or ["no case has both a throughput and a MAC count"],
         )
     notes: list[str] = []
-    modes = [m for m in ("inference", "training") if (best["mode"] == m).any()]
-    others = [m for m in ordered(best["mode"]) if m not in modes]
+    both = pd.concat([best, best_noisy])
+    modes = [m for m in ("inference", "training") if (both["mode"] == m).any()]
+    others = [m for m in ordered(both["mode"]) if m not in modes]
     panels = modes + others
     titles = [
         "inference: forward MACs per sample"
@@ -113,12 +143,13 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
         for m in panels
     ]
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.08)
-    col = colors(best["cost_series"])
+    col = colors(both["cost_series"])
     seen: set[str] = set()
     for p, mode in enumerate(panels, start=1):
         factor = TRAINING_MAC_FACTOR if mode == "training" else 1
         g = best[best["mode"] == mode]
         xs_all: list[float] = []
+        _noisy_points(fig, best_noisy[best_noisy["mode"] == mode], factor, col, p)
         named: set[str] = set()  # a model on several settings' fronts is labelled once
         for series, s in g.groupby("cost_series", sort=False):
             x = [c * factor for c in s["macs_per_sample"]]
@@ -190,6 +221,9 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
         if axis:
             axis["ticktext"] = [units.si(t, "MAC") for t in axis["tickvals"]]
             fig.update_xaxes(**axis, row=1, col=p)
+        if g.empty:  # only noisy rows in this panel: their range
+            g = best_noisy[best_noisy["mode"] == mode]
+            xs_all = [c * factor for c in g["macs_per_sample"]]
         ys = log_range(g["throughput_per_s"], kind="count", min_ratio=100, pad=1.6)
         if ys:
             fig.update_yaxes(**ys, row=1, col=p)
@@ -203,6 +237,8 @@ def cost_figure(cases: pd.DataFrame) -> Plot | Missing:
         )
     notes.append(
         "Labelled points and the dotted line: the Pareto front of each setting (no other model "
-        "is both cheaper and faster); every point names its model in the hover."
+        "is both cheaper and faster), from valid rows; every point names its model in the hover."
     )
+    if not best_noisy.empty:
+        notes.append(NOISY_NOTE)
     return Plot(fig, notes)

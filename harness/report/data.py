@@ -259,6 +259,7 @@ def prepare_cases(cases: pd.DataFrame) -> pd.DataFrame:
     """
     keep = [c for c in dict.fromkeys((*REPORT_COLUMNS, "in_figures")) if c in cases.columns]
     df = with_columns(normalize(cases[keep]).reset_index(drop=True), REPORT_COLUMNS)
+    df = without_float32_method(df)
     full, short = config_labels(df)
     variant = variant_texts(df, varying_dims(df))
     one_config = short.nunique() <= 1  # then a curve is named by its settings alone
@@ -280,6 +281,15 @@ def prepare_cases(cases: pd.DataFrame) -> pd.DataFrame:
         extra["in_figures"] = True
     df = pd.concat([df.drop(columns=[c for c in extra if c in df], errors="ignore"), extra], axis=1)
     return df
+
+
+def without_float32_method(df: pd.DataFrame) -> pd.DataFrame:
+    """``dtype_method`` cleared on float32 rows: nothing is cast at float32, though files
+    written before the Case stopped recording a method for it say ``autocast``."""
+    float32 = df["dtype"] == "float32"
+    if not (float32 & df["dtype_method"].notna()).any():
+        return df
+    return df.assign(dtype_method=df["dtype_method"].where(~float32, None))
 
 
 def prepared(cases: pd.DataFrame) -> pd.DataFrame:

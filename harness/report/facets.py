@@ -29,6 +29,7 @@ from harness.report.data import (
     records,
     values,
 )
+from harness.report.noisy import TRUSTED, axis_values, noisy_style, split
 from harness.report.style import (
     Plot,
     batch_axis,
@@ -154,16 +155,20 @@ def facets(
     y values it drew, for that facet's axis range)."""
     cols = min(FACET_COLUMNS, len(models))
     rows = math.ceil(len(models) / cols)
+    by_model = {m: g for m, g in df.groupby("model", sort=False)}
+    titles = [
+        ptext(m) + ("" if by_model[m]["quality"].isin(TRUSTED).any() else " (noisy rows only)")
+        for m in models
+    ]
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[ptext(m) for m in models],
+        subplot_titles=titles,
         horizontal_spacing=0.06 if cols > 1 else 0.0,
         vertical_spacing=min(0.12, 0.5 / rows) if rows > 1 else 0.0,
     )
     fig._validate = False  # the traces are built here from checked values: skip plotly's checks
     seen: set[str] = set()
-    by_model = {m: g for m, g in df.groupby("model", sort=False)}
     axes: dict[str, Any] = {}
     for i, model in enumerate(models):
         row, col = divmod(i, cols)
@@ -186,23 +191,55 @@ def facets(
     return Plot(fig, notes)
 
 
+def series_kwargs(g: pd.DataFrame, column: str, color: str, seen: set[str], **extra: Any) -> dict:
+    """The scatter settings of one curve: ``g``'s points joined by a line, one legend entry."""
+    series = g["series"].iloc[0]
+    return {
+        "x": values(g["batch_size"]),
+        "y": values(g[column]),
+        "name": ptext(series),
+        "legendgroup": ptext(series),
+        "showlegend": legend_once(seen, series),
+        "mode": "lines+markers",
+        "line": {"color": color, "width": 1.5},
+        "marker": {"color": color, "size": 7, "symbol": symbols(g["quality"])},
+        "hovertext": g["_hover"].tolist(),
+        **series_hover(series, g),
+        **extra,
+    }
+
+
 def series_trace(
     g: pd.DataFrame, column: str, color: str, seen: set[str], **extra: Any
 ) -> go.Scatter:
-    series = g["series"].iloc[0]
-    return go.Scatter(
-        x=values(g["batch_size"]),
-        y=values(g[column]),
-        name=ptext(series),
-        legendgroup=ptext(series),
-        showlegend=legend_once(seen, series),
-        mode="lines+markers",
-        line={"color": color, "width": 1.5},
-        marker={"color": color, "size": 7, "symbol": symbols(g["quality"])},
-        hovertext=g["_hover"].tolist(),
-        **series_hover(series, g),
-        **extra,
-    )
+    return go.Scatter(**series_kwargs(g, column, color, seen, **extra))
+
+
+def curve_traces(
+    pts: pd.DataFrame,
+    column: str,
+    color: str,
+    seen: set[str],
+    extra: Callable[[pd.DataFrame], dict[str, Any]] | None = None,
+    axis: Callable[[pd.DataFrame], list[float | None]] | None = None,
+) -> tuple[list[go.Scatter], list[float | None]]:
+    """One curve through the trusted points and, apart, its noisy points (hidden, no line:
+    ``harness.report.noisy``); and the values its axis spans (the trusted ones, else the
+    noisy ones). ``extra`` gives per-subset settings (a whisker), ``axis`` the values a subset
+    spans (default: ``column``)."""
+    trusted, noisy = split(pts)
+    span = axis or (lambda d: values(d[column]))
+    traces = []
+    if not trusted.empty:
+        traces.append(
+            series_trace(trusted, column, color, seen, **(extra(trusted) if extra else {}))
+        )
+    if not noisy.empty:
+        kwargs = series_kwargs(noisy, column, color, set(), **(extra(noisy) if extra else {}))
+        traces.append(go.Scatter(**noisy_style(kwargs)))
+    ys = axis_values(span(trusted) if not trusted.empty else [], span(noisy) if not noisy.empty
+                     else [])  # fmt: skip
+    return traces, ys
 
 
 def per_series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

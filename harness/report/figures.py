@@ -35,16 +35,17 @@ from harness.report.facets import (
     bounded_models,
     bounded_series,
     case_hover,
+    curve_traces,
     facets,
     latency_lines,
     one_point_each,
     ordered,
     per_series,
     series_hover,
-    series_trace,
     split_by_batches,
 )
 from harness.report.memory import memory_figure
+from harness.report.noisy import NOISY_NOTE, TRUSTED, noisy_style, split
 from harness.report.style import (
     Missing,
     Plot,
@@ -53,7 +54,6 @@ from harness.report.style import (
     legend_once,
     log_range,
     style,
-    symbols,
 )
 from harness.report.text import ptext
 
@@ -75,7 +75,7 @@ def latency_figures(cases: pd.DataFrame) -> list[Plot | Missing]:
     df = bounded_series(df, notes)
     df = one_point_each(df, lambda r: case_hover(r, *latency_lines(r)))
     col = colors(df["series"])
-    multi, single = split_by_batches(df)
+    multi, _ = split_by_batches(df)
     out: list[Plot | Missing] = []
     if multi:
         shown = bounded_models(multi, MAX_FACETS, notes, "models with several batch sizes")
@@ -83,40 +83,26 @@ def latency_figures(cases: pd.DataFrame) -> list[Plot | Missing]:
         def draw_latency(fig: go.Figure, g: pd.DataFrame, row: int, c: int, seen: set[str]):
             ys: list[float | None] = []
             for series, pts in per_series(g):
-                med, p90 = values(pts["latency_s_median"]), values(pts["latency_s_p90"])
-                whisker = [
-                    None if m is None or p is None else max(0.0, p - m)
-                    for m, p in zip(med, p90, strict=True)
-                ]
-                fig.add_trace(
-                    series_trace(
-                        pts,
-                        "latency_s_median",
-                        col[series],
-                        seen,
-                        error_y={
-                            "type": "data",
-                            "symmetric": False,
-                            "array": whisker,
-                            "arrayminus": [0 if m is not None else None for m in med],
-                            "color": col[series],
-                            "thickness": 1,
-                            "width": 3,
-                        },
-                    ),
-                    row=row,
-                    col=c,
+                traces, span = curve_traces(
+                    pts,
+                    "latency_s_median",
+                    col[series],
+                    seen,
+                    extra=lambda d, s=series: {"error_y": _whisker(d, col[s], "y")},
+                    axis=lambda d: values(d["latency_s_median"]) + values(d["latency_s_p90"]),
                 )
-                ys += med + p90
+                for trace in traces:
+                    fig.add_trace(trace, row=row, col=c)
+                ys += span
             return ys
 
         def draw_throughput(fig: go.Figure, g: pd.DataFrame, row: int, c: int, seen: set[str]):
             ys: list[float | None] = []
             for series, pts in per_series(g):
-                fig.add_trace(
-                    series_trace(pts, "throughput_per_s", col[series], seen), row=row, col=c
-                )
-                ys += values(pts["throughput_per_s"])
+                traces, span = curve_traces(pts, "throughput_per_s", col[series], seen)
+                for trace in traces:
+                    fig.add_trace(trace, row=row, col=c)
+                ys += span
             return ys
 
         multi_df = df[df["model"].isin(shown)]
@@ -142,80 +128,126 @@ def latency_figures(cases: pd.DataFrame) -> list[Plot | Missing]:
                 [],
             )
         )
-    if single:
-        out.append(_dots(df, single, [] if multi else notes))
+    out.append(batch_one_figure(df, [] if multi else notes))
     return out
 
 
-def _dots(df: pd.DataFrame, models: list[str], notes: list[str]) -> Plot:
-    """Latency and throughput of models measured at one batch size: one row per model."""
-    models = bounded_models(models, MAX_DOTS, notes, "models measured at one batch size")
-    g = df[df["model"].isin(models)]
+def _whisker(d: pd.DataFrame, color: str, axis: str) -> dict:
+    """A whisker from the median up to p90 (``axis`` "y" or "x" names the error bar's axis)."""
+    med, p90 = values(d["latency_s_median"]), values(d["latency_s_p90"])
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [None if m is None or p is None else max(0.0, p - m) for m, p in zip(med, p90,
+                  strict=True)],
+        "arrayminus": [0 if m is not None else None for m in med],
+        "color": color,
+        "thickness": 1,
+        "width": 3,
+    }  # fmt: skip
+
+
+def _smallest_batch(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model and input size, the rows at its smallest batch size (batch 1 where it has it)."""
+    key = [df["model"], df["input_shape"].astype(object).fillna("?")]
+    smallest = df.groupby(key, sort=False)["batch_size"].transform("min")
+    return df[df["batch_size"] == smallest]
+
+
+def _order(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(model, input) pairs: input sizes with the most models first, then within each the
+    fastest per sample first (by the trusted rows; models with noisy rows only last)."""
+    work = df.assign(
+        _shape=df["input_shape"].astype(object).fillna("?"),
+        _per=df["latency_s_median"] / df["batch_size"],
+        _trusted=df["quality"].isin(TRUSTED),
+    )
+    sizes = work.groupby("_shape", sort=False)["model"].nunique()
+    rank = {s: i for i, s in enumerate(sorted(sizes.index, key=lambda s: -sizes[s]))}
+    best = work.groupby(["model", "_shape"], sort=False).apply(
+        lambda g: (not g["_trusted"].any(), (g[g["_trusted"]] if g["_trusted"].any() else g)[
+            "_per"].min()), include_groups=False
+    )  # fmt: skip
+    return sorted(best.index, key=lambda k: (rank[k[1]], *best[k]))
+
+
+def batch_one_figure(df: pd.DataFrame, notes: list[str]) -> Plot:
+    """Every model at batch 1 (its smallest batch where it has no batch-1 row): median latency
+    with a whisker to p90, and throughput; one row per model, grouped by input size (the sizes
+    with the most models first) and fastest first within each; noisy rows hidden."""
+    g = _smallest_batch(df)
+    pairs = _order(g)
+    if len(pairs) > MAX_DOTS:
+        notes.append(
+            f"{len(pairs) - MAX_DOTS} more models not drawn here "
+            f"({', '.join(m for m, _ in pairs[MAX_DOTS:][:6])}...): see the table of cases"
+        )
+        pairs = pairs[:MAX_DOTS]
+    batch = g.groupby(["model", g["input_shape"].astype(object).fillna("?")])["batch_size"].min()
+    shape = g["input_shape"].astype(object).fillna("?")
+    trusted_any = g["quality"].isin(TRUSTED).groupby([g["model"], shape]).any()
+    label = {
+        k: f"{k[0]} · {k[1]}"
+        + (f" (batch {units.integer(batch[k])})" if batch[k] != 1 else "")
+        + ("" if trusted_any[k] else " (noisy only)")
+        for k in pairs
+    }
+    g = g.assign(_label=[label.get((m, s if isinstance(s, str) else "?")) for m, s in zip(
+        g["model"], g["input_shape"], strict=True)])  # fmt: skip
+    g = g[g["_label"].notna()]
     col = colors(df["series"])
     fig = make_subplots(
         rows=1,
         cols=2,
         shared_yaxes=True,
         horizontal_spacing=0.04,
-        subplot_titles=(
-            "median latency per step (whisker: p90)",
-            "throughput (samples / s)",
-        ),
+        subplot_titles=("median latency per step (whisker: p90)", "throughput (samples / s)"),
     )
     seen: set[str] = set()
     for series, s in g.groupby("series", sort=False):
-        text = s["_hover"].tolist()
-        names = [ptext(m) for m in s["model"]]
-        med, p90 = values(s["latency_s_median"]), values(s["latency_s_p90"])
-        marker = {"color": col[series], "size": 8, "symbol": symbols(s["quality"])}
-        common = {
-            "y": names,
-            "mode": "markers",
-            "marker": marker,
-            "hovertext": text,
-            **series_hover(series, s),
-            "legendgroup": ptext(series),
-            "name": ptext(series),
-        }
-        fig.add_trace(
-            go.Scatter(
-                x=med,
-                showlegend=legend_once(seen, series),
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [
-                        None if m is None or p is None else max(0.0, p - m)
-                        for m, p in zip(med, p90, strict=True)
-                    ],
-                    "arrayminus": [0 if m is not None else None for m in med],
-                    "color": col[series],
-                    "thickness": 1,
-                    "width": 3,
-                },
-                **common,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(x=values(s["throughput_per_s"]), showlegend=False, **common), row=1, col=2
-        )
-    lat = log_range(list(g["latency_s_median"]) + list(g["latency_s_p90"]), kind="seconds")
-    tput = log_range(g["throughput_per_s"], kind="count")
+        trusted, noisy = split(s)
+        for part, hidden in ((trusted, False), (noisy, True)):
+            if part.empty:
+                continue
+            common = {
+                "y": [ptext(t) for t in part["_label"]],
+                "mode": "markers",
+                "marker": {"color": col[series], "size": 8, "symbol": "circle"},
+                "hovertext": part["_hover"].tolist(),
+                **series_hover(series, part),
+                "legendgroup": ptext(series),
+                "name": ptext(series),
+            }
+            lat = {**common, "x": values(part["latency_s_median"]),
+                   "error_x": _whisker(part, col[series], "x"),
+                   "showlegend": False if hidden else legend_once(seen, series)}  # fmt: skip
+            tput = {**common, "x": values(part["throughput_per_s"]), "showlegend": False}
+            if hidden:
+                lat, tput = noisy_style(lat), noisy_style(tput)
+            fig.add_trace(go.Scatter(**lat), row=1, col=1)
+            fig.add_trace(go.Scatter(**tput), row=1, col=2)
+    trusted, noisy = split(g)
+    span = trusted if not trusted.empty else noisy
+    lat_span = values(span["latency_s_median"]) + values(span["latency_s_p90"])
+    tput_span = values(span["throughput_per_s"])
+    lat = log_range(lat_span, kind="seconds")
+    tput = log_range(tput_span, kind="count")
     if lat:
         fig.update_xaxes(**lat, row=1, col=1)
     if tput:
         fig.update_xaxes(**tput, row=1, col=2)
-    order = [ptext(m) for m in models]
+    order = [ptext(label[k]) for k in pairs]
     fig.update_yaxes(categoryorder="array", categoryarray=order[::-1], type="category")
-    batches = sorted({units.integer(b) for b in g["batch_size"]})
+    batches = sorted({units.integer(b) for b in g["batch_size"]}, key=int)
     title = (
-        f"Models measured at one batch size (batch {', '.join(batches)}): latency and throughput"
+        f"Every model at batch {', '.join(batches)}: latency and throughput, fastest first "
+        "within each input size"
     )
-    height = 190 + 22 * len(models)
+    height = 190 + 22 * len(pairs)
     style(fig, title, height=height)
-    fig.update_layout(margin={"t": 80, "l": 160, "b": 100}, legend=legend_below(height, 80, 100))
+    fig.update_layout(margin={"t": 80, "l": 220, "b": 100}, legend=legend_below(height, 80, 100))
+    if (g["quality"] == "noisy").any():
+        notes.append(NOISY_NOTE)
     return Plot(fig, notes)
 
 
@@ -256,8 +288,10 @@ def energy_figure(cases: pd.DataFrame) -> Plot | Missing:
     def draw(fig: go.Figure, g: pd.DataFrame, row: int, c: int, seen: set[str]):
         ys: list[float | None] = []
         for series, pts in per_series(g):
-            fig.add_trace(series_trace(pts, "samples_per_j", col[series], seen), row=row, col=c)
-            ys += values(pts["samples_per_j"])
+            traces, span = curve_traces(pts, "samples_per_j", col[series], seen)
+            for trace in traces:
+                fig.add_trace(trace, row=row, col=c)
+            ys += span
         return ys
 
     return facets(has, models, title, "samples / J", "count", draw, notes)

@@ -1,8 +1,11 @@
 """Memory against batch size: measured peak (per setting) beside the analytic activations.
 
-The analytic line is the sum of the leaf layers' output bytes of one forward pass (static, from
-the profile); the measured peak adds weights, workspace and the allocator's rounding. Bytes are
-in binary units on every axis and in every hover.
+The two measure different things (``FOOTNOTE``): the measured peak is the most memory live at
+one moment of a step, weights and input included; the analytic line is the sum of every leaf
+layer's output of one forward pass, as if all were kept at once. In inference each output is
+freed once the next layer has read it, so the peak can sit below the sum; in training the
+outputs are kept for the backward pass. Peak memory does not depend on timing noise, so every
+measured row is drawn, noisy or not. Bytes are in binary units on every axis and in every hover.
 """
 
 from __future__ import annotations
@@ -41,9 +44,20 @@ from harness.report.style import (
     legend_once,
     log_range,
     style,
-    symbols,
 )
 from harness.report.text import hover, ptext
+
+FOOTNOTE = (
+    "Measured peak (solid): the most memory live at any one moment of one step, weights and "
+    "input included (CPU: every tensor the step allocates, tracked op by op, without kernels' "
+    "scratch buffers; GPU: the CUDA allocator's peak, rounded to its blocks, with cuDNN/cuBLAS "
+    "workspaces). Analytic activations (dashed): the sum of every layer's output of one forward "
+    "pass, as if all were kept at once. In inference nothing is kept for a backward pass: each "
+    "output is freed once the next layer has read it, so only a few are live together and the "
+    "peak can be below the sum; in training the outputs are kept for the backward pass and the "
+    "peak adds gradients and optimizer state. Peak memory does not depend on timing noise: "
+    "every measured row is drawn, noisy or not."
+)
 
 
 def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
@@ -81,7 +95,12 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
             title = "measured peak (solid)" if not seen else None
             fig.add_trace(
                 series_trace(
-                    pts, "peak_memory_bytes", col[series], seen, legendgrouptitle_text=title
+                    pts,
+                    "peak_memory_bytes",
+                    col[series],
+                    seen,
+                    legendgrouptitle_text=title,
+                    marker={"color": col[series], "size": 7, "symbol": "circle"},
                 ),
                 row=row,
                 col=c,
@@ -126,11 +145,7 @@ def memory_figure(cases: pd.DataFrame) -> list[Plot | Missing]:
         out.append(facets(has, models, title, "bytes", "bytes", draw, notes))
     if single:
         out.append(_memory_dots(has, single, [] if multi else notes, col))
-    out[-1].notes.append(
-        "Analytic activations: the sum of the leaf layers' output bytes of one forward pass "
-        "(static, from the profile); the measured peak adds weights, workspace and the "
-        "allocator's rounding. Hollow markers: noisy rows."
-    )
+    out[-1].notes.append(FOOTNOTE)
     return out
 
 
@@ -152,7 +167,7 @@ def _memory_dots(
                 legendgroup=ptext(series),
                 legendgrouptitle_text="measured peak" if not seen else None,
                 showlegend=legend_once(seen, series),
-                marker={"color": col[series], "size": 9, "symbol": symbols(s["quality"])},
+                marker={"color": col[series], "size": 9, "symbol": "circle"},
                 hovertext=[
                     case_hover(
                         r,

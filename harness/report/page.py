@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+from harness.report.noisy import NOISY_UID, TOGGLE_JS
 from harness.report.style import Missing, Plot
 from harness.report.text import esc
 
@@ -105,7 +106,11 @@ def figures_payload(figures: list[tuple[str, go.Figure]]) -> str:
             template = tmpl
         elif tmpl is not None and tmpl != template:
             layout["template"] = tmpl  # a figure with its own template keeps it
-        items.append({"id": element_id, "data": spec.get("data", []), "layout": layout})
+        data = spec.get("data", [])
+        for i, trace in enumerate(data):  # plotly.py drops uids: the hidden (noisy) get theirs
+            if trace.get("visible") is False:
+                trace["uid"] = f"{NOISY_UID}{element_id}-{i}"
+        items.append({"id": element_id, "data": data, "layout": layout})
     payload = json.dumps(
         {"template": template, "figures": items}, separators=(",", ":"), allow_nan=False
     )
@@ -149,6 +154,7 @@ ul.notes { font-size: 12px; color: var(--muted); margin: 4px 0; padding-left: 18
 .table-wrap { overflow-x: auto; max-height: 640px; overflow-y: auto; margin: 6px 0;
   max-width: 100%; }
 .table-wrap.short { max-height: 360px; }
+.table-wrap.whole { max-height: none; }
 table { border-collapse: collapse; font-size: 12px; white-space: nowrap; }
 table.wrap { white-space: normal; width: 100%; table-layout: auto; }
 table.wrap td { max-width: none; overflow-wrap: anywhere; }
@@ -167,6 +173,14 @@ details code { white-space: pre-wrap; word-break: break-all; }
 .table-tools input { width: 340px; max-width: 60%; font-size: 12.5px; padding: 3px 6px; }
 .table-tools .count { color: var(--muted); margin: 0 8px; }
 footer { color: var(--muted); font-size: 12px; padding: 0 24px 24px 24px; }
+nav label.noisy-toggle { float: right; color: var(--fg); cursor: pointer; }
+p.runs { color: var(--fg); font-size: 13px; margin: 6px 0 2px 0; max-width: none; }
+table.fastest { margin: 6px 0 10px 0; }
+table.fastest caption { text-align: left; font-size: 13px; color: var(--fg); font-weight: 600;
+  padding: 2px 0 4px 0; }
+span.noisy { color: #a35a00; font-weight: 600; }
+span.valid { color: #1b6e2a; font-weight: 600; }
+.nowrap { white-space: nowrap; }
 """
 
 TABLE_JS = """
@@ -282,8 +296,11 @@ def _missing_html(missing: Missing) -> str:
     )
 
 
-def render_page(title: str, subtitle: str, sections: list[Section], footer: str = "") -> str:
-    """The whole HTML document. ``title``, ``subtitle`` and ``footer`` are plain text."""
+def render_page(
+    title: str, subtitle: str, sections: list[Section], footer: str = "", nav_extra: str = ""
+) -> str:
+    """The whole HTML document. ``title``, ``subtitle`` and ``footer`` are plain text;
+    ``nav_extra`` is HTML built by this package (the noisy rows' check box)."""
     figures: list[tuple[str, go.Figure]] = []
     body = []
     for section in sections:
@@ -314,14 +331,14 @@ def render_page(title: str, subtitle: str, sections: list[Section], footer: str 
             f"<script>{plotly_js()}</script>",
             "</head><body>",
             f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>",
-            f"<nav>{nav}</nav>",
+            f"<nav>{nav}{nav_extra}</nav>",
             "<main>",
             *body,
             "</main>",
             f"<footer>{esc(footer)}</footer>",
             f'<script type="application/json" id="{FIGURES_ELEMENT_ID}">'
             f"{figures_payload(figures)}</script>",
-            f"<script>{TABLE_JS}{render_js}</script>",
+            f"<script>{TABLE_JS}{render_js}{TOGGLE_JS}</script>",
             "</body></html>",
             "",
         ]

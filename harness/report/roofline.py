@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from harness.core import units
 from harness.report.data import drawable, is_missing, number, prepared, records
+from harness.report.noisy import noisy_style
 from harness.report.style import Missing, Plot, colors, legend_once, log_range, style, symbols
 from harness.report.text import hover, ptext
 
@@ -221,12 +222,17 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
             if not found:
                 without.append(f"{config} ({dtype})")
             best = max((r.flops_per_s for r in found), default=None)
-            recs = records(gd)
             name = f"{config} · {dtype}"
-            fig.add_trace(
-                go.Scatter(
-                    x=list(gd["ai"]),
-                    y=list(gd["achieved"]),
+            for part, hidden in (
+                (gd[gd["quality"] != "noisy"], False),
+                (gd[gd["quality"] == "noisy"], True),
+            ):
+                if part.empty:
+                    continue
+                recs = records(part)
+                trace = dict(
+                    x=list(part["ai"]),
+                    y=list(part["achieved"]),
                     mode="markers",
                     name=ptext(name),
                     showlegend=legend_once(seen, name),
@@ -234,7 +240,7 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
                         "color": col[config],
                         "size": 9,
                         "symbol": symbols(
-                            gd["quality"], "circle" if dtype == "float32" else "diamond"
+                            part["quality"], "circle" if dtype == "float32" else "diamond"
                         ),
                         "line": {"width": 1, "color": col[config]},
                     },
@@ -257,7 +263,7 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
                     ],
                     hoverinfo="text",
                 )
-            )
+                fig.add_trace(go.Scatter(**(noisy_style(trace) if hidden else trace)))
             for roof in found:
                 ridge = roof.flops_per_s / roof.bytes_per_s
                 lo, hi = min(lo, ridge / 3), max(hi, ridge * 3)
@@ -269,7 +275,8 @@ def roofline_figure(cases: pd.DataFrame) -> Plot | Missing:
             )
         )
     x_axis = log_range([lo, hi], kind="count")
-    y_vals = list(ok["achieved"]) + [r.flops_per_s for _, _, r in roofs]
+    shown = ok[ok["quality"] != "noisy"] if (ok["quality"] != "noisy").any() else ok
+    y_vals = list(shown["achieved"]) + [r.flops_per_s for _, _, r in roofs]
     y_axis = log_range(y_vals, kind="flops", pad=2.0)
     if x_axis:
         x_axis["range"] = [math.log10(lo), math.log10(hi)]

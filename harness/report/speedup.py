@@ -8,8 +8,9 @@ join, bootstrap intervals and verdicts as ``cnnbench compare``, so the figure ne
 faster what compare calls noisy). Per model the speedups (baseline median / other median:
 above 1, the other is faster) of the cases compare judged are summarised by their geometric
 mean with a whisker over the model's range; a model whose every shared case is noisy is drawn
-hollow from those noisy ratios, and says so. Notes go under the figure as text: they never
-overlap the axis labels.
+hollow from those noisy ratios, hidden until the page's noisy box is ticked, and says so. Two
+configurations whose cases differ in one setting (1 and 2 threads) are compared across it.
+Notes go under the figure as text: they never overlap the axis labels.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import plotly.graph_objects as go
 from harness.compare import compare_runs
 from harness.core import units
 from harness.report.data import drawable, prepared
+from harness.report.noisy import noisy_style
 from harness.report.style import Missing, Plot, colors, log_range, short_list, style
 from harness.report.text import hover, ptext
 
@@ -35,13 +37,40 @@ def _geo(ratios: list[float]) -> float:
 JUDGED = ("faster", "slower", "same")
 
 
-def _speedups(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:
-    """compare's latency rows for the shared cases: ``speedup`` = 1 / (other / baseline), the
-    verdict, both medians."""
-    result = compare_runs(base, other, metrics=("latency",), labels=labels)
+def _speedups(
+    base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str]
+) -> tuple[pd.DataFrame, str, dict[str, str]]:
+    """compare's latency rows for the shared cases (``speedup`` = 1 / (other / baseline), the
+    verdict, both medians), the setting compared across ("" for none: the case key matched) as
+    ``threads 2 (default) → 1``, and compare's verdict per model."""
+    result = compare_runs(base, other, metrics=("latency",), labels=labels, across="auto")
     cases = result.cases
     cases = cases[cases["ratio"].notna() & (cases["ratio"] > 0)]
-    return cases.assign(speedup=1.0 / cases["ratio"])
+    across = ""
+    if len(result.across):
+        a = result.across.iloc[0]
+        across = f"{a['setting']} {a['baseline_value']} → {a['candidate_value']}"
+    verdicts = dict(zip(result.models["model"], result.models["verdict"], strict=True))
+    return cases.assign(speedup=1.0 / cases["ratio"]), across, verdicts
+
+
+def _trace(points: dict[str, list], name: str, color: str, hidden: bool) -> go.Scatter:
+    """The markers of one configuration: judged models, or (``hidden``) the models whose every
+    shared case is noisy, drawn only when the page's noisy box is ticked."""
+    trace = {
+        "x": points["x"],
+        "y": points["y"],
+        "mode": "markers",
+        "name": ptext(name),
+        "legendgroup": ptext(name),
+        "marker": {"color": color, "size": 10, "symbol": "circle",
+                   "line": {"width": 1.5, "color": color}},
+        "error_y": {"type": "data", "symmetric": False, "array": points["hi"],
+                    "arrayminus": points["lo"], "color": color, "thickness": 1.5, "width": 4},
+        "hovertext": points["hover"],
+        "hoverinfo": "text",
+    }  # fmt: skip
+    return go.Scatter(**(noisy_style(trace) if hidden else trace))
 
 
 def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
@@ -50,7 +79,7 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
     df = drawable(prepared(cases))
     df = df[df["latency_s_median"].notna() & (df["latency_s_median"] > 0)]
     configs = list(dict.fromkeys(df["config_short"]))
-    title = "Across hardware: speedup against the first configuration"
+    title = "Across configurations: speedup against the first configuration"
     if len(configs) < 2:
         only = configs[0] if configs else "none"
         return Missing(
@@ -67,13 +96,15 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
     col = colors(configs)
     notes: list[str] = []
     all_ratios: list[float] = []
+    noisy_ratios: list[float] = []
     model_order: list[str] = []
     for config in configs[1:]:
         other = df[df["config_short"] == config]
         try:
-            joined = _speedups(base, other, ("baseline", "other"))
-        except ValueError:  # compare's InvalidInputError: no case in common
-            joined = pd.DataFrame()
+            joined, across, verdicts = _speedups(base, other, ("baseline", "other"))
+        except ValueError as exc:  # compare's InvalidInputError: no case in common
+            notes.append(f"{config}: not compared: {str(exc).split(': ', 1)[-1]}")
+            continue
         only = len(base) + len(other) - 2 * len(joined)
         if only:
             notes.append(f"{config}: {only} cases measured on one side only are not compared")
@@ -100,7 +131,7 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
             ys.append(geo)
             lo.append(geo - min(r))
             hi.append(max(r) - geo)
-            all_ratios += r
+            (noisy_ratios if noisy_only else all_ratios).extend(r)
             hollow.append(noisy_only)
             detail = [
                 f"bs {units.integer(b)}: {units.ratio(x)} {v}"
@@ -117,46 +148,33 @@ def speedup_figure(cases: pd.DataFrame) -> Plot | Missing:
             hovers.append(
                 hover(
                     f"{model}: {units.ratio(geo)} (geometric mean of {len(r)} "
-                    f"{'noisy ' if noisy_only else 'judged '}cases)",
+                    f"{'noisy ' if noisy_only else 'judged '}cases); compare's verdict: "
+                    f"{verdicts.get(model, '?')}",
                     f"{config} against {base_full}",
                     *detail,
                     f"and {len(g) - 8} more" if len(g) > 8 else "",
-                    "hollow: every shared case is noisy on a side (compare gives no verdict)"
+                    "every shared case is noisy on a side: compare gives no verdict (drawn "
+                    "hollow, only when noisy rows are shown)"
                     if noisy_only
                     else "",
                 )
             )
             model_order.append(ptext(model))
         summary = "no judged case" if geo_all is None else units.ratio(geo_all)
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="markers",
-                name=ptext(f"{config} ({summary}, {len(judged)} of {len(joined)} cases judged)"),
-                marker={
-                    "color": col[config],
-                    "size": 10,
-                    "symbol": ["circle-open" if h else "circle" for h in hollow],
-                    "line": {"width": 1.5, "color": col[config]},
-                },
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": hi,
-                    "arrayminus": lo,
-                    "color": col[config],
-                    "thickness": 1.5,
-                    "width": 4,
-                },
-                hovertext=hovers,
-                hoverinfo="text",
-            )
-        )
+        if across:
+            notes.append(f"{config}: compared across {across} (the cases match on every other "
+                         "setting)")  # fmt: skip
+        name = f"{config} ({summary}, {len(judged)} of {len(joined)} cases judged)"
+        points = {"x": xs, "y": ys, "lo": lo, "hi": hi, "hover": hovers}
+        for hidden in (False, True):
+            keep = [i for i, h in enumerate(hollow) if h == hidden]
+            if keep:
+                fig.add_trace(_trace({k: [v[i] for i in keep] for k, v in points.items()},
+                                     name, col[config], hidden))  # fmt: skip
     if not fig.data:
         return Missing(title, [*notes, "no case was measured in two configurations"])
     fig.add_hline(y=1, line={"color": "#888", "dash": "dot"})
-    axis = log_range([*all_ratios, 1.0], kind="ratio", min_ratio=4)
+    axis = log_range([*(all_ratios or noisy_ratios), 1.0], kind="ratio", min_ratio=4)
     if axis:
         fig.update_yaxes(**axis)
     fig.update_yaxes(title_text="× faster than the baseline")

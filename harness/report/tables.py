@@ -167,14 +167,21 @@ def case_columns(cases: pd.DataFrame) -> list[Column]:
         Column("format", "memory_format"),
         Column("compiled", _compiled),
         Column("configuration", "config_short", title="config"),
-        Column("status", "status", title="error"),
         Column(
             "validity",
             "validity",
             title="validity_reason",
-            why=lambda r: "did not run" if r["status"] != "ok" else None,
+            why=lambda r: f"did not run: {r['status']}" if r["status"] != "ok" else None,
         ),
         _latency("latency_s_median"),
+        Column("throughput", "throughput_per_s", lambda v: units.rate(v, "/s")),
+        Column(
+            "peak memory",
+            "peak_memory_bytes",
+            units.nbytes,
+            title="memory_source",
+            why=lambda r: missing_reason(r, "peak memory", "memory_source"),
+        ),
         _latency("latency_s_p90"),
         Column(
             "p99",
@@ -183,17 +190,9 @@ def case_columns(cases: pd.DataFrame) -> list[Column]:
             mark=("p99_reliable", " †"),
             why=lambda r: missing_reason(r, "latency", None),
         ),
-        Column("throughput", "throughput_per_s", lambda v: units.rate(v, "/s")),
         Column("MACs/sample", _per_sample, units.si),
         Column("params", "params", units.count),
         Column("activations", "activation_bytes", units.nbytes),
-        Column(
-            "peak memory",
-            "peak_memory_bytes",
-            units.nbytes,
-            title="memory_source",
-            why=lambda r: missing_reason(r, "peak memory", "memory_source"),
-        ),
         Column(
             "energy/sample",
             "energy_j_per_sample",
@@ -201,10 +200,11 @@ def case_columns(cases: pd.DataFrame) -> list[Column]:
             title="power_source",
             why=lambda r: missing_reason(r, "power", POWER_REASONS),
         ),
+        Column("status", "status", title="error"),
         Column("error", "error", title="error"),
     ]
     if cases["run_id"].nunique(dropna=True) > 1:
-        cols.insert(0, Column("run", "run_id"))
+        cols.append(Column("run", "run_id"))
     return cols
 
 
@@ -301,7 +301,7 @@ def cases_table(cases: pd.DataFrame) -> Html:
         'aria-label="filter the cases"> <span class="count"></span> '
         '<button type="button" class="prev">previous</button> '
         '<button type="button" class="next">next</button></div>'
-        '<div class="table-wrap"><table class="cases sortable"><thead></thead><tbody></tbody>'
+        '<div class="table-wrap whole"><table class="cases sortable"><thead></thead><tbody></tbody>'
         "</table></div></div>"
         f'<script type="application/json" id="{CASES_ELEMENT_ID}">{payload}</script>'
     )

@@ -7,9 +7,11 @@ report's per-model figures) reads rows through ``select_runs``:
 
 * Rows are grouped by configuration, ``CONFIG_COLUMNS``: the host, the device, the CPU threads
   that ran and the torch version. A thread sweep in one run gives one configuration per count.
-* Within a configuration the latest complete run is chosen (the one whose last case finished
-  last); without a complete run, the latest incomplete one, and the note says so.
-  ``all_runs=True`` pools every run on purpose.
+* Within a configuration the most complete run is chosen (``RUN_RANK``): the run that measured
+  the most cases, then a complete one before an interrupted one, then the latest. A user's
+  directory holds two full runs, a three-model ``-n auto`` try and a thread sweep: the full runs
+  speak for the configuration, not the small run that happened to finish last.
+  ``all_runs=True`` pools every run on purpose; ``runs=[...]`` draws the runs named.
 * Within what is kept, one row per case and configuration (``pick_one_per_case``): a valid row
   beats an unassessed one (an older file's), which beats a noisy or invalid one, which beats a
   case that did not run; among equals the latest ``timestamp_utc`` wins. What was dropped, and
@@ -26,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.core.errors import InvalidInputError
 from harness.core.missing import is_missing
 from harness.core.schema import CASE_KEY
 
@@ -33,9 +36,11 @@ from harness.core.schema import CASE_KEY
 # configuration: pytest-xdist spreads one run's models over the GPUs of one model.
 CONFIG_COLUMNS = ("host", "device_name", "cpu_threads", "torch_version")
 SELECTION_RULE = (
-    "one run per (host, device, CPU threads, torch version): the latest complete one "
-    "(else the latest incomplete one); --all-runs pools them"
+    "one run per (host, device, CPU threads, torch version): the most complete one (the most "
+    "measured cases, then complete before interrupted, then the latest); --all-runs pools them, "
+    "--run ID draws the runs named"
 )
+RUN_RANK = ("measured", "complete", "last_timestamp")  # the best run has the largest of each
 DUPLICATE_RULE = (
     "one row per case: a valid row beats an unassessed one, which beats a noisy or invalid one, "
     "which beats a case that did not run; then the latest timestamp_utc"
@@ -85,12 +90,17 @@ def _stamps(df: pd.DataFrame) -> pd.Series:
 
 @dataclass
 class RunSelection:
-    """The rows kept and, per configuration, the runs seen and the one chosen."""
+    """The rows kept and, per configuration, the runs seen and the ones chosen.
+
+    ``runs`` has one row per (configuration, run): ``rows``, ``measured`` (ok rows), ``valid``,
+    ``complete``, ``last_timestamp`` and ``chosen``.
+    """
 
     frame: pd.DataFrame
-    runs: pd.DataFrame  # config, run_id, rows, complete, last_timestamp, chosen
+    runs: pd.DataFrame
     all_runs: bool
     dropped_duplicates: dict[str, int] = field(default_factory=dict)
+    named: tuple[str, ...] = ()
 
     def notes(self) -> list[str]:
         """One line per configuration with more than one run, and one for dropped duplicates."""
@@ -102,25 +112,82 @@ class RunSelection:
             if self.all_runs:
                 lines.append(f"{config}: {len(runs)} runs pooled (--all-runs)")
                 continue
-            run = chosen.iloc[0]
-            state = "complete" if run["complete"] else "incomplete (no complete run)"
-            left = len(runs) - 1
-            more = f"; {left} other run(s) left out (--all-runs pools them)" if left else ""
-            lines.append(f"{config}: run {run['run_id']} ({state}){more}")
+            if chosen.empty:
+                lines.append(f"{config}: no run named by --run; {len(runs)} run(s) left out")
+                continue
+            drawn = "; ".join(run_text(r) for r in records(chosen))
+            left = len(runs) - len(chosen)
+            more = f"; {left} other run(s) left out ({RUN_FLAGS})" if left else ""
+            lines.append(f"{config}: {drawn}{more}")
         if self.dropped_duplicates:
             parts = ", ".join(f"{n} {why}" for why, n in self.dropped_duplicates.items())
             lines.append(f"duplicate case rows dropped: {parts} ({DUPLICATE_RULE})")
         return lines
 
+    def drawn(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(runs drawn, runs left out), each run a dict of its ``runs`` row."""
+        return records(self.runs[self.runs["chosen"]]), records(self.runs[~self.runs["chosen"]])
 
-def select_runs(df: pd.DataFrame, *, all_runs: bool = False) -> RunSelection:
-    """Keep, per configuration, the latest complete run's rows (every run's with ``all_runs``),
-    then one row per case (``pick_one_per_case``)."""
+    def rule(self) -> str:
+        """What chose the runs drawn, in a phrase."""
+        if self.all_runs:
+            return "every run pooled (--all-runs), one row per case: " + DUPLICATE_RULE
+        if self.named:
+            return f"the runs named by --run ({', '.join(self.named)})"
+        return (
+            "per configuration, the run that measured the most cases (then complete, then latest)"
+        )
+
+
+RUN_FLAGS = "cnnbench report --all-runs pools them, --run ID draws a run"
+
+
+def run_text(run: Mapping[str, Any]) -> str:
+    """``run 20261129T1012Z-ab12 (31 cases: 12 valid)``, ``(interrupted)`` where it was."""
+    state = "" if run["complete"] else ", interrupted"
+    return f"run {run['run_id']} ({run['measured']} measured, {run['valid']} valid{state})"
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dict("records")
+
+
+def _valid(df: pd.DataFrame) -> pd.Series:
+    if "validity" not in df:
+        return pd.Series(False, index=df.index)
+    return df["validity"].astype("string").eq("valid").fillna(False)
+
+
+def _measured(df: pd.DataFrame) -> pd.Series:
+    if "status" not in df:
+        return pd.Series(True, index=df.index)
+    return df["status"].astype("string").eq("ok").fillna(False)
+
+
+def _choose(runs: pd.DataFrame, named: Sequence[str]) -> pd.Series:
+    """Which runs are drawn: the named ones, else per configuration the best by ``RUN_RANK``
+    (most measured cases, complete before interrupted, latest)."""
+    if named:
+        return runs["run_id"].isin(list(named))
+    chosen = pd.Series(False, index=runs.index)
+    for _, group in runs.groupby("config", sort=False):
+        ranked = group.sort_values(list(RUN_RANK), na_position="first", kind="stable")
+        chosen[ranked.index[-1]] = True
+    return chosen
+
+
+def select_runs(
+    df: pd.DataFrame, *, all_runs: bool = False, runs: Sequence[str] | None = None
+) -> RunSelection:
+    """Keep, per configuration, the most complete run's rows (every run's with ``all_runs``, the
+    runs named in ``runs``), then one row per case (``pick_one_per_case``)."""
+    named = tuple(dict.fromkeys(runs or ()))
     if df.empty:
         empty = pd.DataFrame(
-            columns=["config", "run_id", "rows", "complete", "last_timestamp", "chosen"]
-        )
-        return RunSelection(df.copy(), empty, all_runs)
+            columns=["config", "run_id", "rows", "measured", "valid", "complete",
+                     "last_timestamp", "chosen"]
+        )  # fmt: skip
+        return RunSelection(df.copy(), empty, all_runs, named=named)
     work = df.reset_index(drop=True)
     config = _config_series(work)
     labels = {key: config_label(work.loc[i]) for i, key in config.drop_duplicates().items()}
@@ -131,27 +198,30 @@ def select_runs(df: pd.DataFrame, *, all_runs: bool = False) -> RunSelection:
         else pd.Series(False, index=work.index)
     )
     info = pd.DataFrame(
-        {"config": config, "run_id": run_ids, "complete": complete, "stamp": _stamps(work)}
-    )
-    runs = (
+        {"config": config, "run_id": run_ids, "complete": complete, "stamp": _stamps(work),
+         "measured": _measured(work), "valid": _valid(work)}
+    )  # fmt: skip
+    table = (
         info.groupby(["config", "run_id"], sort=False)
-        .agg(rows=("stamp", "size"), complete=("complete", "all"), last_timestamp=("stamp", "max"))
+        .agg(rows=("stamp", "size"), measured=("measured", "sum"), valid=("valid", "sum"),
+             complete=("complete", "all"), last_timestamp=("stamp", "max"))
         .reset_index()
-    )
-    runs["chosen"] = all_runs
-    if not all_runs:
-        for _, group in runs.groupby("config", sort=False):
-            pool = group[group["complete"]] if group["complete"].any() else group
-            best = pool.sort_values("last_timestamp", na_position="first", kind="stable").index[-1]
-            runs.loc[best, "chosen"] = True
-    keep = runs.loc[runs["chosen"], ["config", "run_id"]]
+    )  # fmt: skip
+    unknown = [r for r in named if r not in set(table["run_id"])]
+    if unknown:
+        raise InvalidInputError(
+            f"--run {', '.join(unknown)}: no such run in these results; the runs: "
+            f"{', '.join(dict.fromkeys(table['run_id']))}"
+        )
+    table["chosen"] = True if all_runs else _choose(table, named)
+    keep = table.loc[table["chosen"], ["config", "run_id"]]
     chosen = set(zip(keep["config"], keep["run_id"], strict=True))
     mask = [(c, r) in chosen for c, r in zip(info["config"], info["run_id"], strict=True)]
     kept = work[mask]
     kept, dropped = pick_one_per_case(kept, by=(*CASE_KEY, *CONFIG_COLUMNS))
-    runs["config"] = runs["config"].map(labels)
-    runs = runs.sort_values(["config", "last_timestamp"], kind="stable").reset_index(drop=True)
-    return RunSelection(kept.reset_index(drop=True), runs, all_runs, dropped)
+    table["config"] = table["config"].map(labels)
+    table = table.sort_values(["config", "last_timestamp"], kind="stable").reset_index(drop=True)
+    return RunSelection(kept.reset_index(drop=True), table, all_runs, dropped, named)
 
 
 def _rank(df: pd.DataFrame) -> pd.Series:

@@ -19,7 +19,8 @@ import pandas as pd
 
 from harness.cli.compare_text import case_label, ci_text, json_document, ratio_text, text_report
 from harness.cli.csv_out import write_csv
-from harness.compare.compare import compare_runs
+from harness.compare.across import SETTINGS, check_setting
+from harness.compare.compare import compare_across, compare_runs
 from harness.compare.verdicts import METRICS, metric_column
 from harness.core.errors import InvalidInputError
 from harness.core.schema import CASE_KEY
@@ -39,15 +40,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Compare each CANDIDATE against BASELINE, case by case (joined on "
         f"{', '.join(CASE_KEY)}). Each is a result file or a directory of them. Ratios are "
         "candidate / baseline; latency and throughput come with a bootstrap confidence "
-        "interval from the raw samples. Exit 1 when --fail-on finds a regression, 2 on bad "
-        "input.",
+        "interval from the raw samples, and each model gets a verdict over its cases. Two "
+        "inputs that differ in one setting (1 and 2 threads, float32 and float16...) are "
+        "compared across it; --across SETTING asks for it, and with one input compares its "
+        "settings with each other. Exit 1 when --fail-on finds a regression, 2 on bad input.",
     )
     p.add_argument("baseline", metavar="BASELINE", help="result file or directory")
     p.add_argument(
         "candidates",
         metavar="CANDIDATE",
-        nargs="+",
-        help="result file or directory; several are each compared with BASELINE",
+        nargs="*",
+        help="result file or directory; several are each compared with BASELINE (none: give "
+        "--across to compare BASELINE's settings with each other)",
+    )
+    p.add_argument(
+        "--across",
+        default=None,
+        metavar="SETTING",
+        help=f"compare across this setting ({'|'.join(SETTINGS)}): cases are matched on the "
+        "other key columns; with one input, its rows are split by the setting (default: "
+        "across the one setting two inputs without common cases differ in)",
     )
     p.add_argument("--format", choices=FORMATS, default="table", help="output (default table)")
     p.add_argument(
@@ -70,7 +82,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="row order: case (as in the baseline), ratio, change (largest first) or verdict",
     )
     p.add_argument("--reverse", action="store_true", help="reverse the sort order")
-    p.add_argument("--changed", action="store_true", help="hide rows whose verdict is 'same'")
+    p.add_argument(
+        "--changed",
+        action="store_true",
+        help="only the changes: hide rows whose verdict is 'same', and the noisy and invalid "
+        "ones (noise is not a change; --include-noisy keeps them)",
+    )
+    p.add_argument(
+        "--valid-only",
+        action="store_true",
+        help="hide the rows of cases measured noisy or invalid on either side",
+    )
+    _add_gate_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_gate_options(p: argparse.ArgumentParser) -> None:
+    """--fail-on, --include-noisy and the settings of the bootstrap."""
     p.add_argument(
         "--fail-on",
         action="append",
@@ -82,8 +111,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--include-noisy",
         action="store_true",
-        help="let --fail-on judge cases measured noisy or invalid on either side (left out by "
-        "default: noise is never a regression)",
+        help="let --fail-on judge cases measured noisy or invalid on either side, and let "
+        "--changed list them (left out by default: noise is never a regression)",
     )
     p.add_argument(
         "--min-effect",
@@ -99,8 +128,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=f"bootstrap resamples, 100 to {MAX_RESAMPLES:,} (2000)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed, 0 or more (0)")
-    p.set_defaults(func=run)
-    return p
 
 
 def parse_percent(text: str, what: str) -> float:
@@ -167,16 +194,27 @@ def run(args: argparse.Namespace) -> int:
     check_ci_level(args.ci_level, args.resamples)
     thresholds = parse_fail_on(args.fail_on)
     shown = [metric_column(m) for m in (args.metric or METRICS)]
-    comp = compare_runs(
-        args.baseline,
-        *args.candidates,
-        metrics=list(dict.fromkeys([*shown, *thresholds])),
-        models=args.model,
-        min_effect=parse_percent(args.min_effect, "--min-effect"),
-        ci_level=args.ci_level,
-        n_resamples=args.resamples,
-        seed=args.seed,
-    )
+    options = {
+        "metrics": list(dict.fromkeys([*shown, *thresholds])),
+        "models": args.model,
+        "min_effect": parse_percent(args.min_effect, "--min-effect"),
+        "ci_level": args.ci_level,
+        "n_resamples": args.resamples,
+        "seed": args.seed,
+    }
+    if args.across is not None:
+        check_setting(args.across)
+    if args.candidates:
+        comp = compare_runs(
+            args.baseline, *args.candidates, across=args.across or "auto", **options
+        )
+    elif args.across:
+        comp = compare_across(args.baseline, args.across, **options)
+    else:
+        raise InvalidInputError(
+            "give a CANDIDATE to compare with BASELINE, or --across SETTING (threads, dtype, "
+            "...) to compare BASELINE's settings with each other"
+        )
     failures = comp.failures(thresholds, include_noisy=args.include_noisy)
     for column in thresholds:
         checked = comp.cases.loc[comp.cases["column"] == column, "ratio"].notna().any()
@@ -192,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "json":  # json.dumps escapes every control character (ensure_ascii)
         print(json_document(comp, cases, failures))
     else:
-        print(text_report(comp, cases, markdown=args.format == "markdown"))
+        hide = (args.changed and not args.include_noisy) or args.valid_only
+        print(text_report(comp, cases, markdown=args.format == "markdown", noisy_listed=not hide))
     if len(failures):
         _report_failures(failures)
         return 1
@@ -204,6 +243,8 @@ def _select(cases: pd.DataFrame, shown: list[str], args: argparse.Namespace) -> 
     df = cases[cases["column"].isin(shown)].copy()
     if args.changed:
         df = df[df["verdict"] != "same"]
+    if (args.changed and not args.include_noisy) or args.valid_only:
+        df = df[~df["verdict"].isin(("noisy", "invalid"))]
     df["_pair"] = df["candidate"].map(
         {c: i for i, c in enumerate(dict.fromkeys(cases["candidate"]))}
     )

@@ -1,14 +1,18 @@
-"""`cnnbench models [PATTERN]`: the registered architectures, their inputs and sizes."""
+"""`cnnbench models [PATTERN]`: the registered architectures, their inputs and sizes.
+
+The list is static (the zoo's code, the installed torch): computed once, then printed from
+harness.cli.static_cache without importing torch (``--no-cache`` recomputes)."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
-import sys
 
 from tabulate import tabulate
 
+from harness.cli import static_cache
 from harness.core import units
 from harness.core.errors import UnknownModelError
 
@@ -31,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PATH",
         help="also list the models a suite file (or a directory's test files) registers "
         "(repeatable)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the list (it is kept after the first run, keyed by the zoo's code and "
+        "the torch version)",
     )
     p.set_defaults(func=run)
     return p
@@ -71,31 +81,44 @@ def model_rows(pattern: str = "*") -> list[dict]:
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    from harness.models.suites import load_suites
-
-    load_suites(args.suite)
-    rows = model_rows(args.pattern)
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
-    elif args.format == "csv":
+def render(rows: list[dict], fmt: str) -> str:
+    """The rows as the command prints them (a final newline included)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
         import pandas as pd
 
         from harness.cli.csv_out import write_csv
 
-        write_csv(pd.DataFrame(rows), sys.stdout)
-    else:
-        table = [
-            [r["name"], r["input_shape"], r["min_input_shape"] or "-", units.count(r["params"]),
-             r["family"]]
-            for r in rows
-        ]  # fmt: skip
-        print(
-            tabulate(
-                table,
-                headers=["model", "input", "min input", "params", "family"],
-                colalign=("left", "right", "right", "right", "left"),
-                disable_numparse=True,
-            )
+        out = io.StringIO()
+        write_csv(pd.DataFrame(rows), out)
+        return out.getvalue()
+    table = [
+        [r["name"], r["input_shape"], r["min_input_shape"] or "-", units.count(r["params"]),
+         r["family"]]
+        for r in rows
+    ]  # fmt: skip
+    return (
+        tabulate(
+            table,
+            headers=["model", "input", "min input", "params", "family"],
+            colalign=("left", "right", "right", "right", "left"),
+            disable_numparse=True,
         )
+        + "\n"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    key = [args.pattern, args.format]
+    cacheable = not args.suite and static_cache.usable()
+    text = None if args.no_cache or not cacheable else static_cache.get("models", key)
+    if text is None:
+        from harness.models.suites import load_suites
+
+        load_suites(args.suite)
+        text = render(model_rows(args.pattern), args.format)
+        if cacheable:
+            static_cache.put("models", key, text)
+    print(text, end="")
     return 0

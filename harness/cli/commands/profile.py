@@ -9,6 +9,7 @@ parameters."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -16,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from harness.cli.csv_out import write_csv
+from harness.cli import static_cache
 from harness.core import units
-from harness.core.layers import roll_up
-from harness.core.stats import half_width_rel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +79,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=("table", "json", "csv"),
         default="table",
         help="output (default table); json holds the totals, the split by type and every layer",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute a registered model's static profile (kept after the first run, keyed "
+        "by the harness's code and the torch version)",
     )
     p.set_defaults(func=run)
     return p
@@ -188,6 +193,8 @@ def measured_by_type(frame: pd.DataFrame, totals: dict[str, int]) -> pd.DataFram
     measured), and the shares of time (of the summed layer times), MACs, params and activation
     bytes (of the model's totals)."""
     kinds = zip(frame["layer_type"], frame["layer_kind"], strict=True)
+    from harness.core.layers import roll_up  # pandas: only for a measured profile
+
     grouped = roll_up(
         frame,
         [_type_label(t, k) for t, k in kinds],
@@ -203,6 +210,8 @@ def measured_lines(measured: Measured) -> list[str]:
     """What was measured, how, whether the number can be trusted, and how much of the step the
     layers cover."""
     r = measured.row
+    from harness.core.stats import half_width_rel
+
     half = half_width_rel(
         r.get("latency_s_median_ci_low"), r.get("latency_s_median_ci_high"), r["latency_s_median"]
     )
@@ -274,6 +283,8 @@ def _print_measured(prof: ModelProfile, measured: Measured, args: argparse.Names
         }
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
+        from harness.cli.csv_out import write_csv
+
         write_csv(measured_by_type(frame, prof.totals()) if args.by_type else frame, sys.stdout)
     else:
         print("\n".join(summary_lines(prof) + measured_lines(measured)))
@@ -281,25 +292,45 @@ def _print_measured(prof: ModelProfile, measured: Measured, args: argparse.Names
         print(measured_type_table(frame, prof) if args.by_type else measured_layer_table(frame))
 
 
+def static_text(prof: ModelProfile, args: argparse.Namespace) -> str:
+    """The static profile as the command prints it (a final newline included)."""
+    if args.format == "json":
+        return json.dumps(prof.to_dict(), indent=2) + "\n"
+    if args.format == "csv":
+        from harness.cli.csv_out import write_csv
+
+        out = io.StringIO()
+        write_csv(prof.by_type() if args.by_type else prof.to_frame(), out)
+        return out.getvalue()
+    table = type_table(prof) if args.by_type else layer_table(prof)
+    return "\n".join(summary_lines(prof)) + "\n\n" + table + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.core.errors import InvalidInputError
-    from harness.models.suites import load_suites
-    from harness.profile import profile  # torch is imported only when a command needs it
 
     if not args.measure and (args.device is not None or args.steps is not None):
         raise InvalidInputError("--device and --steps go with --measure (a measured profile)")
     if args.measure and args.steps is not None and args.steps < 1:
         raise InvalidInputError(f"--steps must be at least 1, got {args.steps}")
+    # a registered name's static profile depends on the harness's code and torch only
+    cacheable = not (args.measure or args.suite or ":" in args.model) and static_cache.usable()
+    key = [args.model, str(args.input), str(args.batch), args.dtype, str(args.by_type),
+           args.format]  # fmt: skip
+    text = None if args.no_cache or not cacheable else static_cache.get("profile", key)
+    if text is not None:
+        print(text, end="")
+        return 0
+    from harness.models.suites import load_suites
+    from harness.profile import profile  # torch is imported only when a command needs it
+
     load_suites(args.suite)
     prof = profile(args.model, args.input, batch_size=args.batch, dtype=args.dtype)
     if args.measure:
         _print_measured(prof, measure(prof, args), args)
-    elif args.format == "json":
-        print(json.dumps(prof.to_dict(), indent=2))
-    elif args.format == "csv":
-        write_csv(prof.by_type() if args.by_type else prof.to_frame(), sys.stdout)
-    else:
-        print("\n".join(summary_lines(prof)))
-        print()
-        print(type_table(prof) if args.by_type else layer_table(prof))
+        return 0
+    text = static_text(prof, args)
+    if cacheable:
+        static_cache.put("profile", key, text)
+    print(text, end="")
     return 0

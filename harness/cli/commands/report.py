@@ -43,6 +43,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(default: reports/report-<UTC timestamp>.html)",
     )
     p.add_argument("--title", default=None, help="title of the page (default: cnnbench report)")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="draw every run of a configuration, pooled (one row per case: a valid row first, "
+        "then the latest); default: per configuration the run that measured the most cases",
+    )
+    p.add_argument(
+        "--run",
+        action="append",
+        default=None,
+        metavar="RUN_ID",
+        help="draw this run (repeatable); the other runs stay in the table of cases",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -141,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
     # a name cnnbench chose is never taken from another report (two at once in one second)
     fresh = args.output is None or args.output.endswith(("/", os.sep)) or out != Path(args.output)
     try:
-        path = write_report(args.paths, out, title=args.title, replace=not fresh)
+        path = write_report(
+            args.paths,
+            out,
+            title=args.title,
+            replace=not fresh,
+            all_runs=args.all_runs,
+            runs=args.run,
+        )
     except OSError as exc:
         raise InvalidInputError(
             f"cannot write the report to {out}: {exc.strerror or exc}; pass -o with a writable "
