@@ -187,3 +187,21 @@ def test_rows_record_the_rounds_stop_and_the_interval() -> None:
     assert row["validity"] in ("valid", "noisy")
     for column in ("load_avg_1m_end", "involuntary_switches_per_s", "cpu_affinity"):
         assert row[column] is not None, column
+
+
+def test_a_one_round_measurement_never_wins_over_one_with_more_rounds() -> None:
+    """Issue 21's defect: a try of 1 round stored the interval [median, median] (spread 0) and
+    was kept over a noisy try of many rounds; rows printed "942 ms ±0.0%". Calls alternate
+    2/20 ms for 0.25 s, then each takes 150 ms under a 0.1 s cap (one round per measurement):
+    the row keeps the many rounds' median, and no interval narrower than its rounds allow."""
+    opts = RunOptions(
+        warmup_rounds=1, warmup_time_s=0.0, min_rounds=6, min_time_s=0.05, max_time_s=0.1,
+        ci_target=0.01, remeasure=1, remeasure_pause_s=0.2, power="off",
+    )  # fmt: skip
+    row = run_case(Case(M + "noisy_then_one_round", (1, 2, 2)), opts).row
+    assert row["status"] == "ok", row.get("error")
+    assert row["validity"] != "valid"  # the step changed 75x mid-way
+    assert row["latency_s_median"] < 0.05, row["latency_s_median"]  # not the 1-round 150 ms
+    lo, hi = row["latency_s_median_ci_low"], row["latency_s_median_ci_high"]
+    assert row["rounds"] >= 6 or (lo is None and hi is None)
+    assert lo is None or hi > lo  # never a zero-width interval
