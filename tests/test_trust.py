@@ -205,3 +205,49 @@ def test_a_one_round_measurement_never_wins_over_one_with_more_rounds() -> None:
     lo, hi = row["latency_s_median_ci_low"], row["latency_s_median_ci_high"]
     assert row["rounds"] >= 6 or (lo is None and hi is None)
     assert lo is None or hi > lo  # never a zero-width interval
+
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ([float("inf")] * 20, "Infinity: every row was error: ZeroDivisionError"),
+        ([True] * 20, "true (1 s): every row was noisy, '951.94x faster'"),
+        ([1e-12] * 20, "an implausible 1 ps probe"),
+        ([float("nan")] * 20, "NaN"),
+        (["0.0007"] * 20, "a string"),
+    ],
+)
+def test_a_corrupt_speed_probe_cache_is_dropped_with_one_warning(tmp_path, monkeypatch, bad, what):
+    """Issue 24 item 5: only finite, positive, plausible probe times are read; a bad cache is
+    dropped with one warning, and the ratio of a real probe is the probe's own."""
+    from harness.measure import noise
+
+    path = tmp_path / "speed.json"
+    path.write_text(json.dumps({noise._cache_key(): bad}))  # json writes Infinity, NaN, true
+    probe = 0.0008
+    monkeypatch.setattr(noise, "speed_probe", lambda: probe)
+    monkeypatch.setattr(noise.time, "sleep", lambda s: None)
+    with pytest.warns(UserWarning, match="speed-probe cache") as caught:
+        ref = noise.SpeedReference(path)
+    assert len(caught) == 1, what
+    assert ref.recent == [], what
+    ratio = ref.ratio(probe)
+    assert ratio == pytest.approx(1.0), what
+    assert noise_signals({"speed_probe_ratio": ratio}) == []
+
+
+def test_an_infinite_probe_cache_no_longer_makes_every_row_an_error(tmp_path, monkeypatch):
+    """The user's failure (issue 24 item 5): ``Infinity`` in the cache made every case an
+    ``error: ZeroDivisionError``; now the probe's columns are read and the row is judged."""
+    from harness.measure import noise
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = tmp_path / "cnnbench" / "speed-probe.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({noise._cache_key(): [float("inf")] * 40}))
+    monkeypatch.setattr(noise, "_REFERENCE", None)
+    with pytest.warns(UserWarning, match="speed-probe cache"):
+        with noise.NoiseProbe() as probe:
+            pass
+        columns = probe.columns()
+    assert 0.2 < columns["speed_probe_ratio"] < 5, columns

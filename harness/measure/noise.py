@@ -33,12 +33,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
 import platform
 import socket
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -126,6 +128,17 @@ def _cache_key() -> str:
 
 SPEED_HISTORY = 256  # probes kept per host: the typical speed of the last few runs
 SPEED_WARMUP = 16  # probes taken (20 ms apart) when a host has fewer on record
+# A probe (20,000 iterations of CPython, best of 3) takes about 0.7 ms on a 2020s core: a
+# stored time outside 1 us .. 1 s is no probe of this loop (a corrupt or foreign cache).
+PROBE_PLAUSIBLE_S = (1e-6, 1.0)
+
+
+def plausible_probe(value: object) -> bool:
+    """Whether ``value`` can be a probe time in seconds: a finite float in
+    ``PROBE_PLAUSIBLE_S`` (not a bool, not a string, not infinite, zero or negative)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and PROBE_PLAUSIBLE_S[0] <= value <= PROBE_PLAUSIBLE_S[1]
 
 
 class SpeedReference:
@@ -138,17 +151,30 @@ class SpeedReference:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or _cache_file()
+        self._drop = False  # a corrupt entry is replaced, not merged with, on the next save
         self.recent: list[float] = self._stored()
         self._new: list[float] = []
         self._saved_at = 0.0
 
     def _stored(self) -> list[float]:
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        """This host's stored probes; a cache holding anything but plausible probe times (a
+        corrupt file, Infinity, true) is dropped whole, with one warning, and rebuilt."""
+        try:
             value = json.loads(self.path.read_text()).get(_cache_key())
-            if isinstance(value, list):
-                return [float(v) for v in value if isinstance(v, (int, float)) and v > 0][
-                    -SPEED_HISTORY:
-                ]
+        except (OSError, ValueError, TypeError, AttributeError):
+            return []
+        if value is None or value == [] or plausible_probe(value):  # a first-version cache held
+            return []  # one float (the fastest probe): read as no history
+        if isinstance(value, list) and all(plausible_probe(v) for v in value):
+            return [float(v) for v in value][-SPEED_HISTORY:]
+        shown = repr(value)[:60]
+        warnings.warn(
+            f"cnnbench: the speed-probe cache {self.path} holds values that are no probe time "
+            f"({shown}): dropped; this host's reference is measured again",
+            UserWarning,
+            stacklevel=2,
+        )
+        self._drop = True
         return []
 
     def typical(self) -> float:
@@ -156,8 +182,11 @@ class SpeedReference:
         n = len(values)
         return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
-    def ratio(self, seconds: float) -> float:
-        """``seconds`` over the typical time (before ``seconds`` joins the history)."""
+    def ratio(self, seconds: float) -> float | None:
+        """``seconds`` over the typical time (before ``seconds`` joins the history); None for
+        a probe time that cannot be one (it joins nothing)."""
+        if not plausible_probe(seconds):
+            return None
         if len(self.recent) < SPEED_WARMUP:
             for _ in range(SPEED_WARMUP - len(self.recent)):
                 self._add(speed_probe())
@@ -186,10 +215,11 @@ class SpeedReference:
                 data = {}
             known = data.get(_cache_key())
             known = (
-                [v for v in known if isinstance(v, (int, float)) and v > 0]
-                if isinstance(known, list)
+                [v for v in known if plausible_probe(v)]
+                if isinstance(known, list) and not self._drop
                 else []
             )
+            self._drop = False
             data[_cache_key()] = [*known, *self._new][-SPEED_HISTORY:]
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".speed-probe-")
             with os.fdopen(fd, "w") as fh:
@@ -246,7 +276,7 @@ class NoiseProbe:
         if elapsed > 0 and self._ctx0 is not None and self._ctx1 is not None:
             switches = (self._ctx1 - self._ctx0) / elapsed
         reference = speed_reference()
-        ratios = [reference.ratio(p) for p in self._speed]
+        ratios = [r for p in self._speed if (r := reference.ratio(p)) is not None]
         return {
             "load_avg_1m_end": self._load_end,
             "cpu_pressure": pressure,
