@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core import windows as win
 from harness.core.missing import is_missing
 from harness.core.stats import MIN_SAMPLES_FOR_CI, half_width_rel, median_ci
 
@@ -61,7 +62,14 @@ THROTTLE_NOISY = (
     "hw_power_brake_slowdown",
 )
 
+# Between windows (harness.core.windows): at least this many, and all but one in five of
+# them within AGREE_REL of the fastest window.
+MIN_WINDOWS = win.MIN_WINDOWS
+AGREE_REL = win.AGREE_REL
+
 THRESHOLDS: dict[str, float] = {
+    "min_windows": MIN_WINDOWS,
+    "window_agree_rel": AGREE_REL,
     "min_rounds": MIN_ROUNDS,
     "iqr_rel_max": IQR_REL_MAX,
     "ci_half_width_rel_max": CI_HALF_WIDTH_REL_MAX,
@@ -73,7 +81,10 @@ THRESHOLDS: dict[str, float] = {
     "temperature_rise_max_c": TEMPERATURE_RISE_MAX_C,
 }
 RULE = (
-    f"noisy when any of: fewer than {MIN_ROUNDS} rounds; IQR > {IQR_REL_MAX:.0%} of the "
+    f"noisy when any of: fewer than {MIN_WINDOWS} windows, or fewer than all but one in five "
+    f"of them within {AGREE_REL:.0%} of the fastest window (the row's value is the median of "
+    f"those windows' medians; its interval resamples windows, then samples); fewer than "
+    f"{MIN_ROUNDS} rounds in them; IQR > {IQR_REL_MAX:.0%} of the "
     f"median; the median's 95% interval wider than +-{CI_HALF_WIDTH_REL_MAX:.1%}; CPU "
     f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
     f"involuntary switches/s (without PSI); the CPU's speed probe > {SPEED_PROBE_SLOW_MAX:g}x "
@@ -99,6 +110,8 @@ class Signal:
 
 
 SIGNAL_KINDS = (
+    "too_few_windows",
+    "windows_disagree",
     "too_few_rounds",
     "iqr",
     "median_interval",
@@ -162,6 +175,71 @@ def impossible(row: Mapping[str, Any], *, require: bool = True) -> str | None:
     return None
 
 
+def row_windows(row: Mapping[str, Any]) -> win.Windows | None:
+    """The row's samples by window (harness.core.windows); None without finite samples. A row
+    from before windows (no ``latency_s_window_ids``) is one window."""
+    s = _samples(row)
+    if s is None or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        return None
+    ids = row.get("latency_s_window_ids")
+    if ids is None or isinstance(ids, str) or not hasattr(ids, "__len__") or len(ids) != s.size:
+        ids = None
+    try:
+        return win.split(s, ids)
+    except (TypeError, ValueError):
+        return None
+
+
+def window_signals(row: Mapping[str, Any], windows: win.Windows | None) -> list[Signal]:
+    """Between-window signals: too few windows, or too few of them agreeing with the fastest
+    (the text names the spread: "windows disagree: 1.38x between the fastest and slowest
+    window"). Rows without window ids (files before windows) have none."""
+    if windows is None or not _windowed(row):
+        return []
+    found: list[Signal] = []
+    count = windows.count
+    if count < MIN_WINDOWS:
+        found.append(
+            Signal(
+                "too_few_windows",
+                float(count),
+                float(MIN_WINDOWS),
+                f"only {count} window(s): no between-window check (needs {MIN_WINDOWS})",
+            )
+        )
+        return found
+    agree = int(windows.agreeing().sum())
+    need = win.needed(count)
+    if agree < need:
+        found.append(
+            Signal(
+                "windows_disagree",
+                windows.spread(),
+                1.0 + AGREE_REL,
+                f"windows disagree: {windows.spread():.2f}x between the fastest and slowest "
+                f"window; {agree} of {count} within {AGREE_REL:.0%} of the fastest "
+                f"(needs {need})",
+            )
+        )
+    return found
+
+
+def left_out(windows: win.Windows | None) -> str | None:
+    """The windows that do not speak for a valid row, in words ("1 of 5 windows 1.70x slower
+    than the fastest, left out"); None when every window agrees."""
+    if windows is None or windows.count < 2:
+        return None
+    mask = windows.agreeing()
+    out = int((~mask).sum())
+    if not out:
+        return None
+    worst = float(windows.medians[~mask].max() / windows.medians.min())
+    return (
+        f"{out} of {windows.count} window(s) up to {worst:.2f}x slower than the fastest, "
+        "left out of the value"
+    )
+
+
 def _ci_half_width_rel(row: Mapping[str, Any]) -> float | None:
     lo, hi = _num(row, "latency_s_median_ci_low"), _num(row, "latency_s_median_ci_high")
     if (lo is None or hi is None) and (s := _samples(row)) is not None and np.all(np.isfinite(s)):
@@ -176,7 +254,16 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
     def add(kind: str, value: float, limit: float, text: str) -> None:
         found.append(Signal(kind, float(value), float(limit), text))
 
+    windows = row_windows(row)
+    found += window_signals(row, windows)
     rounds = _num(row, "rounds")
+    iqr = _num(row, "latency_s_iqr")
+    if windows is not None and windows.count > 1:
+        # the windows that speak for the row: their rounds and their spread
+        kept = windows.agreeing_samples()
+        rounds = float(kept.size)
+        q1, q3 = np.percentile(kept, [25, 75])
+        iqr = float(q3 - q1)
     if rounds is not None and rounds < MIN_ROUNDS:
         add(
             "too_few_rounds",
@@ -186,7 +273,6 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
             f"(needs {MIN_ROUNDS})",
         )
     median = _num(row, "latency_s_median")
-    iqr = _num(row, "latency_s_iqr")
     if median and iqr is not None and iqr / median > IQR_REL_MAX:
         add(
             "iqr",
@@ -283,7 +369,14 @@ def verdict(row: Mapping[str, Any]) -> Verdict:
     signals = tuple(noise_signals(row))
     if signals:
         return Verdict("noisy", signals, "; ".join(s.text for s in signals))
-    return Verdict("valid")
+    # a valid row still says which windows it left out of its value (the machine's other state)
+    return Verdict("valid", reason=left_out(row_windows(row)) if _windowed(row) else None)
+
+
+def _windowed(row: Mapping[str, Any]) -> bool:
+    """Whether the row's samples carry their windows (schema version 4 and later)."""
+    ids = row.get("latency_s_window_ids")
+    return ids is not None and not isinstance(ids, (str, float)) and len(ids) > 0
 
 
 def assess(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -302,6 +395,7 @@ SIGNAL_COLUMNS = (
     "status",
     "schema_version",
     "rounds",
+    "latency_s_window_ids",
     "latency_s_median",
     "throughput_per_s",
     "latency_s_samples",

@@ -268,18 +268,50 @@ class NoiseProbe:
         self._load_end = load_average()
         self._speed.append(speed_probe())
 
-    def columns(self) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """The window's raw measures (``aggregate`` turns those of several windows into a
+        row's columns): its length, CPU stall and involuntary switches (None where the OS
+        has no such counter), the speed probe's ratio, the load when it ended."""
         elapsed = self._t1 - self._t0
-        pressure = switches = None
-        if elapsed > 0 and self._psi0 is not None and self._psi1 is not None:
-            pressure = min(1.0, max(0.0, (self._psi1 - self._psi0) / 1e6 / elapsed))
-        if elapsed > 0 and self._ctx0 is not None and self._ctx1 is not None:
-            switches = (self._ctx1 - self._ctx0) / elapsed
+        stall = switches = None
+        if self._psi0 is not None and self._psi1 is not None:
+            stall = max(0.0, (self._psi1 - self._psi0) / 1e6)
+        if self._ctx0 is not None and self._ctx1 is not None:
+            switches = self._ctx1 - self._ctx0
         reference = speed_reference()
         ratios = [r for p in self._speed if (r := reference.ratio(p)) is not None]
         return {
-            "load_avg_1m_end": self._load_end,
-            "cpu_pressure": pressure,
-            "involuntary_switches_per_s": switches,
+            "elapsed_s": elapsed,
+            "stall_s": stall,
+            "switches": switches,
             "speed_probe_ratio": max(ratios, key=lambda r: max(r, 1 / r)) if ratios else None,
+            "load_avg_1m_end": self._load_end,
         }
+
+    def columns(self) -> dict[str, Any]:
+        return aggregate([self.record()])
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The noise columns of a row from its windows' records: CPU pressure and switches per
+    second over the windows' summed time, the speed probe's median ratio (a single window's
+    farther-from-1 probe when there is one), the load when the last window ended."""
+    elapsed = sum(r["elapsed_s"] for r in records)
+    stalls = [r["stall_s"] for r in records]
+    switches = [r["switches"] for r in records]
+    ratios = sorted(r["speed_probe_ratio"] for r in records if r["speed_probe_ratio"] is not None)
+    pressure = rate = None
+    if elapsed > 0 and records and all(v is not None for v in stalls):
+        pressure = min(1.0, max(0.0, sum(stalls) / elapsed))
+    if elapsed > 0 and records and all(v is not None for v in switches):
+        rate = sum(switches) / elapsed
+    probe = None
+    if ratios:
+        mid = len(ratios) // 2
+        probe = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return {
+        "load_avg_1m_end": records[-1]["load_avg_1m_end"] if records else None,
+        "cpu_pressure": pressure,
+        "involuntary_switches_per_s": rate,
+        "speed_probe_ratio": probe,
+    }

@@ -96,6 +96,9 @@ def _child(
 
     if cuda_index is not None:
         torch.cuda.set_device(cuda_index)
+    import gc
+
+    gc.freeze()  # what the imports made is never garbage: later collections skip it
     models = ModelCache()
     environments: dict[str, dict[str, Any]] = {}
 
@@ -110,6 +113,7 @@ def _child(
                 environments[device] = dict(run_facts)
         return environments[device]
 
+    host = None
     while True:
         try:
             message = conn.recv()
@@ -117,6 +121,23 @@ def _child(
             return
         if message is None:
             return
+        if message[0] == "session":  # a case's open / window / finish (harness.run.session)
+            if host is None:
+                from harness.run.session import LocalHost
+
+                host = LocalHost(environment, models)
+            try:
+                reply = host.handle(message[1:])
+            except KeyboardInterrupt:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear it
+                conn.send(("interrupted",))
+                return
+            conn.send(reply)
+            if getattr(reply, "poisoned", None) or getattr(
+                getattr(reply, "result", None), "poisoned", None
+            ):
+                return  # a sticky CUDA error: no later case runs in this context
+            continue
         if message[0] == "environment":  # the device's facts, for rows the parent writes
             conn.send(environment(message[1]))
             continue
@@ -224,6 +245,22 @@ class CaseProcess:
     def run(self, case: Any, options: Any, timeout_s: float | None = None) -> Any:
         """Run ``case`` in the child (starting one if needed); a dead or hung child becomes a
         ``crashed`` row. Ctrl-C raises ``CaseInterrupted`` with the row."""
+        result = self._exchange((case, options), case, timeout_s)
+        result.row["isolation"] = self.label
+        if result.poisoned:
+            self.close()
+        return result
+
+    def session(self, call: str, case: Any, *args: Any, timeout_s: float | None = None) -> Any:
+        """One call of a case's session in the child (harness.run.session: ``open``,
+        ``window``, ``finish``, ``abandon``); a dead or hung child gives the case's ``crashed``
+        CaseResult instead of the answer. Ctrl-C raises KeyboardInterrupt (the parent keeps
+        the windows it has)."""
+        return self._exchange(("session", call, case, *args), case, timeout_s, session=True)
+
+    def _exchange(
+        self, message: Any, case: Any, timeout_s: float | None, session: bool = False
+    ) -> Any:
         from harness.run.outcome import CaseInterrupted
 
         if not self.alive:
@@ -231,7 +268,7 @@ class CaseProcess:
             self._start()
         assert self._conn is not None
         started = time.perf_counter()
-        self._conn.send((case, options))
+        self._conn.send(message)
         deadline = None if timeout_s is None else started + timeout_s
         try:
             while True:
@@ -239,13 +276,9 @@ class CaseProcess:
                 ready = wait([self._conn, self._process.sentinel], timeout=left)
                 if self._conn in ready:
                     try:
-                        result = self._conn.recv()
+                        return self._conn.recv()
                     except (EOFError, OSError):
                         return self._crashed(case, started)
-                    result.row["isolation"] = self.label
-                    if result.poisoned:
-                        self.close()
-                    return result
                 if self._process.sentinel in ready:
                     return self._crashed(case, started)
                 if not ready:  # timed out: a hang
@@ -262,10 +295,12 @@ class CaseProcess:
             with contextlib.suppress(Exception):  # the child got Ctrl-C too: take its row
                 if self._conn.poll(3.0):
                     result = self._conn.recv()
+            self.close()
+            if session:
+                raise
             if result is None:
                 result = self._crashed(case, started, "interrupted (Ctrl-C) while the case ran")
                 result.row["status"] = "error"
-            self.close()
             raise CaseInterrupted(result) from None
 
     def roofs(
