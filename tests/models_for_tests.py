@@ -221,30 +221,23 @@ sticky_cuda_error.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
 
 
 class _SlowsDown(nn.Module):
-    """Noisy at first (calls alternate 2 ms / 20 ms), then from ``switch_s`` after the first
-    real call on every call takes ``slow_s``: a measurement taken after the switch under a time
-    cap below ``slow_s`` has a single round."""
+    """2 ms a call for the first ``fast_calls`` real calls, then ``slow_s`` a call: the windows
+    measured after the switch hold the same rounds at 75x the time."""
 
-    def __init__(self, switch_s: float, slow_s: float) -> None:
+    def __init__(self, fast_calls: int, slow_s: float) -> None:
         super().__init__()
-        self.switch_s, self.slow_s, self.calls = switch_s, slow_s, 0
-        self.started: float | None = None
+        self.fast_calls, self.slow_s, self.calls = fast_calls, slow_s, 0
         self.fc = nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "meta":
-            now = time.monotonic()
-            self.started = self.started if self.started is not None else now
             self.calls += 1
-            if now - self.started >= self.switch_s:
-                time.sleep(self.slow_s)
-            else:
-                time.sleep(0.02 if self.calls % 2 == 0 else 0.002)
+            time.sleep(0.002 if self.calls <= self.fast_calls else self.slow_s)
         return self.fc(x.flatten(1)[:, :4])
 
 
-def noisy_then_one_round() -> nn.Module:
-    return _SlowsDown(0.25, 0.15)
+def fast_then_slow() -> nn.Module:
+    return _SlowsDown(24, 0.15)
 
 
-noisy_then_one_round.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+fast_then_slow.input_shape = (1, 2, 2)  # type: ignore[attr-defined]

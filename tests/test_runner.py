@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -15,7 +16,8 @@ import torch
 from harness.core.schema import column_names
 from harness.core.spec import Case
 from harness.measure.memory import MemoryResult
-from harness.run import runner
+from harness.run import runner, session
+from harness.run.outcome import WindowRecord
 from harness.run.runner import RunOptions, run_case
 
 FAST = RunOptions(warmup_rounds=1, warmup_time_s=0.0, min_rounds=3, min_time_s=0.01, power="off")
@@ -148,7 +150,7 @@ def test_every_compiled_case_of_a_sweep_runs_compiled(compiled_calls, monkeypatc
     # default); either way later "compiled" rows would silently measure eager.
     limit = torch._dynamo.config.recompile_limit
     if memory != "cpu tracker":
-        monkeypatch.setattr(runner, "measure_peak_memory", _no_dispatch_memory)
+        monkeypatch.setattr(session, "measure_peak_memory", _no_dispatch_memory)
         limit = 1
     cases = [
         Case(M + "tiny_cnn", (3, 16, 16), batch_size=2, compile=True),
@@ -194,10 +196,19 @@ def test_a_failing_cuda_clean_up_becomes_the_rows_error_not_a_crash(monkeypatch)
 
 def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     _broken_cuda_context(monkeypatch)
-    prepared = SimpleNamespace(model=torch.nn.Linear(2, 2))
-    monkeypatch.setattr(runner, "prepare_step", lambda case, device, models=None: prepared)
-    monkeypatch.setattr(runner, "_measure", lambda *args: None)  # "measured" without error
-    monkeypatch.setattr(runner.cuda_state, "release_between_cases", lambda device: {})
+    prepared = SimpleNamespace(
+        model=torch.nn.Linear(2, 2), contexts=contextlib.nullcontext, step=lambda: None,
+        tensors=[],
+    )  # fmt: skip
+    monkeypatch.setattr(
+        session.CaseSession, "_prepare", lambda self, prof: setattr(self, "prepared", prepared)
+    )
+    monkeypatch.setattr(session.CaseSession, "window", lambda self, i, n: WindowRecord(
+        index=i, start_s=float(i), samples_s=[0.01] * 3,
+        noise={"elapsed_s": 0.03, "stall_s": None, "switches": None,
+               "speed_probe_ratio": None, "load_avg_1m_end": None},
+    ))  # fmt: skip  (measured without error)
+    monkeypatch.setattr(session, "measure_peak_memory", lambda *a, **k: MemoryResult(1, 1, "x"))
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"
     assert row["error"].startswith("cleaning up after the case failed: AcceleratorError")
@@ -241,7 +252,7 @@ def test_an_oom_case_holds_nothing_when_the_clean_up_empties_the_cache(monkeypat
         held_at_collect.append(sum(ref() is not None for ref in _OomAfterAllocating.alive))
         return found
 
-    monkeypatch.setattr(runner.gc, "collect", collect)
+    monkeypatch.setattr(session.gc, "collect", collect)
     case = Case("tests.test_runner:oom_after_allocating", (1, 2, 2), batch_size=2, mode=mode)
     row = run_case(case, FAST).row
     assert row["status"] == "oom" and "Tried to allocate 2.00 GiB" in row["error"]

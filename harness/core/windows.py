@@ -113,6 +113,29 @@ def agreeing_mask(medians: np.ndarray) -> np.ndarray:
     return m <= m.min() * (1.0 + AGREE_REL)
 
 
+# --- the plan ------------------------------------------------------------------------------
+
+
+def window_plan(
+    estimate_s: float,
+    *,
+    windows: int,
+    min_rounds: int,
+    min_time_s: float,
+    max_time_s: float | None,
+) -> tuple[int, int]:
+    """``(windows, rounds per window)`` for a step of about ``estimate_s`` seconds: at least
+    ``min_rounds`` rounds and ``min_time_s`` seconds over all windows, each window the same
+    length; ``max_time_s`` caps the total, cutting rounds per window first (to one), then
+    windows (to one: a step slower than the cap is timed once)."""
+    est = max(estimate_s, 1e-9)
+    per_window = max(1, math.ceil(min_rounds / windows), math.ceil(min_time_s / windows / est))
+    if max_time_s is not None:
+        per_window = min(per_window, max(1, math.floor(max_time_s / (windows * est))))
+        windows = min(windows, max(1, math.floor(max_time_s / est)))
+    return windows, per_window
+
+
 # --- the bootstrap -------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ clock). On CUDA each timed call ends in a synchronise (harness.measure.timing).
 from __future__ import annotations
 
 import gc
-import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -21,12 +20,13 @@ import torch
 from harness.core.errors import InvalidInputError
 from harness.core.settings import check_all
 from harness.core.stats import summarize
+from harness.core.windows import window_plan  # noqa: F401 (the plan, with the windows)
 from harness.measure.timing import (
     Step,
     as_device,
-    synced,
     cuda_sync_fn,
     cudnn_benchmark_state,
+    synced,
     timing_method,
 )
 
@@ -80,26 +80,6 @@ def calibrate(
         method=timing_method(dev),
         cudnn_benchmark=cudnn_benchmark_state() if dev.type == "cuda" else None,
     )
-
-
-def window_plan(
-    estimate_s: float,
-    *,
-    windows: int,
-    min_rounds: int,
-    min_time_s: float,
-    max_time_s: float | None,
-) -> tuple[int, int]:
-    """``(windows, rounds per window)`` for a step of about ``estimate_s`` seconds: at least
-    ``min_rounds`` rounds and ``min_time_s`` seconds over all windows, each window the same
-    length; ``max_time_s`` caps the total, cutting rounds per window first (to one), then
-    windows (to one: a step slower than the cap is timed once)."""
-    est = max(estimate_s, 1e-9)
-    per_window = max(1, math.ceil(min_rounds / windows), math.ceil(min_time_s / windows / est))
-    if max_time_s is not None:
-        per_window = min(per_window, max(1, math.floor(max_time_s / (windows * est))))
-        windows = min(windows, max(1, math.floor(max_time_s / est)))
-    return windows, per_window
 
 
 def time_window(

@@ -98,10 +98,14 @@ def interleave(counts: Sequence[int], rng: random.Random) -> list[tuple[int, int
     plans more than ``w`` windows, in a fresh random order."""
     order: list[tuple[int, int]] = []
     for w in range(max(counts, default=0)):
-        todo = [i for i, n in enumerate(counts) if n > w]
-        rng.shuffle(todo)
-        order += [(i, w) for i in todo]
+        order += [(i, w) for i in _pass(counts, w, rng)]
     return order
+
+
+def _pass(counts: Sequence[int], w: int, rng: random.Random) -> list[int]:
+    todo = [i for i, n in enumerate(counts) if n > w]
+    rng.shuffle(todo)
+    return todo
 
 
 def run_block(
@@ -170,18 +174,31 @@ class _Block:
         else:
             self.end(_assemble(item, finished, self.options))
 
-    def windows(self, items: list[_Open], counts: Sequence[int]) -> None:
-        """The windows of ``items`` in ``interleave`` order; a case whose window failed ends."""
-        for i, _w in interleave(counts, self.rng):
-            item = items[i]
-            if item not in self.live:
-                continue
-            record = item.host.window(item.case, len(item.windows), item.opened.rounds)
-            if isinstance(record, Finished):
-                self._over(item, record)
-                continue
-            item.windows.append(record)
-            item.wall_s += record.wall_s
+    def windows(self, items: list[_Open], more: Sequence[int]) -> None:
+        """``more[i]`` windows of ``items[i]``, pass by pass in ``interleave``'s order (each
+        pass's cases in a fresh random order); a case whose window failed ends. A case whose
+        first window shows its estimate was off by 2x is planned again from that window (a
+        warm-up call slowed by a burst of load must not cut its windows)."""
+        goal = [len(item.windows) + n for item, n in zip(items, more, strict=True)]
+        w = 0
+        while True:
+            counts = [g - w for g in goal]
+            todo = [i for i in _pass(counts, 0, self.rng) if items[i] in self.live]
+            if not todo:
+                return
+            for i in todo:
+                item = items[i]
+                if item not in self.live:
+                    continue
+                record = item.host.window(item.case, len(item.windows), item.opened.rounds)
+                if isinstance(record, Finished):
+                    self._over(item, record)
+                    continue
+                item.windows.append(record)
+                item.wall_s += record.wall_s
+                if len(item.windows) == 1 and _replan(item, self.options):
+                    goal[i] = item.opened.windows
+            w += 1
 
     def extra_windows(self) -> None:
         """Up to ``remeasure`` passes of half the planned windows for the cases where more
@@ -205,6 +222,23 @@ class _Block:
             self._over(item, finished)
 
 
+def _replan(item: _Open, options: RunOptions) -> bool:
+    """Plan ``item``'s windows again from its first window's median when the calibration's
+    estimate was off by more than 2x; whether the plan changed."""
+    first = item.windows[0]
+    per_call = float(np.median(first.samples_s))
+    estimate = item.opened.estimate_s
+    if estimate <= 0 or 0.5 <= per_call / estimate <= 2.0:
+        return False
+    windows, rounds = win.window_plan(
+        per_call, windows=options.windows, min_rounds=options.min_rounds,
+        min_time_s=options.min_time_s, max_time_s=options.max_time_s,
+    )  # fmt: skip
+    item.opened.estimate_s, item.opened.rounds = per_call, rounds
+    item.opened.windows = max(windows, len(item.windows))
+    return True
+
+
 def _value(item: _Open) -> float:
     """The row's value from the windows so far (the layer times' coverage is against it)."""
     samples = [s for w in item.windows for s in w.samples_s]
@@ -222,26 +256,27 @@ def _worth_more(item: _Open, options: RunOptions) -> int:
     ids = np.concatenate([[w.index] * len(w.samples_s) for w in item.windows])
     windows = win.split(samples, ids)
     count = windows.count
-    n = max(1, math.ceil(item.opened.windows / 2))
+    n = max(1, math.ceil(item.opened.windows / 2), win.MIN_WINDOWS - count)
     agree = int(windows.agreeing().sum())
-    if agree + n < win.needed(count + n):  # even n more agreeing windows would not do
-        item.stop = "structural"
-        return 0
     if agree >= win.needed(count):
         lo, hi = win.interval(windows, n_resamples=400)
         half = half_width_rel(lo, hi, windows.central())
         target = options.ci_target or None
-        if target is None or (half is not None and half <= target):
+        enough = int(windows.agreeing_samples().size) >= MIN_SAMPLES_FOR_CI
+        if enough and (target is None or (half is not None and half <= target)):
             item.stop = "target" if item.extra else "planned"
             return 0
-    per_window = float(np.median(samples)) * item.opened.rounds
-    cap = options.max_time_s
-    if cap is not None and item.timed_s + n * per_window > cap:
-        n = int((cap - item.timed_s) // max(per_window, 1e-12))
-        if n < 1:
-            item.stop = "time_cap"
-            return 0
-    return n
+    fit = n
+    if options.max_time_s is not None:
+        per_window = float(np.median(samples)) * item.opened.rounds
+        fit = min(n, int((options.max_time_s - item.timed_s) // max(per_window, 1e-12)))
+    if fit < 1:
+        item.stop = "time_cap"
+        return 0
+    if agree + fit < win.needed(count + fit):  # even that many agreeing would not do
+        item.stop = "structural" if fit == n else "time_cap"
+        return 0
+    return fit
 
 
 # --- the row ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import torch
 from harness.core.errors import DataDependentForwardError, HarnessError, first_line
 from harness.core.schema import column_names
 from harness.core.spec import Case
+from harness.core.windows import window_plan
 from harness.measure import cuda_state
 from harness.measure.devices import resolve_device, unavailable_reason
 from harness.measure.env import collect_environment
@@ -30,7 +31,7 @@ from harness.measure.memory import measure_peak_memory
 from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
 from harness.measure.power.meters import NullPowerMonitor, PowerMonitor, make_power_monitor
 from harness.measure.timing import fixed_threads
-from harness.measure.windows import calibrate, time_window, window_plan
+from harness.measure.windows import calibrate, time_window
 from harness.profile import ModelProfile, profile
 from harness.run.options import RunOptions
 from harness.run.outcome import CaseResult, Finished, Opened, WindowRecord, base_row
@@ -170,7 +171,11 @@ class CaseSession:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a model included: the sweep goes on
-            return self._failed(started, exc)
+            failed = self._classify(exc)
+        else:
+            failed = None
+        if failed is not None:  # released after the except clause: its traceback held frames
+            return self._failed(started, failed)
         o = self.options
         windows, rounds = window_plan(
             self.estimate_s, windows=o.windows, min_rounds=o.min_rounds,
@@ -237,7 +242,11 @@ class CaseSession:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            return self._end_failed(exc, started)
+            failed = self._classify(exc)
+        else:
+            failed = None
+        if failed is not None:
+            return self._release_failed(failed, started)
         return WindowRecord(
             index=index, start_s=start, samples_s=[float(s) for s in samples],
             noise=probe.record(), wall_s=time.perf_counter() - started,
@@ -267,9 +276,12 @@ class CaseSession:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            failed = self._end_failed(exc, started)
+            failed = self._classify(exc)
+        else:
+            failed = None
+        if failed is not None:
             failed.columns.update(done.columns)
-            return failed
+            return self._release_failed(failed, started)
         self._close(done)
         done.columns.update(self.compiled)
         done.wall_s = time.perf_counter() - started
@@ -343,19 +355,25 @@ class CaseSession:
             else:
                 done.error = f"{done.error}; {note}" if done.error else note
 
-    def _end_failed(self, exc: BaseException, started: float) -> Finished:
+    def _classify(self, exc: BaseException) -> Finished:
+        """The failure as an ending (called inside the except clause; nothing released yet:
+        the exception's traceback still holds the failed step's frames)."""
         status, message = classify_failure(exc)
         done = Finished(status=status, error=message, layers=self.layers)
         if cuda_state.classify_failure(exc) == "sticky":  # the context is lost: no more cases
             done.poisoned = cuda_state.failure_line(exc)
-        if status != "oom" and self.models is not None:
+        return done
+
+    def _release_failed(self, done: Finished, started: float) -> Finished:
+        """Release a failed case, after its exception is gone."""
+        if done.status != "oom" and self.models is not None:
             self.models.clear()  # a model that failed mid-step may hold a broken state
         self._close(done)
         done.wall_s = time.perf_counter() - started
         return done
 
-    def _failed(self, started: float, exc: BaseException) -> Opened:
-        done = self._end_failed(exc, started)
+    def _failed(self, started: float, failed: Finished) -> Opened:
+        done = self._release_failed(failed, started)
         self.row.update(status=done.status, error=done.error)
         return self._result(started, done.poisoned)
 
@@ -383,7 +401,7 @@ class LocalHost:
 
     def __init__(self, environment: Any, models: ModelCache | None = None) -> None:
         self._environment = environment  # device name -> the rows' environment columns
-        self.models = models if models is not None else ModelCache()
+        self.models = models  # None: every case builds its own model
         self.sessions: dict[str, CaseSession] = {}
 
     def open(self, case: Case, options: RunOptions) -> Opened:
