@@ -364,4 +364,3 @@ def measure_latency(
         ci_target=target,
         cudnn_benchmark=cudnn_state,
     )
-

@@ -28,6 +28,7 @@ import pytest
 
 from harness.core.spec import Case
 from harness.plugin.collect import (  # noqa: F401 (hooks)
+    pytest_collection_finish,
     pytest_collection_modifyitems,
     pytest_generate_tests,
     pytest_xdist_node_collection_finished,
@@ -150,6 +151,8 @@ def _progress(result: CaseResult) -> dict[str, Any]:
         "ci_low": row.get("latency_s_median_ci_low"),
         "ci_high": row.get("latency_s_median_ci_high"),
         "validity": row.get("validity"),
+        "reason": row.get("validity_reason"),
+        "rounds": row.get("rounds"),
         "wall_s": result.wall_s,
     }
 

@@ -108,6 +108,24 @@ def _pass(counts: Sequence[int], w: int, rng: random.Random) -> list[int]:
     return todo
 
 
+def model_groups(models: Sequence[str], block_cases: int) -> dict[str, int]:
+    """Consecutive models (one entry per case, in run order) grouped until a group holds
+    ``block_cases`` cases; a model's cases are all in one group. pytest-xdist's scheduler hands
+    out whole groups (harness.plugin.xdist), and a worker's blocks stay inside one, so every
+    worker interleaves the cases it was given and nothing else."""
+    counts: dict[str, int] = {}
+    for model in models:
+        counts[model] = counts.get(model, 0) + 1
+    groups: dict[str, int] = {}
+    group = size = 0
+    for model, n in counts.items():
+        if size and size + n > block_cases:
+            group, size = group + 1, 0
+        groups[model] = group
+        size += n
+    return groups
+
+
 def run_block(
     cases: Sequence[Case],
     options: RunOptions,

@@ -204,9 +204,7 @@ class CaseSession:
             if prof is None:  # exact without a trace
                 row["params"] = sum(p.numel() for p in params)
                 row["trainable_params"] = sum(p.numel() for p in params if p.requires_grad)
-            self.monitor = make_power_monitor(
-                device, mode=o.power, sample_hz=o.power_sample_hz
-            )
+            self.monitor = make_power_monitor(device, mode=o.power, sample_hz=o.power_sample_hz)
             if o.idle_power_s > 0:
                 row["power_w_idle"] = self.monitor.measure_idle(o.idle_power_s)
             with prepared.contexts():
