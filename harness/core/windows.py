@@ -124,15 +124,23 @@ def window_plan(
     min_time_s: float,
     max_time_s: float | None,
 ) -> tuple[int, int]:
-    """``(windows, rounds per window)`` for a step of about ``estimate_s`` seconds: at least
-    ``min_rounds`` rounds and ``min_time_s`` seconds over all windows, each window the same
-    length; ``max_time_s`` caps the total, cutting rounds per window first (to one), then
-    windows (to one: a step slower than the cap is timed once)."""
+    """``(windows, rounds per window)`` for a step of about ``estimate_s`` seconds.
+
+    The rounds wanted: at least ``min_rounds``, ``min_time_s`` seconds and one per window, no
+    more than ``max_time_s`` allows (at least one). Spread over ``windows`` windows of equal
+    rounds; a step so slow that a window holds one round gets as many one-round windows as the
+    rounds wanted (more windows, the better the between-window check); fewer rounds than
+    windows give fewer windows (the cap left no more)."""
     est = max(estimate_s, 1e-9)
-    per_window = max(1, math.ceil(min_rounds / windows), math.ceil(min_time_s / windows / est))
-    if max_time_s is not None:
-        per_window = min(per_window, max(1, math.floor(max_time_s / (windows * est))))
-        windows = min(windows, max(1, math.floor(max_time_s / est)))
+    wanted = max(min_rounds, math.ceil(min_time_s / est), windows)
+    cap = None if max_time_s is None else max(1, math.floor(max_time_s / est))
+    if cap is not None:
+        wanted = min(wanted, cap)
+    if wanted < 2 * windows:  # one round a window
+        return wanted, 1
+    per_window = math.ceil(wanted / windows)
+    if cap is not None:
+        per_window = min(per_window, max(1, cap // windows))
     return windows, per_window
 
 

@@ -12,16 +12,20 @@ signals harness.results.validity judges:
 * ``involuntary_switches_per_s``: this process's involuntary context switches (the scheduler
   took a CPU from one of its threads) per second of rounds, from ``getrusage``;
 * ``speed_probe_ratio``: how this CPU runs a fixed piece of Python right before and right after
-  the rounds, against this host's typical time for it: the median of its last
-  ``SPEED_HISTORY`` probes with this Python (kept in ``$XDG_CACHE_HOME/cnnbench/speed-probe.json``
+  the rounds, against this host's typical time for it: the ``TYPICAL_QUANTILE`` (20th
+  percentile) of its last ``SPEED_HISTORY`` probes with this Python (kept in ``$XDG_CACHE_HOME/cnnbench/speed-probe.json``
   so every run on the host shares one reference). Of the two probes, the ratio farther from 1
   is kept (above 1: slower than typical). Virtual machines switch between speeds that no load
   figure shows: on this project's 2-core VM the same loop takes about 0.72 ms or 1.7x that,
   in spells from 0.1 s to about 10 s (``benchmarks/bench_speed_states.py`` measures the share
-  of time in each state and the spell lengths). The reference is the host's typical speed, not
-  its fastest ever: a host whose usual state is the slow one would otherwise call most cases
-  noisy. A case whose probes depart from the typical speed is flagged. A host's first window
-  takes ``SPEED_WARMUP`` probes (about 0.3 s) to found the reference.
+  of time in each state and the spell lengths). The reference is the fastest state the host
+  holds at least a fifth of the time, not its fastest ever (a host whose usual state is the
+  slow one, with short fast bursts, would otherwise call most cases noisy) and not its median
+  (a host slow half the time would make either state "typical" by chance, and a case measured
+  wholly in the slow state would pass). A case whose probes depart from it is flagged; since
+  windows (harness.core.windows) the row's ratio is the median over the windows that give its
+  value: a case timed wholly in a slow state is caught here. A host's first window
+  takes ``SPEED_WARMUP`` probes (1.6 s) to found the reference.
 
 Reading them costs two small file reads, two system calls and two probes (a few
 milliseconds) per window, outside the timed samples. GPU signals (SM clock, temperature,
@@ -127,7 +131,11 @@ def _cache_key() -> str:
 
 
 SPEED_HISTORY = 256  # probes kept per host: the typical speed of the last few runs
-SPEED_WARMUP = 16  # probes taken (20 ms apart) when a host has fewer on record
+TYPICAL_QUANTILE = 0.2  # a state held a fifth of the time is the host's own
+SPEED_WARMUP = 16  # probes taken (SPEED_WARMUP_EVERY_S apart) when a host has fewer on record
+# Spread over 1.6 s, so a host's first reference does not sit inside one speed state (this VM
+# holds a state 0.1-10 s); once per host: the history is kept in the cache file.
+SPEED_WARMUP_EVERY_S = 0.1
 # A probe (20,000 iterations of CPython, best of 3) takes about 0.7 ms on a 2020s core: a
 # stored time outside 1 us .. 1 s is no probe of this loop (a corrupt or foreign cache).
 PROBE_PLAUSIBLE_S = (1e-6, 1.0)
@@ -142,8 +150,8 @@ def plausible_probe(value: object) -> bool:
 
 
 class SpeedReference:
-    """This host's typical probe time: the median of its last ``SPEED_HISTORY`` probes (this
-    process's and the cache file's). Probes are written back at most every few seconds
+    """This host's typical probe time: the ``TYPICAL_QUANTILE`` of its last ``SPEED_HISTORY``
+    probes (this process's and the cache file's). Probes are written back at most every few seconds
     (atomically, merged with what other processes wrote; a cache that cannot be written is kept
     in memory)."""
 
@@ -178,9 +186,10 @@ class SpeedReference:
         return []
 
     def typical(self) -> float:
+        """The probe time below which the host's fastest fifth of recent probes lie (the
+        lower nearest rank): its fast state when it holds one a fifth of the time or more."""
         values = sorted(self.recent)
-        n = len(values)
-        return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+        return values[int(TYPICAL_QUANTILE * (len(values) - 1))]
 
     def ratio(self, seconds: float) -> float | None:
         """``seconds`` over the typical time (before ``seconds`` joins the history); None for
@@ -190,7 +199,7 @@ class SpeedReference:
         if len(self.recent) < SPEED_WARMUP:
             for _ in range(SPEED_WARMUP - len(self.recent)):
                 self._add(speed_probe())
-                time.sleep(0.02)
+                time.sleep(SPEED_WARMUP_EVERY_S)
         typical = self.typical()
         self._add(seconds)
         return seconds / typical
