@@ -54,7 +54,9 @@ def test_a_case_that_kills_its_process_is_a_crashed_row_and_the_sweep_goes_on(he
     df = load_results(results)
     # one block: the crash ended its row first (at its first call); the others after their windows
     assert dict(zip(df["model"], df["status"], strict=True)) == {
-        f"{M}tiny_cnn": "ok", f"{M}aborts_in_forward": "crashed", "lenet5": "ok"
+        f"{M}tiny_cnn": "ok",
+        f"{M}aborts_in_forward": "crashed",
+        "lenet5": "ok",
     }
     crashed = df[df["status"] == "crashed"].iloc[0]
     assert crashed["error"].startswith("the case killed its process: SIGABRT")

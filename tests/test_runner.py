@@ -203,11 +203,22 @@ def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     monkeypatch.setattr(
         session.CaseSession, "_prepare", lambda self, prof: setattr(self, "prepared", prepared)
     )
-    monkeypatch.setattr(session.CaseSession, "window", lambda self, i, n: WindowRecord(
-        index=i, start_s=float(i), samples_s=[0.01] * 3,
-        noise={"elapsed_s": 0.03, "stall_s": None, "switches": None,
-               "speed_probe_ratio": None, "load_avg_1m_end": None},
-    ))  # fmt: skip  (measured without error)
+    monkeypatch.setattr(
+        session.CaseSession,
+        "window",
+        lambda self, i, n: WindowRecord(
+            index=i,
+            start_s=float(i),
+            samples_s=[0.01] * 3,
+            noise={
+                "elapsed_s": 0.03,
+                "stall_s": None,
+                "switches": None,
+                "speed_probe_ratio": None,
+                "load_avg_1m_end": None,
+            },
+        ),
+    )  # fmt: skip  (measured without error)
     monkeypatch.setattr(session, "measure_peak_memory", lambda *a, **k: MemoryResult(1, 1, "x"))
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"
@@ -280,3 +291,40 @@ def test_ops_no_counter_handles_are_named_in_the_row():
     assert row["macs"] == 16  # the 1x1 conv on 4x4: N*Cout*H*W*Cin = 16; erf has no MACs formula
     assert row["unhandled_ops"] == "aten.erf x2"
     assert run_case(Case(M + "tiny_cnn", (3, 16, 16)), FAST).row["unhandled_ops"] == ""
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"),
+    [("lenet5", (1, 32, 32)), ("resnet18", (3, 64, 64)), ("inception_3a", (192, 28, 28)),
+     ("resnet1d18", (1, 500)), ("googlenet", (3, 96, 96))],
+)  # fmt: skip
+def test_a_profile_scaled_from_batch_one_is_the_trace_at_that_batch(model, shape):
+    """Issue 22 item 11: a model is traced on meta once per input and dtype (batches 1 and 2)
+    and scaled; ground truth: the trace at batch 5 itself, layer by layer."""
+    from harness.profile import profile
+    from harness.run.profiles import _LINEAR, batch_profile
+
+    case = Case(model, shape, batch_size=5)
+    scaled = batch_profile(case)
+    assert _LINEAR[(model, shape, "float32")] is not None  # linear: scaled, not traced
+    traced = profile(model, shape, 5, torch.float32)
+    assert scaled.to_dict() == traced.to_dict()
+
+
+def test_a_profile_that_is_not_linear_in_the_batch_is_traced_per_batch(monkeypatch):
+    from harness.run import profiles
+
+    real = profiles.profile
+
+    def odd(model, shape, batch, dtype):  # a model whose MACs do not double with the batch
+        p = real(model, shape, batch, dtype)
+        return profiles.replace(p, macs=p.macs + (7 if batch == 2 else 0))
+
+    monkeypatch.setattr(profiles, "profile", odd)
+    monkeypatch.setattr(profiles, "_LINEAR", {})
+    prof = profiles.batch_profile(Case(M + "tiny_cnn", (3, 16, 16), batch_size=3))
+    assert profiles._LINEAR[(M + "tiny_cnn", (3, 16, 16), "float32")] is None
+    assert (
+        prof.batch_size == 3
+        and prof.macs == real(M + "tiny_cnn", (3, 16, 16), 3, torch.float32).macs
+    )

@@ -47,7 +47,9 @@ def test_the_value_is_the_median_of_the_windows_that_agree_with_the_fastest() ->
     rng = np.random.default_rng(0)
     fast = [list(1.0 + rng.normal(0, 0.002, 20)) for _ in range(4)]
     slow = [list(1.7 + rng.normal(0, 0.002, 20))]
-    windows = win.split([s for w in fast + slow for s in w], [i for i in range(5) for _ in range(20)])
+    windows = win.split(
+        [s for w in fast + slow for s in w], [i for i in range(5) for _ in range(20)]
+    )
     assert windows.agreeing().tolist() == [True, True, True, True, False]
     assert windows.central() == pytest.approx(np.median([np.median(w) for w in fast]))
     assert windows.spread() == pytest.approx(1.7, rel=0.01)

@@ -20,8 +20,7 @@ from typing import Any
 
 import torch
 
-from harness.core.errors import DataDependentForwardError, HarnessError, first_line
-from harness.core.schema import column_names
+from harness.core.errors import HarnessError, first_line
 from harness.core.spec import Case
 from harness.core.windows import window_plan
 from harness.measure import cuda_state
@@ -32,14 +31,13 @@ from harness.measure.noise import NoiseProbe, cpu_affinity, load_average
 from harness.measure.power.meters import NullPowerMonitor, PowerMonitor, make_power_monitor
 from harness.measure.timing import fixed_threads
 from harness.measure.windows import calibrate, time_window
-from harness.profile import ModelProfile, profile
+from harness.profile import ModelProfile
 from harness.run.options import RunOptions
 from harness.run.outcome import CaseResult, Finished, Opened, WindowRecord, base_row
-from harness.run.precheck import check_trainable_batch_norm, too_big_for
+from harness.run.precheck import too_big_for
+from harness.run.profiles import static_profile
 from harness.run.step import ModelCache, PreparedStep, prepare_step
 
-LAYER_COLUMNS = column_names("layers")
-PROFILE_SOURCE = "meta device (harness.profile)"
 # A window of a step faster than this starts with one uncounted call: another case's window
 # ran in between and left the caches cold (a slower step amortises it within its own call).
 WINDOW_WARMUP_BELOW_S = 0.05
@@ -97,33 +95,6 @@ def _cudnn_benchmark(device: torch.device, enabled: bool) -> Iterator[bool | Non
         torch.backends.cudnn.benchmark = before
 
 
-def _static_profile(case: Case, row: dict[str, Any]) -> tuple[ModelProfile | None, Any]:
-    """The meta-device profile into the row, and the layer table; (None, None), with the reason
-    in ``profile_source``, for a model whose forward reads tensor values."""
-    try:
-        # one meta trace: profile() validates the input as it goes
-        prof = profile(case.model, case.input_shape, case.batch_size, case.torch_dtype)
-    except DataDependentForwardError as exc:
-        row["profile_source"] = f"not profiled: {exc}"
-        return None, None
-    row.update(prof.totals())
-    row["profile_source"] = PROFILE_SOURCE
-    if case.mode == "training":
-        check_trainable_batch_norm(prof.layers, case)
-    layers = prof.to_frame().assign(
-        model=case.model,
-        input_shape=row["input_shape"],
-        batch_size=case.batch_size,
-        dtype=case.dtype,
-        layer_kind="leaf",
-    )  # its derived cumulative shares are not stored
-    # MACs of an op no counter handles are not in `macs`: the row says which ones.
-    row["unhandled_ops"] = ", ".join(
-        f"{op} x{calls}" for op, calls in sorted(prof.unhandled_ops.items())
-    )
-    return prof, layers[[c for c in LAYER_COLUMNS if c in layers.columns]]
-
-
 class CaseSession:
     """One case in this process, from ``open`` to ``finish``; every failure is a status."""
 
@@ -160,7 +131,7 @@ class CaseSession:
                 row["cpu_threads"] = in_force
                 row["load_avg_1m"] = load_average()
                 row["cpu_affinity"] = cpu_affinity()
-                prof, self.layers = _static_profile(self.case, row)
+                prof, self.layers = static_profile(self.case, row)
                 if self.reason:
                     return self._ended(started, "skipped", self.reason, release_device=False)
                 check = self.options.memory_check
