@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.measure.noise import speed_probe
 from harness.core.signals import SPEED_PROBE_SLOW_MAX
+from harness.measure.noise import speed_probe
 
 
 def main(seconds: float = 60.0) -> None:

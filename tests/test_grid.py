@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from harness.core.errors import InvalidInputError
@@ -145,9 +147,14 @@ def test_the_cases_of_one_build_follow_each_other() -> None:
     format, mode) once: the build key changes only when the next build starts."""
     from harness.run.grid import sweep
 
-    cases = sweep(["lenet5"], batch_sizes=[1, 2, 4], dtypes=["float32", "bfloat16"],
-                  memory_formats=["contiguous", "channels_last"], modes=["inference", "training"])  # fmt: skip
+    cases = sweep(
+        ["lenet5"],
+        batch_sizes=[1, 2, 4],
+        dtypes=["float32", "bfloat16"],
+        memory_formats=["contiguous", "channels_last"],
+        modes=["inference", "training"],
+    )
     keys = [(c.dtype, c.memory_format, c.mode) for c in cases]
-    changes = sum(a != b for a, b in zip(keys, keys[1:]))
+    changes = sum(a != b for a, b in itertools.pairwise(keys))
     assert len(cases) == 24 and changes == 7  # 8 builds, each once
     assert [c.batch_size for c in cases[:3]] == [1, 2, 4]

@@ -16,7 +16,7 @@ import torch
 from harness.core.schema import column_names
 from harness.core.spec import Case
 from harness.measure.memory import MemoryResult
-from harness.run import runner, session
+from harness.run import session
 from harness.run.outcome import WindowRecord
 from harness.run.runner import RunOptions, run_case
 

@@ -66,7 +66,8 @@ def test_a_row_without_an_interval_says_so_never_zero() -> None:
     from harness.plugin.progress import progress_line
 
     info = {"case": "c", "status": "ok", "median": 0.942, "ci_low": None, "ci_high": None,
-            "rounds": 1, "validity": "noisy", "reason": "only 1 window(s): no check; x"}  # fmt: skip
+            "rounds": 1, "validity": "noisy",
+            "reason": "only 1 window(s): no check; x"}  # fmt: skip
     assert (
         progress_line(info, 1, 2, 1.0, 1)
         == "[1/2] c  942 ms ±? (1 round)  noisy (only 1 window(s): no check)  ETA 1 s"

@@ -26,8 +26,8 @@ from harness.core.signals import (
 from harness.core.spec import Case
 from harness.core.stats import median_ci
 from harness.core.windows import interval, split
-from harness.run.schedule import STOP_REASONS
 from harness.run.runner import RunOptions, run_case
+from harness.run.schedule import STOP_REASONS
 
 M = "tests.models_for_tests:"
 QUICK = RunOptions(

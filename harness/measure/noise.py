@@ -11,21 +11,21 @@ signals harness.results.validity judges:
   where the load average lags by a minute;
 * ``involuntary_switches_per_s``: this process's involuntary context switches (the scheduler
   took a CPU from one of its threads) per second of rounds, from ``getrusage``;
-* ``speed_probe_ratio``: how this CPU runs a fixed piece of Python right before and right after
-  the rounds, against this host's typical time for it: the ``TYPICAL_QUANTILE`` (20th
-  percentile) of its last ``SPEED_HISTORY`` probes with this Python (kept in ``$XDG_CACHE_HOME/cnnbench/speed-probe.json``
-  so every run on the host shares one reference). Of the two probes, the ratio farther from 1
-  is kept (above 1: slower than typical). Virtual machines switch between speeds that no load
-  figure shows: on this project's 2-core VM the same loop takes about 0.72 ms or 1.7x that,
-  in spells from 0.1 s to about 10 s (``benchmarks/bench_speed_states.py`` measures the share
-  of time in each state and the spell lengths). The reference is the fastest state the host
-  holds at least a fifth of the time, not its fastest ever (a host whose usual state is the
-  slow one, with short fast bursts, would otherwise call most cases noisy) and not its median
-  (a host slow half the time would make either state "typical" by chance, and a case measured
-  wholly in the slow state would pass). A case whose probes depart from it is flagged; since
-  windows (harness.core.windows) the row's ratio is the median over the windows that give its
-  value: a case timed wholly in a slow state is caught here. A host's first window
-  takes ``SPEED_WARMUP`` probes (1.6 s) to found the reference.
+* ``speed_probe_ratio``: how this CPU runs a fixed piece of Python right before and right after the
+  rounds, against this host's typical time for it: the ``TYPICAL_QUANTILE`` (20th percentile) of
+  its last ``SPEED_HISTORY`` probes with this Python (kept in
+  ``$XDG_CACHE_HOME/cnnbench/speed-probe.json`` so every run on the host shares one reference). Of
+  the two probes, the ratio farther from 1 is kept (above 1: slower than typical). Virtual machines
+  switch between speeds that no load figure shows: on this project's 2-core VM the same loop takes
+  about 0.72 ms or 1.7x that, in spells from 0.1 s to about 10 s
+  (``benchmarks/bench_speed_states.py`` measures the share of time in each state and the spell
+  lengths). The reference is the fastest state the host holds at least a fifth of the time, not its
+  fastest ever (a host whose usual state is the slow one, with short fast bursts, would otherwise
+  call most cases noisy) and not its median (a host slow half the time would make either state
+  "typical" by chance, and a case measured wholly in the slow state would pass). A case whose
+  probes depart from it is flagged; since windows (harness.core.windows) the row's ratio is the
+  median over the windows that give its value: a case timed wholly in a slow state is caught here.
+  A host's first window takes ``SPEED_WARMUP`` probes (1.6 s) to found the reference.
 
 Reading them costs two small file reads, two system calls and two probes (a few
 milliseconds) per window, outside the timed samples. GPU signals (SM clock, temperature,
