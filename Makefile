@@ -30,8 +30,8 @@ TEST_ARGS ?=
 
 test: install
 	@p1=0; p2=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(TEST_ARGS) || p1=$$?; \
-	$(BIN)/python -m pytest -m serial $(TEST_ARGS) || p2=$$?; \
+	$(BIN)/python -m pytest -p no:cnnbench -n $(TEST_WORKERS) -m "not serial" $(TEST_ARGS) || p1=$$?; \
+	$(BIN)/python -m pytest -p no:cnnbench -m serial $(TEST_ARGS) || p2=$$?; \
 	for c in $$p1 $$p2; do [ $$c = 0 ] || [ $$c = 5 ] || exit $$c; done; \
 	if [ $$p1 = 5 ] && [ $$p2 = 5 ]; then exit 5; fi
 

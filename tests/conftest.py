@@ -3,9 +3,10 @@ environment for the runs they start.
 
 The plugin under test (``-p cnnbench``, the entry point) is loaded by each pytester run, in
 this process (``pytester.runpytest``: pytest's inline mode; ``--runpytest=subprocess`` runs
-them all in a child instead). The outer session does not load it (``-p no:cnnbench`` in
-pyproject.toml): no suite here is a CNN suite, and under ``pytest -n`` its worker role would
-pin each test process to its own cores.
+them all in a child instead). ``make test`` leaves it out of the outer session (``-p
+no:cnnbench`` on its command line, not in pyproject.toml's addopts, which would leave it out of
+``pytest suites/`` too): no suite here is a CNN suite, and under ``pytest -n`` its worker role
+would pin each test process to its own cores.
 """
 
 from __future__ import annotations

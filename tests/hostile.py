@@ -84,11 +84,22 @@ def one_thread() -> nn.Module:
     return _Tiny()
 
 
+class _OneThreadForward(_Tiny):
+    def misbehave(self, x: torch.Tensor) -> None:
+        torch.set_num_threads(1)  # in the timed step itself
+
+
+def one_thread_forward() -> nn.Module:
+    """A model whose forward sets torch's intra-op threads to 1 on every call."""
+    return _OneThreadForward()
+
+
 def float64_default() -> nn.Module:
     """A factory that switches torch's default dtype to float64 and leaves it so."""
     torch.set_default_dtype(torch.float64)
     return _Tiny()
 
 
-for _factory in (tiny, hang, abort, raises, chatty, one_thread, float64_default):
+for _factory in (tiny, hang, abort, raises, chatty, one_thread, one_thread_forward,
+                 float64_default):  # fmt: skip
     _factory.input_shape = INPUT_SHAPE  # type: ignore[attr-defined]

@@ -245,3 +245,26 @@ def sticky_cuda_error() -> nn.Module:
 
 
 sticky_cuda_error.input_shape = (1, 2, 2)  # type: ignore[attr-defined]
+
+
+class _SlowsDown(nn.Module):
+    """2 ms a call for the first ``fast_calls`` real calls, then ``slow_s`` a call: the windows
+    measured after the switch hold the same rounds at 75x the time."""
+
+    def __init__(self, fast_calls: int, slow_s: float) -> None:
+        super().__init__()
+        self.fast_calls, self.slow_s, self.calls = fast_calls, slow_s, 0
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            self.calls += 1
+            time.sleep(0.002 if self.calls <= self.fast_calls else self.slow_s)
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def fast_then_slow() -> nn.Module:
+    return _SlowsDown(24, 0.15)
+
+
+fast_then_slow.input_shape = (1, 2, 2)  # type: ignore[attr-defined]

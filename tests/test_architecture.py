@@ -145,8 +145,6 @@ LONG_FUNCTIONS = {
     "each a few lines; splitting them would scatter the thresholds' wording",
     "harness/compare/pair.py:compare_pair": "one pass over a pair's cases that fills five tables "
     "at once (the memory budget of a 50,000-case comparison: benchmarks/bench_compare_scale.py)",
-    "harness/run/runner.py:run_case": "the one place a case's failures become its status: every "
-    "step sits inside one try/finally",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from harness.core.errors import InvalidInputError
@@ -138,3 +140,21 @@ def test_good_settings_pass_and_aliases_are_dtypes() -> None:
         ("float32", "training", False),
         ("float32", "training", True),
     }
+
+
+def test_the_cases_of_one_build_follow_each_other() -> None:
+    """Issue 22 item 11: batch sizes vary fastest, so a model cache builds each (model, dtype,
+    format, mode) once: the build key changes only when the next build starts."""
+    from harness.run.grid import sweep
+
+    cases = sweep(
+        ["lenet5"],
+        batch_sizes=[1, 2, 4],
+        dtypes=["float32", "bfloat16"],
+        memory_formats=["contiguous", "channels_last"],
+        modes=["inference", "training"],
+    )
+    keys = [(c.dtype, c.memory_format, c.mode) for c in cases]
+    changes = sum(a != b for a, b in itertools.pairwise(keys))
+    assert len(cases) == 24 and changes == 7  # 8 builds, each once
+    assert [c.batch_size for c in cases[:3]] == [1, 2, 4]

@@ -6,8 +6,10 @@ rest runs in this process."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -150,8 +152,9 @@ if __name__ == "__main__":
 
 
 def test_a_chatty_child_leaves_no_file_and_its_output_is_bounded(tmp_path: Path) -> None:
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    # a short TMPDIR of its own: the fork server's socket path must fit AF_UNIX's 108 bytes
+    # (a pytest-xdist worker's tmp_path does not)
+    tmp = Path(tempfile.mkdtemp(prefix="cb-"))
     script = tmp_path / "chatty.py"
     script.write_text(CHATTY_SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT)))
     env = {**os.environ, "TMPDIR": str(tmp), "CHATTY_BYTES": str(10 << 20)}  # 10 MB a forward
@@ -168,8 +171,11 @@ def test_a_chatty_child_leaves_no_file_and_its_output_is_bounded(tmp_path: Path)
     assert int(lines[4].split()[1]) < 1 << 20, lines[4]
     # no cnnbench-child-*/stderr.log: 60 MB of output left nothing on disk (torch's own
     # inductor cache directory aside)
-    assert [p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")] == []
-    assert sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) < 1 << 20
+    try:
+        assert [p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")] == []
+        assert sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) < 1 << 20
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_the_tail_of_a_childs_output_stays_bounded() -> None:
@@ -194,9 +200,11 @@ def test_the_tail_of_a_childs_output_stays_bounded() -> None:
 # ------------------------------------- item 15: the threads a model runs with are recorded
 
 
-def test_a_model_that_sets_one_thread_is_recorded_as_it_ran() -> None:
+def test_a_step_that_sets_one_thread_is_recorded_as_it_ran() -> None:
+    """A forward that sets torch's intra-op threads to 1 ran its timed windows with 1: the row
+    says 1 and is invalid (it did not measure the case it names)."""
     before = torch.get_num_threads()
-    result = run_case(case("one_thread", threads=2), QUICK)
+    result = run_case(case("one_thread_forward", threads=2), QUICK)
     assert torch.get_num_threads() == before  # the case's count does not leak
     row = result.row
     assert row["status"] == "ok" and row["threads"] == 2
@@ -205,9 +213,18 @@ def test_a_model_that_sets_one_thread_is_recorded_as_it_ran() -> None:
     assert row["validity_reason"].startswith(
         "the model set torch's intra-op threads to 1; the case asked for 2"
     )
+
+
+def test_a_factory_that_sets_one_thread_does_not_set_the_windows_count() -> None:
+    """Each window runs with the case's count (set again before it): a factory's own
+    set_num_threads changes only the build, and the row is what it says."""
+    before = torch.get_num_threads()
+    row = run_case(case("one_thread", threads=2), QUICK).row
+    assert torch.get_num_threads() == before
+    assert row["status"] == "ok" and row["cpu_threads"] == 2
+    assert not str(row["validity_reason"] or "").startswith("the model set")
     plain = run_case(case("tiny", threads=2), QUICK).row
     assert plain["cpu_threads"] == 2
-    assert not str(plain["validity_reason"] or "").startswith("the model set")
 
 
 # ---------------------------- Low: a factory's default dtype does not leak to the next model

@@ -407,11 +407,27 @@ def test_a_window_of_the_minimum_length_errs_by_at_most_2_percent(run) -> None:
     assert reading.power_w_mean == pytest.approx(reading.energy_j / reading.window_s)
 
 
-def test_a_counter_that_cannot_be_timed_is_assumed_to_move_every_100_ms(run) -> None:
+def test_a_counter_that_cannot_be_timed_gives_no_energy_never_an_assumed_step(run) -> None:
+    """Issue 22 item 5: a counter whose update period could not be measured was assumed to
+    move every 100 ms and its energy reported with a 2% bound that was never true; now the
+    energy is missing with the reason (the period, hence the error, is unknown)."""
     # the manual clock stands still: the counter never moves while it is being timed
-    out = run({"clock": "manual"}, counter_step_s=None)
-    assert out["counter_step_s"] == 0.1 and out["min_window_s"] == pytest.approx(5.0)
-    assert out["counter_step_source"].startswith("assumed: the counter did not move")
+    out = run({"clock": "manual", "dev0.power": 250_000}, counter_step_s=None,
+              steps_us=MANUAL_1_2_S)  # fmt: skip
+    assert out["counter_step_s"] is None
+    assert out["counter_step_source"].startswith("not measured: the counter did not move")
+    cols = out["columns"]
+    assert cols["energy_j_total"] is None and cols["energy_quantisation_rel"] is None
+    assert "update period could not be measured" in cols["power_reason"]
+
+
+def test_energy_carries_its_worst_case_quantisation_bound(run) -> None:
+    """One counter step's energy over the window's: a 20 ms counter over a 1.2 s window errs
+    by at most 0.02 / 1.2 of the energy (the formula; the stub's counter is exact)."""
+    out = run({"clock": "manual", "dev0.power": 250_000}, steps_us=MANUAL_1_2_S)
+    cols = out["columns"]
+    assert cols["energy_j_total"] == pytest.approx(300.0, rel=1e-12)
+    assert cols["energy_quantisation_rel"] == pytest.approx(0.02 / 1.2)
 
 
 # -- what the energy covers (energy_scope) ------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -15,7 +16,8 @@ import torch
 from harness.core.schema import column_names
 from harness.core.spec import Case
 from harness.measure.memory import MemoryResult
-from harness.run import runner
+from harness.run import session
+from harness.run.outcome import WindowRecord
 from harness.run.runner import RunOptions, run_case
 
 # No test here is about when the rounds stop: a short cap, no interval target and no re-measure
@@ -154,7 +156,7 @@ def test_every_compiled_case_of_a_sweep_runs_compiled(compiled_calls, monkeypatc
     # default); either way later "compiled" rows would silently measure eager.
     limit = torch._dynamo.config.recompile_limit
     if memory != "cpu tracker":
-        monkeypatch.setattr(runner, "measure_peak_memory", _no_dispatch_memory)
+        monkeypatch.setattr(session, "measure_peak_memory", _no_dispatch_memory)
         limit = 1
     cases = [
         Case(M + "tiny_cnn", (3, 16, 16), batch_size=2, compile=True),
@@ -200,10 +202,30 @@ def test_a_failing_cuda_clean_up_becomes_the_rows_error_not_a_crash(monkeypatch)
 
 def test_a_case_that_ran_but_cannot_clean_up_is_an_error(monkeypatch):
     _broken_cuda_context(monkeypatch)
-    prepared = SimpleNamespace(model=torch.nn.Linear(2, 2))
-    monkeypatch.setattr(runner, "prepare_step", lambda case, device, models=None: prepared)
-    monkeypatch.setattr(runner, "_measure", lambda *args: None)  # "measured" without error
-    monkeypatch.setattr(runner.cuda_state, "release_between_cases", lambda device: {})
+    prepared = SimpleNamespace(
+        model=torch.nn.Linear(2, 2), contexts=contextlib.nullcontext, step=lambda: None,
+        tensors=[],
+    )  # fmt: skip
+    monkeypatch.setattr(
+        session.CaseSession, "_prepare", lambda self, prof: setattr(self, "prepared", prepared)
+    )
+    monkeypatch.setattr(
+        session.CaseSession,
+        "window",
+        lambda self, i, n: WindowRecord(
+            index=i,
+            start_s=float(i),
+            samples_s=[0.01] * 3,
+            noise={
+                "elapsed_s": 0.03,
+                "stall_s": None,
+                "switches": None,
+                "speed_probe_ratio": None,
+                "load_avg_1m_end": None,
+            },
+        ),
+    )  # fmt: skip  (measured without error)
+    monkeypatch.setattr(session, "measure_peak_memory", lambda *a, **k: MemoryResult(1, 1, "x"))
     row = run_case(Case(M + "tiny_cnn", (3, 16, 16), device="cuda"), FAST, environment={}).row
     assert row["status"] == "error"
     assert row["error"].startswith("cleaning up after the case failed: AcceleratorError")
@@ -247,7 +269,7 @@ def test_an_oom_case_holds_nothing_when_the_clean_up_empties_the_cache(monkeypat
         held_at_collect.append(sum(ref() is not None for ref in _OomAfterAllocating.alive))
         return found
 
-    monkeypatch.setattr(runner.gc, "collect", collect)
+    monkeypatch.setattr(session.gc, "collect", collect)
     case = Case("tests.test_runner:oom_after_allocating", (1, 2, 2), batch_size=2, mode=mode)
     row = run_case(case, FAST).row
     assert row["status"] == "oom" and "Tried to allocate 2.00 GiB" in row["error"]
@@ -275,3 +297,40 @@ def test_ops_no_counter_handles_are_named_in_the_row():
     assert row["macs"] == 16  # the 1x1 conv on 4x4: N*Cout*H*W*Cin = 16; erf has no MACs formula
     assert row["unhandled_ops"] == "aten.erf x2"
     assert run_case(Case(M + "tiny_cnn", (3, 16, 16)), FAST).row["unhandled_ops"] == ""
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"),
+    [("lenet5", (1, 32, 32)), ("resnet18", (3, 64, 64)), ("inception_3a", (192, 28, 28)),
+     ("resnet1d18", (1, 500)), ("googlenet", (3, 96, 96))],
+)  # fmt: skip
+def test_a_profile_scaled_from_batch_one_is_the_trace_at_that_batch(model, shape):
+    """Issue 22 item 11: a model is traced on meta once per input and dtype (batches 1 and 2)
+    and scaled; ground truth: the trace at batch 5 itself, layer by layer."""
+    from harness.profile import profile
+    from harness.run.profiles import _LINEAR, batch_profile
+
+    case = Case(model, shape, batch_size=5)
+    scaled = batch_profile(case)
+    assert _LINEAR[(model, shape, "float32")] is not None  # linear: scaled, not traced
+    traced = profile(model, shape, 5, torch.float32)
+    assert scaled.to_dict() == traced.to_dict()
+
+
+def test_a_profile_that_is_not_linear_in_the_batch_is_traced_per_batch(monkeypatch):
+    from harness.run import profiles
+
+    real = profiles.profile
+
+    def odd(model, shape, batch, dtype):  # a model whose MACs do not double with the batch
+        p = real(model, shape, batch, dtype)
+        return profiles.replace(p, macs=p.macs + (7 if batch == 2 else 0))
+
+    monkeypatch.setattr(profiles, "profile", odd)
+    monkeypatch.setattr(profiles, "_LINEAR", {})
+    prof = profiles.batch_profile(Case(M + "tiny_cnn", (3, 16, 16), batch_size=3))
+    assert profiles._LINEAR[(M + "tiny_cnn", (3, 16, 16), "float32")] is None
+    assert (
+        prof.batch_size == 3
+        and prof.macs == real(M + "tiny_cnn", (3, 16, 16), 3, torch.float32).macs
+    )

@@ -48,6 +48,30 @@ def test_units_and_modes_are_spelled_out() -> None:
     assert lines[4].split()[4:7] == ["training", "2.5", "s"]
     assert "3.0 GiB" in lines[4]
     assert "not ok" not in text
+    assert "3 case(s): 3 not judged" in text
+
+
+def test_the_headline_counts_valid_noisy_and_not_ok() -> None:
+    rows = [row(validity="valid"), row(validity="valid"), row(validity="noisy"),
+            row(status="oom", validity=None), row(status="skipped", validity=None)]  # fmt: skip
+    assert "5 case(s): 2 valid, 1 noisy, 2 not ok (oom 1, skipped 1)" in summary_table(rows)
+
+
+def test_a_row_without_an_interval_says_so_never_zero() -> None:
+    """Issue 21: a 1-round row printed "942 ms ±0.0%  IQR 0%"; it now says "±? (1 round)"."""
+    one = row(latency_s_median=0.942, latency_s_median_ci_low=None,
+              latency_s_median_ci_high=None, rounds=1, validity="noisy")  # fmt: skip
+    line = summary_table([one]).splitlines()[2]
+    assert "942 ms ±? (1 round)" in line and "±0.0%" not in line
+    from harness.plugin.progress import progress_line
+
+    info = {"case": "c", "status": "ok", "median": 0.942, "ci_low": None, "ci_high": None,
+            "rounds": 1, "validity": "noisy",
+            "reason": "only 1 window(s): no check; x"}  # fmt: skip
+    assert (
+        progress_line(info, 1, 2, 1.0, 1)
+        == "[1/2] c  942 ms ±? (1 round)  noisy (only 1 window(s): no check)  ETA 1 s"
+    )
 
 
 def test_a_failed_case_keeps_its_whole_reason() -> None:
@@ -65,6 +89,8 @@ def test_a_failed_case_keeps_its_whole_reason() -> None:
     table, _, tail = text.partition("\n\n")
     alexnet = next(line for line in table.splitlines() if line.startswith("alexnet"))
     assert alexnet.split()[5:] == ["-", "-", "-", "-", "error", "-"]  # missing is '-', never 0
+    headline, _, tail = tail.partition("\n\n")
+    assert headline == "2 case(s): 1 not judged, 1 not ok (error 1)"
     assert tail.splitlines() == [
         "1 case(s) not ok, with the reason:",
         f"  alexnet 3x32x32 b1 float32 inference: error: {LONG}",

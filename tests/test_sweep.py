@@ -72,14 +72,17 @@ def test_models_are_built_once_across_batch_sizes() -> None:
 
 
 def test_after_a_sticky_cuda_error_the_process_runs_nothing_more(monkeypatch) -> None:
-    def broken(case, options, **kwargs):
+    from harness.run.outcome import Opened
+    from harness.run.session import LocalHost
+
+    def broken(self, case, options):
         result = runner.CaseResult(case, runner.base_row(case, {}))
         result.row.update(status="error", error="AcceleratorError: illegal memory access")
         result.poisoned = "AcceleratorError: an illegal memory access was encountered"
-        return result
+        return Opened(row=result.row, result=result)
 
     sweep = Sweep(FAST, environment=lambda device: {})
-    monkeypatch.setattr("harness.run.sweep.run_case", broken)
+    monkeypatch.setattr(LocalHost, "open", broken)
     assert sweep.run(Case(M + "tiny_cnn", (3, 16, 16))).status == "error"
     later = sweep.run(Case(M + "tiny_cnn", (3, 16, 16), batch_size=2))
     assert later.status == "skipped"
@@ -112,10 +115,28 @@ def test_a_model_calling_sys_exit_is_an_error_row_not_a_lost_case() -> None:
 
 
 def test_ctrl_c_inside_a_case_keeps_its_row(monkeypatch) -> None:
-    def interrupted(*args, **kwargs):
+    from harness.run import session
+
+    calls = {"n": 0}
+    real = session.time_window
+
+    def interrupted(*args, **kwargs):  # Ctrl-C in the third window: two are kept
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session, "time_window", interrupted)
+    with pytest.raises(runner.CaseInterrupted) as stop:
+        run_case(Case(M + "tiny_cnn", (3, 16, 16)), FAST)
+    row = stop.value.result.row
+    assert row["error"] == "interrupted (Ctrl-C) while the case ran, after 2 window(s)"
+    assert row["status"] == "error" and set(row["latency_s_window_ids"]) == {0, 1}
+
+    def interrupted_open(*args, **kwargs):  # Ctrl-C before any window: the row says so
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "_measure", interrupted)
+    monkeypatch.setattr(session, "calibrate", interrupted_open)
     with pytest.raises(runner.CaseInterrupted) as stop:
         run_case(Case(M + "tiny_cnn", (3, 16, 16)), FAST)
     assert stop.value.result.row["error"] == "interrupted (Ctrl-C) while the case ran"

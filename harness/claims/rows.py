@@ -12,9 +12,9 @@ Only rows with status ``ok`` and ``validity == 'valid'`` decide a timing (``vali
 for any other, ``Rows.why`` says what the row is (oom, noisy and why) and the quantity is
 missing. Static quantities (parameters, MACs) and peak memory do not depend on how quiet the
 machine was (compare's ``NOISE_FREE``): ``Rows.static_value`` reads them from any row that ran.
-A latency's interval is the median's 95% interval the row records (computed from its samples
-for files that predate the columns); a ratio of two latencies spans the ratios of the ends of
-the two intervals (conservative: it covers at least 90%). Torch-free.
+A latency's interval is the 95% interval the row records (computed from its samples, windows
+then samples, for files that predate the columns); a ratio of two latencies spans the ratios
+of the ends of the two intervals (conservative: it covers at least 90%). Torch-free.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from harness.core.missing import is_missing, missing_reason, reason_columns
 from harness.core.schema import column_names
 from harness.core.signals import usable
 from harness.core.stats import median_ci
+from harness.core.windows import interval, split
 from harness.results.runs import CONFIG_COLUMNS, config_label, device_kind, select_runs
 from harness.results.validity import assess_frame
 
@@ -116,10 +117,18 @@ def _usable(frame: pd.DataFrame) -> np.ndarray:
 
 
 def latency_of(row: pd.Series) -> Quantity:
+    """The row's latency with its 95% interval: the one recorded (since schema version 4 the
+    hierarchical bootstrap over windows, then samples: harness.core.windows), else computed
+    the same way from the samples (one window for files without window ids: the median's
+    order-statistics interval). No interval below six samples."""
     lo, hi = row.get("latency_s_median_ci_low"), row.get("latency_s_median_ci_high")
     samples = row.get("latency_s_samples")
-    if (is_missing(lo) or is_missing(hi)) and samples is not None and len(samples):
-        lo, hi = median_ci([float(s) for s in samples])
+    if (is_missing(lo) or is_missing(hi)) and samples is not None and len(samples) >= 6:
+        ids = row.get("latency_s_window_ids")
+        if ids is not None and not isinstance(ids, float) and len(ids) == len(samples):
+            lo, hi = interval(split([float(s) for s in samples], [int(i) for i in ids]))
+        else:
+            lo, hi = median_ci([float(s) for s in samples])
     if is_missing(lo) or is_missing(hi):
         lo = hi = None
     return q(row["latency_s_median"], "s", lo, hi)

@@ -1,4 +1,6 @@
-"""Bootstrap of medians and of their ratio, drawn exactly without building the resamples."""
+"""Bootstrap of the rows' values and of their ratio: hierarchical (windows, then samples within
+them: harness.core.windows), each window's median drawn exactly without building the
+resamples."""
 
 from __future__ import annotations
 
@@ -8,38 +10,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.core.windows import Windows, bootstrap_medians, central_draws, split
 
-def bootstrap_medians(
-    samples: np.ndarray, n_resamples: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Medians of ``n_resamples`` bootstrap resamples of ``samples``, drawn exactly, in O(B).
-
-    The k-th smallest of n indices drawn uniformly from 0..n-1 is ``floor(n * U_(k))`` with
-    ``U_(k) ~ Beta(k, n + 1 - k)``, the k-th order statistic of n uniforms; given it, the next
-    one is ``U_(k) + (1 - U_(k)) * Beta(1, n - k)``. So the resampled median is drawn without
-    building the resamples, the same distribution as resampling (tests check it).
-    """
-    x = np.sort(np.asarray(samples, dtype=np.float64))
-    n = len(x)
-    k = (n + 1) // 2
-    u = rng.beta(k, n + 1 - k, size=n_resamples)
-    lo = np.minimum((u * n).astype(np.int64), n - 1)
-    if n % 2:
-        return x[lo]
-    # Beta(1, m) by inversion of its CDF 1 - (1 - x)^m: 1 - V^(1/m), V uniform (same law,
-    # a third of the time of a beta draw)
-    u2 = u + (1.0 - u) * (1.0 - rng.random(n_resamples) ** (1.0 / (n - k)))
-    hi = np.minimum((u2 * n).astype(np.int64), n - 1)
-    return (x[lo] + x[hi]) / 2.0
+__all__ = ["bootstrap_medians", "log_median_ratio_draws", "quantiles", "sample_array"]
 
 
 def log_median_ratio_draws(
-    baseline: np.ndarray, candidate: np.ndarray, n_resamples: int, rng: np.random.Generator
+    baseline: np.ndarray,
+    candidate: np.ndarray,
+    n_resamples: int,
+    rng: np.random.Generator,
+    baseline_windows: np.ndarray | None = None,
+    candidate_windows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``n_resamples`` bootstrap draws of log(median(candidate) / median(baseline)), the two
-    samples resampled independently."""
-    cand = bootstrap_medians(candidate, n_resamples, rng)
-    return np.log(cand / bootstrap_medians(baseline, n_resamples, rng))
+    """``n_resamples`` bootstrap draws of log(value(candidate) / value(baseline)), the two
+    sides resampled independently and hierarchically: windows with replacement, then the
+    samples within each (harness.core.windows.central_draws), the value being the median of
+    the windows that agree with the fastest, the row's ``latency_s_median``. Samples without
+    window ids (files before schema version 4) are one window: the plain bootstrap of their
+    median, as before."""
+    cand = central_draws(_windows(candidate, candidate_windows), n_resamples, rng)
+    base = central_draws(_windows(baseline, baseline_windows), n_resamples, rng)
+    return np.log(cand / base)
+
+
+def _windows(samples: np.ndarray, ids: np.ndarray | None) -> Windows:
+    if ids is not None and len(ids) != len(samples):
+        ids = None  # a mismatched id list (a hand-edited file): one window
+    return split(samples, ids)
 
 
 def sample_array(value: Any) -> np.ndarray | None:

@@ -56,13 +56,17 @@ class Settings:
 ROW_COLUMNS = ("status", "error", "validity", "validity_reason", "schema_version")
 
 
-def _sample_views(column: pd.Series | None, n: int) -> list[np.ndarray | None]:
-    """Each row's finite samples as a numpy view into the column's buffers (no Python float
-    per sample, no copy); None where a row has none."""
+def _sample_views(
+    column: pd.Series | None, n: int, *, finite: bool = True
+) -> list[np.ndarray | None]:
+    """Each row's finite samples (or, ``finite=False``, its window ids) as a numpy view into
+    the column's buffers (no Python float per sample, no copy); None where a row has none."""
     if column is None:
         return [None] * n
     data = pa.chunked_array(pa.array(column, from_pandas=True))
     if not pa.types.is_list(data.type):
+        if not finite:
+            return [None if v is None or np.ndim(v) == 0 else np.asarray(v) for v in column]
         return [sample_array(v) for v in column]
     out: list[np.ndarray | None] = []
     for chunk in data.chunks:
@@ -72,7 +76,7 @@ def _sample_views(column: pd.Series | None, n: int) -> list[np.ndarray | None]:
         nulls = chunk.is_null().to_numpy(zero_copy_only=False)
         for i in range(len(chunk)):
             view = None if nulls[i] else values[offsets[i] : offsets[i + 1]]
-            if view is not None and not np.all(np.isfinite(view)):
+            if finite and view is not None and not np.all(np.isfinite(view)):
                 view = view[np.isfinite(view)]
             out.append(view if view is not None and len(view) else None)
     return out
@@ -151,7 +155,8 @@ def compare_pair(
         positions[side] = frame.index.get_indexer(keys)
         smalls[side] = frame[[c for c in dict.fromkeys(wanted) if c in frame]]  # no samples
         views = _sample_views(frame.get("latency_s_samples"), len(frame))  # views, no copy
-        samples[side] = [views[p] for p in positions[side]]
+        ids = _sample_views(frame.get("latency_s_window_ids"), len(frame), finite=False)
+        samples[side] = [(views[p], ids[p]) for p in positions[side]]
     cases = out["cases"]
     for i, key, b_row, c_row in _rows_in_chunks(keys, positions, smalls):
         case = {k: b_row[k] for k in CASE_KEY}
@@ -173,12 +178,12 @@ def compare_pair(
         if flagged:
             noise_verdict = "invalid" if any(v == "invalid" for _, v, _ in flagged) else "noisy"
         log_draws = log_q = None
-        bs, cs = samples["baseline"][i], samples["candidate"][i]
+        (bs, bw), (cs, cw) = samples["baseline"][i], samples["candidate"][i]
         if bs is not None and cs is not None and noise_verdict is None:
             rng = np.random.default_rng(
                 [s.seed, zlib.crc32(key.encode())]
             )  # filters change nothing
-            log_draws = log_median_ratio_draws(bs, cs, s.n_resamples, rng)
+            log_draws = log_median_ratio_draws(bs, cs, s.n_resamples, rng, bw, cw)
         for col in s.columns:
             bv, cv = b_row.get(col), c_row.get(col)
             bv = None if is_missing(bv) else float(bv)

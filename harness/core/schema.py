@@ -27,13 +27,20 @@ Version history:
      the energy counter's scope, released cuBLAS workspaces; status ``crashed``. Layers:
      measured time per layer and what follows from it (share, achieved FLOP/s, bytes moved,
      arithmetic intensity) and ``layer_kind``.
-  4: the GPU box. Cases: ``gpu_index`` (NVML's number of the GPU: an xdist worker sees its own
-     as cuda:0), whether float32 convolutions and matmuls ran in TF32 (``tf32_conv``,
-     ``tf32_matmul``) and the precision of the measured roof (``peak_flops_tf32``), other
-     processes on the GPU around the case (``gpu_foreign_processes``,
-     ``gpu_foreign_memory_bytes``), the share of the timed rounds the clocks were held down by
-     each reason (NVML's clock-event time counters) and the SM clock over them from the
-     driver's samples, and where these came from (``gpu_watch_source``).
+  4: the GPU box and windows. Cases: ``gpu_index`` (NVML's number of the GPU: an xdist worker
+     sees its own as cuda:0), whether float32 convolutions and matmuls ran in TF32
+     (``tf32_conv``, ``tf32_matmul``) and the precision of the measured roof
+     (``peak_flops_tf32``), other processes on the GPU around the case
+     (``gpu_foreign_processes``, ``gpu_foreign_memory_bytes``), the share of the timed rounds
+     the clocks were held down by each reason (NVML's clock-event time counters) and the SM
+     clock over them from the driver's samples, and where these came from
+     (``gpu_watch_source``). Windows (harness.core.windows): every sample's window
+     (``latency_s_window_ids``), the number of windows and of those that agree with the
+     fastest, their spread (slowest / fastest window median), their starts and span in time,
+     each window's speed probe; the energy window's rounds and the energy's worst-case
+     quantisation error. ``latency_s_median`` is now the median of the agreeing windows'
+     medians and its interval the hierarchical bootstrap's; ``stop_reason`` and ``remeasured``
+     speak of windows. Files of versions 1-3 read as before (one window per row).
 """
 
 from __future__ import annotations
@@ -137,7 +144,8 @@ CASES: tuple[Column, ...] = (
         "",
         "a fixed Python loop's time around the rounds / its typical time on this host (median "
         "of the host's recent probes; of the two probes the one farther from 1; above 1 slower; "
-        "a VM's speed states show here and nowhere else)",
+        "a VM's speed states show here and nowhere else); since version 4 the median over the "
+        "windows that give the value",
     ),
     _c("cpu_affinity", STR, "", "the CPUs the process was allowed to run on (0-3,8)"),
     _c("worker", STR, "", "pytest-xdist worker id (gw0, ...) or 'main'"),
@@ -200,7 +208,13 @@ CASES: tuple[Column, ...] = (
     _c("warmup_rounds", INT, "rounds", "uncounted rounds before measuring"),
     _c("rounds", INT, "rounds", "measured rounds (one step each)"),
     _c("latency_s_first", FLT, "s", "the very first call (cold), kept apart"),
-    _c("latency_s_median", FLT, "s", "median step latency"),
+    _c(
+        "latency_s_median",
+        FLT,
+        "s",
+        "the row's step latency: the median of the medians of the windows within 5% of the "
+        "fastest window (harness.core.windows; files before version 4: the samples' median)",
+    ),
     _c("latency_s_mean", FLT, "s", "mean step latency"),
     _c("latency_s_stddev", FLT, "s", "sample standard deviation"),
     _c("latency_s_min", FLT, "s", "fastest step"),
@@ -213,7 +227,9 @@ CASES: tuple[Column, ...] = (
         "latency_s_median_ci_low",
         FLT,
         "s",
-        "lower end of the 95% distribution-free confidence interval of the median",
+        "lower end of latency_s_median's 95% interval (a bootstrap that resamples windows, "
+        "then samples within them; before version 4 the median's order-statistics interval); "
+        "null below 6 samples",
     ),
     _c("latency_s_median_ci_high", FLT, "s", "upper end of that interval"),
     _c(
@@ -222,13 +238,53 @@ CASES: tuple[Column, ...] = (
         "",
         "half-width of the median's interval the rounds aimed at, as a share of the median",
     ),
-    _c("stop_reason", STR, "", "why the rounds stopped: target, time_cap or min_rounds"),
-    _c("latency_s_samples", pa.list_(FLT), "s", "every measured step, in order"),
+    _c(
+        "stop_reason",
+        STR,
+        "",
+        "why the windows stopped: planned (enough), target (extra windows reached ci_target), "
+        "time_cap, structural (no number of windows would agree); before version 4: target, "
+        "time_cap or min_rounds",
+    ),
+    _c("latency_s_samples", pa.list_(FLT), "s", "every measured step, window by window"),
+    _c(
+        "latency_s_window_ids",
+        pa.list_(pa.int32()),
+        "",
+        "the window of each sample in latency_s_samples (0, 1, ... in the order measured)",
+    ),
+    _c("windows", INT, "windows", "timed windows of the case, interleaved with other cases"),
+    _c(
+        "windows_agreeing",
+        INT,
+        "windows",
+        "windows whose median is within 5% of the fastest window's (they give the value)",
+    ),
+    _c("window_spread", FLT, "", "slowest window median / fastest window median"),
+    _c(
+        "window_starts_s",
+        pa.list_(FLT),
+        "s",
+        "each window's start since the first window started",
+    ),
+    _c("windows_span_s", FLT, "s", "from the first window's start to the last one's end"),
+    _c(
+        "window_speed_probe",
+        pa.list_(FLT),
+        "",
+        "each window's speed-probe ratio (see speed_probe_ratio): the machine's state per window",
+    ),
     _c("throughput_per_s", FLT, "samples/s", "batch_size / latency_s_median"),
     # validity: is the measurement trustworthy (harness.measure.noise)
     _c("validity", STR, "", "valid or noisy; null for a case that did not run"),
     _c("validity_reason", STR, "", "the noise signal(s) that crossed a threshold, with values"),
-    _c("remeasured", INT, "count", "times the case was measured again after a noisy first try"),
+    _c(
+        "remeasured",
+        INT,
+        "windows",
+        "extra windows measured after the planned ones (the row was short of valid or of "
+        "its interval target; before version 4: times measured again)",
+    ),
     # measured layer times (harness.measure.layer_times)
     _c(
         "layer_time_coverage",
@@ -267,7 +323,15 @@ CASES: tuple[Column, ...] = (
     _c("energy_j_total", FLT, "J", "energy of the whole window, from the energy counter"),
     _c("energy_j_per_sample", FLT, "J", "energy of the window / samples processed"),
     _c("samples_per_j", FLT, "samples/J", "samples processed / energy of the window"),
-    _c("energy_window_s", FLT, "s", "length of the measured window"),
+    _c("energy_window_s", FLT, "s", "length of the energy window (its own, after the timing)"),
+    _c("energy_rounds", INT, "rounds", "steps run in the energy window"),
+    _c(
+        "energy_quantisation_rel",
+        FLT,
+        "",
+        "worst-case relative error of energy_j_total from the counter's step (one update "
+        "period's energy at the window's mean power / the window's energy)",
+    ),
     _c(
         "energy_scope",
         STR,

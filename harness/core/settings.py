@@ -45,7 +45,7 @@ BOUNDS: dict[str, Bound] = {
     "max_time_s": Bound("maximum time (s)", 0, DAY_S, strict=True, none=True),
     "ci_target": Bound("CI target", 0, 1, none=True),
     "remeasure": Bound("remeasure", 0, 10, whole=True),
-    "remeasure_pause_s": Bound("remeasure pause (s)", 0, DAY_S),
+    "windows": Bound("windows", 1, 1000, whole=True),
     "power_sample_hz": Bound("power sampling rate (Hz)", 0, 1000, strict=True),
     "idle_power_s": Bound("idle power time (s)", 0, 3600),
     "layer_time_steps": Bound("layer time steps", 1, 1000, whole=True),

@@ -29,6 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from harness.core import windows as win
+from harness.core.gpu_signals import (
+    FOREIGN_PROCESSES_MAX,
+    SM_CLOCK_DROP_MAX,
+    TEMPERATURE_RISE_MAX_C,
+    THROTTLE_NOISY,  # noqa: F401 (re-exported)
+    gpu_window_signals,
+)
 from harness.core.missing import is_missing
 from harness.core.stats import MIN_SAMPLES_FOR_CI, half_width_rel, median_ci
 
@@ -49,25 +57,17 @@ INVOLUNTARY_SWITCHES_PER_S_MAX = 150.0
 SPEED_PROBE_SLOW_MAX = 1.25
 # 1-minute load average above the cores by this much: more runnable tasks than CPUs.
 LOAD_ABOVE_CORES_MAX = 0.5
-# GPU: SM clock falling by more than this share across the window; temperature rise in C.
-SM_CLOCK_DROP_MAX = 0.10
-TEMPERATURE_RISE_MAX_C = 15
-# Clock-event reasons that slow a GPU below its normal boost (sw_power_cap is normal under load:
-# it counts only through the clock drop).
-THROTTLE_NOISY = (
-    "hw_slowdown",
-    "sw_thermal_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-)
+# GPU point reads (older rows): SM_CLOCK_DROP_MAX, TEMPERATURE_RISE_MAX_C, THROTTLE_NOISY
+# (harness.core.gpu_signals).
 
-# GPU over the timed window (harness.measure.gpu_watch), for rows that have these columns (the
-# two point reads above decide only older rows):
-# Another process with a context on the GPU: CUDA time-slices the contexts of different
-# processes on one GPU (without MPS), so one that computes takes whole slices of the window,
-# and NVML cannot tell an idle context from a busy one (optimum-benchmark refuses to measure
-# with another process on the device).
-FOREIGN_PROCESSES_MAX = 0
+# Between windows (harness.core.windows): at least this many, and all but one in five of
+# them within AGREE_REL of the fastest window.
+MIN_WINDOWS = win.MIN_WINDOWS
+AGREE_REL = win.AGREE_REL
+
+# GPU over the timed window (harness.measure.gpu_watch, harness.core.gpu_signals), for rows
+# that have these columns (the two point reads above decide only older rows): another process
+# on the GPU (FOREIGN_PROCESSES_MAX), and:
 # Thermal slowdown or the hardware power brake for more than this share of the window: a HW
 # slowdown cuts the clocks by a factor of 2 or more (nvml.h, nvmlClocksEventReasonHwSlowdown),
 # so the steps in it take >= 2x and the window's mean rises by >= that share; beyond the
@@ -79,6 +79,8 @@ GPU_SLOWDOWN_SHARE_MAX = CI_HALF_WIDTH_REL_MAX
 SM_CLOCK_LOW_SHARE_MAX = CI_HALF_WIDTH_REL_MAX
 
 THRESHOLDS: dict[str, float] = {
+    "min_windows": MIN_WINDOWS,
+    "window_agree_rel": AGREE_REL,
     "min_rounds": MIN_ROUNDS,
     "iqr_rel_max": IQR_REL_MAX,
     "ci_half_width_rel_max": CI_HALF_WIDTH_REL_MAX,
@@ -93,7 +95,10 @@ THRESHOLDS: dict[str, float] = {
     "sm_clock_low_share_max": SM_CLOCK_LOW_SHARE_MAX,
 }
 RULE = (
-    f"noisy when any of: fewer than {MIN_ROUNDS} rounds; IQR > {IQR_REL_MAX:.0%} of the "
+    f"noisy when any of: fewer than {MIN_WINDOWS} windows, or fewer than all but one in five "
+    f"of them within {AGREE_REL:.0%} of the fastest window (the row's value is the median of "
+    f"those windows' medians; its interval resamples windows, then samples); fewer than "
+    f"{MIN_ROUNDS} rounds in them; IQR > {IQR_REL_MAX:.0%} of the "
     f"median; the median's 95% interval wider than +-{CI_HALF_WIDTH_REL_MAX:.1%}; CPU "
     f"pressure > {CPU_PRESSURE_MAX:.0%} of the rounds; > {INVOLUNTARY_SWITCHES_PER_S_MAX:g} "
     f"involuntary switches/s (without PSI); the CPU's speed probe > {SPEED_PROBE_SLOW_MAX:g}x "
@@ -122,6 +127,8 @@ class Signal:
 
 
 SIGNAL_KINDS = (
+    "too_few_windows",
+    "windows_disagree",
     "too_few_rounds",
     "iqr",
     "median_interval",
@@ -189,6 +196,71 @@ def impossible(row: Mapping[str, Any], *, require: bool = True) -> str | None:
     return None
 
 
+def row_windows(row: Mapping[str, Any]) -> win.Windows | None:
+    """The row's samples by window (harness.core.windows); None without finite samples. A row
+    from before windows (no ``latency_s_window_ids``) is one window."""
+    s = _samples(row)
+    if s is None or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        return None
+    ids = row.get("latency_s_window_ids")
+    if ids is None or isinstance(ids, str) or not hasattr(ids, "__len__") or len(ids) != s.size:
+        ids = None
+    try:
+        return win.split(s, ids)
+    except (TypeError, ValueError):
+        return None
+
+
+def window_signals(row: Mapping[str, Any], windows: win.Windows | None) -> list[Signal]:
+    """Between-window signals: too few windows, or too few of them agreeing with the fastest
+    (the text names the spread: "windows disagree: 1.38x between the fastest and slowest
+    window"). Rows without window ids (files before windows) have none."""
+    if windows is None or not _windowed(row):
+        return []
+    found: list[Signal] = []
+    count = windows.count
+    if count < MIN_WINDOWS:
+        found.append(
+            Signal(
+                "too_few_windows",
+                float(count),
+                float(MIN_WINDOWS),
+                f"only {count} window(s): no between-window check (needs {MIN_WINDOWS})",
+            )
+        )
+        return found
+    agree = int(windows.agreeing().sum())
+    need = win.needed(count)
+    if agree < need:
+        found.append(
+            Signal(
+                "windows_disagree",
+                windows.spread(),
+                1.0 + AGREE_REL,
+                f"windows disagree: {windows.spread():.2f}x between the fastest and slowest "
+                f"window; {agree} of {count} within {AGREE_REL:.0%} of the fastest "
+                f"(needs {need})",
+            )
+        )
+    return found
+
+
+def left_out(windows: win.Windows | None) -> str | None:
+    """The windows that do not speak for a valid row, in words ("1 of 5 windows 1.70x slower
+    than the fastest, left out"); None when every window agrees."""
+    if windows is None or windows.count < 2:
+        return None
+    mask = windows.agreeing()
+    out = int((~mask).sum())
+    if not out:
+        return None
+    worst = float(windows.medians[~mask].max() / windows.medians.min())
+    return (
+        f"{out} of {windows.count} window(s) up to {worst:.2f}x slower than the fastest, "
+        "left out of the value"
+    )
+
+
 def _ci_half_width_rel(row: Mapping[str, Any]) -> float | None:
     lo, hi = _num(row, "latency_s_median_ci_low"), _num(row, "latency_s_median_ci_high")
     if (lo is None or hi is None) and (s := _samples(row)) is not None and np.all(np.isfinite(s)):
@@ -203,7 +275,16 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
     def add(kind: str, value: float, limit: float, text: str) -> None:
         found.append(Signal(kind, float(value), float(limit), text))
 
+    windows = row_windows(row)
+    found += window_signals(row, windows)
     rounds = _num(row, "rounds")
+    iqr = _num(row, "latency_s_iqr")
+    if windows is not None and windows.count > 1:
+        # the windows that speak for the row: their rounds and their spread
+        kept = windows.agreeing_samples()
+        rounds = float(kept.size)
+        q1, q3 = np.percentile(kept, [25, 75])
+        iqr = float(q3 - q1)
     if rounds is not None and rounds < MIN_ROUNDS:
         add(
             "too_few_rounds",
@@ -213,7 +294,6 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
             f"(needs {MIN_ROUNDS})",
         )
     median = _num(row, "latency_s_median")
-    iqr = _num(row, "latency_s_iqr")
     if median and iqr is not None and iqr / median > IQR_REL_MAX:
         add(
             "iqr",
@@ -276,60 +356,16 @@ def noise_signals(row: Mapping[str, Any]) -> list[Signal]:
                 f"(limit cores + {LOAD_ABOVE_CORES_MAX:g})",
             )
     found.extend(gpu_signals(row))
-    # Rows without NVML's window readings (older files, a driver without them): two point reads.
-    clk0, clk1 = _num(row, "sm_clock_mhz_start"), _num(row, "sm_clock_mhz_end")
-    if _num(row, "sm_clock_low_share") is not None:
-        clk0 = None  # the driver's samples decide
-    if clk0 and clk1 is not None and (clk0 - clk1) / clk0 > SM_CLOCK_DROP_MAX:
-        add(
-            "sm_clock_drop",
-            (clk0 - clk1) / clk0,
-            SM_CLOCK_DROP_MAX,
-            f"SM clock fell {clk0:.0f} -> {clk1:.0f} MHz (limit {SM_CLOCK_DROP_MAX:.0%})",
-        )
-    if _num(row, "gpu_thermal_share") is not None:
-        return found
-    t0, t1 = _num(row, "temperature_c_start"), _num(row, "temperature_c_end")
-    if t0 is not None and t1 is not None and t1 - t0 > TEMPERATURE_RISE_MAX_C:
-        add(
-            "temperature_rise",
-            t1 - t0,
-            TEMPERATURE_RISE_MAX_C,
-            f"temperature rose {t0:.0f} -> {t1:.0f} C (limit +{TEMPERATURE_RISE_MAX_C} C)",
-        )
-    reasons = row.get("throttle_reasons_end")
-    if not is_missing(reasons):
-        hit = [r for r in str(reasons).split(",") if r.strip() in THROTTLE_NOISY]
-        if hit:
-            add("gpu_slowdown", len(hit), 0, f"GPU slowed down: {', '.join(hit)}")
     return found
 
 
 def gpu_signals(row: Mapping[str, Any]) -> list[Signal]:
-    """The GPU's signals over the timed window: other processes, slowdown time, low clocks."""
-    found: list[Signal] = []
-    others = _num(row, "gpu_foreign_processes")
-    if others is not None and others > FOREIGN_PROCESSES_MAX:
-        memory = _num(row, "gpu_foreign_memory_bytes")
-        held = f", holding {memory / 2**30:.1f} GiB" if memory is not None else ""
-        text = f"{others:.0f} other process(es) on the GPU{held}: they share it"
-        found.append(Signal("foreign_process", others, FOREIGN_PROCESSES_MAX, text))
-    for kind, column, what in (
-        ("gpu_thermal", "gpu_thermal_share", "thermal slowdown"),
-        ("gpu_power_brake", "gpu_power_brake_share", "hardware power brake"),
-    ):
-        share = _num(row, column)
-        if share is not None and share > GPU_SLOWDOWN_SHARE_MAX:
-            text = f"GPU in {what} {share:.1%} of the window (limit {GPU_SLOWDOWN_SHARE_MAX:.1%})"
-            found.append(Signal(kind, share, GPU_SLOWDOWN_SHARE_MAX, text))
-    low = _num(row, "sm_clock_low_share")
-    if low is not None and low > SM_CLOCK_LOW_SHARE_MAX:
-        lowest = _num(row, "sm_clock_mhz_min")
-        at = f", down to {lowest:.0f} MHz" if lowest is not None else ""
-        found.append(Signal("sm_clock_low", low, SM_CLOCK_LOW_SHARE_MAX,
-                            f"SM clock below 75% of its maximum in {low:.1%} of the window{at} "
-                            f"(limit {SM_CLOCK_LOW_SHARE_MAX:.1%})"))  # fmt: skip
-    return found
+    """The GPU's signals over the timed window (harness.core.gpu_signals): other processes,
+    slowdown time, low clocks."""
+    found = gpu_window_signals(
+        row, slowdown_share_max=GPU_SLOWDOWN_SHARE_MAX, low_share_max=SM_CLOCK_LOW_SHARE_MAX
+    )
+    return [Signal(kind, float(v), float(limit), text) for kind, v, limit, text in found]
 
 
 def verdict(row: Mapping[str, Any]) -> Verdict:
@@ -343,7 +379,14 @@ def verdict(row: Mapping[str, Any]) -> Verdict:
     signals = tuple(noise_signals(row))
     if signals:
         return Verdict("noisy", signals, "; ".join(s.text for s in signals))
-    return Verdict("valid")
+    # a valid row still says which windows it left out of its value (the machine's other state)
+    return Verdict("valid", reason=left_out(row_windows(row)) if _windowed(row) else None)
+
+
+def _windowed(row: Mapping[str, Any]) -> bool:
+    """Whether the row's samples carry their windows (schema version 4 and later)."""
+    ids = row.get("latency_s_window_ids")
+    return ids is not None and not isinstance(ids, (str, float)) and len(ids) > 0
 
 
 def assess(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -362,6 +405,7 @@ SIGNAL_COLUMNS = (
     "status",
     "schema_version",
     "rounds",
+    "latency_s_window_ids",
     "latency_s_median",
     "throughput_per_s",
     "latency_s_samples",

@@ -229,3 +229,29 @@ class GpuWatch:
         if self._notes:
             text += "; " + "; ".join(f"{what}: {why}" for what, why in self._notes.items())
         return text
+
+
+def over_windows(windows: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+    """A row's GPU window columns from those of the windows that speak for it (each with its
+    length in seconds): the shares weighted by time (the share of their summed time), the SM
+    clock's minimum over all, the median of the windows' medians; a column no window read is
+    null. The source is the last window's (it names every note so far)."""
+    out: dict[str, Any] = dict.fromkeys(WINDOW_COLUMNS)
+    if not windows:
+        return out
+    for column in ("gpu_power_capped_share", "gpu_thermal_share", "gpu_power_brake_share",
+                   "sm_clock_low_share"):  # fmt: skip
+        known = [(w[column], s) for w, s in windows if w.get(column) is not None]
+        total = sum(s for _, s in known)
+        if known:
+            out[column] = (
+                sum(v * s for v, s in known) / total if total > 0 else max(v for v, _ in known)
+            )
+    lows = [w["sm_clock_mhz_min"] for w, _ in windows if w.get("sm_clock_mhz_min") is not None]
+    mids = [
+        w["sm_clock_mhz_median"] for w, _ in windows if w.get("sm_clock_mhz_median") is not None
+    ]
+    out["sm_clock_mhz_min"] = min(lows) if lows else None
+    out["sm_clock_mhz_median"] = int(statistics.median(mids)) if mids else None
+    out["gpu_watch_source"] = windows[-1][0].get("gpu_watch_source")
+    return out

@@ -11,17 +11,21 @@ signals harness.results.validity judges:
   where the load average lags by a minute;
 * ``involuntary_switches_per_s``: this process's involuntary context switches (the scheduler
   took a CPU from one of its threads) per second of rounds, from ``getrusage``;
-* ``speed_probe_ratio``: how this CPU runs a fixed piece of Python right before and right after
-  the rounds, against this host's typical time for it: the median of its last
-  ``SPEED_HISTORY`` probes with this Python (kept in ``$XDG_CACHE_HOME/cnnbench/speed-probe.json``
-  so every run on the host shares one reference). Of the two probes, the ratio farther from 1
-  is kept (above 1: slower than typical). Virtual machines switch between speeds that no load
-  figure shows: on this project's 2-core VM the same loop takes about 0.72 ms or 1.7x that,
-  in spells from 0.1 s to about 10 s (``benchmarks/bench_speed_states.py`` measures the share
-  of time in each state and the spell lengths). The reference is the host's typical speed, not
-  its fastest ever: a host whose usual state is the slow one would otherwise call most cases
-  noisy. A case whose probes depart from the typical speed is flagged. A host's first window
-  takes ``SPEED_WARMUP`` probes (about 0.3 s) to found the reference.
+* ``speed_probe_ratio``: how this CPU runs a fixed piece of Python right before and right after the
+  rounds, against this host's typical time for it: the ``TYPICAL_QUANTILE`` (20th percentile) of
+  its last ``SPEED_HISTORY`` probes with this Python (kept in
+  ``$XDG_CACHE_HOME/cnnbench/speed-probe.json`` so every run on the host shares one reference). Of
+  the two probes, the ratio farther from 1 is kept (above 1: slower than typical). Virtual machines
+  switch between speeds that no load figure shows: on this project's 2-core VM the same loop takes
+  about 0.72 ms or 1.7x that, in spells from 0.1 s to about 10 s
+  (``benchmarks/bench_speed_states.py`` measures the share of time in each state and the spell
+  lengths). The reference is the fastest state the host holds at least a fifth of the time, not its
+  fastest ever (a host whose usual state is the slow one, with short fast bursts, would otherwise
+  call most cases noisy) and not its median (a host slow half the time would make either state
+  "typical" by chance, and a case measured wholly in the slow state would pass). A case whose
+  probes depart from it is flagged; since windows (harness.core.windows) the row's ratio is the
+  median over the windows that give its value: a case timed wholly in a slow state is caught here.
+  A host's first window takes ``SPEED_WARMUP`` probes (1.6 s) to found the reference.
 
 Reading them costs two small file reads, two system calls and two probes (a few
 milliseconds) per window, outside the timed samples. GPU signals (SM clock, temperature,
@@ -33,12 +37,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
 import platform
 import socket
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -125,12 +131,27 @@ def _cache_key() -> str:
 
 
 SPEED_HISTORY = 256  # probes kept per host: the typical speed of the last few runs
-SPEED_WARMUP = 16  # probes taken (20 ms apart) when a host has fewer on record
+TYPICAL_QUANTILE = 0.2  # a state held a fifth of the time is the host's own
+SPEED_WARMUP = 16  # probes taken (SPEED_WARMUP_EVERY_S apart) when a host has fewer on record
+# Spread over 1.6 s, so a host's first reference does not sit inside one speed state (this VM
+# holds a state 0.1-10 s); once per host: the history is kept in the cache file.
+SPEED_WARMUP_EVERY_S = 0.1
+# A probe (20,000 iterations of CPython, best of 3) takes about 0.7 ms on a 2020s core: a
+# stored time outside 1 us .. 1 s is no probe of this loop (a corrupt or foreign cache).
+PROBE_PLAUSIBLE_S = (1e-6, 1.0)
+
+
+def plausible_probe(value: object) -> bool:
+    """Whether ``value`` can be a probe time in seconds: a finite float in
+    ``PROBE_PLAUSIBLE_S`` (not a bool, not a string, not infinite, zero or negative)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and PROBE_PLAUSIBLE_S[0] <= value <= PROBE_PLAUSIBLE_S[1]
 
 
 class SpeedReference:
-    """This host's typical probe time: the median of its last ``SPEED_HISTORY`` probes (this
-    process's and the cache file's). Probes are written back at most every few seconds
+    """This host's typical probe time: the ``TYPICAL_QUANTILE`` of its last ``SPEED_HISTORY``
+    probes (this process's and the cache file's). Probes are written back at most every few seconds
     (atomically, merged with what other processes wrote; a cache that cannot be written is kept
     in memory)."""
 
@@ -138,30 +159,47 @@ class SpeedReference:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or _cache_file()
+        self._drop = False  # a corrupt entry is replaced, not merged with, on the next save
         self.recent: list[float] = self._stored()
         self._new: list[float] = []
         self._saved_at = 0.0
 
     def _stored(self) -> list[float]:
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        """This host's stored probes; a cache holding anything but plausible probe times (a
+        corrupt file, Infinity, true) is dropped whole, with one warning, and rebuilt."""
+        try:
             value = json.loads(self.path.read_text()).get(_cache_key())
-            if isinstance(value, list):
-                return [float(v) for v in value if isinstance(v, (int, float)) and v > 0][
-                    -SPEED_HISTORY:
-                ]
+        except (OSError, ValueError, TypeError, AttributeError):
+            return []
+        if value is None or value == [] or plausible_probe(value):  # a first-version cache held
+            return []  # one float (the fastest probe): read as no history
+        if isinstance(value, list) and all(plausible_probe(v) for v in value):
+            return [float(v) for v in value][-SPEED_HISTORY:]
+        shown = repr(value)[:60]
+        warnings.warn(
+            f"cnnbench: the speed-probe cache {self.path} holds values that are no probe time "
+            f"({shown}): dropped; this host's reference is measured again",
+            UserWarning,
+            stacklevel=2,
+        )
+        self._drop = True
         return []
 
     def typical(self) -> float:
+        """The probe time below which the host's fastest fifth of recent probes lie (the
+        lower nearest rank): its fast state when it holds one a fifth of the time or more."""
         values = sorted(self.recent)
-        n = len(values)
-        return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+        return values[int(TYPICAL_QUANTILE * (len(values) - 1))]
 
-    def ratio(self, seconds: float) -> float:
-        """``seconds`` over the typical time (before ``seconds`` joins the history)."""
+    def ratio(self, seconds: float) -> float | None:
+        """``seconds`` over the typical time (before ``seconds`` joins the history); None for
+        a probe time that cannot be one (it joins nothing)."""
+        if not plausible_probe(seconds):
+            return None
         if len(self.recent) < SPEED_WARMUP:
             for _ in range(SPEED_WARMUP - len(self.recent)):
                 self._add(speed_probe())
-                time.sleep(0.02)
+                time.sleep(SPEED_WARMUP_EVERY_S)
         typical = self.typical()
         self._add(seconds)
         return seconds / typical
@@ -186,10 +224,11 @@ class SpeedReference:
                 data = {}
             known = data.get(_cache_key())
             known = (
-                [v for v in known if isinstance(v, (int, float)) and v > 0]
-                if isinstance(known, list)
+                [v for v in known if plausible_probe(v)]
+                if isinstance(known, list) and not self._drop
                 else []
             )
+            self._drop = False
             data[_cache_key()] = [*known, *self._new][-SPEED_HISTORY:]
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".speed-probe-")
             with os.fdopen(fd, "w") as fh:
@@ -238,18 +277,50 @@ class NoiseProbe:
         self._load_end = load_average()
         self._speed.append(speed_probe())
 
-    def columns(self) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """The window's raw measures (``aggregate`` turns those of several windows into a
+        row's columns): its length, CPU stall and involuntary switches (None where the OS
+        has no such counter), the speed probe's ratio, the load when it ended."""
         elapsed = self._t1 - self._t0
-        pressure = switches = None
-        if elapsed > 0 and self._psi0 is not None and self._psi1 is not None:
-            pressure = min(1.0, max(0.0, (self._psi1 - self._psi0) / 1e6 / elapsed))
-        if elapsed > 0 and self._ctx0 is not None and self._ctx1 is not None:
-            switches = (self._ctx1 - self._ctx0) / elapsed
+        stall = switches = None
+        if self._psi0 is not None and self._psi1 is not None:
+            stall = max(0.0, (self._psi1 - self._psi0) / 1e6)
+        if self._ctx0 is not None and self._ctx1 is not None:
+            switches = self._ctx1 - self._ctx0
         reference = speed_reference()
-        ratios = [reference.ratio(p) for p in self._speed]
+        ratios = [r for p in self._speed if (r := reference.ratio(p)) is not None]
         return {
-            "load_avg_1m_end": self._load_end,
-            "cpu_pressure": pressure,
-            "involuntary_switches_per_s": switches,
+            "elapsed_s": elapsed,
+            "stall_s": stall,
+            "switches": switches,
             "speed_probe_ratio": max(ratios, key=lambda r: max(r, 1 / r)) if ratios else None,
+            "load_avg_1m_end": self._load_end,
         }
+
+    def columns(self) -> dict[str, Any]:
+        return aggregate([self.record()])
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The noise columns of a row from its windows' records: CPU pressure and switches per
+    second over the windows' summed time, the speed probe's median ratio (a single window's
+    farther-from-1 probe when there is one), the load when the last window ended."""
+    elapsed = sum(r["elapsed_s"] for r in records)
+    stalls = [r["stall_s"] for r in records]
+    switches = [r["switches"] for r in records]
+    ratios = sorted(r["speed_probe_ratio"] for r in records if r["speed_probe_ratio"] is not None)
+    pressure = rate = None
+    if elapsed > 0 and records and all(v is not None for v in stalls):
+        pressure = min(1.0, max(0.0, sum(stalls) / elapsed))
+    if elapsed > 0 and records and all(v is not None for v in switches):
+        rate = sum(switches) / elapsed
+    probe = None
+    if ratios:
+        mid = len(ratios) // 2
+        probe = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return {
+        "load_avg_1m_end": records[-1]["load_avg_1m_end"] if records else None,
+        "cpu_pressure": pressure,
+        "involuntary_switches_per_s": rate,
+        "speed_probe_ratio": probe,
+    }

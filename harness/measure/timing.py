@@ -37,7 +37,7 @@ Step = Callable[[], object]
 # --- devices and threads ---------------------------------------------------------------------
 
 
-def _as_device(device: torch.device | str) -> torch.device:
+def as_device(device: torch.device | str) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -77,7 +77,7 @@ def cuda_sync_fn(device: torch.device | str) -> Callable[[], None]:
     Raises InvalidInputError for a CUDA device when CUDA is not available (or the index does not
     exist), and for device types the harness does not time (anything but cpu, cuda, mps).
     """
-    dev = _as_device(device)
+    dev = as_device(device)
     if dev.type == "cpu":
         return _noop
     if dev.type == "cuda":
@@ -93,7 +93,7 @@ def cuda_sync_fn(device: torch.device | str) -> Callable[[], None]:
 
 def timing_method(device: torch.device | str) -> str:
     """How rounds on ``device`` are timed, as recorded in the ``timing_method`` column."""
-    dev = _as_device(device)
+    dev = as_device(device)
     return "perf_counter" if dev.type == "cpu" else f"perf_counter+{dev.type}.synchronize"
 
 
@@ -143,7 +143,7 @@ def run_rounds(step: Step, rounds: int) -> list[float]:
     return out
 
 
-def _synced(step: Step, sync: Callable[[], None]) -> Step:
+def synced(step: Step, sync: Callable[[], None]) -> Step:
     """The step followed by ``sync``; the step itself, unwrapped, when there is nothing to wait
     for (CPU), so no extra Python call is timed."""
     if sync is _noop:
@@ -290,7 +290,7 @@ def measure_latency(
         )
     target = ci_target or None
     sync = cuda_sync_fn(device)
-    timed_step = _synced(step, sync)
+    timed_step = synced(step, sync)
     timer = time.perf_counter
 
     sync()
@@ -317,7 +317,7 @@ def measure_latency(
     cut = planned < min_rounds or (
         max_time_s is not None and planned * max(estimate, 1e-9) > max_time_s * 0.999
     )
-    cudnn_state = cudnn_benchmark_state() if _as_device(device).type == "cuda" else None
+    cudnn_state = cudnn_benchmark_state() if as_device(device).type == "cuda" else None
 
     gc.collect()
     gc_was_enabled = gc.isenabled()

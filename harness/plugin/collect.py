@@ -12,7 +12,6 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.spec import Case
-from harness.plugin.progress import duration
 from harness.plugin.session import BUILTIN_SUITE, resolve_run, start_sweep
 from harness.plugin.state import STATE, State
 from harness.run.grid import GridSettings, build_cases, suite_models, unmatched_patterns
@@ -146,15 +145,44 @@ def pytest_collection_modifyitems(
         start_sweep(config, state)
 
 
+def case_test_name(item: pytest.Item) -> str:
+    """The test that owns a case's row (``file::function``), as the ``cnn_bench`` fixture
+    names it."""
+    name = item.nodeid.split("[")[0]
+    if name.startswith("::"):  # a file outside the rootdir (the built-in test)
+        name = f"{item.path.name}{name}"
+    return name
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The sweep's size once every plugin has filtered the items (-k, -m and --lf deselect
-    after this plugin's own hook): the progress counter counts the cases that will run."""
+    """The final order of the cases (after -k, -m, --lf and every other plugin) is the sweep's
+    plan and its size: the progress counter counts the cases that will run, and blocks of
+    interleaved cases follow the order (harness.run.sweep). Under xdist a worker's blocks stay
+    within one group of models, the scheduler's unit (harness.plugin.xdist). ``--cnn-plan``
+    prints the estimate and exits here."""
     state = session.config.stash.get(STATE, None)
     if state is None or state.role == "controller":
         return
-    state.total = sum(1 for i in session.items if _is_case(i))
+    entries = [
+        (item.callspec.params["cnn_case"], case_test_name(item))
+        for item in session.items
+        if _is_case(item)
+    ]
+    state.total = len(entries)
     if state.role == "main":
+        if state.plan:
+            _print_plan(session.config, state, len(entries))
+            pytest.exit("--cnn-plan: nothing measured", returncode=0)
         _warn_size(session.config, state, state.total)
+    if state.sweep is None or not entries:
+        return
+    group = None
+    if state.role == "worker":  # the scheduler's groups, from the same collection
+        from harness.plugin.xdist import groups_of, model_of
+
+        groups = groups_of([item.nodeid for item in session.items])
+        group = lambda case: groups.get(model_of(f"[{case.case_id}]") or "")  # noqa: E731
+    state.sweep.plan(entries, group)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -162,23 +190,37 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     state = node.config.stash[STATE]
     if state.total is None:
         state.total = sum(1 for i in ids if "[" in i and not i.endswith("[no-cases]"))
+        if state.plan:
+            _print_plan(node.config, state, state.total)
+            pytest.exit("--cnn-plan: nothing measured", returncode=0)
         _warn_size(node.config, state, state.total)
 
 
+def _plan_text(state: State, n: int) -> str:
+    from harness.run.plan import describe, make_plan
+
+    plan = make_plan(n, state.options, state.device or "cpu", workers=max(1, state.workers))
+    return describe(plan)
+
+
+def _print_plan(config: pytest.Config, state: State, n: int) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    text = _plan_text(state, n)
+    if tr is not None:
+        tr.write_line(text)
+    else:
+        print(text)
+
+
 def _warn_size(config: pytest.Config, state: State, n: int) -> None:
-    """Before a large sweep on a CPU: the case count, the time the settings imply, a hint."""
-    if n <= 100 or state.device.startswith("cuda") or state.smoke:
+    """Before a large sweep, on a CPU or a GPU: the case count, the time the settings imply
+    (harness.run.plan), a hint."""
+    if n <= 100 or state.smoke:
         return
-    o = state.options
-    low = o.warmup_time_s + o.min_time_s
-    high = (o.max_time_s or 30.0) * (1 + o.remeasure) + o.remeasure * o.remeasure_pause_s + 5
-    workers = max(1, state.workers)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     text = (
-        f"cnnbench: {n:,} cases on a CPU, {duration(n * low / workers)} to "
-        f"{duration(n * high / workers)} by the timing settings ({low:.1f}-{high:.0f} s a case"
-        f"{f' over {workers} workers' if workers > 1 else ''}); narrow it with --cnn-models, "
-        "--cnn-batch-sizes or -k, or set --cnn-max-minutes"
+        f"{_plan_text(state, n)}. Narrow it with --cnn-models, --cnn-batch-sizes or -k, set "
+        "--cnn-max-minutes, or see it alone with --cnn-plan"
     )
     if tr is not None:
         tr.write_line(text, yellow=True)

@@ -169,6 +169,8 @@ def _progress(result: CaseResult) -> dict[str, Any]:
         "ci_low": row.get("latency_s_median_ci_low"),
         "ci_high": row.get("latency_s_median_ci_high"),
         "validity": row.get("validity"),
+        "reason": row.get("validity_reason"),
+        "rounds": row.get("rounds"),
         "wall_s": result.wall_s,
     }
 

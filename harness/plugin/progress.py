@@ -59,8 +59,16 @@ def progress_line(
     text = f"[{done:>{len(str(total))}}/{total}] {textsafe.terminal(info['case'])}  "
     if info["status"] == "ok" and median:
         half = half_width_rel(info.get("ci_low"), info.get("ci_high"), median)
-        spread = "" if half is None else f" ±{half:.1%}"
+        rounds = info.get("rounds")
+        spread = (
+            f" ±{half:.1%}"
+            if half is not None
+            else ("" if rounds is None else f" ±? ({rounds} round{'s' if rounds != 1 else ''})")
+        )
         text += f"{units.seconds(median)}{spread}  {info.get('validity') or ''}"
+        why = info.get("reason")
+        if info.get("validity") not in (None, "valid") and why:  # what made it noisy, first
+            text += f" ({textsafe.terminal(str(why).split('; ')[0])})"
     else:
         text += str(info["status"])
     left = total - done

@@ -48,16 +48,23 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
     ("compile", "string", None, "torch.compile: off, on or both (default: the suite's)"),
     ("threads", "string", None, "CPU thread counts, comma separated (1,2,4): a grid dimension"),
     (
+        "windows",
+        "string",
+        None,
+        "timed windows per case, interleaved with other cases' (default "
+        f"{preset_default('windows')}); a row is valid only when they agree",
+    ),
+    (
         "min-rounds",
         "string",
         None,
-        f"minimum measured rounds per case (default {preset_default('min_rounds')})",
+        f"minimum measured rounds per case, all windows (default {preset_default('min_rounds')})",
     ),
     (
         "min-time",
         "string",
         None,
-        f"minimum measured time per case, s (default {preset_default('min_time_s')})",
+        f"minimum measured time per case, all windows, s (default {preset_default('min_time_s')})",
     ),
     (
         "max-time",
@@ -77,7 +84,13 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "1%",
         "rounds go on until the median's 95%% interval is within this share of it (0: off)",
     ),
-    ("remeasure", "string", "1", "times a noisy case is measured again after a pause (0: never)"),
+    (
+        "remeasure",
+        "string",
+        "1",
+        "passes of extra windows for a case short of valid or of --cnn-target-ci for a reason "
+        "more windows can fix (0: never)",
+    ),
     (
         "isolate",
         "string",
@@ -85,6 +98,13 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "crash isolation: model (a child process per model), case, or none (in the test process)",
     ),
     ("max-minutes", "string", None, "time budget: cases that would end past it are skipped"),
+    (
+        "plan",
+        "bool",
+        "false",
+        "print the sweep's case count and estimated duration (from the settings and the fixed "
+        "costs per case), then exit without measuring",
+    ),
     ("layer-times", "bool", "false", "measure time per layer after the rounds (torch.profiler)"),
     ("power", "string", "auto", "power: auto (NVML on GPU, RAPL on CPU where readable) or off"),
     ("power-hz", "string", "100", "power sampling rate in Hz"),
@@ -113,7 +133,7 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "--benchmark-disable), true, false; --cnn-report / --cnn-no-report",
     ),
 )
-BOOL_FLAGS = ("report", "layer-times")
+BOOL_FLAGS = ("report", "layer-times", "plan")
 
 
 @dataclass
@@ -139,6 +159,7 @@ class RunSettings:
     role: str  # "main", "controller" or "worker"
     shard: tuple[int, int] | None = None  # (I, N) of --cnn-shard (harness.cluster)
     sweep_id: str | None = None  # --cnn-sweep: the run id of every shard of the sweep
+    plan: bool = False
     # resolved on first need (``resolve``)
     device: str = ""
     options: RunOptions | None = None
@@ -258,6 +279,7 @@ def _role(config: pytest.Config) -> str:
 # RunOptions fields set by options: option -> (field, how the text is read)
 NUMBER_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "warmup-rounds": ("warmup_rounds", int),
+    "windows": ("windows", int),
     "min-rounds": ("min_rounds", int),
     "min-time": ("min_time_s", float),
     "max-time": ("max_time_s", float),
@@ -357,6 +379,7 @@ def read_settings(config: pytest.Config) -> RunSettings:
         role=_role(config),
         shard=shard,
         sweep_id=sweep,
+        plan=bool(_bool(config, "plan")),
     )
 
 

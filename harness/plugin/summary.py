@@ -36,14 +36,23 @@ def _mode(row: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+def spread_text(median: Any, lo: Any, hi: Any, rounds: Any) -> str:
+    """``±0.4%``: the half-width of the value's 95% interval; ``±? (1 round)`` where the row
+    has too few rounds for one (never ``±0.0%``)."""
+    if is_missing(lo) or is_missing(hi) or not median:
+        if is_missing(rounds):
+            return ""
+        n = int(rounds)
+        return f" ±? ({n} round{'s' if n != 1 else ''})"
+    return f" ±{units.percent((hi - lo) / 2 / median)}"
+
+
 def _median(row: Mapping[str, Any]) -> str:
     median = row.get("latency_s_median")
     if is_missing(median):
         return "-"
     lo, hi = row.get("latency_s_median_ci_low"), row.get("latency_s_median_ci_high")
-    if is_missing(lo) or is_missing(hi) or not median:
-        return units.seconds(median)
-    return f"{units.seconds(median)} ±{units.percent((hi - lo) / 2 / median)}"
+    return units.seconds(median) + spread_text(median, lo, hi, row.get("rounds"))
 
 
 def _iqr(row: Mapping[str, Any]) -> str:
@@ -60,9 +69,29 @@ def _case(row: Mapping[str, Any]) -> str:
     )
 
 
+def headline(rows: Iterable[Mapping[str, Any]]) -> str:
+    """``31 case(s): 20 valid, 9 noisy, 2 not ok (oom 1, skipped 1)``."""
+    rows = list(rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = r.get("status") or "?"
+        if key == "ok":
+            validity = r.get("validity")
+            key = "not judged" if is_missing(validity) else str(validity)
+        counts[key] = counts.get(key, 0) + 1
+    kinds = ("valid", "noisy", "invalid", "not judged")
+    parts = [f"{counts.pop(k)} {k}" for k in kinds if k in counts]
+    not_ok = sum(counts.values())
+    if not_ok:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        parts.append(f"{not_ok} not ok ({detail})")
+    return f"{len(rows)} case(s): " + ", ".join(parts)
+
+
 def summary_table(rows: Iterable[Mapping[str, Any]], *, show_test: bool = False) -> str:
     """Aligned table of the cases of a run (missing values shown as '-'), followed by one line
     per case that did not end ``ok`` and one per case that is not ``valid``, with the reason."""
+    rows = list(rows)
     lines, failures, noisy = [], [], []
     headers = (*COLUMNS, "test") if show_test else COLUMNS
     for r in rows:
@@ -90,6 +119,7 @@ def summary_table(rows: Iterable[Mapping[str, Any]], *, show_test: bool = False)
             line.append(textsafe.terminal(str(r.get("test_name") or "-").split("::")[-1]))
         lines.append(line)
     text = tabulate(lines, headers=headers, tablefmt="simple", disable_numparse=True)
+    text += "\n\n" + headline(rows)
     if failures:
         text += f"\n\n{len(failures)} case(s) not ok, with the reason:\n" + "\n".join(failures)
     if noisy:

@@ -193,9 +193,27 @@ def configure_worker(config: pytest.Config, state: State) -> None:
 _CASE_MODEL = re.compile(r"\[(?P<model>.+?)-\d+(?:x\d+)+-b\d+-[^\]]*\]$")
 
 
+def model_of(nodeid: str) -> str | None:
+    """The model in a case's test id (None for any other test)."""
+    match = _CASE_MODEL.search(nodeid)
+    return match["model"] if match else None
+
+
+def groups_of(nodeids: list[str]) -> dict[str, int]:
+    """The model groups of a collection (harness.run.schedule.model_groups over the cases'
+    models in order): the controller's scheduler and every worker compute the same."""
+    from harness.run.schedule import model_groups
+    from harness.run.sweep import BLOCK_CASES
+
+    models = [m for n in nodeids if (m := model_of(n)) is not None]
+    return model_groups(models, BLOCK_CASES)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """One model's cases on one worker: the out-of-memory memo and model reuse stay valid.
+    """One group of models on one worker: a model's cases stay together (the out-of-memory
+    memo and model reuse stay valid) and so do the models a worker interleaves in one block
+    (consecutive models up to a block's cases: harness.run.schedule.model_groups).
 
     pytest-xdist's ``loadgroup`` cannot do it under pytest 9 (it renames ``item._nodeid``,
     which pytest 9 no longer reads), so the harness groups by the model in the case's id with
@@ -206,9 +224,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class ModelScheduling(LoadScopeScheduling):
+        _groups: dict[str, int] | None = None
+
         def _split_scope(self, nodeid: str) -> str:
-            match = _CASE_MODEL.search(nodeid)
-            return f"cnnbench-model:{match['model']}" if match else nodeid
+            model = model_of(nodeid)
+            if model is None:
+                return nodeid
+            if self._groups is None:
+                self._groups = groups_of(list(self.collection or ()))
+            return f"cnnbench-group:{self._groups.get(model, model)}"
 
         def remove_node(self, node: Any) -> str | None:
             """A worker left; if it died during a case, that case is done (its row says

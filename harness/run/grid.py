@@ -228,7 +228,9 @@ def sweep(
     threads: Iterable[int | None] = (None,),
 ) -> list[Case]:
     """Every combination of the given values; a model without ``input_shapes`` runs at its own
-    default input (from the registry). channels_last is skipped for 1D models."""
+    default input (from the registry). channels_last is skipped for 1D models. The batch sizes
+    vary fastest: the cases of one build (model, input, dtype, format, mode) follow each other,
+    so the sweep's model cache builds it once (issue 22 item 11)."""
     from harness.models import get_entry  # torch: only when a grid is built
 
     cases: list[Case] = []
@@ -238,8 +240,8 @@ def sweep(
             if input_shapes is not None
             else [get_entry(model).input_shape]
         )
-        for shape, bs, dt, mf, mode, comp, th in itertools.product(
-            shapes, batch_sizes, dtypes, memory_formats, modes, compile, threads
+        for shape, dt, mf, mode, comp, th, bs in itertools.product(
+            shapes, dtypes, memory_formats, modes, compile, threads, batch_sizes
         ):
             if mf == "channels_last" and len(shape) != 3:
                 continue

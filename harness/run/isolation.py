@@ -29,9 +29,6 @@ is kept as a bounded tail in memory (harness.run.child_log), never in a file.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import faulthandler
-import importlib
 import multiprocessing
 import os
 import signal
@@ -40,6 +37,8 @@ import time
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from harness.run.child import STOP_SIGNALS as _STOP_SIGNALS
+from harness.run.child import child_main as _child
 from harness.run.child_log import ChildLog, stack_summary, stderr_summary
 from harness.run.hang import BUDGET_END
 
@@ -56,7 +55,6 @@ PRELOAD = [
     "harness.run.server_signals",  # the server outlives a group's SIGTERM or SIGHUP
 ]
 STACK_WAIT_S = 2.0  # how long a hung child gets to print its stack before it is killed
-_PR_SET_PDEATHSIG = 1
 
 
 def _context() -> Any:
@@ -72,118 +70,6 @@ def start_server() -> None:
 
     _context()
     forkserver.ensure_running()
-
-
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-def _interrupt_once(signum: int, frame: Any) -> None:
-    """Ctrl-C, SIGTERM or SIGHUP in a child: the case stops and its row goes to the parent;
-    later signals (the terminal's and the parent's both) must not tear that."""
-    for s in _STOP_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent (the fork server) ends, so a hung child
-    never outlives a killed sweep."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() == 1:  # the parent was gone before the call
-                os._exit(1)
-
-
-def _child_process_setup(output: Connection) -> None:
-    """A child's stdout and stderr into the parent's pipe, faulthandler for a crash (and, on
-    SIGUSR1, for the stack of a hung case), signals as Ctrl-C, death with the fork server."""
-    _die_with_parent()
-    os.dup2(output.fileno(), 2)
-    os.dup2(output.fileno(), 1)
-    output.close()
-    faulthandler.enable(file=sys.stderr, all_threads=False)
-    if hasattr(signal, "SIGUSR1"):  # the parent asks for the stack of a hung case
-        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
-    for s in _STOP_SIGNALS:  # as Ctrl-C: the row is kept
-        signal.signal(s, _interrupt_once)
-
-
-def _child(
-    conn: Connection,
-    sys_path: list[str],
-    imports: list[str],
-    output: Connection,
-    run_facts: dict[str, Any],
-    cuda_index: int | None,
-) -> None:
-    """The child's loop: receive (case, options), answer with the CaseResult, until told to
-    stop, interrupted, or poisoned by a sticky CUDA error."""
-    _child_process_setup(output)
-    for p in reversed(sys_path):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    for name in imports:
-        importlib.import_module(name)
-    import torch
-
-    from harness.measure.devices import resolve_device
-    from harness.measure.env import collect_environment
-    from harness.measure.profiling import profiled_through_cupti
-    from harness.run.runner import CaseInterrupted, run_case
-    from harness.run.step import ModelCache
-
-    if cuda_index is not None:
-        torch.cuda.set_device(cuda_index)
-    models = ModelCache()
-    environments: dict[str, dict[str, Any]] = {}
-
-    def environment(name: str) -> dict[str, Any]:
-        """The device's facts with the run's, once per device (a device that does not work
-        here has the run's facts only: the row says why it did not run)."""
-        device = str(resolve_device(name))
-        if device not in environments:
-            try:
-                environments[device] = {**collect_environment(device), **run_facts}
-            except Exception:
-                environments[device] = dict(run_facts)
-        return environments[device]
-
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        if message is None:
-            return
-        if message[0] == "environment":  # the device's facts, for rows the parent writes
-            conn.send(environment(message[1]))
-            continue
-        if message[0] == "roofs":  # the device's measured roofs, once per run, dtype, threads
-            from harness.measure.roofs import roof_columns
-            from harness.measure.timing import fixed_threads
-
-            _, device, dtype, threads = message
-            try:
-                with fixed_threads(threads):
-                    conn.send(roof_columns(device, getattr(torch, dtype)))
-            except Exception as exc:
-                conn.send(f"{type(exc).__name__}: {exc}")
-            continue
-        case, options = message
-        try:
-            result = run_case(case, options, environment=environment(case.device), models=models)
-        except CaseInterrupted as stop:
-            for s in _STOP_SIGNALS:  # a second signal must not tear it
-                signal.signal(s, signal.SIG_IGN)
-            conn.send(stop.result)
-            return
-        conn.send(result)
-        if result.poisoned or profiled_through_cupti(result.row):
-            return  # a broken context, or CUPTI attached: later cases get a fresh process
 
 
 def _signal_name(number: int) -> str:
@@ -253,6 +139,33 @@ class CaseProcess:
         about). Ctrl-C and SIGTERM raise ``CaseInterrupted`` with the row. After a case
         profiled through CUPTI the child leaves, so no later case runs with CUPTI attached."""
         from harness.measure.profiling import profiled_through_cupti
+
+        result = self._exchange((case, options), case, timeout_s, why_limit=why_limit)
+        result.row["isolation"] = self.label
+        if result.poisoned or profiled_through_cupti(result.row):
+            self.close()  # the child left (see _child)
+        return result
+
+    def session(
+        self, call: str, case: Any, *args: Any, timeout_s: float | None = None, why_limit: str = ""
+    ) -> Any:
+        """One call of a case's session in the child (harness.run.session: ``open``,
+        ``window``, ``finish``, ``abandon``); a dead or hung child gives the case's ``crashed``
+        CaseResult instead of the answer (``hung`` says why a hung one was killed). Ctrl-C and
+        SIGTERM raise KeyboardInterrupt (the parent keeps the windows it has)."""
+        return self._exchange(
+            ("session", call, case, *args), case, timeout_s, why_limit=why_limit, session=True
+        )
+
+    def _exchange(
+        self,
+        message: Any,
+        case: Any,
+        timeout_s: float | None,
+        *,
+        why_limit: str = "",
+        session: bool = False,
+    ) -> Any:
         from harness.run.outcome import CaseInterrupted
 
         self.hung = None
@@ -261,7 +174,7 @@ class CaseProcess:
             self._start()
         assert self._conn is not None
         started = time.perf_counter()
-        self._conn.send((case, options))
+        self._conn.send(message)
         deadline = None if timeout_s is None else started + timeout_s
         try:
             while True:
@@ -269,13 +182,9 @@ class CaseProcess:
                 ready = wait([self._conn, self._process.sentinel], timeout=left)
                 if self._conn in ready:
                     try:
-                        result = self._conn.recv()
+                        return self._conn.recv()
                     except (EOFError, OSError):
                         return self._crashed(case, started)
-                    result.row["isolation"] = self.label
-                    if result.poisoned or profiled_through_cupti(result.row):
-                        self.close()  # the child left (see _child)
-                    return result
                 if self._process.sentinel in ready:
                     return self._crashed(case, started)
                 if not ready:  # timed out: a hang
@@ -298,11 +207,13 @@ class CaseProcess:
             with contextlib.suppress(Exception):  # the child stops its case: take its row
                 if self._conn.poll(3.0):
                     result = self._conn.recv()
+            self.close()
+            if session:
+                raise
             if result is None:
                 why = "interrupted (Ctrl-C or SIGTERM) while the case ran"
                 result = self._crashed(case, started, why)
                 result.row["status"] = "error"
-            self.close()
             raise CaseInterrupted(result) from None
 
     def roofs(

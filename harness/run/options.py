@@ -22,21 +22,24 @@ POWER_MODES = ("auto", "off")
 class RunOptions:
     """How a case is measured. Times in seconds.
 
-    ``ci_target``: the rounds go on until the 95% interval of the median is within this share
-    of it (0 or None: just the minimum), up to ``max_time_s`` of rounds. ``remeasure``: how many
-    times a noisy measurement is taken again (after ``remeasure_pause_s``). ``memory_check``:
-    refuse (``skipped``) a case whose analytic lower bound on memory exceeds what is free.
-    ``threads``: torch's intra-op threads for cases that do not set their own (None: torch's).
+    A case is timed in ``windows`` windows of equal length, interleaved with other cases'
+    (harness.run.schedule), together at least ``min_rounds`` rounds and ``min_time_s`` seconds
+    and at most ``max_time_s`` (None: no cap). ``ci_target``: extra windows are measured, in
+    up to ``remeasure`` passes of half as many windows, while the row's interval is wider than
+    this share of its value or the row is short of valid for a reason more windows can fix
+    (0 or None: no target). ``memory_check``: refuse (``skipped``) a case whose analytic lower
+    bound on memory exceeds what is free. ``threads``: torch's intra-op threads for cases that
+    do not set their own (None: torch's).
     """
 
     warmup_rounds: int = 3
     warmup_time_s: float = 0.2
-    min_rounds: int = 5
+    windows: int = 5
+    min_rounds: int = 10
     min_time_s: float = 0.5
     max_time_s: float | None = 30.0
     ci_target: float | None = 0.01
     remeasure: int = 1
-    remeasure_pause_s: float = 1.0
     threads: int | None = None
     power: str = "auto"
     power_sample_hz: float = 100.0
@@ -63,11 +66,11 @@ class RunOptions:
             raise SettingError("power", f"power must be 'auto' or 'off', got {self.power!r}")
 
     def rounds(self) -> dict[str, Any]:
-        """The keyword arguments of ``harness.measure.timing.measure_latency`` these options
-        set."""
+        """The timing settings (harness.measure.windows' ``window_plan`` and the warm-up)."""
         return {
             "warmup_rounds": self.warmup_rounds,
             "warmup_time_s": self.warmup_time_s,
+            "windows": self.windows,
             "min_rounds": self.min_rounds,
             "min_time_s": self.min_time_s,
             "max_time_s": self.max_time_s,
@@ -76,8 +79,8 @@ class RunOptions:
 
 
 _CHECKED = {
-    "warmup_rounds", "warmup_time_s", "min_rounds", "min_time_s", "max_time_s", "ci_target",
-    "remeasure", "remeasure_pause_s", "power_sample_hz", "idle_power_s", "layer_time_steps",
+    "warmup_rounds", "warmup_time_s", "windows", "min_rounds", "min_time_s", "max_time_s",
+    "ci_target", "remeasure", "power_sample_hz", "idle_power_s", "layer_time_steps",
 }  # fmt: skip
 
 
@@ -92,21 +95,24 @@ def max_threads() -> int:
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "warmup_rounds": 2,
-        "min_rounds": 6,
-        "min_time_s": 0.2,
+        "warmup_time_s": 0.1,
+        "windows": 5,
+        "min_rounds": 10,
+        "min_time_s": 0.5,
         "max_time_s": 1.5,
-        "remeasure_pause_s": 0.5,
     },
     "full": {
         "warmup_rounds": 10,
+        "warmup_time_s": 0.2,
+        "windows": 5,
         "min_rounds": 20,
-        "min_time_s": 1.0,
-        "max_time_s": 30.0,
-        "remeasure_pause_s": 1.0,
+        "min_time_s": 0.5,
+        "max_time_s": 10.0,
     },
     "smoke": {
         "warmup_rounds": 0,
         "warmup_time_s": 0.0,
+        "windows": 1,
         "min_rounds": 1,
         "min_time_s": 0.0,
         "max_time_s": None,

@@ -50,3 +50,48 @@ def base_row(case: Case, environment: dict[str, Any]) -> dict[str, Any]:
 
 class ResultsNotWritable(HarnessError):
     """The results could not be written (a full disk, a directory gone): the sweep stops."""
+
+
+@dataclass
+class Opened:
+    """A case opened for its windows (harness.run.session): the row so far (profile, device
+    facts, first call, warm-up), its static layer table, and the plan of its windows from the
+    per-call estimate. ``result`` instead when the case ended there (failed, skipped)."""
+
+    row: dict[str, Any] = field(default_factory=dict)
+    layers: pd.DataFrame | None = None
+    estimate_s: float = 0.0
+    windows: int = 0
+    rounds: int = 0
+    warmup: int = 0
+    wall_s: float = 0.0
+    result: CaseResult | None = None
+
+
+@dataclass
+class WindowRecord:
+    """One timed window of a case: its index, its start (``time.perf_counter``: one clock for
+    every process of the machine), the samples, and what competed for the CPU during it
+    (harness.measure.noise: the raw counts, summed over the windows that speak for the row)."""
+
+    index: int
+    start_s: float
+    samples_s: list[float]
+    noise: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+@dataclass
+class Finished:
+    """What a case measured after its windows (memory, layer times, energy in its own window,
+    Dynamo statistics) and how it ended: ``status``/``error`` when that failed, ``poisoned``
+    when the process must run nothing more."""
+
+    columns: dict[str, Any] = field(default_factory=dict)
+    layers: pd.DataFrame | None = None
+    power: pd.DataFrame | None = None
+    status: str = "ok"
+    error: str | None = None
+    poisoned: str | None = None
+    invalid: str | None = None  # why the row is invalid whatever its windows say
+    wall_s: float = 0.0

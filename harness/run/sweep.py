@@ -1,9 +1,14 @@
 """A sweep: the policy across the cases of one run, shared by the pytest plugin, pytest-xdist
 workers and the Python API.
 
-``Sweep.run(case)`` decides whether and how a case runs, runs it (harness.run.runner.run_case, in a
-child process under crash isolation: harness.run.isolation), and writes its row at once
-(harness.results.store.ResultWriter):
+``Sweep.run(case)`` decides whether and how a case runs, runs it, and writes its row at once
+(harness.results.store.ResultWriter). Cases are measured in **blocks**: the case asked for and
+the next planned ones (``Sweep.plan``: the run's cases in order, each with the test that owns
+it), opened together and timed in windows interleaved in a random order
+(harness.run.schedule), in the test process or in a child per model or case under crash
+isolation (harness.run.isolation). Every row of a block is written as soon as it is final;
+a later test whose case was measured in an earlier block gets its row back. Without a plan a
+block is the one case. The rules:
 
 * **one case, one row**: a case a second test of the suite selects again is not measured
   again: the second test is told which test measured it, and nothing is written twice;
@@ -16,7 +21,11 @@ child process under crash isolation: harness.run.isolation), and writes its row 
   (without isolation) every later case is ``skipped`` with the reason; under isolation the
   child that hit it leaves and the next case gets a fresh one;
 * **models are built once** per configuration and reused across batch sizes (a ModelCache in
-  the process that runs the cases);
+  the process that runs the cases; the grid puts the batch sizes of one build together);
+* **blocks** (``block_cases``, 8 by default) never mix devices nor hold a compiled case with
+  others (Dynamo's caches are reset after one), stay within one model on a GPU (one child's
+  caching allocator and cuDNN autotuner cache), within one group of models under xdist (the
+  scheduler's unit: harness.plugin.xdist), and within the budget;
 * every row records the test that measured it (``test_name``), the worker (``worker``) and how
   it was isolated (``isolation``).
 
@@ -26,22 +35,26 @@ Nothing here imports pytest.
 from __future__ import annotations
 
 import contextlib
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import HarnessError, InvalidInputError
+from harness.core.errors import InvalidInputError
 from harness.core.spec import Case
 from harness.results.store import ResultWriter
 from harness.run.hang import hang_limit_s
-from harness.run.isolation import ISOLATIONS, CaseProcess
+from harness.run.hosts import Hosts
+from harness.run.isolation import ISOLATIONS
 from harness.run.options import RunOptions
 from harness.run.outcome import CaseInterrupted, CaseResult, ResultsNotWritable, base_row
-from harness.run.runner import run_case
+from harness.run.schedule import BlockInterrupted, run_block
 from harness.run.step import ModelCache
+
+BLOCK_CASES = 8  # cases interleaved in one block (their windows spread over its time)
 
 RUN_FACT_COLUMNS = ("command_line", "git_commit", "git_dirty", "host", "harness_version")
 
@@ -96,6 +109,7 @@ class Sweep:
         environment: Callable[[str], dict[str, Any]] | None = None,
         timeout_s: float | None = None,
         roofs: bool = False,
+        block_cases: int = BLOCK_CASES,
     ) -> None:
         if isolate not in ISOLATIONS:
             raise InvalidInputError(
@@ -124,13 +138,24 @@ class Sweep:
         self.models = ModelCache()
         self.poisoned: str | None = None
         self.write_error: str | None = None
-        self._measured_by: dict[Case, str] = {}
         self._oom_at: dict[Case, int] = {}
         self._hung: dict[str, str] = {}  # model -> the case that hung, and how
-        self._process: CaseProcess | None = None
-        self._process_model: str | None = None
         self.measure_roofs = roofs
         self._roofs: dict[tuple[str, str], dict[str, float]] = {}
+        if not (isinstance(block_cases, int) and block_cases >= 1):
+            raise InvalidInputError(f"block_cases must be a whole number >= 1, got {block_cases!r}")
+        self.block_cases = block_cases
+        self._plan: list[Case] = []
+        self._planned: dict[Case, int] = {}  # its place in the plan
+        self._owner: dict[Case, str | None] = {}
+        self._group: Callable[[Case], Hashable] = lambda case: None
+        self._results: dict[Case, CaseResult] = {}
+        self.hosts = Hosts(
+            isolate, self.environment, self.models, self.run_facts, cuda_index,
+            limit=self.hang_limit, hung=self._hung_in,
+        )  # fmt: skip
+        self._blocks = 0
+        self._retried: set[Case] = set()
 
     # -- the environment of a row ------------------------------------------------------------
 
@@ -149,7 +174,7 @@ class Sweep:
                 resolved = resolve_device(device)
                 env = collect_environment(resolved if not unavailable_reason(resolved) else "cpu")
             else:
-                env = self._any_child().environment(device)
+                env = self.hosts.facts().environment(device)
             self._environments[device] = env
         return self._environments[device]
 
@@ -166,8 +191,10 @@ class Sweep:
     # -- one case ----------------------------------------------------------------------------
 
     def measured_by(self, case: Case) -> str | None:
-        """The test that already measured ``case`` in this run (None if none did)."""
-        return self._measured_by.get(case)
+        """The test that measures ``case`` in this run: the first that selected it (None if
+        none did yet)."""
+        owner = self._owner.get(case)
+        return None if case not in self._owner else (owner or "(no test)")
 
     def _skip(self, case: Case, reason: str) -> CaseResult:
         result = CaseResult(case, base_row(case, self.environment(case.device)))
@@ -178,8 +205,9 @@ class Sweep:
         )
         return result
 
-    def _precheck(self, case: Case) -> str | None:
-        """Why ``case`` is not run (None: run it)."""
+    def _precheck(self, case: Case, budget: bool = True) -> str | None:
+        """Why ``case`` is not run (None: run it); ``budget=False`` leaves the budget out (a
+        block was formed within it)."""
         if self.poisoned:
             return f"not run: this process is unusable after a sticky CUDA error ({self.poisoned})"
         if case.model in self._hung:
@@ -187,7 +215,7 @@ class Sweep:
         smaller = self._oom_at.get(case.series)
         if smaller is not None and case.batch_size > smaller:
             return f"batch {smaller} already ran out of memory"
-        if self.max_minutes is not None:
+        if budget and self.max_minutes is not None:
             budget_s = 60 * self.max_minutes
             used = time.time() - self.started
             need = self.progress.estimate_s(case.model)
@@ -197,39 +225,6 @@ class Sweep:
                     f"needs about {need:.0f} s (--cnn-max-minutes)"
                 )
         return None
-
-    def _child(self, case: Case) -> CaseProcess:
-        if self._process is not None and (
-            self.isolate == "case" or self._process_model != case.model
-        ):
-            self._process.close()
-            self._process = None
-        if self._process is None:
-            from harness.models.resolve import get_entry
-
-            imports = []
-            with contextlib.suppress(HarnessError):
-                module = getattr(get_entry(case.model).factory, "__module__", None)
-                if module and not module.startswith("harness.") and module != "__main__":
-                    imports.append(module)
-            self._process = CaseProcess(
-                imports=imports,
-                run_facts=self.run_facts(),
-                cuda_index=self.cuda_index,
-                label=self.isolate,
-            )
-            self._process_model = case.model
-        return self._process
-
-    def _any_child(self) -> CaseProcess:
-        """The child process of the moment, or one without suite imports (for facts)."""
-        if self._process is None:
-            self._process = CaseProcess(
-                imports=[], run_facts=self.run_facts(), cuda_index=self.cuda_index,
-                label=self.isolate,
-            )  # fmt: skip
-            self._process_model = None
-        return self._process
 
     def roofs(self, case: Case) -> dict[str, float]:
         """The measured roofs of the case's device at its dtype (harness.measure.roofs), taken
@@ -249,30 +244,19 @@ class Sweep:
                 with contextlib.suppress(Exception), fixed_threads(threads):  # none: a null
                     cols = roof_columns(resolve_device(case.device), case.torch_dtype)
             else:
-                cols = self._child(case).roofs(case.device, case.dtype, threads)
+                cols = self.hosts.facts().roofs(case.device, case.dtype, threads)
             self._roofs[key] = cols
         return self._roofs[key]
 
-    def _execute(self, case: Case) -> CaseResult:
-        if self.isolate == "none":
-            return run_case(
-                case, self.options, environment=self.environment(case.device), models=self.models
-            )
-        child = self._child(case)
-        timeout, why = self.hang_limit(case)
-        result = child.run(case, self.options, timeout_s=timeout, why_limit=why)
-        if child.hung:  # like an OOM: the model's other cases are not run (each would hang)
-            self._hung[case.model] = f"{case.case_id} gave {child.hung}"
-        return result
-
     def hang_limit(self, case: Case) -> tuple[float, str]:
-        """How long ``case`` may run in its child before it is killed as hung, and why
-        (harness.run.isolation.hang_limit_s): from the model's earlier cases, bounded by the
-        budget; ``timeout_s`` given to the Sweep overrides it."""
+        """How long a call of ``case`` (its open, a window, its finish) may go without an answer
+        from its child before the child is killed as hung, and why (harness.run.hang): from the
+        model's earlier cases, bounded by the budget; ``timeout_s`` given to the Sweep
+        overrides it."""
         if self.timeout_s:
             return self.timeout_s, "the sweep's timeout"
         cap = self.options.max_time_s or 0.0
-        planned = 4 * cap * (1 + self.options.remeasure)  # the rounds, with room for a re-measure
+        planned = 4 * cap * (1 + self.options.remeasure)  # the rounds, with room for more
         known = case.model in self.progress.by_model
         left = (
             None
@@ -282,47 +266,141 @@ class Sweep:
         expected = self.progress.estimate_s(case.model) if known else None
         return hang_limit_s(expected, planned, compiled=case.compile, budget_left_s=left)
 
-    def run(self, case: Case, *, test_name: str | None = None) -> CaseResult:
-        """Run (or skip) ``case`` and write its row; see the module doc for the rules.
+    def _hung_in(self, case: Case, how: str) -> None:
+        """Like an OOM: the model's other cases are not run (each would hang)."""
+        self._hung.setdefault(case.model, f"{case.case_id} gave {how}")
 
-        Returns the CaseResult; a case another test measured already comes back ``skipped``
-        with ``duplicate_of`` in its row's ``error`` and is not written again. Raises
-        ``ResultsNotWritable`` when the row could not be written (the row is in ``rows``),
-        and ``CaseInterrupted`` on Ctrl-C after writing the row.
-        """
-        from harness.run.outcome import CaseInterrupted
+    # -- the plan and its blocks ---------------------------------------------------------------
 
-        earlier = self._measured_by.get(case)
-        if earlier is not None and earlier != test_name:
-            result = self._skip(case, f"measured already by {earlier} (one case, one row)")
-            result.row["test_name"] = test_name
-            return result
-        self._measured_by[case] = test_name or "(no test)"
-        reason = self._precheck(case)
-        interrupted: CaseInterrupted | None = None
-        if reason is not None:
-            result = self._skip(case, reason)
-        else:
-            try:
-                roofs = self.roofs(case)
-                result = self._execute(case)
-                if result.status == "ok":
-                    result.row.update(roofs)
-            except CaseInterrupted as stop:
-                interrupted, result = stop, stop.result
-        result.row["test_name"] = test_name
+    def plan(
+        self,
+        entries: Sequence[tuple[Case, str | None]],
+        group: Callable[[Case], Hashable] | None = None,
+    ) -> None:
+        """The run's cases in the order their tests run, each with the test that owns it (the
+        first to select it: one case, one row). ``group(case)``: blocks never cross it (the
+        xdist scheduler's unit: a worker measures only what it was given)."""
+        for case, test_name in entries:
+            if case not in self._owner:
+                self._owner[case] = test_name
+                self._planned[case] = len(self._plan)
+                self._plan.append(case)
+        if group is not None:
+            self._group = group
+
+    def _block(self, case: Case) -> list[Case]:
+        """``case`` and the planned cases after it that join its block (the module doc)."""
+        block = [case]
+        if case.compile or case not in self._planned:
+            return block
+        start = self._planned[case] + 1
+        need = self._expected_s(case)
+        for other in self._plan[start:]:
+            if len(block) >= self.block_cases:
+                break
+            if other in self._results or other.compile or other.device != case.device:
+                continue
+            if self._group(other) != self._group(case):
+                continue
+            if case.device.startswith("cuda") and other.model != case.model:
+                break
+            if self.max_minutes is not None:
+                need += self._expected_s(other)
+                if time.time() - self.started + need > 60 * self.max_minutes:
+                    break
+            block.append(other)
+        return block
+
+    def _expected_s(self, case: Case) -> float:
+        """A case's expected wall time: from the sweep's cases so far, or, before any case
+        ended, what the timing settings imply (harness.run.plan), never 0: a block formed
+        before anything is known stays within the budget too."""
+        known = self.progress.estimate_s(case.model)
+        if known > 0:
+            return known
+        from harness.run.plan import make_plan
+
+        return make_plan(1, self.options, case.device).per_case_s(1)
+
+    def _skip_in_block(self, case: Case) -> CaseResult | None:
+        reason = self._precheck(case, budget=False)
+        return None if reason is None else self._skip(case, reason)
+
+    def _ended(self, result: CaseResult) -> None:
+        """A row of the block is final: record it, write it at once."""
+        case = result.case
+        if result.status == "ok":
+            result.row.update(self.roofs(case))
+        if self.isolate != "none" and result.row.get("status") != "skipped":
+            result.row["isolation"] = self.isolate
+        result.row["test_name"] = self._owner.get(case)
         result.row["worker"] = self.worker
         if result.status == "oom":
             known = self._oom_at.get(case.series)
             self._oom_at[case.series] = min(case.batch_size, known or case.batch_size)
         if result.poisoned and self.isolate == "none":
             self.poisoned = f"{case.case_id}: {result.poisoned}"
+        if self.isolate == "case":
+            self.hosts.close()
+        self._results[case] = result
         self.rows.append(result.row)
         self.progress.add(result)
         self._write(result)
-        if interrupted is not None:
-            raise interrupted
-        return result
+
+    def _measure(self, case: Case) -> None:
+        """Measure ``case``'s block; its rows are written as they end."""
+        block = self._block(case)
+        self.hosts.keep(block)
+        for c in block:  # the device's roofs, once, before any window
+            self.roofs(c)
+        self._blocks += 1
+        rng = random.Random(f"{self.run_id}:{self.worker}:{self._blocks}")
+        try:
+            out = run_block(
+                block, self.options, self.hosts.host, rng=rng, skip=self._skip_in_block,
+                ended=self._ended,
+            )  # fmt: skip
+        except BlockInterrupted as stop:
+            for result in stop.out.results:
+                if result.case not in self._results:
+                    self._ended(result)
+            if stop.opening is not None and stop.opening not in self._results:
+                result = self._skip(stop.opening, "interrupted (Ctrl-C) while the case ran")
+                result.row["status"] = "error"
+                self._ended(result)
+            raise CaseInterrupted(self._results.get(case) or self._results[stop.opening]) from None
+        for lost in out.retry:  # its process died while another case ran: measured again
+            if lost not in self._results and lost not in self._retried:
+                self._retried.add(lost)
+                self._measure(lost)
+
+    def run(self, case: Case, *, test_name: str | None = None) -> CaseResult:
+        """Run (or skip) ``case`` and write its row; see the module doc for the rules.
+
+        Returns the CaseResult; a case another test measured already comes back ``skipped``
+        with ``duplicate_of`` in its row's ``error`` and is not written again. Raises
+        ``ResultsNotWritable`` when a row could not be written (the row is in ``rows``),
+        and ``CaseInterrupted`` on Ctrl-C after writing the rows measured.
+        """
+        if case not in self._owner:  # not planned: a block of its own
+            self._owner[case] = test_name
+        owner = self._owner[case]
+        if owner != test_name:
+            result = self._skip(case, f"measured already by {owner} (one case, one row)")
+            result.row["test_name"] = test_name
+            return result
+        if case in self._results:
+            return self._results[case]
+        if self.write_error is not None:
+            raise ResultsNotWritable(self.write_error)
+        reason = self._precheck(case)
+        if reason is not None:
+            self._ended(self._skip(case, reason))
+            return self._results[case]
+        self._measure(case)
+        if case not in self._results:  # lost twice: its row says so
+            self._ended(self._skip(case, "not measured: its process was lost twice"))
+        return self._results[case]
 
     def _write(self, result: CaseResult) -> None:
         if self.writer is None or self.write_error is not None:
@@ -344,9 +422,7 @@ class Sweep:
     # -- the end -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._process is not None:
-            self._process.close()
-            self._process = None
+        self.hosts.close()
 
     def finish(self, complete: bool = True) -> dict[str, Path]:
         """Stop the child process and merge the run's files (when this sweep merges); -> the

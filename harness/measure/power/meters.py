@@ -51,7 +51,9 @@ DEFAULT_MIN_WINDOW_S = 1.0
 # one step's energy (each read misses up to one step; the two misses partly cancel): a relative
 # error of at most step / window at steady power. Windows are made long enough for 2%.
 ENERGY_QUANTISATION_TARGET = 0.02
-ASSUMED_COUNTER_STEP_S = 0.1  # NVML's counter moves every 20 to 100 ms: the slow end, if unmeasured
+# RAPL's energy status counters update about every 1 ms (Intel SDM vol. 3B, 15.10.1): the step
+# of their worst-case quantisation error.
+RAPL_UPDATE_S = 0.001
 # The records (power_reading.py) and the monitor base classes (monitor.py) are re-exported.
 __all__ = [
     "Clock",
@@ -158,11 +160,12 @@ class NvmlPowerMonitor(SampledMonitor):
             measured = cache[key]
             if isinstance(measured, float):
                 step, how = measured, "measured"
-            else:
-                step = ASSUMED_COUNTER_STEP_S
-                how = "assumed: the counter did not move 3 times in 1.5 s while measuring it"
+            else:  # never an assumed step: the energy's error would be unknown (issue 22)
+                step = None
+                how = "not measured: the counter did not move 3 times in 1.5 s while timing it"
         self.counter_step_s, self.counter_step_source = step, how
-        self.min_window_s = max(self.min_window_s, step / ENERGY_QUANTISATION_TARGET)
+        if step is not None:
+            self.min_window_s = max(self.min_window_s, step / ENERGY_QUANTISATION_TARGET)
 
     def _begin(self) -> None:
         self._last, self.dropped = None, 0
@@ -205,14 +208,19 @@ class NvmlPowerMonitor(SampledMonitor):
         reading.start, reading.end = self._state0, self._state1
         reading.energy_scope = self.energy_scope
         counter = "NVML power trace"
-        if self._counter:
+        if self._counter and self.counter_step_s is not None:
             counter = (
                 f"NVML energy counter (it moves every {self.counter_step_s:.3f} s, "
                 f"{self.counter_step_source}; a shorter window could err by more than "
                 f"{ENERGY_QUANTISATION_TARGET:.0%})"
             )
         reason = self._window_reason(window_s, counter)
-        if reason is None and self._counter:
+        if self._counter and self.counter_step_s is None:
+            reason = (
+                "the NVML energy counter's update period could not be measured (it did not "
+                "move 3 times in 1.5 s): energy is not reported, its error would be unknown"
+            )
+        elif reason is None and self._counter:
             delta_mj = self._e1 - self._e0
             if delta_mj > 0:
                 reading.energy_j = delta_mj / _MJ_PER_J
@@ -222,6 +230,9 @@ class NvmlPowerMonitor(SampledMonitor):
             reading.energy_j = hold_integral(self._t, self._p, window_s)
         if reading.energy_j is not None and self._counter:
             reading.power_w_mean = reading.energy_j / window_s
+            # one update's energy at the window's mean power, over the window's: a bound
+            assert self.counter_step_s is not None
+            reading.quantisation_rel = self.counter_step_s / window_s
         else:
             reading.power_w_mean = hold_mean(self._t, self._p, window_s)
         if len(self._p):
@@ -294,6 +305,7 @@ class RaplPowerMonitor(SampledMonitor):
             reading.power_w_mean = self._acc_uj / _UJ_PER_J / window_s
             if reason is None:
                 reading.energy_j = self._acc_uj / _UJ_PER_J
+                reading.quantisation_rel = RAPL_UPDATE_S / window_s
         elif reason is None:
             reason = f"the RAPL counters did not move over the {window_s:.3f} s window"
         if len(self._p):

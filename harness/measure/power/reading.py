@@ -60,6 +60,7 @@ class PowerReading:
     power_w_idle: float | None = None
     reason: str | None = None
     energy_scope: str | None = None  # what energy_j covers: gpu, module, package
+    quantisation_rel: float | None = None  # the energy's worst-case error from the counter step
 
     def to_columns(self, samples_processed: int) -> dict[str, object]:
         """The schema's power columns for a window that processed ``samples_processed`` samples."""
@@ -83,6 +84,7 @@ class PowerReading:
             "energy_j_per_sample": None if e is None else e / n,
             "samples_per_j": None if e is None else n / e,
             "energy_window_s": self.window_s,
+            "energy_quantisation_rel": None if e is None else self.quantisation_rel,
             "energy_scope": None if e is None else self.energy_scope,
             "power_samples": None if self.window_s is None else len(self.trace),
             "power_sample_hz": self.sample_hz,
