@@ -6,11 +6,12 @@
    thread) and ``-n 0`` (one process, one thread), back to back: case throughput (cases per
    second of the whole pytest run) and each case's median against the serial run's. Goal:
    at least 1.8x the throughput, every median within 10%.
-2. **The harness's own time per case**: wall time of a case minus the time inside
-   ``measure_latency`` (first call, warm-up, timed rounds): build, profile, memory step, layer
-   bookkeeping, writing. For resnet50 and vgg16 over three batch sizes, with this checkout's
-   Sweep (models reused, O(1) writer) and, with ``--old PATH`` (a ``git worktree`` of the
-   previous release), that release's run_case and writer, side by side.
+2. **The harness's own time per case**: wall time of a case minus the time inside its timing (first
+   call, warm-up and timed rounds: ``measure_latency``, or since windows ``calibrate`` and each
+   ``time_window``): build, profile, memory step, layer bookkeeping, writing. For resnet50 and
+   vgg16 over three batch sizes, with this checkout's Sweep (models reused, O(1) writer) and, with
+   ``--old PATH`` (a ``git worktree`` of the previous release), that release's run_case and writer,
+   side by side.
 
 The machine's load average is printed before each part: the figures hold for that load.
 """
@@ -32,41 +33,54 @@ MODELS = "lenet5,alexnet,resnet18,resnet34,googlenet,inception_3a,vgg11,resnet1d
 
 OVERHEAD = r"""
 import json, sys, tempfile, time
-import harness.run.runner as r
+try:
+    import harness.run.runner as r
+except ImportError:  # a release before the layout of harness/run
+    import harness.runner as r
 from harness.core.spec import Case
 spent = []
-inner = r.measure_latency
-def timed(*a, **k):
-    t = time.perf_counter()
-    try:
-        return inner(*a, **k)
-    finally:
-        spent.append(time.perf_counter() - t)
-r.measure_latency = timed
+def timing(owner, name):
+    inner = getattr(owner, name)
+    def timed(*a, **k):
+        t = time.perf_counter()
+        try:
+            return inner(*a, **k)
+        finally:
+            spent.append(time.perf_counter() - t)
+    setattr(owner, name, timed)
+if hasattr(r, "measure_latency"):  # one contiguous measurement: warm-up and rounds
+    timing(r, "measure_latency")
+else:  # windows (harness.run.session): the warm-up and each timed window
+    import harness.run.session as session
+    timing(session, "calibrate")
+    timing(session, "time_window")
 opts = dict(warmup_rounds=2, min_rounds=5, min_time_s=0.2, max_time_s=1.0, power="off", threads=1)
-cases = [Case(m, (3, 224, 224), batch_size=b) for m in ("resnet50", "vgg16") for b in (1, 2, 4)]
 out = {}
 with tempfile.TemporaryDirectory() as d:
-    if sys.argv[1] == "new":
-        from harness.run.sweep import Sweep
-        sweep = Sweep(r.RunOptions(ci_target=None, remeasure=0, **opts), results_dir=d)
-        run = lambda c: sweep.run(c)
-    else:
-        from harness.results.store import ResultWriter
-        writer = ResultWriter(d)
-        options = r.RunOptions(**opts)
-        def run(c):
-            res = r.run_case(c, options)
-            writer.add_case(res.row, layers=res.layers)
-            return res
-    for c in cases:
+    for model in ("resnet50", "vgg16"):  # a model's three cases: one block since windows
+        cases = [Case(model, (3, 224, 224), batch_size=b) for b in (1, 2, 4)]
+        if sys.argv[1] == "new":
+            from harness.run.sweep import Sweep
+            options = r.RunOptions(ci_target=None, remeasure=0, **opts)
+            sweep = Sweep(options, results_dir=f"{d}/{model}")
+            if hasattr(sweep, "plan"):
+                sweep.plan([(c, None) for c in cases])
+            run = sweep.run
+        else:
+            from harness.results.store import ResultWriter
+            writer = ResultWriter(f"{d}/{model}")
+            options = r.RunOptions(**opts)
+            def run(c):
+                res = r.run_case(c, options)
+                writer.add_case(res.row, layers=res.layers)
+                return res
         before = len(spent)
         t = time.perf_counter()
-        res = run(c)
+        for c in cases:
+            res = run(c)
+            assert res.row["status"] == "ok", res.row.get("error")
         wall = time.perf_counter() - t
-        inside = sum(spent[before:])
-        out.setdefault(c.model, []).append(wall - inside)
-        assert res.row["status"] == "ok", res.row.get("error")
+        out[model] = (wall - sum(spent[before:])) / len(cases)  # the mean over its cases
 print(json.dumps(out))
 """
 
@@ -111,7 +125,7 @@ def xdist() -> None:
         print(f"    {key[0]} b{key[2]}: {value:.3f} (validity {valid[0]} / {valid[1]})")
 
 
-def _overhead(checkout: Path, which: str) -> dict[str, list[float]]:
+def _overhead(checkout: Path, which: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     out = subprocess.run(
         [sys.executable, "-c", OVERHEAD, which], cwd=checkout, env=env, capture_output=True,
@@ -128,11 +142,8 @@ def overhead(old: Path | None) -> None:
     if old is not None:
         runs[f"old ({old})"] = _overhead(old.resolve(), "old")
     for label, per_model in runs.items():
-        text = ", ".join(
-            f"{m} {sum(v) / len(v):.2f} s (first {v[0]:.2f}, then {sum(v[1:]) / len(v[1:]):.2f})"
-            for m, v in per_model.items()
-        )
-        print(f"  {label}: {text}")
+        text = ", ".join(f"{m} {v:.2f} s" for m, v in per_model.items())
+        print(f"  {label}: mean per case of {text}")
 
 
 def main() -> None:

@@ -9,7 +9,11 @@ times back to back into fresh directories and prints:
   checked out at PATH, e.g. a ``git worktree`` of the previous release, side by side);
 * how many rows each run flagged (noisy or invalid) and why;
 * among the cases valid in both runs, the share whose medians differ by more than 5% (the
-  goal is at most 5%), with the largest differences named.
+  goal is at most 5%), with the largest differences named, and over all cases measured in
+  both the median absolute difference;
+* the A/A comparison a CI gate would make of two runs of one commit: ``cnnbench compare RUN1
+  RUNi --fail-on latency_s_median:5%`` (its exit status and the verdicts it printed);
+* ``--keep DIR`` keeps the runs' result directories there.
 
 These machines are noisy: the figures hold for the load they were taken under, which is
 printed (the 1-minute load average before each run).
@@ -48,12 +52,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, help="a checkout of the harness to time beside")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="keep the runs' results in this directory")
     parser.add_argument("extra", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from harness.results import load_results
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep.resolve()) if args.keep else scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         if args.old:
             load = os.getloadavg()[0]
             wall = _run(args.old.resolve(), Path(tmp) / "old", [])
@@ -86,6 +93,23 @@ def main() -> None:
             worst = (ratio - 1).abs().sort_values(ascending=False).head(5)
             for key, change in worst.items():
                 print(f"    {key[0]} b{key[2]} {key[5]}: {ratio[key]:.3f} ({change:+.1%})")
+            every = (both["latency_s_median_b"] / both["latency_s_median_a"] - 1).abs()
+            print(f"    all {len(every)} cases in both: median |difference| {every.median():.1%}")
+            _aa(Path(tmp) / "run0", Path(tmp) / f"run{i}")
+
+
+def _aa(a: Path, b: Path) -> None:
+    """The A/A gate: cnnbench compare of two runs of one commit, failing on a 5% change."""
+    cmd = [sys.executable, "-m", "harness", "compare", str(a), str(b), "--metric", "latency",
+           "--fail-on", "latency_s_median:5%"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    words = out.stdout.split()
+    counts = {w: words.count(w) for w in ("slower", "faster", "same", "noisy") if w in words}
+    print(f"    A/A: cnnbench compare --fail-on latency_s_median:5% exits {out.returncode}; "
+          f"words in its cases table: {counts}")  # fmt: skip
+    for line in out.stdout.splitlines():
+        if line.lower().startswith(("geometric mean", "verdict", "fail")):
+            print(f"      {line.strip()}")
 
 
 if __name__ == "__main__":

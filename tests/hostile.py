@@ -36,6 +36,10 @@ class _Tiny(nn.Module):
 
 class _Hang(_Tiny):
     def misbehave(self, x: torch.Tensor) -> None:
+        mark = os.environ.get("HOSTILE_HANG_MARK")
+        if mark:  # a test waits for the hang to begin
+            with open(mark, "w"):
+                pass
         time.sleep(10**6)  # a forward that never returns (a deadlock, a wait on a dead peer)
 
 

@@ -166,7 +166,9 @@ def test_sigterm_stops_the_run_as_ctrl_c_and_ends_every_process(
         pytest.importorskip("xdist")
     (tmp_path / "test_sig.py").write_text(SIGNAL_SUITE)
     results = tmp_path / "results"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    mark = tmp_path / "hanging"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
+           "HOSTILE_HANG_MARK": str(mark)}  # fmt: skip
     argv = [sys.executable, "-m", "pytest", "test_sig.py", f"--cnn-results-dir={results}",
             *(["-n", str(workers)] if workers else []), *FAST]  # fmt: skip
     proc = subprocess.Popen(
@@ -175,12 +177,11 @@ def test_sigterm_stops_the_run_as_ctrl_c_and_ends_every_process(
     )  # fmt: skip
     seen = []
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # the tiny model's case is done: the hung one runs now
-            seen.append(line)
-            if line.startswith("[1/2]"):
-                break
-        time.sleep(3)
+        deadline = time.monotonic() + 120
+        while not mark.exists() and time.monotonic() < deadline:  # the hang has begun
+            time.sleep(0.2)
+        assert mark.exists(), "the hung case never started"
+        time.sleep(1)
         if group:
             os.killpg(proc.pid, signal.SIGTERM)
         else:
@@ -195,12 +196,16 @@ def test_sigterm_stops_the_run_as_ctrl_c_and_ends_every_process(
     for bad in ("PluggyTeardownRaisedWarning", "cannot send", "Traceback", "INTERNALERROR"):
         assert bad not in output, output[-4000:]
     df = load_results(results)
-    assert set(df["run_id"]) and len(list(results.glob("*.parquet"))) == 2  # merged: no parts
+    # merged: the run's files, no part streams left (a layers file only if a row had layers)
+    assert set(df["run_id"]) and list(results.glob("*.parquet"))
+    assert not list(results.glob("*.parts"))
     assert not df["run_complete"].any()
     status = dict(zip(df["model"], df["status"], strict=True))
-    assert status == {"hostile:tiny": "ok", "hostile:hang": "error"}
-    error = df.loc[df["model"] == "hostile:hang", "error"].iloc[0]
-    assert error.startswith("interrupted"), error
+    error = dict(zip(df["model"], df["error"], strict=True))
+    assert status["hostile:hang"] == "error" and error["hostile:hang"].startswith("interrupted")
+    # the tiny case finished, or was interrupted in the hung case's block (its windows
+    # interleave with the hung one's: harness.run.schedule)
+    assert status["hostile:tiny"] == "ok" or error["hostile:tiny"].startswith("interrupted")
     deadline = time.monotonic() + 90  # the fork server ends when its parent has (torch's exit)
     while _session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.core.missing import is_missing
+from harness.core.missing import number as _num
 
 # Another process with a context on the GPU: CUDA time-slices the contexts of different
 # processes on one GPU (without MPS), so one that computes takes whole slices of the window,
@@ -28,16 +29,6 @@ THROTTLE_NOISY = (
 )
 
 Found = tuple[str, float, float, str]
-
-
-def _num(row: Mapping[str, Any], key: str) -> float | None:
-    value = row.get(key)
-    if is_missing(value):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def gpu_window_signals(

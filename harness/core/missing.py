@@ -29,6 +29,17 @@ def is_missing(value: Any) -> bool:
         return False
 
 
+def number(row: Mapping[str, Any], key: str) -> float | None:
+    """``row[key]`` as a float; None where it is missing or not a number."""
+    value = row.get(key)
+    if is_missing(value):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _text_or(value: Any, default: str) -> str:
     return default if is_missing(value) or str(value) == "" else str(value)
 

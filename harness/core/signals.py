@@ -38,6 +38,7 @@ from harness.core.gpu_signals import (
     gpu_window_signals,
 )
 from harness.core.missing import is_missing
+from harness.core.missing import number as _num
 from harness.core.stats import MIN_SAMPLES_FOR_CI, half_width_rel, median_ci
 
 # Fewer rounds than this have no 95% interval of the median (harness.core.stats).
@@ -158,16 +159,6 @@ class Verdict:
 
     def kinds(self) -> set[str]:
         return {s.kind for s in self.signals}
-
-
-def _num(row: Mapping[str, Any], key: str) -> float | None:
-    value = row.get(key)
-    if is_missing(value):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _samples(row: Mapping[str, Any]) -> np.ndarray | None:
