@@ -106,7 +106,7 @@ def test_a_cancelled_task_is_listed_incomplete_and_a_resubmission_runs_only_what
 ):
     args = ["--cpus-per-task", "1", "--results-dir", "tree"]
     proc = _submit(here, "--shards", "3", "--wait", "--sweep", "three", *args, "--",
-                   "test_suite.py", "-k", "slow", *FAST, "--cnn-min-time=1",
+                   "test_suite.py", "-k", "slow", *FAST, "--cnn-min-time=1", "--cnn-block-cases=1",
                    background=True)  # fmt: skip
     manifest = here / "tree" / "sweep=three" / "sweep.json"
     deadline = time.monotonic() + 60

@@ -129,7 +129,8 @@ def test_the_time_limit_warning_stops_a_shard_cleanly(tmp_path):
     its current case, its files merged (incomplete), instead of dying with them unmerged."""
     (tmp_path / "test_slow.py").write_text(SLOW)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    args = ("test_slow.py", *FAST, "--cnn-min-time=0.5")
+    # one case a block: rows end one by one, as "after the current case" means
+    args = ("test_slow.py", *FAST, "--cnn-min-time=0.5", "--cnn-block-cases=1")
     code = (
         "import sys; from harness.cluster.jobs import ShardTask, run_shard; "
         f"sys.exit(run_shard(ShardTask(1, 1, 'T', 'tree', '.', {args!r})))"

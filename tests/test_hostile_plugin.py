@@ -77,7 +77,8 @@ def test_a_run_stopped_early_is_incomplete_and_not_preferred(here, stop: str) ->
     first, second = runs.index  # in file order: the full run, then the truncated one
     assert runs.loc[first].tolist() == [True, 4]
     assert runs.loc[second, "all"] == False  # noqa: E712 (a numpy bool)
-    assert runs.loc[second, "size"] < 4
+    # (its rows: those of the blocks measured before it stopped, up to all 4: a block's cases
+    # are measured together and every row measured is kept)
     chosen = select_runs(df).runs
     assert chosen.loc[chosen["chosen"], "run_id"].tolist() == [first]
     if stop != "internalerror":

@@ -229,9 +229,13 @@ def test_a_run_whose_results_directory_is_removed_stops_non_zero(tmp_path: Path)
     assert proc.returncode != 0, out[-4000:]
     assert "Traceback" not in out and "INTERNALERROR" not in out, out[-4000:]
     lines = [ln for ln in out.splitlines() if ln.startswith("results not fully written: ")]
-    assert len(lines) == 1 and "was removed while the run wrote it" in lines[0], out[-4000:]
+    # found at the next write, or, where the block had written every row before the test
+    # removed the directory, at the merge (harness.run.schedule: a block's rows end together)
+    assert len(lines) == 1, out[-4000:]
+    assert "was removed while the run wrote it" in lines[0] or (
+        "was removed before the run's files were merged" in lines[0]
+    ), lines[0]
     assert "results (cases):" not in out  # no path to a file that does not exist
-    assert "1 passed" in out and "1 failed" in out, out[-2000:]  # batch 3 never ran
 
 
 # -------------------------------------------- third pass: a test that changes the directory

@@ -287,7 +287,7 @@ def test_the_runner_row_carries_the_energy_of_the_rounds(tmp_path, monkeypatch) 
     # the writer process rewrites the counter every few ms, but on a loaded 2-core machine
     # it can be starved for tens of ms at either end of a ~1.5 s window
     assert row["power_w_mean"] == pytest.approx(25.0, rel=0.15)
-    samples = row["rounds"] * 2
+    samples = row["energy_rounds"] * 2  # the energy window's own rounds (not the timed ones)
     assert row["energy_j_per_sample"] == pytest.approx(row["energy_j_total"] / samples)
     assert row["power_reason"] is None
     assert list(result.power.columns) == ["t_s", "power_w"]

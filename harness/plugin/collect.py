@@ -180,7 +180,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if state.role == "worker":  # the scheduler's groups, from the same collection
         from harness.plugin.xdist import groups_of, model_of
 
-        groups = groups_of([item.nodeid for item in session.items])
+        groups = groups_of([item.nodeid for item in session.items], state.block_cases)
         group = lambda case: groups.get(model_of(f"[{case.case_id}]") or "")  # noqa: E731
     state.sweep.plan(entries, group)
 

@@ -285,6 +285,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"the run's files could not be merged: {exc.strerror or exc}"
         )
     state.rows = _run_rows(state)
+    if state.write_error and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # rows were lost: never green
     if not state.report or not state.paths or state.write_error:
         return
     try:

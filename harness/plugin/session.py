@@ -66,5 +66,6 @@ def start_sweep(config: pytest.Config, state: State) -> None:
         worker=state.worker,
         cuda_index=state.cuda_index,  # None under xdist: the worker sees its GPU as cuda:0
         roofs=not state.smoke,
+        block_cases=state.block_cases,
     )
     state.run_id = state.sweep.run_id

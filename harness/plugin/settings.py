@@ -99,6 +99,13 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
     ),
     ("max-minutes", "string", None, "time budget: cases that would end past it are skipped"),
     (
+        "block-cases",
+        "string",
+        "8",
+        "cases whose windows interleave in one block (1: one case at a time; a block's rows end "
+        "together)",
+    ),
+    (
         "plan",
         "bool",
         "false",
@@ -160,6 +167,7 @@ class RunSettings:
     shard: tuple[int, int] | None = None  # (I, N) of --cnn-shard (harness.cluster)
     sweep_id: str | None = None  # --cnn-sweep: the run id of every shard of the sweep
     plan: bool = False
+    block_cases: int = 8  # cases interleaved in one block (harness.run.sweep)
     # resolved on first need (``resolve``)
     device: str = ""
     options: RunOptions | None = None
@@ -380,6 +388,7 @@ def read_settings(config: pytest.Config) -> RunSettings:
         shard=shard,
         sweep_id=sweep,
         plan=bool(_bool(config, "plan")),
+        block_cases=block_cases(config),
     )
 
 
@@ -404,3 +413,17 @@ def _shard(config: pytest.Config, write: bool) -> tuple[tuple[int, int] | None, 
     if sweep is not None and shard is None:
         shard = (1, 1)
     return shard, sweep
+
+
+def block_cases(config: pytest.Config) -> int:
+    """--cnn-block-cases, a whole number from 1 to 64."""
+    raw = _setting(config, "block-cases")
+    try:
+        n = int(str(raw).strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise pytest.UsageError(
+            f"--cnn-block-cases must be a whole number from 1 to 64, got {raw!r}"
+        )
+    return n

@@ -199,14 +199,13 @@ def model_of(nodeid: str) -> str | None:
     return match["model"] if match else None
 
 
-def groups_of(nodeids: list[str]) -> dict[str, int]:
+def groups_of(nodeids: list[str], block_cases: int) -> dict[str, int]:
     """The model groups of a collection (harness.run.schedule.model_groups over the cases'
     models in order): the controller's scheduler and every worker compute the same."""
     from harness.run.schedule import model_groups
-    from harness.run.sweep import BLOCK_CASES
 
     models = [m for n in nodeids if (m := model_of(n)) is not None]
-    return model_groups(models, BLOCK_CASES)
+    return model_groups(models, block_cases)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -223,6 +222,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    from harness.plugin.settings import block_cases
+
     class ModelScheduling(LoadScopeScheduling):
         _groups: dict[str, int] | None = None
 
@@ -231,7 +232,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             if model is None:
                 return nodeid
             if self._groups is None:
-                self._groups = groups_of(list(self.collection or ()))
+                self._groups = groups_of(list(self.collection or ()), block_cases(config))
             return f"cnnbench-group:{self._groups.get(model, model)}"
 
         def remove_node(self, node: Any) -> str | None:
