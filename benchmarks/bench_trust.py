@@ -35,6 +35,8 @@ KEY = ["model", "input_shape", "batch_size", "dtype", "memory_format", "mode", "
 
 def _run(checkout: Path, results: Path, extra: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    if not (checkout / "harness/plugin/hooks.py").exists():  # a release before the layout
+        extra = ["-p", "no:cnnbench", "-p", "harness.pytest_plugin", *extra]
     cmd = [
         *(sys.executable, "-m", "pytest", "suites/", "--benchmark-only", "-q"),
         *(f"--cnn-results-dir={results}", "--cnn-no-report", "-p", "no:cacheprovider"),
@@ -72,9 +74,12 @@ def main() -> None:
             df = load_results(Path(tmp) / f"run{i}")
             ok = df[df["status"] == "ok"]
             flagged = ok[ok["validity"] != "valid"]
+            timed = sum(float(sum(x)) for x in ok["latency_s_samples"] if x is not None)
+            valid = int((ok["validity"] == "valid").sum())
             print(
                 f"run {i + 1}: {wall:.1f} s wall (load before {load:.1f}); {len(df)} rows, "
-                f"{len(ok)} ok, {len(flagged)} flagged"
+                f"{len(ok)} ok, {valid} valid ({valid / max(1, len(ok)):.0%}), {len(flagged)} "
+                f"flagged; timed rounds {timed:.1f} s = {timed / wall:.0%} of the wall time"
             )
             for r in flagged.itertuples():
                 print(f"    {r.model} b{r.batch_size} {r.mode}: {r.validity}: {r.validity_reason}")

@@ -6,7 +6,8 @@ kernels import torch._dynamo; on the project's 2-core VM that alone is 2-4 s of 
 of models took 5 s. The output is therefore kept, on first use, in a small JSON file keyed by
 everything that decides it (``fingerprint``): the command and its arguments, the installed
 torch and cnnbench versions (package metadata, read without importing either) and the bytes of
-every source file under ``harness/core``, ``harness/models`` and ``harness/profile``. A change to
+every source file under ``harness/core``, ``harness/models``, ``harness/profile`` and
+``harness/cli`` (how the commands print: a CSV made formula-safe is new output). A change to
 any of them is a new key, so nothing stale is printed; ``--no-cache`` recomputes. Output that
 depends on anything else is never kept: models from a ``--suite`` file, ``torchvision:``,
 ``timm:`` or ``package.module:factory`` names, measured profiles.
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import harness
 
-SOURCES = ("core", "models", "profile")
+SOURCES = ("core", "models", "profile", "cli")  # what computes the output, and what prints it
 _FINGERPRINT: str | None = None
 
 
