@@ -235,12 +235,17 @@ def tf32_columns(device: torch.device | str, dtype: str) -> dict[str, bool | Non
 
 
 @contextlib.contextmanager
-def ieee_float32() -> Iterator[None]:
-    """float32 as IEEE float32 inside (TF32 off for cuDNN and cuBLAS), as before after: for
-    comparisons whose tolerance is float32's."""
+def float32_as(tf32: bool) -> Iterator[None]:
+    """cuDNN and cuBLAS both in TF32 (or both in IEEE float32) inside, as before after."""
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def ieee_float32() -> contextlib.AbstractContextManager[None]:
+    """float32 as IEEE float32 inside (TF32 off for cuDNN and cuBLAS): for comparisons whose
+    tolerance is float32's."""
+    return float32_as(False)

@@ -32,14 +32,14 @@ peak: a roof the cases cannot pass, measured on the same software. Nothing here 
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from harness.core.errors import InvalidInputError
+from harness.measure.cuda_state import float32_as
 
 # Square matmul sizes, the best of them: big enough to reach the library's peak (a 1024^3
 # product is not, on a many-core CPU), small enough to stay under a second per product. A
@@ -165,17 +165,6 @@ def tf32_for_float32(device: torch.device) -> bool:
     return major >= 8 and bool(torch.backends.cudnn.allow_tf32)
 
 
-@contextlib.contextmanager
-def _float32_as(tf32: bool) -> Iterator[None]:
-    """cuDNN and cuBLAS both in TF32 (or both in IEEE float32) for the roof, then as before."""
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-
-
 def _copy_rate(clock: _Clock, dev: torch.device, size: int) -> float:
     src = torch.ones(size, device=dev, dtype=torch.uint8)
     dst = torch.empty_like(src)
@@ -213,7 +202,7 @@ def measure_roofs(
         raise InvalidInputError("measure_roofs: gemm_n and copy_bytes must be positive")
     clock = _Clock(dev)
     tf32 = tf32_for_float32(dev) if dtype == torch.float32 else None
-    with torch.inference_mode(), _float32_as(bool(tf32)):
+    with torch.inference_mode(), float32_as(bool(tf32)):
         gemm = _gemm_rates(clock, dev, dtype, sizes)
         conv = _conv_rate(clock, dev, dtype, conv_shape or CONV_SHAPE[dev.type])
         bandwidth = _copy_rate(clock, dev, size)
