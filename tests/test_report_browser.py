@@ -252,3 +252,36 @@ def test_a_new_users_first_screen(browser: Browser, tmp_path: Path) -> None:
         "return w.scrollHeight - w.clientHeight; })()"
     )
     assert inner == 0
+
+
+def test_a_page_without_a_valid_row_draws_its_noisy_rows(browser: Browser, tmp_path: Path) -> None:
+    """A run of which no row is valid (this VM on a bad day: every row noisy) would otherwise
+    open on empty charts: the toggle starts ticked, the noisy traces are drawn once the figures
+    exist, and the first screen says why; with one valid row they start hidden again."""
+    cases = make_cases(hostile=False)
+    ok = cases["status"] == "ok"
+    cases.loc[ok, "validity"] = "noisy"
+    cases.loc[ok, "validity_reason"] = "windows disagree: 1.40x between the fastest and slowest"
+    page_path = tmp_path / "noisy.html"
+    page_path.write_text(build_report(cases), encoding="utf-8")
+    visit = browser.visit(page_path, width=1366, height=768, wait_for=READY)
+    page = visit.page
+    assert visit.console_errors == [] and visit.page_errors == []
+    drawn = (
+        "Array.from(document.querySelectorAll('div.figure')).reduce((n, gd) => n + "
+        "(gd.data || []).filter(t => String(t.uid || '').startsWith('noisy-') && "
+        "t.visible !== false).length, 0)"
+    )
+    assert page.is_checked("#show-noisy") and page.evaluate(drawn) > 0
+    assert "No row in the figures is valid, so the noisy rows are drawn" in page.inner_text(
+        "p.counts"
+    )
+    page.uncheck("#show-noisy")
+    page.wait_for_function("document.body.getAttribute('data-noisy-shown') === 'false'")
+    assert page.evaluate(drawn) == 0
+
+    one_valid = cases.copy()
+    one_valid.loc[one_valid.index[ok][0], "validity"] = "valid"
+    page_path.write_text(build_report(one_valid), encoding="utf-8")
+    visit = browser.visit(page_path, width=1366, height=768, wait_for=READY)
+    assert not visit.page.is_checked("#show-noisy") and visit.page.evaluate(drawn) == 0

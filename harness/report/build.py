@@ -30,7 +30,7 @@ from harness.report.layers import (
     shares_figure,
     vgg16_statement,
 )
-from harness.report.noisy import noisy_toggle
+from harness.report.noisy import TRUSTED, noisy_toggle
 from harness.report.page import Html, Section, paragraph, render_page
 from harness.report.power import power_trace_figure
 from harness.report.roofline import roofline_figure
@@ -189,7 +189,8 @@ def render(
     ]
     drawn = df[df["in_figures"].astype(bool)]
     noisy = int((drawn["quality"] == "noisy").sum())
-    toggle = noisy_toggle(noisy) if noisy else ""
+    trusted = int(drawn["quality"].isin(TRUSTED).sum())
+    toggle = noisy_toggle(noisy, shown=trusted == 0) if noisy else ""
     return render_page(title, subtitle, sections, _footer(sources), nav_extra=toggle)
 
 

@@ -29,7 +29,7 @@ from harness.report.data import (
     validity_counts,
 )
 from harness.report.fastest import fastest_table
-from harness.report.noisy import NOISY_HIDDEN
+from harness.report.noisy import NOISY_HIDDEN, NOISY_SHOWN
 from harness.report.page import Html
 from harness.report.text import esc
 from harness.results.runs import RUN_FLAGS, RunSelection, run_text
@@ -177,8 +177,9 @@ def headline(
     counts = validity_counts(shown)
     summary = f"{len(shown)} cases in the figures: {counts_text(counts, _failed_by(shown))}."
     short = dict(zip(df["config"], df["config_short"], strict=True))
-    if counts["noisy"]:
-        summary += f" {NOISY_HIDDEN}"
+    if counts["noisy"]:  # the page's toggle starts ticked when nothing else would be drawn
+        trusted = counts["valid"] + counts["unassessed"]
+        summary += f" {NOISY_SHOWN if trusted == 0 else NOISY_HIDDEN}"
     parts = [
         Html(f'<p class="runs">{esc(runs_line(selection, short))}</p>'),
         Html(f'<p class="counts">{esc(summary)}</p>'),

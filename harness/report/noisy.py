@@ -25,9 +25,15 @@ NOISY_HIDDEN = (
     "Noisy rows are hidden in the timing figures (tick “show noisy rows” in the bar at the top "
     "to draw them, hollow and faded, never joined by a line); the table lists every row."
 )
+NOISY_SHOWN = (
+    "No row in the figures is valid, so the noisy rows are drawn (hollow and faded, never "
+    "joined by a line: not numbers to compare); untick “show noisy rows” at the top to hide "
+    "them; the table lists every row."
+)
 NOISY_NOTE = (
-    "Noisy rows: hidden (tick “show noisy rows” at the top: hollow, faded, no line); axes are "
-    "set by the valid rows."
+    "Noisy rows: hollow, faded, never joined by a line, drawn only while “show noisy rows” at "
+    "the top is ticked; axes are set by the valid rows (by the noisy ones in a panel without "
+    "a valid row)."
 )
 
 
@@ -58,11 +64,13 @@ def noisy_style(trace: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def noisy_toggle(n: int) -> str:
-    """The nav bar's check box that shows or hides every noisy trace of the page."""
+def noisy_toggle(n: int, shown: bool = False) -> str:
+    """The nav bar's check box that shows or hides every noisy trace of the page; ``shown``:
+    ticked from the start (a page without a valid row in its figures would be empty)."""
+    checked = " checked" if shown else ""
     return (
-        '<label class="noisy-toggle"><input type="checkbox" id="show-noisy"> show noisy rows'
-        f" ({esc(n)})</label>"
+        f'<label class="noisy-toggle"><input type="checkbox" id="show-noisy"{checked}> show '
+        f"noisy rows ({esc(n)})</label>"
     )
 
 
@@ -71,7 +79,7 @@ TOGGLE_JS = """
   var NOISY_UID = "noisy-";
   var box = document.getElementById("show-noisy");
   if (!box) { return; }
-  box.addEventListener("change", function () {
+  function update() {
     document.querySelectorAll("div.figure").forEach(function (gd) {
       if (!gd.data) { return; }
       var idx = [];
@@ -81,6 +89,9 @@ TOGGLE_JS = """
       if (idx.length) { Plotly.restyle(gd, {visible: box.checked}, idx); }
     });
     document.body.setAttribute("data-noisy-shown", String(box.checked));
-  });
+  }
+  box.addEventListener("change", update);
+  // ticked from the start: shown once the figures exist (RENDER_JS calls this first)
+  window.cnnbenchAfterRender = function () { if (box.checked) { update(); } };
 })();
 """

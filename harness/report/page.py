@@ -275,6 +275,7 @@ RENDER_JS = """
     return Plotly.newPlot(f.id, f.data, layout, config);
   });
   Promise.all(jobs).then(function () {
+    if (window.cnnbenchAfterRender) { window.cnnbenchAfterRender(); }
     document.body.setAttribute("data-figures-rendered", String(jobs.length));
     document.body.setAttribute("data-rendered-ms", String(Math.round(performance.now())));
   }, function (err) { console.error("cnnbench report: a figure failed to render:", err); });
