@@ -104,17 +104,19 @@ def main() -> None:
 
 
 def _aa(a: Path, b: Path) -> None:
-    """The A/A gate: cnnbench compare of two runs of one commit, failing on a 5% change."""
-    cmd = [sys.executable, "-m", "harness", "compare", str(a), str(b), "--metric", "latency",
-           "--fail-on", "latency_s_median:5%"]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    words = out.stdout.split()
-    counts = {w: words.count(w) for w in ("slower", "faster", "same", "noisy") if w in words}
-    print(f"    A/A: cnnbench compare --fail-on latency_s_median:5% exits {out.returncode}; "
-          f"words in its cases table: {counts}")  # fmt: skip
-    for line in out.stdout.splitlines():
-        if line.lower().startswith(("geometric mean", "verdict", "fail")):
-            print(f"      {line.strip()}")
+    """The A/A gate: cnnbench compare of two runs of one commit, failing on a 5% change, and
+    the verdicts of its cases (from its CSV)."""
+    import csv
+    import io
+    from collections import Counter
+
+    base = [sys.executable, "-m", "harness", "compare", str(a), str(b), "--metric", "latency"]
+    gate = subprocess.run([*base, "--fail-on", "latency_s_median:5%"], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    table = subprocess.run([*base, "--format", "csv"], cwd=ROOT, capture_output=True, text=True)
+    verdicts = Counter(r.get("verdict") for r in csv.DictReader(io.StringIO(table.stdout)))
+    print(f"    A/A: cnnbench compare --fail-on latency_s_median:5% exits {gate.returncode}; "
+          f"verdicts of its cases: {dict(verdicts)}")  # fmt: skip
 
 
 if __name__ == "__main__":
