@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import random
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -39,8 +40,11 @@ from harness.run.precheck import too_big_for
 from harness.run.profiles import static_profile
 from harness.run.step import ModelCache, PreparedStep, prepare_step
 
-# A window of a step faster than this starts with one uncounted call: another case's window
-# ran in between and left the caches cold (a slower step amortises it within its own call).
+# A window of a step faster than this starts with one or two uncounted calls: another case's
+# window ran in between and left the caches cold (a slower step amortises it within its own
+# call). One or two, drawn per window (seeded by the case): a fixed count would put the first
+# timed call of every window at the same phase of a step that alternates (20 ms / 2 ms: six
+# one-round windows of 20 ms agreed, "valid" at 10x the other phase).
 WINDOW_WARMUP_BELOW_S = 0.05
 # The energy window lasts this much over the monitor's minimum (a still-warming step).
 ENERGY_WINDOW_MARGIN = 1.2
@@ -117,6 +121,7 @@ class CaseSession:
         self.monitor: PowerMonitor | None = None
         self.estimate_s = 0.0
         self.warmup = 0
+        self._phase = random.Random(case.case_id)  # the extra warm-up call of a window
         self.layers: Any = None
         self._dynamo = contextlib.ExitStack()
         self.compiled: dict[str, int | None] = {}
@@ -222,7 +227,8 @@ class CaseSession:
                 prepared.contexts(),
             ):
                 start, samples = time_window(
-                    prepared.step, rounds, device=self.device, warmup=self.warmup,
+                    prepared.step, rounds, device=self.device,
+                    warmup=self.warmup + self._phase.randrange(2) if self.warmup else 0,
                     around=around,
                 )  # fmt: skip
                 if torch.get_num_threads() != in_force:  # the step set its own count
