@@ -68,6 +68,24 @@ def _pytest(suite: pytest.Pytester, *args: str) -> subprocess.Popen:
     )
 
 
+def test_an_xdist_shard_of_another_grid_is_refused_in_one_line(suite):
+    """A plain shard, then one under -n 2 without --cnn-threads: the xdist workers run one
+    thread each, so their cases (a thread count in the key) are another grid than the sweep's
+    plan. The workers' refusal reaches the controller: one line, a usage error, nothing run
+    (it used to be an INTERNALERROR from xdist's scheduler)."""
+    root = suite.path / "tree"
+    args = ["test_suite.py", *FAST, f"--cnn-results-dir={root}", "--cnn-sweep=A"]
+    first = _pytest(suite, *args, "--cnn-shard=1/2")
+    assert first.wait(timeout=180) == 0
+    second = _pytest(suite, *args, "--cnn-shard=2/2", "-n", "2")
+    out = second.communicate(timeout=180)[0]
+    assert second.returncode == pytest.ExitCode.USAGE_ERROR, out
+    assert "INTERNALERROR" not in out
+    errors = [ln for ln in out.splitlines() if ln.startswith("ERROR: ")]
+    assert len(errors) == 1 and "collected another grid than the sweep's plan" in errors[0], out
+    assert not list((root / "sweep=A").glob("host=*/shard=2of2/*.parquet"))
+
+
 def test_two_shards_with_and_without_xdist_are_one_run_beside_another_sweep(suite, capsys):
     root = suite.path / "tree"
     # one thread in both shards: an xdist worker runs one thread on its core, and the thread

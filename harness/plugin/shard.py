@@ -15,6 +15,7 @@ from harness.core.spec import Case
 from harness.plugin.state import STATE, State
 
 SHARD_SLOT = pytest.StashKey[Any]()
+REFUSED = "cnnbench_shard_refused"  # a worker's refusal of the shard, for the controller
 
 
 def _case_of(item: pytest.Item) -> Case | None:
@@ -55,9 +56,24 @@ class _ShardHooks:
         _select_shard(config, state, items)
         state.total = sum(1 for i in items if _case_of(i) is not None)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist (controller side): a worker that refused the shard (its plan differs from
+        the sweep's) stops the run with its one line."""
+        refused = getattr(node, "workeroutput", {}).get(REFUSED)
+        state = node.config.stash[STATE]
+        if refused and state.refused is None:
+            state.refused = refused
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = session.config.stash[STATE]
+        if state.refused is not None:
+            tr = session.config.pluginmanager.get_plugin("terminalreporter")
+            if tr is not None:
+                tr.write_line(f"ERROR: {state.refused}", red=True)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
         slot = session.config.stash.get(SHARD_SLOT, None)
         if slot is not None and slot.reopened and state.sweep is None and state.role == "main":
             # an earlier attempt's rows reopened, and no case collected to start the sweep
@@ -78,6 +94,12 @@ def _select_shard(config: pytest.Config, state: State, items: list[pytest.Item])
     try:
         chosen = select(cases, *state.shard, options=state.options, slot=slot)
     except HarnessError as exc:
+        if state.role == "worker":  # raised here, xdist's controller would crash on it: the
+            # worker runs nothing and the controller stops the run with this line (below)
+            config.workeroutput[REFUSED] = str(exc)  # type: ignore[attr-defined]
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
         raise pytest.UsageError(str(exc)) from None
     dropped = [i for i, keep in zip(items, chosen.keep, strict=True) if not keep]
     if dropped:

@@ -41,6 +41,7 @@ class State(RunSettings):
     slot_of: dict[str, int] = field(default_factory=dict)
     node_errors: dict[str, str] = field(default_factory=dict)
     placement: Any = None  # a worker's own (harness.measure.gpus.Placement)
+    refused: str | None = None  # a worker's refusal of the shard (harness.plugin.shard)
     stopped_by: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
     incomplete: str | None = None  # why the run is not complete (harness.plugin.stop)
     stop_handler: Any = None  # the run's harness.plugin.stop.StopOnSignal
