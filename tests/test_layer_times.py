@@ -214,8 +214,12 @@ def test_training_times_backward_per_layer():
     assert (convs["time_s_backward"] > 0).all()
     total = layers["time_s"].sum() + layers["time_s_backward"].sum()
     assert total / row["latency_s_median"] == pytest.approx(row["layer_time_coverage"])
-    # loss and optimizer step are in no layer, so the layers cover less than the step
-    assert 0.3 < row["layer_time_coverage"] <= 1.15
+    # loss and optimizer step are in no layer, so the layers cover less than the step: their
+    # share of the profiled steps themselves (this VM's host may run the profile in another
+    # speed state than the timed windows: 1.15x the timed median happened, coverage 1.151)
+    ratio = profiled_step_ratio(row["layer_time_source"])
+    assert ratio is not None, row["layer_time_source"]
+    assert 0.3 < row["layer_time_coverage"] / ratio <= 1.05, (row["layer_time_coverage"], ratio)
 
 
 class _SlowBackward(torch.autograd.Function):
